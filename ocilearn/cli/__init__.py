@@ -1,0 +1,113 @@
+"""The ``ocilearn`` command: skopeo-, umoci- and runc-like subcommands over the library.
+
+Subcommands live in modules of this package and are imported only when called, so the
+runtime commands (``ocilearn run`` …) start fast and never import requests, graphviz or
+ipywidgets.
+
+Errors: any :class:`~ocilearn.errors.OcilearnError` (and OSError) becomes one line
+``ocilearn: error: …`` on stderr and exit status 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import OcilearnError
+
+# command name -> "module:attribute" (module relative to ocilearn.cli)
+COMMANDS: dict[str, str] = {
+    # image layout and graph (issue: foundation)
+    "inspect": "image:inspect",
+    "graph": "image:graph",
+    "layout": "image:layout",
+    # distribution
+    "copy": "copy:copy",
+    # bundle
+    "unpack": "bundle:unpack",
+    "spec": "bundle:spec",
+    "layer": "bundle:layer",
+    # runtime (runc-compatible)
+    "create": "runtime:create",
+    "start": "runtime:start",
+    "state": "runtime:state",
+    "list": "runtime:list_",
+    "kill": "runtime:kill",
+    "delete": "runtime:delete",
+    "run": "runtime:run",
+    "exec": "runtime:exec_",
+    "ps": "runtime:ps",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        mod, _, attr = target.partition(":")
+        try:
+            module = importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{mod}":
+                return None
+            raise
+        return getattr(module, attr, None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--explain", is_flag=True, help="Print each real step taken (syscalls, HTTP, files) and the reference tool's equivalent.")
+@click.option("--root", "root", default=None, metavar="DIR", help="Runtime state directory (runc's --root).")
+@click.version_option(package_name="ocilearn")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, explain: bool, root: str | None) -> None:
+    """ocilearn: pull, open, unpack and run OCI images with readable Python."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(debug=debug, explain=explain, root=root)
+    if explain:
+        from .. import explain as ex
+
+        cm = ex.recording()
+        steps = cm.__enter__()
+
+        def done():
+            cm.__exit__(None, None, None)
+            if steps:
+                click.echo(str(steps), err=True)
+
+        ctx.call_on_close(done)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, mapping library errors to one-line messages."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        rv = main.main(args=argv, prog_name="ocilearn", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("ocilearn: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except (OcilearnError, OSError) as e:
+        if debug:
+            raise
+        msg = str(e).splitlines() or [type(e).__name__]
+        click.echo(f"ocilearn: error: {' '.join(m.strip() for m in msg)}", err=True)
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def entry() -> None:  # console_scripts target
+    sys.exit(run())

@@ -1,0 +1,102 @@
+"""Narration: every primitive can record what it did, step by step.
+
+A *step* is one real action — a syscall, an HTTP request, a file written — with its key
+arguments, the bytes or digests involved, and the equivalent command of a reference tool
+(``skopeo copy …``, ``umoci unpack …``, ``unshare …``, ``runc create …``).
+
+Recording is off by default and then costs one context-variable lookup per step::
+
+    from ocilearn import explain
+    with explain.recording() as steps:
+        layout.put_blob(b"hello")
+    steps            # shows as a table in Jupyter; str(steps) in a terminal
+
+The CLI prints steps with ``--explain``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import html
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+_current: contextvars.ContextVar["Steps | None"] = contextvars.ContextVar("ocilearn_explain", default=None)
+
+
+@dataclass
+class Step:
+    """One recorded action.
+
+    Attributes:
+        area: ``layout``, ``registry``, ``layer``, ``convert``, ``runtime`` …
+        action: short verb phrase, e.g. ``"put blob"``, ``"GET /v2/"``, ``"unshare"``.
+        detail: one line of what was done (digests, sizes in bytes, flags).
+        equivalent: the reference tool's command for the same thing, or ``""``.
+        data: any extra key/values (shown in the table).
+        t: time since the recording started, in seconds.
+    """
+
+    area: str
+    action: str
+    detail: str = ""
+    equivalent: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    t: float = 0.0
+
+
+class Steps(list):
+    """A list of :class:`Step` that prints as text and displays as an HTML table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    def __str__(self) -> str:
+        lines = []
+        for i, s in enumerate(self, 1):
+            line = f"{i:3d}. [{s.area}] {s.action}"
+            if s.detail:
+                line += f": {s.detail}"
+            lines.append(line)
+            if s.equivalent:
+                lines.append(f"       $ {s.equivalent}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            "<tr><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td><code>{}</code></td></tr>".format(
+                i, html.escape(s.area), html.escape(s.action), html.escape(s.detail), html.escape(s.equivalent)
+            )
+            for i, s in enumerate(self, 1)
+        )
+        return (
+            "<table><thead><tr><th>#</th><th>area</th><th>action</th><th>detail</th>"
+            f"<th>reference command</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+
+
+def enabled() -> bool:
+    """True while a :func:`recording` block is active in this context."""
+    return _current.get() is not None
+
+
+def step(area: str, action: str, detail: str = "", equivalent: str = "", **data: Any) -> None:
+    """Record one step if recording is on; otherwise do nothing (cheap)."""
+    steps = _current.get()
+    if steps is None:
+        return
+    steps.append(Step(area, action, detail, equivalent, data, time.monotonic() - steps.started))
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[Steps]:
+    """Record every step made inside the ``with`` block; yields the :class:`Steps` list."""
+    steps = Steps()
+    token = _current.set(steps)
+    try:
+        yield steps
+    finally:
+        _current.reset(token)

@@ -1,0 +1,762 @@
+"""The OCI Image Layout: a directory that stores an image (image-spec image-layout.md).
+
+::
+
+    DIR/
+      oci-layout          {"imageLayoutVersion": "1.0.0"}
+      index.json          an image index; its entries carry ref names (tags)
+      blobs/sha256/<hex>  content-addressed blobs: manifests, configs, layers
+
+This is what ``skopeo copy docker://… oci:DIR:TAG`` writes and ``umoci`` reads.
+:class:`ImageLayout` is the content store plus the refs plus resolution of a ref (and a
+platform) to one image manifest, and ``fsck`` / ``gc`` to check and tidy it.
+
+Safety rules kept here:
+- a digest is validated before it becomes a path (case C16);
+- a blob becomes visible only complete and verified: written to a temp file in the same
+  directory, fsync'd, checked, then renamed (and the directory fsync'd);
+- index.json is replaced the same way, under an ``flock`` on the layout directory, so two
+  writers adding refs at once never lose one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+from . import explain
+from . import mediatypes as mt
+from .digest import CHUNK, Digest, VerifyingReader, new_hasher
+from .errors import (
+    AmbiguousReference,
+    BlobNotFound,
+    DigestMismatch,
+    SizeMismatch,
+    InvalidDocument,
+    InvalidRefName,
+    LayoutError,
+    OcilearnError,
+    PlatformNotFound,
+    RefNotFound,
+)
+from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
+
+LAYOUT_VERSION = "1.0.0"
+MAX_DOCUMENT = 4 * 1024 * 1024  # bytes; manifests/indexes/configs larger than this are refused
+_TMP_PREFIX = ".tmp-"
+
+# image-layout.md "index.json": ref ::= component ("/" component)* ;
+# component ::= alphanum (separator alphanum)* ; alphanum ::= [A-Za-z0-9]+ ;
+# separator ::= [-._:@+] | "--"
+_REF_NAME = re.compile(r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*\Z")
+
+
+def validate_ref_name(name: str) -> str:
+    """Check a ref name against image-layout.md's grammar; returns it.
+
+    Raises:
+        InvalidRefName: e.g. empty, spaces, leading or trailing separators.
+    """
+    if not isinstance(name, str) or not _REF_NAME.match(name):
+        raise InvalidRefName(
+            f"invalid ref name {name!r}: expected components of [A-Za-z0-9] joined by one of - . _ : @ + "
+            "(or --), separated by / (image-layout.md 'index.json')"
+        )
+    return name
+
+
+def host_platform() -> Platform:
+    """The platform of this machine as OCI names it (``linux/amd64``, ``linux/arm64/v8`` …)."""
+    machine = os.uname().machine
+    arch, variant = {
+        "x86_64": ("amd64", None),
+        "aarch64": ("arm64", "v8"),
+        "armv7l": ("arm", "v7"),
+        "armv6l": ("arm", "v6"),
+        "i686": ("386", None),
+        "ppc64le": ("ppc64le", None),
+        "s390x": ("s390x", None),
+        "riscv64": ("riscv64", None),
+    }.get(machine, (machine, None))
+    return Platform("linux", arch, variant)
+
+
+# ------------------------------------------------------------------ atomic files
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically: temp file in the same directory, write,
+    fsync, rename over ``path``, fsync the directory. Readers see the old or the new
+    content, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """One image found in a layout.
+
+    Attributes:
+        descriptor: the manifest's :class:`Descriptor` (digest, size, platform if known).
+        manifest: the parsed :class:`Manifest`.
+        path: the descriptors walked from index.json down to the manifest (index entry,
+            nested indexes …, manifest), for showing how resolution went.
+    """
+
+    descriptor: Descriptor
+    manifest: Manifest
+    path: tuple[Descriptor, ...] = ()
+
+    @property
+    def digest(self) -> Digest:
+        return self.descriptor.digest
+
+
+@dataclass
+class FsckReport:
+    """What :meth:`ImageLayout.fsck` found. Nothing is changed by fsck.
+
+    Attributes:
+        checked: number of reachable blobs verified.
+        missing: list of (descriptor, parent) pairs whose blob is absent.
+        corrupt: list of (descriptor, reason) for blobs of wrong size/digest or unparsable.
+        dangling: digests of blobs stored but not reachable from index.json.
+        errors: other problems (bad index.json …) as strings.
+    """
+
+    checked: int = 0
+    missing: list[tuple[Descriptor, str]] = field(default_factory=list)
+    corrupt: list[tuple[Descriptor, str]] = field(default_factory=list)
+    dangling: list[Digest] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no reachable blob is missing or corrupt (dangling blobs are allowed)."""
+        return not (self.missing or self.corrupt or self.errors)
+
+    def __str__(self) -> str:
+        lines = [f"checked {self.checked} reachable blobs: " + ("OK" if self.ok else "PROBLEMS")]
+        lines += [f"missing  {d.digest} ({d.kind}, {d.size} bytes) referenced by {p}" for d, p in self.missing]
+        lines += [f"corrupt  {d.digest} ({d.kind}): {why}" for d, why in self.corrupt]
+        lines += [f"dangling {d} (not reachable from index.json; `ocilearn layout gc` removes it)" for d in self.dangling]
+        lines += [f"error    {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ platform choice
+
+_ARM_VARIANTS = ("v5", "v6", "v7")
+
+
+def _norm_variant(arch: str, variant: str | None) -> str | None:
+    if arch == "arm64" and variant in (None, "", "v8"):
+        return "v8"
+    return variant or None
+
+
+def _platform_rank(want: Platform, have: Platform | None) -> int | None:
+    """How well ``have`` serves ``want``: 0 best, larger worse, ``None`` not at all.
+
+    image-index.md ``platform``; case C18: arm64 without a variant is v8; an arm host of
+    variant vN accepts vN, then lower variants, then an entry with no variant last; a
+    requested variant never gets a newer one.
+    """
+    if have is None or have.os != want.os or have.architecture != want.architecture:
+        return None
+    if want.os_version and have.os_version and want.os_version != have.os_version:
+        return None
+    w = _norm_variant(want.architecture, want.variant)
+    h = _norm_variant(have.architecture, have.variant)
+    if w is None:
+        # no variant asked for: prefer the newest arm variant, else any
+        if want.architecture == "arm" and h in _ARM_VARIANTS:
+            return 1 + (len(_ARM_VARIANTS) - 1 - _ARM_VARIANTS.index(h))
+        return 0 if h is None else 1
+    if h == w:
+        return 0
+    if want.architecture == "arm" and w in _ARM_VARIANTS and h in _ARM_VARIANTS:
+        lower = _ARM_VARIANTS.index(h) < _ARM_VARIANTS.index(w)
+        return 1 + (_ARM_VARIANTS.index(w) - _ARM_VARIANTS.index(h)) if lower else None
+    if h is None:
+        return 10  # last resort: an entry that does not say
+    return None
+
+
+def select_platform(candidates: list[Descriptor], want: Platform, source: str) -> Descriptor:
+    """Choose the manifest descriptor for ``want`` among ``candidates`` (from an index).
+
+    Ranking per :func:`_platform_rank`; list order breaks ties (image-index.md: "the first
+    matching entry SHOULD be used").
+
+    Raises:
+        PlatformNotFound: no compatible entry (an explicit arm variant of ``v8`` or
+            above is not an arm variant and matches nothing); the message lists what is there.
+    """
+    if want.architecture == "arm" and want.variant and want.variant not in _ARM_VARIANTS:
+        raise PlatformNotFound(
+            f"{source}: platform {want}: {want.variant!r} is not a 32-bit arm variant (expected one of "
+            f"{', '.join(_ARM_VARIANTS)}; for 64-bit use arm64)"
+        )
+    best: tuple[int, int, Descriptor] | None = None
+    for pos, d in enumerate(candidates):
+        r = _platform_rank(want, d.platform)
+        if r is not None and (best is None or (r, pos) < best[:2]):
+            best = (r, pos, d)
+    if best is None:
+        have = ", ".join(str(d.platform) if d.platform else "(no platform)" for d in candidates) or "nothing"
+        raise PlatformNotFound(f"{source}: no manifest for platform {want}; the index has: {have}")
+    return best[2]
+
+
+# ------------------------------------------------------------------ the layout
+
+
+class ImageLayout:
+    """An OCI image layout on disk (image-spec image-layout.md).
+
+    Create with :meth:`init` or open with :meth:`open` (or the constructor, which opens).
+
+    Attributes:
+        path: the layout directory (:class:`pathlib.Path`).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._check()
+
+    # -- create / open -------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | os.PathLike, *, exist_ok: bool = True) -> "ImageLayout":
+        """Create an empty layout at ``path`` (like ``umoci init --layout``), or open the
+        existing one when ``exist_ok``.
+
+        Raises:
+            LayoutError: ``path`` exists, is not empty and is not a layout.
+        """
+        p = Path(path)
+        if (p / "oci-layout").exists():
+            if not exist_ok:
+                raise LayoutError(f"{p}: an image layout already exists")
+            return cls(p)
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            raise LayoutError(f"{p}: exists and is not an empty directory or an image layout")
+        (p / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        atomic_write(p / "oci-layout", dumps({"imageLayoutVersion": LAYOUT_VERSION}))
+        atomic_write(p / "index.json", dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
+        explain.step("layout", "init", str(p), f"umoci init --layout {p}")
+        return cls(p)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "ImageLayout":
+        """Open an existing layout; see :meth:`__init__` for the checks."""
+        return cls(path)
+
+    def _check(self) -> None:
+        p = self.path
+        if not p.is_dir():
+            raise LayoutError(f"{p}: no such image layout directory")
+        marker = p / "oci-layout"
+        try:
+            raw = marker.read_bytes()
+        except FileNotFoundError:
+            raise LayoutError(f"{p}: not an OCI image layout (no 'oci-layout' file; image-layout.md)") from None
+        try:
+            obj = json.loads(raw)
+            version = obj["imageLayoutVersion"]
+        except (ValueError, KeyError, TypeError):
+            raise LayoutError(f"{marker}: malformed; expected {{\"imageLayoutVersion\": \"1.0.0\"}}") from None
+        if not isinstance(version, str) or not re.fullmatch(r"1\.0\.\d+", version):
+            raise LayoutError(f"{marker}: imageLayoutVersion {version!r} is not supported (expected 1.0.x)")
+        if not (p / "index.json").is_file():
+            raise LayoutError(f"{p}: image layout has no index.json (image-layout.md: it MUST exist)")
+
+    def __repr__(self) -> str:
+        return f"ImageLayout('{self.path}')"
+
+    # -- blobs -----------------------------------------------------------
+
+    def blob_path(self, digest: Digest | str) -> Path:
+        """``blobs/<algorithm>/<encoded>`` for a validated digest (never outside the layout)."""
+        d = Digest.parse(digest)
+        return self.path / "blobs" / d.algorithm / d.encoded
+
+    def has_blob(self, digest: Digest | str) -> bool:
+        """True when the blob file exists (not verified: see :meth:`verify_blob`)."""
+        return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: Digest | str) -> int:
+        """Size of a stored blob in bytes.
+
+        Raises:
+            BlobNotFound.
+        """
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(f"{self.path}: blob {digest} not found") from None
+
+    def open_blob(self, desc: Descriptor | Digest | str, size: int | None = None) -> VerifyingReader:
+        """Open a blob for reading through a :class:`~ocilearn.digest.VerifyingReader`:
+        its size and digest are checked when the stream reaches its end.
+
+        Args:
+            desc: a :class:`Descriptor` (its size is checked too) or a digest.
+            size: expected size in bytes when ``desc`` is a digest.
+
+        Raises:
+            BlobNotFound; later, while reading: SizeMismatch, DigestMismatch.
+        """
+        if isinstance(desc, Descriptor):
+            digest, size = desc.digest, desc.size
+        else:
+            digest = Digest.parse(desc)
+        path = self.blob_path(digest)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(f"{self.path}: blob {digest} not found (expected at {path})") from None
+        return VerifyingReader(f, digest, size, source=f"{self.path}: blob {digest}")
+
+    def read_blob(self, desc: Descriptor | Digest | str, size: int | None = None, limit: int | None = None) -> bytes:
+        """Read a whole blob, verified. ``limit`` (bytes) refuses larger blobs before reading.
+
+        Raises:
+            BlobNotFound, SizeMismatch, DigestMismatch, InvalidDocument (over ``limit``).
+        """
+        if isinstance(desc, Descriptor) and desc.data is not None:
+            return desc.data
+        want = desc.size if isinstance(desc, Descriptor) else size
+        if limit is not None:
+            actual = self.blob_size(desc.digest if isinstance(desc, Descriptor) else desc)
+            if actual > limit or (want is not None and want > limit):
+                raise InvalidDocument(f"{self.path}: blob {getattr(desc, 'digest', desc)} is {max(actual, want or 0)} bytes, over the {limit}-byte limit")
+        with self.open_blob(desc, size) as r:
+            return r.read_all()
+
+    def put_blob(self, data: bytes | BinaryIO, expected: Digest | str | None = None, size: int | None = None, *, algorithm: str = "sha256") -> tuple[Digest, int]:
+        """Store a blob atomically and return ``(digest, size)``.
+
+        ``data`` is bytes or a readable binary stream. With ``expected`` (and ``size``),
+        the content is verified while it streams and nothing is stored on mismatch.
+        A blob already present is not rewritten (content addressing); the stream is
+        still read and verified.
+
+        Raises:
+            DigestMismatch, SizeMismatch: the content is not what was expected.
+        """
+        blobs = self.path / "blobs"
+        if expected is not None:
+            exp = Digest.parse(expected)
+            algorithm = exp.algorithm
+        else:
+            exp = None
+        hasher = new_hasher(algorithm)
+        d = blobs / algorithm
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=d)
+        try:
+            count = 0
+            with os.fdopen(fd, "wb") as f:
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    chunks: Iterable[bytes] = [bytes(data)]
+                else:
+                    chunks = iter(lambda: data.read(CHUNK), b"")
+                for chunk in chunks:
+                    count += len(chunk)
+                    if size is not None and count > size:
+                        raise SizeMismatch(size, count, f"blob {exp or '(new)'}", at_least=True)
+                    hasher.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = Digest(algorithm, hasher.hexdigest())
+            if size is not None and count != size:
+                raise SizeMismatch(size, count, f"blob {exp or digest}")
+            if exp is not None and digest != exp:
+                raise DigestMismatch(exp, digest, f"blob written to {self.path}")
+            final = d / digest.encoded
+            if final.exists():
+                os.unlink(tmp)
+            else:
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, final)
+                _fsync_dir(d)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"sha256sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
+        return digest, count
+
+    def put_json(self, media_type: str, content: bytes, **kw) -> Descriptor:
+        """Store a JSON document (manifest, index, config) and return its descriptor."""
+        digest, size = self.put_blob(content)
+        return Descriptor(media_type=media_type, digest=digest, size=size, **kw)
+
+    def delete_blob(self, digest: Digest | str) -> bool:
+        """Remove one blob; True if it existed. (Refs pointing at it are not checked:
+        use :meth:`gc` to remove only unreachable blobs.)"""
+        try:
+            os.unlink(self.blob_path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def verify_blob(self, desc: Descriptor) -> None:
+        """Read a blob to its end and check size and digest.
+
+        Raises:
+            BlobNotFound, SizeMismatch, DigestMismatch.
+        """
+        with self.open_blob(desc) as r:
+            r.drain()
+
+    def blobs(self) -> Iterator[Digest]:
+        """Every stored blob's digest (files under ``blobs/<alg>/``; temp files skipped)."""
+        root = self.path / "blobs"
+        if not root.is_dir():
+            return
+        for algdir in sorted(root.iterdir()):
+            if not algdir.is_dir():
+                continue
+            for f in sorted(algdir.iterdir()):
+                if f.name.startswith(_TMP_PREFIX):
+                    continue
+                try:
+                    yield Digest(algdir.name, f.name)
+                except OcilearnError:
+                    continue
+
+    # -- documents --------------------------------------------------------
+
+    def index(self) -> Index:
+        """The parsed top-level ``index.json``.
+
+        Raises:
+            InvalidDocument: malformed index.json (named in the message).
+        """
+        p = self.path / "index.json"
+        raw = p.read_bytes()
+        if len(raw) > MAX_DOCUMENT:
+            raise InvalidDocument(f"{p}: {len(raw)} bytes, over the {MAX_DOCUMENT}-byte limit")
+        return Index.from_json(raw, str(p))
+
+    def read_document(self, desc: Descriptor) -> Manifest | Index:
+        """Read, verify and parse the manifest or index that ``desc`` points to."""
+        raw = self.read_blob(desc, limit=MAX_DOCUMENT)
+        return parse_document(raw, desc.media_type, f"{self.path}: {desc.kind} {desc.digest}")
+
+    def read_manifest(self, desc: Descriptor) -> Manifest:
+        doc = self.read_document(desc)
+        if not isinstance(doc, Manifest):
+            raise InvalidDocument(f"{self.path}: {desc.digest} is an image index, not a manifest")
+        return doc
+
+    def read_config(self, desc: Descriptor) -> ImageConfig:
+        """Read, verify and parse an image config blob."""
+        raw = self.read_blob(desc, limit=MAX_DOCUMENT)
+        return ImageConfig.from_json(raw, f"{self.path}: config {desc.digest}")
+
+    # -- refs ---------------------------------------------------------------
+
+    def refs(self) -> dict[str, Descriptor]:
+        """Ref name → descriptor, from the ``org.opencontainers.image.ref.name``
+        annotations of index.json (entries without one are not listed).
+
+        If a name appears twice with different digests, the name maps to the first one;
+        :meth:`resolve` refuses such a name as ambiguous.
+        """
+        out: dict[str, Descriptor] = {}
+        for d in self.index().manifests:
+            name = d.ref_name
+            if name is not None and name not in out:
+                out[name] = d
+        return out
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _write_index(self, index: Index) -> None:
+        atomic_write(self.path / "index.json", dumps(index.to_dict()))
+
+    def add_ref(self, name: str, desc: Descriptor) -> None:
+        """Point ref ``name`` at ``desc`` in index.json (replacing an entry of that name),
+        atomically and under the layout lock. The blob must already be stored.
+
+        Raises:
+            InvalidRefName, BlobNotFound.
+        """
+        validate_ref_name(name)
+        if desc.data is None and not self.has_blob(desc.digest):
+            raise BlobNotFound(f"{self.path}: cannot tag {name!r}: blob {desc.digest} is not in the layout")
+        ann = dict(desc.annotations or {})
+        ann[REF_NAME] = name
+        entry = desc.with_annotations(ann)
+        with self._locked():
+            idx = self.index()
+            kept = tuple(d for d in idx.manifests if d.ref_name != name)
+            self._write_index(replace(idx, manifests=kept + (entry,), raw=None))
+        explain.step("layout", "add ref", f"{name} -> {desc.digest}", f"jq '.manifests += [...]' {self.path}/index.json")
+
+    def add_manifest(self, desc: Descriptor) -> None:
+        """Add an untagged entry to index.json (if that digest is not listed yet)."""
+        with self._locked():
+            idx = self.index()
+            if any(d.digest == desc.digest and d.ref_name is None for d in idx.manifests):
+                return
+            self._write_index(replace(idx, manifests=idx.manifests + (desc,), raw=None))
+
+    def remove_ref(self, name: str) -> Descriptor:
+        """Remove ref ``name`` from index.json; returns the removed descriptor. The blobs
+        stay until :meth:`gc`.
+
+        Raises:
+            RefNotFound.
+        """
+        with self._locked():
+            idx = self.index()
+            gone = [d for d in idx.manifests if d.ref_name == name]
+            if not gone:
+                raise RefNotFound(f"{self.path}: no ref named {name!r} (have: {', '.join(self.refs()) or 'none'})")
+            self._write_index(replace(idx, manifests=tuple(d for d in idx.manifests if d.ref_name != name), raw=None))
+        return gone[0]
+
+    # -- resolution --------------------------------------------------------------
+
+    def _entry(self, ref: str | None) -> Descriptor:
+        entries = self.index().manifests
+        if ref is None:
+            if len(entries) == 1:
+                return entries[0]
+            names = sorted({d.ref_name for d in entries if d.ref_name})
+            raise AmbiguousReference(
+                f"{self.path}: index.json has {len(entries)} entries; name one (refs: {', '.join(names) or 'none'})"
+            )
+        if ref.startswith(("sha256:", "sha512:")) or (":" in ref and not any(d.ref_name == ref for d in entries)):
+            digest = Digest.parse(ref)
+            for d in entries:
+                if d.digest == digest:
+                    return d
+            # a digest of a nested manifest: find its descriptor by walking
+            for d, _parent in self.walk():
+                if d.digest == digest and d.kind in ("manifest", "index"):
+                    return d
+            raise RefNotFound(f"{self.path}: no manifest or index with digest {digest}")
+        matches = [d for d in entries if d.ref_name == ref]
+        if not matches:
+            names = sorted({d.ref_name for d in entries if d.ref_name})
+            raise RefNotFound(f"{self.path}: no ref named {ref!r} in index.json (refs: {', '.join(names) or 'none'})")
+        if len({d.digest for d in matches}) > 1:
+            raise AmbiguousReference(
+                f"{self.path}: ref {ref!r} names {len(matches)} different manifests in index.json: "
+                + ", ".join(str(d.digest) for d in matches)
+            )
+        return matches[0]
+
+    def resolve(self, ref: str | None = None, platform: Platform | str | None = None) -> ResolvedImage:
+        """Find the image manifest for a ref name (or a digest), choosing a platform in
+        image indexes, through nested indexes.
+
+        Args:
+            ref: a ref name (``latest``), a digest (``sha256:…``), or ``None`` when
+                index.json has exactly one entry.
+            platform: a :class:`Platform` or ``"os/arch[/variant]"``; default: this
+                machine's (:func:`host_platform`). Only used when an index is met.
+
+        Returns:
+            :class:`ResolvedImage`.
+
+        Raises:
+            RefNotFound, AmbiguousReference, PlatformNotFound, BlobNotFound, InvalidDocument,
+            DigestMismatch/SizeMismatch (a corrupt manifest or index).
+        """
+        want = Platform.parse(platform) if isinstance(platform, str) else (platform or host_platform())
+        desc = self._entry(ref)
+        path: list[Descriptor] = [desc]
+        seen: set[Digest] = set()
+        while True:
+            if desc.digest in seen or len(path) > 16:
+                raise InvalidDocument(f"{self.path}: index loop or nesting deeper than 16 at {desc.digest}")
+            seen.add(desc.digest)
+            doc = self.read_document(desc)
+            if isinstance(doc, Manifest):
+                return ResolvedImage(replace(desc, annotations=desc.annotations), doc, tuple(path))
+            candidates = self._flatten(doc, desc, seen=set(seen))
+            chosen = select_platform(candidates, want, f"{self.path}: index {desc.digest}")
+            path.append(chosen)
+            desc = chosen
+
+    def _flatten(self, index: Index, desc: Descriptor, seen: set[Digest], depth: int = 0) -> list[Descriptor]:
+        """Candidate manifests of an index; nested indexes without a platform are opened
+        and their entries take part in the choice (go-containerregistry writes such)."""
+        out: list[Descriptor] = []
+        for d in index.manifests:
+            if mt.is_index(d.media_type) and d.platform is None and depth < 8 and d.digest not in seen:
+                seen.add(d.digest)
+                out.extend(self._flatten(self.read_document(d), d, seen, depth + 1))  # type: ignore[arg-type]
+            elif mt.is_manifest(d.media_type) or mt.is_index(d.media_type):
+                out.append(d)
+        return out
+
+    def image_config(self, image: ResolvedImage) -> ImageConfig:
+        """The parsed, verified image config of a resolved image."""
+        return self.read_config(image.manifest.config)
+
+    # -- walking, fsck, gc -----------------------------------------------------------
+
+    def walk(self, report: FsckReport | None = None) -> Iterator[tuple[Descriptor, str]]:
+        """Every descriptor reachable from index.json, once each: ``(descriptor, parent)``
+        where parent is ``"index.json"`` or the parent's digest. Nested indexes, manifests,
+        configs, layers and ``subject`` links are followed; loops are cut.
+
+        Documents that cannot be read are recorded in ``report`` (if given) and not
+        descended into; without a report the error propagates.
+        """
+        try:
+            top = self.index()
+        except InvalidDocument as e:
+            if report is None:
+                raise
+            report.errors.append(str(e))
+            return
+        seen: set[Digest] = set()
+        stack: list[tuple[Descriptor, str]] = [(d, "index.json") for d in reversed(top.manifests)]
+        if top.subject:
+            stack.append((top.subject, "index.json (subject)"))
+        while stack:
+            desc, parent = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            yield desc, parent
+            if desc.kind not in ("manifest", "index"):
+                continue
+            if not self.has_blob(desc.digest) and desc.data is None:
+                continue
+            try:
+                doc = self.read_document(desc)
+            except OcilearnError as e:
+                if report is None:
+                    raise
+                report.corrupt.append((desc, str(e)))
+                continue
+            if doc.subject is not None:
+                stack.append((doc.subject, f"{desc.digest} (subject)"))
+            for k in reversed(doc.children()):
+                stack.append((k, str(desc.digest)))
+
+    def fsck(self) -> FsckReport:
+        """Check the layout without changing it: every reachable blob present, of the
+        descriptor's size and digest, documents parsable; blobs not reachable are
+        listed as dangling.
+
+        Returns:
+            :class:`FsckReport` (``report.ok`` is False on missing/corrupt blobs).
+        """
+        report = FsckReport()
+        reachable: set[Digest] = set()
+        for desc, parent in self.walk(report):
+            reachable.add(desc.digest)
+            if desc.data is not None and not self.has_blob(desc.digest):
+                report.checked += 1
+                continue
+            if not self.has_blob(desc.digest):
+                # a subject may legitimately live elsewhere (referrers); layers with urls too
+                if parent.endswith("(subject)") or desc.urls or desc.media_type in mt.NONDISTRIBUTABLE_TYPES:
+                    continue
+                report.missing.append((desc, parent))
+                continue
+            if desc.kind in ("manifest", "index"):
+                report.checked += 1
+                # read_document in walk() verified it already unless it failed there
+                continue
+            try:
+                self.verify_blob(desc)
+                report.checked += 1
+            except OcilearnError as e:
+                report.corrupt.append((desc, str(e)))
+        report.dangling = [d for d in self.blobs() if d not in reachable]
+        explain.step("layout", "fsck", f"{report.checked} blobs checked, {len(report.missing)} missing, {len(report.corrupt)} corrupt, {len(report.dangling)} dangling", f"umoci gc --layout {self.path} (after checking)")
+        return report
+
+    def gc(self, dry_run: bool = False) -> list[Digest]:
+        """Remove blobs not reachable from index.json (like ``umoci gc``), and stale temp
+        files. Returns the removed digests. Refuses to run when a reachable document
+        cannot be read (it could not know what that document references).
+
+        Raises:
+            LayoutError: the layout has unreadable documents (fix or remove refs first).
+        """
+        with self._locked():
+            report = FsckReport()
+            reachable = {d.digest for d, _ in self.walk(report)}
+            if report.errors or any(d.kind in ("manifest", "index") for d, _ in report.corrupt):
+                raise LayoutError(f"{self.path}: refusing to gc: unreadable documents:\n{report}")
+            removed = [d for d in self.blobs() if d not in reachable]
+            if not dry_run:
+                for d in removed:
+                    self.delete_blob(d)
+                for algdir in (self.path / "blobs").iterdir():
+                    if algdir.is_dir():
+                        for f in algdir.glob(_TMP_PREFIX + "*"):
+                            with contextlib.suppress(FileNotFoundError):
+                                f.unlink()
+        explain.step("layout", "gc", f"removed {len(removed)} unreachable blobs", f"umoci gc --layout {self.path}")
+        return removed
+
+
+def parse_oci_ref(text: str) -> tuple[str, str | None]:
+    """Split ``oci:PATH[:REF]`` (or ``PATH[:REF]``) as skopeo does: the ref is what follows
+    the last ``:`` when that part has no ``/``.
+
+    Returns ``(path, ref or None)``.
+    """
+    if text.startswith("oci:"):
+        text = text[4:]
+    path, sep, ref = text.rpartition(":")
+    if sep and path and "/" not in ref and ref:
+        # a digest ref "sha256:abc" splits at its own colon: rejoin it
+        if path.endswith((":sha256", ":sha512")):
+            p2, _, alg = path.rpartition(":")
+            return p2, f"{alg}:{ref}"
+        return path, ref
+    return text, None

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# setup.sh — everything ocilearn needs on a fresh Debian/Ubuntu machine, idempotent.
+#
+#   scripts/setup.sh lab    system packages for the course + .venv with the lab extra
+#   scripts/setup.sh test   the above + the reference tools and test dependencies
+#
+# As root, missing Debian packages are installed with apt-get. As an ordinary user the
+# script prints the exact apt-get command to run and stops (exit 1) when a package the
+# chosen target needs is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:-test}
+
+# Debian packages per target (binary to look for = package)
+LAB_PKGS=(dot=graphviz)
+TEST_PKGS=(dot=graphviz skopeo=skopeo umoci=umoci runc=runc crun=crun docker-registry=docker-registry
+  htpasswd=apache2-utils chromium=chromium chromedriver=chromium-driver fc-list=fontconfig
+  ping=iputils-ping busybox=busybox-static jq=jq setfattr=attr setcap=libcap2-bin ip=iproute2
+  newuidmap=uidmap curl=curl hyperfine=hyperfine setpriv=util-linux openssl=openssl)
+pkgs=("${LAB_PKGS[@]}")
+[[ $target == test ]] && pkgs=("${TEST_PKGS[@]}")
+
+missing=()
+for pair in "${pkgs[@]}"; do
+  bin=${pair%%=*}; pkg=${pair#*=}
+  command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+done
+# fonts for readable screenshots
+[[ $target == test && ! -d /usr/share/fonts/truetype/liberation ]] && missing+=(fonts-liberation)
+# python3-venv on Debian/Ubuntu when the venv module is incomplete
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${missing[*]}" >&2
+    echo "setup: install them with:  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed ($PY is $("$PY" -V 2>&1))" >&2; exit 1; }
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+extras=lab
+[[ $target == test ]] && extras=lab,test
+stamp=.venv/.ocilearn-$extras-$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f $stamp ]]; then
+  echo "setup: installing ocilearn[$extras] into .venv" >&2
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" 2> >(grep -v "is ignored: it is neither" >&2)
+  touch "$stamp"
+fi
+# JupyterLab: no news/update toasts (they cover the notebook in workshops and screenshots)
+settings=.venv/share/jupyter/lab/settings
+mkdir -p "$settings"
+[[ -f $settings/overrides.json ]] || echo '{"@jupyterlab/apputils-extension:notification": {"checkForUpdates": false, "fetchNews": "false"}}' > "$settings/overrides.json"
+echo "setup: ready ($target)" >&2
