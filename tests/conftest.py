@@ -57,3 +57,58 @@ def pytest_report_header(config):
 @pytest.fixture
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def built_image(name: str) -> Path:
+    """A test image built by ``scripts/build-test-images.sh`` into ``.cache/images``
+    (``make test`` builds them first). Fails, never skips, when it is missing."""
+    p = IMAGES / name
+    if not p.exists():
+        pytest.fail(f"test image {p} is missing: run scripts/build-test-images.sh (make test does)")
+    return p
+
+
+UNPRIV_USER = "ocilearn-test"
+
+
+@pytest.fixture(scope="session")
+def unpriv_user() -> tuple[str, int, int]:
+    """An unprivileged user made for the tests (``ocilearn-test``), created with useradd
+    when missing. Returns ``(name, uid, gid)``. Needs root; as non-root the current user
+    is already unprivileged and is returned."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pw = pwd.getpwuid(os.getuid())
+        return pw.pw_name, pw.pw_uid, pw.pw_gid
+    try:
+        pw = pwd.getpwnam(UNPRIV_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", UNPRIV_USER], check=True)
+        pw = pwd.getpwnam(UNPRIV_USER)
+    return pw.pw_name, pw.pw_uid, pw.pw_gid
+
+
+def as_user(user: tuple[str, int, int], cmd: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as the unprivileged ``user`` (from the :func:`unpriv_user` fixture) with
+    ``setpriv``, in a clean environment (PATH, HOME, USER, LANG and ``env``). Returns the
+    CompletedProcess, not checked."""
+    import pwd
+
+    name, uid, gid = user
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": pwd.getpwuid(uid).pw_dir,
+        "USER": name,
+        "LOGNAME": name,
+        "LANG": "C.UTF-8",
+    }
+    if "OCILEARN_SHARED" in os.environ:
+        base["OCILEARN_SHARED"] = os.environ["OCILEARN_SHARED"]
+    base.update(env or {})
+    full = ["env", "-i", *[f"{k}={v}" for k, v in base.items()], *cmd]
+    if os.geteuid() == 0:
+        full = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *full]
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(full, **kw)
