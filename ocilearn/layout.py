@@ -38,13 +38,13 @@ from .errors import (
     AmbiguousReference,
     BlobNotFound,
     DigestMismatch,
-    SizeMismatch,
     InvalidDocument,
     InvalidRefName,
     LayoutError,
     OcilearnError,
     PlatformNotFound,
     RefNotFound,
+    SizeMismatch,
 )
 from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
 

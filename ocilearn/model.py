@@ -425,7 +425,7 @@ def _check_type(media_type, descriptor_type, allowed, what, source) -> None:
             # Same kind, other vendor (an OCI descriptor over a Docker schema2 manifest, as
             # go-containerregistry writes in layouts): no manifest/index confusion is
             # possible, so the document's own mediaType is used, with a warning.
-            warnings.warn(f"{source}: descriptor says {descriptor_type!r}, document says {media_type!r}; using the document's")
+            warnings.warn(f"{source}: descriptor says {descriptor_type!r}, document says {media_type!r}; using the document's", stacklevel=3)
             return
         raise AmbiguousDocument(
             f"{source}: the document says mediaType {media_type!r} but its descriptor says {descriptor_type!r} "
