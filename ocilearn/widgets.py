@@ -1,19 +1,587 @@
 """Interactive ipywidgets for the ocilearn course notebooks.
 
 Four widgets, each usable headless (tests call their methods and read the
-``Output``/``HTML`` widget contents) and in JupyterLab:
+``HTML`` widget contents) and in JupyterLab (display the object in a cell):
 
-- :class:`ImageExplorer` — pick a node of the image graph (index, manifest,
-  config, layer) and see its descriptor and JSON document.
+- :class:`ImageExplorer` — pick a node of the image graph (index.json, index,
+  manifest, config, layer) and see its descriptor and its JSON document
+  (image-spec descriptor.md, manifest.md, config.md, image-index.md).
 - :class:`ProvenanceTable` — the runtime-spec ``config.json`` fields with the
-  image-config field each one came from.
+  image-config field each one came from (image-spec conversion.md).
 - :class:`RuntimeStepper` — a Next button performs the next container setup
-  step and shows the container's view of /proc, mounts and hostname.
+  step (any list of ``(name, callable)``) and shows the container's view of
+  /proc, mounts and hostname after it.
 - :class:`LayerBrowser` — the file tree of each layer with whiteouts, opaque
-  whiteouts and changes marked.
+  whiteouts and changes marked (image-spec layer.md "Whiteouts").
 
 ``ipywidgets`` is imported lazily inside functions, so ``import
-ocilearn.widgets`` costs nothing for CLI users.
+ocilearn.widgets`` costs nothing for CLI users. Every widget object exposes
+``.widget`` (the top ipywidgets container) and displays itself in Jupyter.
 """
 
 from __future__ import annotations
+
+import html
+import json
+import tarfile
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from . import mediatypes as mt
+
+__all__ = [
+    "ImageExplorer",
+    "LayerBrowser",
+    "LayerEntry",
+    "ProvenanceTable",
+    "RuntimeStepper",
+    "layer_entries",
+]
+
+
+def _w():
+    """The ipywidgets module (imported on first use)."""
+    import ipywidgets
+
+    return ipywidgets
+
+
+def _pre(text: str) -> str:
+    return f"<pre style='margin:0;white-space:pre-wrap'>{html.escape(text)}</pre>"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class _Displayable:
+    """Mixin: display ``self.widget`` when the object is the value of a cell."""
+
+    widget: Any
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.widget._repr_mimebundle_(include=include, exclude=exclude)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+# ------------------------------------------------------------------ image explorer
+
+
+@dataclass(frozen=True)
+class _Node:
+    key: str  # label shown in the dropdown
+    kind: str  # index.json, index, manifest, config, layer, blob
+    descriptor: Any  # ocilearn.model.Descriptor or None for index.json
+    parent: str
+
+
+class ImageExplorer(_Displayable):
+    """Pick a node of an image layout's graph and see its descriptor and JSON.
+
+    The nodes are ``index.json`` and every descriptor reachable from it, in the
+    order of :meth:`ocilearn.layout.ImageLayout.walk` (index → manifests → config
+    and layers). When :mod:`ocilearn.graph` can draw the layout, its SVG is shown
+    above the picker.
+
+    Args:
+        layout: an :class:`~ocilearn.layout.ImageLayout` (or a path to one).
+        show_graph: draw the graph above the picker (needs ``graphviz``).
+
+    Attributes:
+        nodes: list of nodes; ``node.key`` is the dropdown label
+            (e.g. ``"manifest sha256:1a2b3c4d5e6f"``).
+        picker: the ``Dropdown``; ``descriptor`` and ``document``: ``HTML``
+            widgets holding the selected node's descriptor and JSON.
+
+    Headless use: ``explorer.select("config")`` picks the first node whose
+    label starts with that text and returns the document text shown.
+    """
+
+    def __init__(self, layout, show_graph: bool = True) -> None:
+        from .layout import ImageLayout
+
+        if not isinstance(layout, ImageLayout):
+            layout = ImageLayout.open(layout)
+        self.layout = layout
+        self.nodes: list[_Node] = [_Node("index.json", "index.json", None, "")]
+        for desc, parent in layout.walk():
+            label = f"{desc.kind} {desc.digest.short}"
+            if desc.ref_name:
+                label += f" ({desc.ref_name})"
+            elif desc.platform is not None:
+                label += f" ({desc.platform})"
+            self.nodes.append(_Node(label, desc.kind, desc, parent))
+        w = _w()
+        self.picker = w.Dropdown(
+            options=[n.key for n in self.nodes], value="index.json", description="node", layout=w.Layout(width="520px")
+        )
+        self.descriptor = w.HTML()
+        self.document = w.HTML()
+        self.graph = w.HTML(self._graph_svg() if show_graph else "")
+        self.picker.observe(lambda change: self._show(change["new"]), names="value")
+        self.widget = w.VBox(
+            [
+                self.graph,
+                self.picker,
+                w.HTML("<b>descriptor</b> (how the parent points at this blob)"),
+                self.descriptor,
+                w.HTML("<b>content</b>"),
+                self.document,
+            ]
+        )
+        self._show("index.json")
+
+    def _graph_svg(self) -> str:
+        try:
+            from . import graph  # helper module: image graph with graphviz
+        except ImportError:
+            return ""
+        for name in ("layout_graph", "graph", "image_graph", "draw"):
+            fn = getattr(graph, name, None)
+            if callable(fn):
+                try:
+                    g = fn(self.layout)
+                except Exception:  # noqa: BLE001 - the picker works without the picture
+                    continue
+                svg = getattr(g, "_repr_svg_", None)
+                if svg is not None:
+                    return svg() or ""
+                pipe = getattr(g, "pipe", None)
+                if pipe is not None:
+                    return pipe(format="svg").decode()
+        return ""
+
+    def node(self, key: str) -> _Node:
+        """The node whose label is ``key`` or starts with it (``"config"``, ``"layer"``).
+
+        Raises:
+            KeyError: no node matches.
+        """
+        for n in self.nodes:
+            if n.key == key:
+                return n
+        for n in self.nodes:
+            if n.key.startswith(key):
+                return n
+        raise KeyError(f"no node {key!r}; nodes: {[n.key for n in self.nodes]}")
+
+    def select(self, key: str) -> str:
+        """Select a node (as a click in the dropdown would); returns the shown document HTML."""
+        n = self.node(key)
+        if self.picker.value == n.key:
+            self._show(n.key)
+        else:
+            self.picker.value = n.key  # fires the observer, like a click
+        return self.document.value
+
+    def _document_text(self, n: _Node) -> str:
+        if n.descriptor is None:
+            return (self.layout.path / "index.json").read_text()
+        d = n.descriptor
+        if d.kind in ("index", "manifest", "config") or (d.size <= 64 * 1024 and "json" in d.media_type):
+            try:
+                raw = self.layout.read_blob(d)
+            except Exception as e:  # noqa: BLE001 - shown to the learner
+                return f"cannot read blob: {e}"
+            try:
+                return json.dumps(json.loads(raw), indent=2)
+            except ValueError:
+                return raw[:4096].decode(errors="replace")
+        if d.kind == "layer":
+            try:
+                entries = layer_entries(self.layout, d)
+            except Exception as e:  # noqa: BLE001
+                return f"cannot list layer: {e}"
+            lines = [f"{mt.layer_compression(d.media_type)}-compressed tar, {d.size} bytes, {len(entries)} entries:"]
+            lines += [e.line() for e in entries[:40]]
+            if len(entries) > 40:
+                lines.append(f"… {len(entries) - 40} more (see LayerBrowser)")
+            return "\n".join(lines)
+        return f"{d.size} bytes of {d.media_type}"
+
+    def _show(self, key: str) -> None:
+        n = self.node(key)
+        if n.descriptor is None:
+            self.descriptor.value = _pre("the top of the layout: an image index (no descriptor points at it)")
+        else:
+            desc = json.dumps(n.descriptor.to_dict(), indent=2)
+            self.descriptor.value = _pre(f"parent: {n.parent}\n{desc}")
+        self.document.value = _pre(self._document_text(n))
+
+
+# ------------------------------------------------------------------ provenance table
+
+
+class ProvenanceTable(_Displayable):
+    """The runtime ``config.json`` fields and where each came from.
+
+    Args:
+        rows: ``(field, value, source)`` tuples — e.g.
+            ``("process.args", ["/bin/sh"], "config.Cmd")`` — or objects with
+            ``field``/``value``/``source`` attributes, or dicts with those keys.
+            ``source`` names the image-config field or says the default
+            (image-spec conversion.md).
+
+    Attributes:
+        rows: list of ``(field, value, source)`` (values as strings).
+        sources: the ``Dropdown`` filtering by source (``"all"`` first);
+        table: the ``HTML`` widget with the table.
+
+    Headless: ``table.filter("config.Env")`` returns the rows shown.
+    """
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self.rows: list[tuple[str, str, str]] = [self._row(r) for r in rows]
+        w = _w()
+        srcs = sorted({r[2] for r in self.rows})
+        self.sources = w.Dropdown(options=["all", *srcs], value="all", description="source")
+        self.table = w.HTML()
+        self.sources.observe(lambda change: self._render(change["new"]), names="value")
+        self.widget = w.VBox([self.sources, self.table])
+        self._render("all")
+
+    @staticmethod
+    def _row(r: Any) -> tuple[str, str, str]:
+        if isinstance(r, dict):
+            f, v, s = r["field"], r["value"], r["source"]
+        elif hasattr(r, "field") and hasattr(r, "source"):
+            f, v, s = r.field, r.value, r.source
+        else:
+            f, v, s = r
+        if not isinstance(v, str):
+            v = json.dumps(v) if isinstance(v, (list, dict, tuple, int, bool)) or v is None else str(v)
+        return str(f), v, str(s)
+
+    def filter(self, source: str = "all") -> list[tuple[str, str, str]]:
+        """Show only rows from ``source`` (``"all"`` for every row); returns those rows."""
+        if self.sources.value == source:
+            self._render(source)
+        else:
+            self.sources.value = source
+        return self.shown
+
+    def _render(self, source: str) -> None:
+        self.shown = [r for r in self.rows if source == "all" or r[2] == source]
+        self.table.value = _table(("config.json field", "value", "came from"), self.shown, "ocilearn-provenance")
+
+
+# ------------------------------------------------------------------ runtime stepper
+
+
+Step = tuple[str, Callable[[], Any]]
+
+
+class RuntimeStepper(_Displayable):
+    """Perform container setup one step at a time; show the container's view after each.
+
+    Args:
+        steps: ``[(name, callable), …]`` — each callable performs one real setup
+            step (unshare, mount /proc, sethostname, pivot_root …) and may return
+            a value to show (str, or a dict of titled views).
+        view: optional callable returning the container's view now, as a dict
+            ``{title: text}`` — e.g. ``{"hostname": …, "/proc": …, "mounts": …}``;
+            called after every step.
+        title: heading shown above the button.
+
+    Attributes:
+        position: number of steps done (int); ``done``: ``[(name, result), …]``;
+        error: the exception of a failed step, or None (stepping stops there);
+        button: the Next ``Button``; ``status``/``view_html``: ``HTML`` widgets.
+
+    Headless: ``stepper.next()`` performs the next step (exactly what a click on
+    Next does) and returns its name.
+    """
+
+    def __init__(self, steps: Sequence[Step], view: Callable[[], dict[str, str]] | None = None, title: str = "container setup") -> None:
+        self.steps = list(steps)
+        self.view = view
+        self.title = title
+        self.position = 0
+        self.done: list[tuple[str, Any]] = []
+        self.error: BaseException | None = None
+        w = _w()
+        self.button = w.Button(description="Next", button_style="primary", icon="step-forward")
+        self.button.on_click(lambda _b: self.next())
+        self.status = w.HTML()
+        self.view_html = w.HTML()
+        self.widget = w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), w.HBox([self.button, self.status]), self.view_html])
+        self._render(None)
+
+    @property
+    def finished(self) -> bool:
+        return self.position >= len(self.steps) or self.error is not None
+
+    def next(self) -> str | None:
+        """Perform the next step; returns its name (None when all are done).
+
+        A step that raises stops the stepper: the error is shown and kept in
+        :attr:`error`, and the button is disabled.
+        """
+        if self.finished:
+            return None
+        name, fn = self.steps[self.position]
+        result: Any = None
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - shown to the learner
+            self.error = e
+        self.done.append((name, result if self.error is None else self.error))
+        self.position += 1
+        self._render(result)
+        return name
+
+    def run_all(self) -> list[str]:
+        """Perform every remaining step; returns their names."""
+        names = []
+        while not self.finished:
+            names.append(self.next())
+        return names
+
+    def _render(self, result: Any) -> None:
+        lines = []
+        for i, (name, _fn) in enumerate(self.steps):
+            mark = "✔" if i < self.position else ("▶" if i == self.position else "·")
+            if self.error is not None and i == self.position - 1:
+                mark = "✘"
+            lines.append(f"{mark} {i + 1}. {html.escape(name)}")
+        state = f"step {self.position}/{len(self.steps)}"
+        if self.error is not None:
+            state += f" — failed: {type(self.error).__name__}: {self.error}"
+        elif self.position >= len(self.steps):
+            state += " — all done"
+        self.status.value = f"<span class='ocilearn-stepper-status'>{html.escape(state)}</span>"
+        self.button.disabled = self.finished
+        parts = ["<div style='font-family:monospace'>" + "<br>".join(lines) + "</div>"]
+        views: dict[str, str] = {}
+        if isinstance(result, dict):
+            views.update({str(k): str(v) for k, v in result.items()})
+        elif result is not None:
+            views["result"] = str(result)
+        if self.view is not None and self.position > 0:
+            try:
+                views.update(self.view())
+            except Exception as e:  # noqa: BLE001
+                views["view"] = f"cannot read the container's view: {e}"
+        for title, text in views.items():
+            parts.append(f"<b>{html.escape(title)}</b>{_pre(text)}")
+        self.view_html.value = "".join(parts)
+
+
+# ------------------------------------------------------------------ layer browser
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """One tar entry of a layer, as the layer browser shows it.
+
+    Attributes:
+        path: normalised path (no leading ``./`` or ``/``).
+        type: ``file``, ``dir``, ``symlink``, ``hardlink``, ``char``, ``block``, ``fifo``.
+        size: bytes (regular files). mode: permission bits (int).
+        link: symlink/hardlink target or ``""``.
+        change: ``added``, ``modified`` (path existed in a lower layer),
+            ``whiteout`` (deletes ``target``), ``opaque`` (hides the lower
+            contents of directory ``target``).
+        target: the path a whiteout deletes / an opaque whiteout hides, else ``""``.
+    """
+
+    path: str
+    type: str
+    size: int
+    mode: int
+    link: str = ""
+    change: str = "added"
+    target: str = ""
+
+    MARKS = {"added": "+", "modified": "~", "whiteout": "-", "opaque": "!"}
+
+    def line(self) -> str:
+        """``"+ file  0644      12 etc/hostname"`` style one-line rendering."""
+        mark = self.MARKS.get(self.change, "?")
+        tail = self.path
+        if self.link:
+            tail += (" -> " if self.type == "symlink" else " => ") + self.link
+        if self.change == "whiteout":
+            tail += f"   (whiteout: deletes {self.target})"
+        elif self.change == "opaque":
+            tail += f"   (opaque whiteout: hides lower contents of {self.target or '/'})"
+        return f"{mark} {self.type:<8} {self.mode & 0o7777:04o} {self.size:>9} {tail}"
+
+
+_TYPES = {
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "char",
+    tarfile.BLKTYPE: "block",
+    tarfile.FIFOTYPE: "fifo",
+    tarfile.CONTTYPE: "file",
+}
+
+
+def _norm(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.strip("/")
+
+
+def _open_layer_stream(layout, desc):
+    """A decompressed binary stream of a layer blob (gzip, zstd or none, by magic bytes).
+
+    The blob is read whole (and so digest-verified) before it is listed."""
+    import gzip
+    import io
+
+    with layout.open_blob(desc) as f:
+        data = f.read_all()
+    if data[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=io.BytesIO(data))
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
+    return io.BytesIO(data)
+
+
+def layer_entries(layout, desc, lower: set[str] | None = None) -> list[LayerEntry]:
+    """List a layer blob's tar entries, for display (nothing is extracted).
+
+    Args:
+        layout: the :class:`~ocilearn.layout.ImageLayout` holding the blob.
+        desc: the layer :class:`~ocilearn.model.Descriptor` (digest verified while read).
+        lower: paths present in the layers below, to mark ``modified`` vs ``added``.
+
+    Returns:
+        list of :class:`LayerEntry` in tar order. Whiteouts (``.wh.NAME``) and opaque
+        whiteouts (``.wh..wh..opq``) are marked per image-spec layer.md.
+
+    Raises:
+        ocilearn.errors.DigestMismatch / BlobNotFound: from reading the blob;
+        tarfile.TarError: not a tar stream.
+    """
+    lower = lower or set()
+    out: list[LayerEntry] = []
+    with _open_layer_stream(layout, desc) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for m in tar:
+            path = _norm(m.name)
+            if not path:
+                continue
+            typ = _TYPES.get(m.type, "other")
+            base = path.rsplit("/", 1)[-1]
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            if base == ".wh..wh..opq":
+                change, target = "opaque", parent
+            elif base.startswith(".wh."):
+                change, target = "whiteout", (parent + "/" if parent else "") + base[4:]
+            else:
+                change, target = ("modified" if path in lower else "added"), ""
+            out.append(LayerEntry(path, typ, m.size if m.isfile() else 0, m.mode, m.linkname or "", change, target))
+    return out
+
+
+class LayerBrowser(_Displayable):
+    """The file tree of each layer of an image, with whiteouts and changes marked.
+
+    Marks: ``+`` added, ``~`` modified (the path existed in a lower layer),
+    ``-`` whiteout (deletes a lower path), ``!`` opaque whiteout (hides a
+    directory's lower contents).
+
+    Args:
+        layers: ``[(title, [LayerEntry, …]), …]`` bottom layer first. Use
+            :meth:`from_layout` to build it from an image in a layout.
+        max_lines: at most this many tree lines are drawn per layer (big base layers).
+
+    Attributes:
+        picker: ``Dropdown`` of layer titles; ``tree``: ``HTML`` with the tree;
+        summary: ``HTML`` with counts per change kind.
+
+    Headless: ``browser.show(1)`` selects the second layer and returns its tree text.
+    """
+
+    def __init__(self, layers: Sequence[tuple[str, list[LayerEntry]]], max_lines: int = 1500) -> None:
+        self.layers = list(layers)
+        self.max_lines = max_lines
+        w = _w()
+        self.picker = w.Dropdown(options=[(t, i) for i, (t, _e) in enumerate(self.layers)], description="layer", layout=w.Layout(width="520px"))
+        self.summary = w.HTML()
+        self.tree = w.HTML()
+        self.picker.observe(lambda change: self._render(change["new"]), names="value")
+        legend = w.HTML("<small>+ added · ~ modified (was in a lower layer) · - whiteout (deletes) · ! opaque whiteout</small>")
+        self.widget = w.VBox([self.picker, legend, self.summary, self.tree])
+        if self.layers:
+            self._render(0)
+
+    @classmethod
+    def from_layout(cls, layout, ref: str | None = None, platform=None) -> "LayerBrowser":
+        """Build from the image ``ref`` (default: the only one) of a layout.
+
+        Raises:
+            ocilearn.errors.RefNotFound / PlatformNotFound: from :meth:`ImageLayout.resolve`.
+        """
+        from .layout import ImageLayout
+
+        if not isinstance(layout, ImageLayout):
+            layout = ImageLayout.open(layout)
+        image = layout.resolve(ref, platform)
+        layers = []
+        seen: set[str] = set()
+        for i, d in enumerate(image.manifest.layers):
+            entries = layer_entries(layout, d, seen)
+            for e in entries:
+                if e.change == "whiteout":
+                    seen.discard(e.target)
+                    seen = {p for p in seen if not p.startswith(e.target + "/")}
+                elif e.change == "opaque":
+                    seen = {p for p in seen if not p.startswith(e.target + "/")} if e.target else set()
+                else:
+                    seen.add(e.path)
+            short = d.digest.short
+            layers.append((f"layer {i} {short} ({d.size} bytes)", entries))
+        return cls(layers)
+
+    def counts(self, index: int) -> dict[str, int]:
+        """Number of entries per change kind in layer ``index``."""
+        c: dict[str, int] = {}
+        for e in self.layers[index][1]:
+            c[e.change] = c.get(e.change, 0) + 1
+        return c
+
+    def show(self, index: int) -> str:
+        """Select layer ``index`` (as the dropdown does); returns the tree HTML."""
+        if self.picker.value == index:
+            self._render(index)
+        else:
+            self.picker.value = index
+        return self.tree.value
+
+    def _render(self, index: int) -> None:
+        title, entries = self.layers[index]
+        c = self.counts(index)
+        self.summary.value = html.escape(f"{title}: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
+        lines = []
+        for e in sorted(entries, key=lambda e: e.path):
+            depth = e.path.count("/")
+            name = e.path.rsplit("/", 1)[-1] + ("/" if e.type == "dir" else "")
+            if e.link:
+                name += (" -> " if e.type == "symlink" else " => ") + e.link
+            note = ""
+            if e.change == "whiteout":
+                note = f"   [whiteout: deletes {e.target}]"
+            elif e.change == "opaque":
+                note = f"   [opaque whiteout: hides lower {e.target or '/'}]"
+            elif e.change == "modified":
+                note = "   [modified]"
+            lines.append(f"{LayerEntry.MARKS.get(e.change, '?')} {'  ' * depth}{name}{note}")
+        if len(lines) > self.max_lines:
+            lines = lines[: self.max_lines] + [f"… {len(lines) - self.max_lines} more entries (browser.layers[{index}][1] has them all)"]
+        self.tree.value = _pre("\n".join(lines) if lines else "(empty layer)")
