@@ -132,6 +132,10 @@ class Report:
                 return p
         raise KeyError(notebook_prefix)
 
+    def __repr__(self) -> str:
+        bad = [c.name for c in self.checks if not c.ok]
+        return f"<course report: {self.mode} path, {len(self.checks)} checks, missing: {', '.join(bad) or 'nothing'}>"
+
     def __str__(self) -> str:
         w = max(len(c.name) for c in self.checks)
         lines = [f"course path: {self.mode}"]
@@ -142,8 +146,8 @@ class Report:
 
     def _repr_html_(self) -> str:
         def row(cells, ok=None):
-            color = "" if ok is None else (" style='color:#1a7f37'" if ok else " style='color:#cf222e'")
-            return "<tr>" + "".join(f"<td style='text-align:left'{color if i == 0 else ''}>{c}</td>" for i, c in enumerate(cells)) + "</tr>"
+            color = "" if ok is None else (";color:#1a7f37" if ok else ";color:#cf222e")
+            return "<tr>" + "".join(f"<td style='text-align:left{color if i == 0 else ''}'>{c}</td>" for i, c in enumerate(cells)) + "</tr>"
 
         checks = "".join(row(["✔" if c.ok else "✘", html.escape(c.name), html.escape(c.detail)], c.ok) for c in self.checks)
         marks = {"runs": "✔", "partial": "◐", "cannot run": "✘"}

@@ -1,0 +1,353 @@
+"""The course notebooks, executed headless the way a learner runs them top to bottom.
+
+Three passes over every ``notebooks/[0-9]*.ipynb`` (nbclient, kernel ``python3``, working
+directory a fresh temp dir, a per-cell timeout):
+
+1. on the embedded image (the default parameters: offline), as root (or whoever runs pytest);
+2. with the ``parameters`` cell overridden to pull ``docker://127.0.0.1:5019/debian:bookworm``
+   from a real registry (Debian's docker-registry on loopback) into which this test pushed
+   the debian test image with ``skopeo copy``;
+3. as an unprivileged user (``unpriv_user``), on the embedded image, in a subprocess: this
+   file run as a script executes the notebook and writes the executed copy back.
+
+Each executed notebook is checked against :data:`EXPECT` (table-driven: one row per
+notebook): no error output and no traceback, the SVG graph where one is drawn, widget
+state where widgets are used (and text the widgets showed), and the notebook's real-output
+markers (regular expressions over all text outputs).
+
+``test_all_course_notebooks_exist`` fails while a notebook of 00–04 is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import IMAGES, as_user, require_tool, run, shared_path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = REPO / "notebooks"
+REQUIRED = ["00-start-here", "01-image-layout", "02-blobs", "03-bundle", "04-runtime"]
+CELL_TIMEOUT = 120  # seconds per cell
+REGISTRY_PORT = 5019
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What an executed notebook must show.
+
+    markers: regexes that must each match some text output (stream, text/plain, text/html).
+    svg: an ``image/svg+xml`` output must be present (the image graph).
+    widgets: widget views in the outputs and widget state saved in the notebook.
+    widget_markers: regexes that must match the saved widget state (what widgets showed).
+    registry_markers: extra regexes for the pass that pulls from the local registry.
+    """
+
+    markers: tuple[str, ...] = ()
+    svg: bool = False
+    widgets: bool = False
+    widget_markers: tuple[str, ...] = ()
+    registry_markers: tuple[str, ...] = ()
+    rootless_markers: tuple[str, ...] = field(default=())
+
+
+#: One row per notebook (key: the file name's number). Extend here.
+EXPECT: dict[str, Expect] = {
+    "00": Expect(
+        markers=(
+            r"course path: (root|rootless)",
+            r"04-runtime\.ipynb\s+(runs|partial)",
+            r"image layout: /",
+            r"refs: \S+",
+            r"selected: config ",
+            r"not answered yet",
+        ),
+        widgets=True,
+        widget_markers=(r"&quot;architecture&quot;: &quot;amd64&quot;", r"mediaType&quot;: &quot;application/vnd\.oci\.image\.config\.v1\+json"),
+        registry_markers=(r"refs: course",),
+        rootless_markers=(r"course path: rootless",),
+    ),
+    "01": Expect(svg=True),
+    "02": Expect(),
+    "03": Expect(),
+    "04": Expect(),
+}
+
+
+def notebook_paths() -> list[Path]:
+    return sorted(NOTEBOOK_DIR.glob("[0-9]*.ipynb"))
+
+
+def expect_for(path: Path) -> Expect:
+    return EXPECT.get(path.name[:2], Expect())
+
+
+# ------------------------------------------------------------------ execution
+
+
+def with_parameters(nb, assignments: dict[str, str]):
+    """Insert a cell tagged ``injected-parameters`` right after the ``parameters`` cell
+    (papermill's convention), assigning the given Python expressions."""
+    import nbformat
+
+    idx = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if idx is None:
+        raise AssertionError("notebook has no cell tagged 'parameters' (the course's first code cell must be)")
+    src = "\n".join(f"{k} = {v}" for k, v in assignments.items())
+    cell = nbformat.v4.new_code_cell(src)
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(idx + 1, cell)
+    return nb
+
+
+def execute(path: Path, cwd: Path, params: dict[str, str] | None = None):
+    """Execute a notebook with nbclient in ``cwd``; returns the executed notebook.
+    Raises nbclient's CellExecutionError (with the traceback) on the first failing cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    if params:
+        with_parameters(nb, params)
+    client = NotebookClient(
+        nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, store_widget_state=True
+    )
+    client.execute()
+    return nb
+
+
+def texts(nb) -> list[str]:
+    """Every text output of the notebook (streams, text/plain, text/html, errors)."""
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if o.output_type == "stream":
+                out.append(o.text)
+            elif o.output_type == "error":
+                out.append("\n".join(o.traceback))
+            else:
+                data = o.get("data", {})
+                for mime in ("text/plain", "text/html", "text/markdown"):
+                    if mime in data:
+                        v = data[mime]
+                        out.append(v if isinstance(v, str) else "".join(v))
+    return out
+
+
+def check_notebook(nb, path: Path, *, registry: bool = False, rootless: bool = False) -> None:
+    """Assert the executed notebook meets its :data:`EXPECT` row."""
+    exp = expect_for(path)
+    problems = []
+    for i, c in enumerate(nb.cells):
+        for o in c.get("outputs", []):
+            if o.output_type == "error":
+                problems.append(f"cell {i}: error output {o.ename}: {o.evalue}")
+            elif o.output_type == "stream" and o.name == "stderr" and "Traceback (most recent call last)" in o.text:
+                problems.append(f"cell {i}: traceback on stderr:\n{o.text[-1500:]}")
+    all_text = "\n".join(texts(nb))
+    markers = exp.markers + (exp.registry_markers if registry else ()) + (exp.rootless_markers if rootless else ())
+    for m in markers:
+        if not re.search(m, all_text):
+            problems.append(f"marker {m!r} not found in the outputs")
+    mimes = {k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})}
+    if exp.svg:
+        svgs = [o["data"]["image/svg+xml"] for c in nb.cells for o in c.get("outputs", []) if "image/svg+xml" in o.get("data", {})]
+        if not svgs:
+            problems.append(f"no image/svg+xml output (the image graph); output types seen: {sorted(mimes)}")
+        elif not any("<svg" in (s if isinstance(s, str) else "".join(s)) for s in svgs):
+            problems.append("image/svg+xml output holds no <svg> element")
+    if exp.widgets:
+        if WIDGET_VIEW not in mimes:
+            problems.append("no widget view in the outputs")
+        state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+        if not state:
+            problems.append("no widget state saved in the notebook metadata")
+        dump = json.dumps(state)
+        for m in exp.widget_markers:
+            if not re.search(m, dump):
+                problems.append(f"widget marker {m!r} not found in the widget state")
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_all_course_notebooks_exist():
+    """THE COURSE IS COMPLETE: notebooks 00–04 all exist (fails while one is missing)."""
+    have = {p.stem for p in notebook_paths()}
+    missing = [n for n in REQUIRED if n not in have]
+    assert not missing, f"course notebooks missing from notebooks/: {missing}"
+
+
+def test_every_notebook_is_clean_and_parametrised():
+    """Stored without outputs, python3 kernelspec, first code cell tagged ``parameters``."""
+    import nbformat
+
+    paths = notebook_paths()
+    assert paths, "no notebooks/[0-9]*.ipynb at all"
+    for p in paths:
+        nb = nbformat.read(p, as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.get("kernelspec", {}).get("name") == "python3", f"{p.name}: kernelspec must be python3"
+        code_cells = [c for c in nb.cells if c.cell_type == "code"]
+        assert code_cells, p.name
+        assert "parameters" in code_cells[0].metadata.get("tags", []), f"{p.name}: first code cell not tagged 'parameters'"
+        assert re.search(r"^IMAGE\s*=", code_cells[0].source, re.M), f"{p.name}: parameters cell does not set IMAGE"
+        outs = [i for i, c in enumerate(code_cells) if c.get("outputs") or c.get("execution_count")]
+        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (run the _build script again)"
+
+
+def _param(paths):
+    return pytest.mark.parametrize("nb_path", paths, ids=[p.stem for p in paths])
+
+
+@_param(notebook_paths())
+def test_notebook_embedded_image(nb_path, tmp_path):
+    nb = execute(nb_path, tmp_path)
+    check_notebook(nb, nb_path)
+
+
+# -- second pass: a real image pulled from a real registry on loopback
+
+
+def _debian_layout() -> Path:
+    built = IMAGES / "debian"
+    if (built / "index.json").exists():
+        return built
+    return shared_path("images", "debian")
+
+
+def _registry():
+    """Start Debian's docker-registry on 127.0.0.1:REGISTRY_PORT; yields the port."""
+    binary = require_tool("docker-registry")
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-nb-registry-"))
+    (work / "config.yml").write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {work / 'data'}}}, delete: {{enabled: true}}}}\n"
+        f"http: {{addr: '127.0.0.1:{REGISTRY_PORT}', secret: 'ocilearn-notebook-test'}}\n"
+    )
+    log = open(work / "registry.log", "wb")
+    proc = subprocess.Popen([binary, "serve", str(work / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
+    import urllib.request
+
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{REGISTRY_PORT}/v2/", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"registry did not come up: {(work / 'registry.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield REGISTRY_PORT
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def registry_image():
+    """``docker://127.0.0.1:5019/debian:bookworm``, pushed with the reference tool skopeo."""
+    src = _debian_layout()
+    skopeo = require_tool("skopeo")
+    for port in _registry():
+        ref = f"127.0.0.1:{port}/debian:bookworm"
+        run([skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"oci:{src}:bookworm", f"docker://{ref}"])
+        yield f"docker://{ref}"
+
+
+@_param(notebook_paths())
+def test_notebook_registry_image(nb_path, tmp_path, registry_image):
+    nb = execute(nb_path, tmp_path, {"IMAGE": repr(registry_image)})
+    check_notebook(nb, nb_path, registry=True)
+
+
+# -- third pass: as an unprivileged user
+
+
+def _user_python(user) -> tuple[str, dict[str, str]]:
+    """An interpreter the user may execute, and the env it needs to find the venv's packages.
+
+    ``.venv/bin/python`` when the user can run it; otherwise (the venv's base interpreter
+    lives in a private home, e.g. pyenv under /root) a system Python of the same minor
+    version with the venv's site-packages on PYTHONPATH."""
+    venv_py = REPO / ".venv" / "bin" / "python"
+    base_env = {"PYTHONPATH": str(REPO)}
+    if as_user(user, [str(venv_py), "-c", "import nbclient, ipykernel, ocilearn"], env=base_env).returncode == 0:
+        return str(venv_py), base_env
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = REPO / ".venv" / "lib" / minor / "site-packages"
+    sys_py = shutil.which(minor, path="/usr/bin:/usr/local/bin")
+    assert sys_py, f"the unprivileged user cannot run {venv_py} and there is no system {minor}"
+    env = {"PYTHONPATH": f"{REPO}:{site}"}
+    p = as_user(user, [sys_py, "-c", "import nbclient, ipykernel, ocilearn"], env=env)
+    assert p.returncode == 0, f"unprivileged user cannot import the course's packages: {p.stderr}"
+    return sys_py, env
+
+
+@pytest.fixture(scope="module")
+def user_env(unpriv_user):
+    """(user, python, env, workdir): a private work dir and HOME owned by the user."""
+    name, uid, gid = unpriv_user
+    py, env = _user_python(unpriv_user)
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-nb-user-"))
+    os.chmod(work, 0o755)
+    home = work / "home"
+    home.mkdir()
+    if os.geteuid() == 0:
+        for p in (work, home):
+            os.chown(p, uid, gid)
+    env = {**env, "HOME": str(home), "TMPDIR": str(work), "JUPYTER_RUNTIME_DIR": str(home / "runtime")}
+    yield unpriv_user, py, env, work
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@_param(notebook_paths())
+def test_notebook_unprivileged_user(nb_path, user_env):
+    import nbformat
+
+    user, py, env, work = user_env
+    cwd = Path(tempfile.mkdtemp(prefix=f"{nb_path.stem[:2]}-", dir=work))
+    os.chmod(cwd, 0o755)
+    if os.geteuid() == 0:
+        os.chown(cwd, user[1], user[2])
+    out = cwd / "executed.ipynb"
+    p = as_user(user, [py, str(Path(__file__)), str(nb_path), str(cwd), str(out)], env=env, timeout=600)
+    assert p.returncode == 0, f"{nb_path.name} as {user[0]} (uid {user[1]}) failed:\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}"
+    nb = nbformat.read(out, as_version=4)
+    check_notebook(nb, nb_path, rootless=user[1] != 0)
+
+
+if __name__ == "__main__":
+    # python tests/test_notebooks.py NOTEBOOK CWD OUT — execute one notebook (used by the
+    # unprivileged pass) and write the executed copy to OUT, even when a cell fails.
+    import nbformat
+
+    src, cwd, out = map(Path, sys.argv[1:4])
+    try:
+        nb = execute(src, cwd)
+    except Exception as e:  # noqa: BLE001 - report and exit non-zero
+        print(f"{src.name}: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
+    nbformat.write(nb, out)
