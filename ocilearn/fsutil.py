@@ -1,0 +1,323 @@
+"""Resolve paths *inside* a rootfs, never on the host: the safety core of layer extraction.
+
+A layer's tar entries name paths as if the rootfs were ``/``. Two things make naive
+``os.path.join(rootfs, name)`` unsafe (cases C01, C02, C26 of ../shared/cases):
+
+- the name itself can climb out (``../x``, ``/x`` — only lexical, easy), and
+- a *symlink already in the rootfs* (``lnk -> /`` or ``up -> ../../..``) makes every host
+  call that follows symlinks (``open``, ``mkdir -p``, ``chmod``) land outside.
+
+:class:`Root` answers "which directory, inside the rootfs, holds this entry?" with a file
+descriptor, resolving every component as the kernel would after ``chroot(rootfs)``:
+``..`` at the root stays at the root and an absolute symlink target starts again at the
+rootfs. Two implementations, same semantics:
+
+1. ``openat2(2)`` with ``RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`` (Linux ≥ 5.6), called
+   through ctypes because Python 3.11 has no wrapper — the kernel does the scoped walk;
+2. a component-by-component walk with ``O_PATH | O_NOFOLLOW | O_DIRECTORY`` that reads each
+   symlink itself (``readlinkat``) and re-queues its target, at most 40 links (``ELOOP``,
+   like path_resolution(7)) — used when openat2 is missing, and always when directories
+   must be *created* on the way.
+
+The final component is never followed when creating or deleting: callers ``lstat`` it
+and unlink/recreate it (image-spec layer.md "Changeset over existing files"). Every
+``*at`` call uses the returned directory fd, so no later string join can escape.
+
+Rootless helper: when not root, a directory without ``u+rwx`` cannot be entered or written
+even by its owner; :class:`Root` can grant ``u+rwx`` temporarily and remembers the old mode
+and timestamps so :meth:`Root.restore` puts them back deepest-first (case C14).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import posixpath
+import stat
+from collections import deque
+from typing import Callable
+
+from .errors import UnsafePath
+
+__all__ = ["Root", "clean_path", "has_openat2", "MAX_SYMLINKS"]
+
+MAX_SYMLINKS = 40  # path_resolution(7): Linux's limit on symlinks followed in one lookup
+
+# openat2(2): syscall 437 on every architecture that uses the generic table (x86_64, aarch64…)
+_SYS_openat2 = 437
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_openat2_ok: bool | None = None
+
+
+def _openat2(dirfd: int, path: str, flags: int) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    fd = _libc.syscall(
+        ctypes.c_long(_SYS_openat2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
+    )
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return fd
+
+
+def has_openat2() -> bool:
+    """True when the running kernel has openat2(2) (Linux ≥ 5.6) and allows it here
+    (a seccomp filter may answer ENOSYS/EPERM)."""
+    global _openat2_ok
+    if _openat2_ok is None:
+        try:
+            os.close(_openat2(os.open("/", os.O_PATH | os.O_DIRECTORY), ".", os.O_PATH | os.O_DIRECTORY))
+            _openat2_ok = True
+        except OSError:
+            _openat2_ok = False
+    return _openat2_ok
+
+
+def clean_path(name: str) -> str:
+    """Lexically clean a tar entry name into a path relative to the rootfs.
+
+    Strips leading ``/`` and ``./``, folds ``//``, ``.`` and ``..`` as if the name started at
+    ``/`` (so ``../x`` → ``x``, ``/x`` → ``x``, ``a/..`` → ``""``). Returns ``""`` for the root
+    itself. This is what umoci (``CleanPath``) and Docker do; it is only the first half of
+    the safety — symlinks are handled by :class:`Root`.
+    """
+    p = posixpath.normpath("/" + name)
+    return p.lstrip("/")
+
+
+class Root:
+    """A rootfs directory and an fd-based, in-root path resolver.
+
+    Args:
+        path: the rootfs directory (must exist and be a real directory, not a symlink).
+        rootless: when True, directories lacking ``u+rwx`` are made writable on demand
+            (see :meth:`make_writable`) and restored by :meth:`restore`.
+        use_openat2: force (True/False) or auto-detect (None) the openat2 fast path.
+
+    Use as a context manager, or call :meth:`close`. File descriptors it returns from
+    :meth:`parent_of` / :meth:`dir_fd` belong to its cache: do not close them.
+
+    Raises:
+        UnsafePath: the rootfs itself is a symlink or not a directory.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, rootless: bool = False, use_openat2: bool | None = None) -> None:
+        self.path = os.fspath(path)
+        try:
+            self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            raise UnsafePath(f"rootfs {self.path}: not a real directory ({e.strerror})") from None
+        self.rootless = rootless
+        self.openat2 = has_openat2() if use_openat2 is None else (use_openat2 and has_openat2())
+        self._cache: dict[str, int] = {"": self.fd}
+        # path -> (st_mode, atime_ns, mtime_ns) of directories made u+rwx temporarily
+        self.saved: dict[str, tuple[int, int, int]] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self) -> "Root":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every cached fd and the root fd."""
+        self.invalidate()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def invalidate(self, prefix: str | None = None) -> None:
+        """Forget cached directory fds (all, or those at/below ``prefix``). Call after
+        anything that removes or replaces a directory or symlink."""
+        for key in list(self._cache):
+            if key == "":
+                continue
+            if prefix is None or prefix == "" or key == prefix or key.startswith(prefix + "/"):
+                os.close(self._cache.pop(key))
+
+    # -- resolution ------------------------------------------------------------------
+
+    def dir_fd(self, rel: str, *, create: bool = False, mode: int = 0o755, on_create: Callable[[str], None] | None = None) -> int:
+        """An ``O_PATH`` fd of the directory ``rel`` (a :func:`clean_path` result),
+        resolved inside the rootfs, following in-root symlinks.
+
+        Args:
+            create: make missing directories (mode ``mode``, like ``mkdir -p``); a
+                component that exists but is not a directory (nor a symlink to one) is
+                replaced by a directory (umoci ≥ 0.5 and overlayfs do the same; case C06 f).
+            on_create: called with the in-root path of each directory made.
+
+        Raises:
+            FileNotFoundError / NotADirectoryError: missing component and not ``create``.
+            UnsafePath: more than 40 symlinks (a loop).
+        """
+        fd = self._cache.get(rel)
+        if fd is not None:
+            return fd
+        fd = -1
+        if self.openat2:
+            try:
+                fd = _openat2(self.fd, rel, os.O_PATH | os.O_DIRECTORY)
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP, errno.EXDEV):
+                    raise
+        if fd < 0:
+            fd = self._walk(rel, create=create, mode=mode, on_create=on_create)
+        self._cache[rel] = fd
+        return fd
+
+    def parent_of(self, rel: str, **kw) -> tuple[int, str]:
+        """``(fd of the parent directory, basename)`` for a non-root in-root path; the
+        parent is resolved with :meth:`dir_fd` (``**kw`` passed on), the basename is
+        NOT followed."""
+        if not rel:
+            raise UnsafePath("the rootfs itself has no parent inside the rootfs")
+        parent, _, base = rel.rpartition("/")
+        return self.dir_fd(parent, **kw), base
+
+    def _walk(self, rel: str, *, create: bool, mode: int, on_create) -> int:
+        """The portable resolver (see the module docstring). Returns a new O_PATH fd."""
+        stack: list[tuple[int, str]] = [(os.dup(self.fd), "")]
+        queue = deque(c for c in rel.split("/") if c)
+        links = 0
+        try:
+            while queue:
+                comp = queue.popleft()
+                if comp == ".":
+                    continue
+                if comp == "..":
+                    if len(stack) > 1:
+                        os.close(stack.pop()[0])
+                    continue
+                cur, cur_path = stack[-1]
+                here = f"{cur_path}/{comp}" if cur_path else comp
+                try:
+                    nfd = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+                except OSError as e:
+                    if e.errno == errno.EACCES and self.rootless:
+                        self.make_writable(cur, cur_path)
+                        queue.appendleft(comp)
+                        continue
+                    if e.errno == errno.ENOENT:
+                        if not create:
+                            raise
+                        self._mkdir(cur, cur_path, comp, mode)
+                        if on_create:
+                            on_create(here)
+                        queue.appendleft(comp)
+                        continue
+                    if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                        raise
+                    st = os.stat(comp, dir_fd=cur, follow_symlinks=False)
+                    if stat.S_ISLNK(st.st_mode):
+                        links += 1
+                        if links > MAX_SYMLINKS:
+                            raise UnsafePath(f"{self.path}: too many levels of symbolic links resolving {rel!r} (ELOOP)")
+                        target = os.readlink(comp, dir_fd=cur)
+                        parts = [c for c in target.split("/") if c]
+                        if target.startswith("/"):
+                            while len(stack) > 1:
+                                os.close(stack.pop()[0])
+                        queue.extendleft(reversed(parts))
+                        continue
+                    if not create:
+                        raise NotADirectoryError(errno.ENOTDIR, f"not a directory inside the rootfs: {here}")
+                    # a non-directory where a directory is needed: replace it (documented policy)
+                    self.ensure_writable(cur, cur_path)
+                    os.unlink(comp, dir_fd=cur)
+                    self.invalidate(here)
+                    queue.appendleft(comp)
+                    continue
+                stack.append((nfd, here))
+            return os.dup(stack[-1][0])
+        finally:
+            for fd, _ in stack:
+                os.close(fd)
+
+    def _mkdir(self, parent: int, parent_path: str, name: str, mode: int) -> None:
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+        except PermissionError:
+            if not self.rootless:
+                raise
+            self.make_writable(parent, parent_path)
+            os.mkdir(name, mode, dir_fd=parent)
+        except FileExistsError:
+            pass
+
+    def open_file(self, rel: str, flags: int = os.O_RDONLY) -> int:
+        """Open the file at ``rel`` for reading, following symlinks *inside* the rootfs
+        (an ``etc/passwd -> /etc/passwd`` link reads the rootfs's file, never the host's).
+
+        Returns a new fd (caller closes). Raises FileNotFoundError, IsADirectoryError,
+        UnsafePath (symlink loop)."""
+        rel = clean_path(rel)
+        if self.openat2:
+            try:
+                return _openat2(self.fd, rel, flags)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.ELOOP, errno.ENOSYS, errno.EPERM):
+                    raise
+        for _ in range(MAX_SYMLINKS):
+            parent, _, base = rel.rpartition("/")
+            pfd = self._walk(parent, create=False, mode=0, on_create=None)
+            try:
+                try:
+                    return os.open(base or ".", flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                except OSError as e:
+                    if e.errno != errno.ELOOP:
+                        raise
+                    target = os.readlink(base, dir_fd=pfd)
+                    rel = clean_path(target if target.startswith("/") else f"{parent}/{target}")
+            finally:
+                os.close(pfd)
+        raise UnsafePath(f"{self.path}: too many levels of symbolic links opening {rel!r}")
+
+    # -- rootless helpers -------------------------------------------------------------
+
+    def make_writable(self, fd: int, rel: str) -> None:
+        """Grant ``u+rwx`` to the directory ``fd`` (in-root path ``rel``) if it lacks it,
+        remembering its mode and times for :meth:`restore` (only the first time)."""
+        st = os.fstat(fd)
+        if st.st_mode & 0o700 == 0o700:
+            return
+        if rel not in self.saved:
+            self.saved[rel] = (stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | 0o700)
+
+    def ensure_writable(self, fd: int, rel: str) -> None:
+        """In rootless mode, :meth:`make_writable`; as root (CAP_DAC_OVERRIDE) a no-op."""
+        if self.rootless:
+            self.make_writable(fd, rel)
+
+    def restore(self, final: dict[str, tuple[int, int, int]] | None = None) -> None:
+        """Put back directory modes and timestamps, deepest first.
+
+        Args:
+            final: ``{path: (mode, atime_ns, mtime_ns)}`` wanted for directories (a layer's
+                directory entries); takes precedence over what :meth:`make_writable` saved.
+        """
+        todo = dict(self.saved)
+        todo.update(final or {})
+        self.saved.clear()
+        for rel in sorted(todo, key=lambda p: (-p.count("/") if p else 1, p)):
+            mode, atime, mtime = todo[rel]
+            try:
+                fd = self.dir_fd(rel) if rel else self.fd
+            except OSError:
+                continue  # removed later in the layer
+            os.chmod(f"/proc/self/fd/{fd}", mode)
+            os.utime(f"/proc/self/fd/{fd}", ns=(atime, mtime))
+        self.invalidate()
