@@ -1,0 +1,1206 @@
+"""A registry client over HTTP (OCI distribution-spec), written with ``requests``.
+
+What it does, with the spec section for each:
+
+* **ping** ``GET /v2/`` (distribution-spec "Determining support"); a 401 answer carries
+  ``WWW-Authenticate`` challenges (RFC 7235 §4.1), parsed by :func:`parse_challenges`.
+* **auth**: HTTP Basic (RFC 7617) or the Docker token flow (distribution's
+  ``docs/spec/auth/token.md``): ``GET realm?service=…&scope=…`` (anonymous, or with Basic
+  credentials), or the OAuth2 form ``POST`` (``docs/spec/auth/oauth.md``) with a refresh
+  token or when the server refuses the GET. Tokens are reused until they expire and
+  fetched again on a 401.
+* **manifests** ``GET/HEAD /v2/<name>/manifests/<reference>`` with an ``Accept`` header
+  listing every OCI and Docker manifest and index type; documents over 4 MiB are refused
+  before parsing; the digest is computed over the exact bytes received and checked
+  against the requested digest, or against ``Docker-Content-Digest`` when present (it is
+  optional: case C19).
+* **blobs** ``GET /v2/<name>/blobs/<digest>``, streamed through the layout's verifying
+  writer; redirects are followed by hand and ``Authorization`` is only ever sent to the
+  registry's own origin (case C20); a broken download resumes with ``Range``; connection
+  errors, 429 (``Retry-After``) and 5xx are retried with exponential backoff.
+* **push**: ``HEAD`` blob, ``POST`` upload (monolithic ``PUT`` or chunked ``PATCH``),
+  cross-repository mount (``?mount=&from=``), ``PUT`` manifest with its media type
+  (distribution-spec "Pushing blobs", "Pushing manifests").
+
+Every HTTP exchange is recorded on :attr:`RegistryClient.exchanges` (method, URL, status,
+key headers with secrets redacted, bytes, seconds) and as an ``explain`` step.
+Secrets (passwords, tokens, signed URL parameters) never appear in the log, in reprs or in
+exception messages.
+
+Reference command: ``skopeo copy docker://… oci:…`` / ``curl -v https://HOST/v2/…``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.utils
+import html
+import ipaddress
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+
+from . import explain
+from . import mediatypes as mt
+from .digest import CHUNK, Digest
+from .errors import AuthError, DigestMismatch, InvalidDocument, RegistryError
+from .model import Descriptor, Index, Manifest, parse_document
+from .reference import DOCKER_HUB, Reference
+
+MAX_MANIFEST = 4 * 1024 * 1024  # bytes: distribution-spec recommends registries accept at least 4 MiB
+USER_AGENT = "ocilearn/0.1 (+python-requests)"
+REDACTED = "<redacted>"
+# query parameters of pre-signed URLs and token requests that are secrets
+_SECRET_PARAMS = {
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig", "token",
+    "access_token", "refresh_token", "password", "x-goog-signature", "x-goog-credential", "se", "sp", "sv",
+}
+_KEY_HEADERS = (
+    "Accept", "Authorization", "Content-Type", "Content-Length", "Content-Range", "Range", "Location",
+    "Docker-Content-Digest", "WWW-Authenticate", "Retry-After", "Docker-Upload-UUID",
+)
+_REDIRECTS = {301, 302, 303, 307, 308}
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+# ------------------------------------------------------------------ credentials
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A user name and a secret for one registry.
+
+    Attributes:
+        username: the user name (shown in logs).
+        password: the password or access token (never shown: ``repr`` hides it).
+        identity_token: an OAuth2 refresh token (Docker's ``identitytoken``), or ``None``.
+        source: where they came from (``--creds``, a file path, ``docker-credential-x``).
+    """
+
+    username: str
+    password: str = field(repr=False)
+    identity_token: str | None = field(default=None, repr=False)
+    source: str = ""
+
+    @classmethod
+    def parse(cls, text: str, source: str = "--creds") -> "Credentials":
+        """Parse ``USER:PASSWORD`` (as ``skopeo --creds`` takes it).
+
+        Raises:
+            AuthError: no ``:`` or an empty user name (the secret is not echoed).
+        """
+        user, sep, pw = text.partition(":")
+        if not sep or not user:
+            raise AuthError(f"{source}: credentials must be USERNAME:PASSWORD")
+        return cls(user, pw, None, source)
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, password={REDACTED!r}, source={self.source!r})"
+
+    __str__ = __repr__
+
+
+def _auth_files(authfile: str | os.PathLike | None, env: dict[str, str]) -> list[Path]:
+    """Credential files in the order containers/image and Docker search them."""
+    out: list[Path] = []
+    if authfile:
+        return [Path(authfile)]
+    if env.get("REGISTRY_AUTH_FILE"):
+        out.append(Path(env["REGISTRY_AUTH_FILE"]))
+    if env.get("XDG_RUNTIME_DIR"):
+        out.append(Path(env["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    home = Path(env.get("HOME") or Path.home())
+    out.append(Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "containers" / "auth.json")
+    out.append(Path(env["DOCKER_CONFIG"]) / "config.json" if env.get("DOCKER_CONFIG") else home / ".docker" / "config.json")
+    return out
+
+
+def _registry_keys(registry: str) -> list[str]:
+    """The spellings a config file may use for ``registry`` (Docker Hub has several)."""
+    if registry == DOCKER_HUB:
+        return ["docker.io", "index.docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "https://index.docker.io/v1"]
+    return [registry]
+
+
+def _normalise_key(key: str) -> str:
+    for prefix in ("https://", "http://"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+    key = key.rstrip("/")
+    if key.endswith("/v1") or key.endswith("/v2"):
+        key = key[:-3]
+    return "docker.io" if key in ("index.docker.io", "registry-1.docker.io") else key
+
+
+def _credential_helper(helper: str, server: str, source: str, env: dict[str, str]) -> Credentials | None:
+    """Ask ``docker-credential-<helper> get`` (Docker's credential helper protocol:
+    the server URL on stdin, ``{"Username":…,"Secret":…}`` on stdout)."""
+    prog = f"docker-credential-{helper}"
+    try:
+        p = subprocess.run([prog, "get"], input=server, capture_output=True, text=True, timeout=30, env=env)
+    except FileNotFoundError:
+        raise AuthError(f"{source}: credential helper {prog!r} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise AuthError(f"{source}: credential helper {prog!r} did not answer in 30 s") from None
+    if p.returncode != 0:
+        if "credentials not found" in (p.stdout + p.stderr).lower():
+            return None
+        raise AuthError(f"{source}: credential helper {prog!r} failed (exit {p.returncode})")
+    try:
+        obj = json.loads(p.stdout)
+        user, secret = obj["Username"], obj["Secret"]
+    except (ValueError, KeyError, TypeError):
+        raise AuthError(f"{source}: credential helper {prog!r} printed no Username/Secret JSON") from None
+    if user == "<token>":
+        return Credentials("", "", secret, f"{prog}")
+    return Credentials(user, secret, None, prog)
+
+
+def load_credentials(registry: str, repository: str | None = None, *, authfile: str | os.PathLike | None = None,
+                     env: dict[str, str] | None = None) -> Credentials | None:
+    """Find stored credentials for ``registry`` (``host[:port]`` or ``docker.io``).
+
+    Looks, in order, in ``authfile`` (if given, only there), ``$REGISTRY_AUTH_FILE``,
+    ``$XDG_RUNTIME_DIR/containers/auth.json``, ``~/.config/containers/auth.json`` and
+    Docker's ``~/.docker/config.json`` (or ``$DOCKER_CONFIG/config.json``). In each file:
+    ``credHelpers[registry]``, then ``auths`` (a key may be ``host``, ``https://host/v1/``
+    or, containers-auth.json style, ``host/namespace`` — the longest match wins; ``auth``
+    is base64 ``user:password``; ``identitytoken`` is an OAuth2 refresh token), then
+    ``credsStore``.
+
+    Returns:
+        :class:`Credentials` or ``None`` (anonymous).
+
+    Raises:
+        AuthError: a malformed file or ``auth`` value (the secret is never quoted), or a
+            failing credential helper.
+    """
+    env = dict(os.environ if env is None else env)
+    want = registry if registry != DOCKER_HUB else "docker.io"
+    full = f"{want}/{repository}" if repository else want
+    for path in _auth_files(authfile, env):
+        if not path.is_file():
+            if authfile:
+                raise AuthError(f"--authfile {path}: no such file")
+            continue
+        try:
+            conf = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise AuthError(f"{path}: not valid JSON") from None
+        if not isinstance(conf, dict):
+            raise AuthError(f"{path}: expected a JSON object")
+        helpers = conf.get("credHelpers") or {}
+        for key in _registry_keys(registry):
+            if isinstance(helpers, dict) and key in helpers:
+                server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+                return _credential_helper(str(helpers[key]), server, str(path), env)
+        auths = conf.get("auths") or {}
+        best: tuple[int, dict] | None = None
+        if isinstance(auths, dict):
+            for key, entry in auths.items():
+                norm = _normalise_key(key)
+                if (full == norm or full.startswith(norm + "/")) and (best is None or len(norm) > best[0]):
+                    best = (len(norm), entry if isinstance(entry, dict) else {})
+        if best is not None:
+            entry = best[1]
+            src = f"{path}"
+            if entry.get("identitytoken"):
+                return Credentials(entry.get("username", "") or "", "", str(entry["identitytoken"]), src)
+            if entry.get("auth"):
+                try:
+                    user, sep, pw = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                except (ValueError, UnicodeDecodeError):
+                    raise AuthError(f"{path}: the 'auth' value for {want} is not base64 of USER:PASSWORD") from None
+                if not sep:
+                    raise AuthError(f"{path}: the 'auth' value for {want} is not base64 of USER:PASSWORD")
+                return Credentials(user, pw, None, src)
+            if entry.get("username") and entry.get("password") is not None:
+                return Credentials(entry["username"], entry["password"], None, src)
+        if conf.get("credsStore"):
+            server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+            creds = _credential_helper(str(conf["credsStore"]), server, str(path), env)
+            if creds is not None:
+                return creds
+    return None
+
+
+# ------------------------------------------------------------------ challenges
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One ``WWW-Authenticate`` challenge (RFC 7235 §4.1).
+
+    Attributes:
+        scheme: lower-cased auth scheme, e.g. ``bearer`` or ``basic``.
+        params: auth-params, names lower-cased, values verbatim (quotes removed).
+    """
+
+    scheme: str
+    params: dict[str, str]
+
+    @property
+    def scopes(self) -> list[str]:
+        """The space-separated scopes of a Bearer challenge, each
+        ``type:name:action[,action]*`` (Docker token spec), in order."""
+        return [s for s in self.params.get("scope", "").split(" ") if s]
+
+
+_TCHAR = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def parse_challenges(value: str) -> list[Challenge]:
+    """Parse a ``WWW-Authenticate`` header value into its challenges.
+
+    Follows RFC 7235 §4.1: ``challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]``,
+    ``auth-param = token BWS "=" BWS ( token / quoted-string )``; several challenges may
+    share one header, separated by commas. Commas and spaces inside quoted strings are
+    part of the value (case C21: ``scope="repository:a:pull,push"``); ``\\`` escapes in
+    quoted strings are undone.
+
+    Returns:
+        list of :class:`Challenge` (empty for an empty or unparsable header).
+    """
+    s = value or ""
+    i, n = 0, len(s)
+    out: list[Challenge] = []
+    current: Challenge | None = None
+
+    def skip_ws_commas(j: int) -> int:
+        while j < n and s[j] in " \t,":
+            j += 1
+        return j
+
+    def read_token(j: int) -> tuple[str, int]:
+        k = j
+        while k < n and s[k] in _TCHAR:
+            k += 1
+        return s[j:k], k
+
+    while True:
+        i = skip_ws_commas(i)
+        if i >= n:
+            break
+        tok, j = read_token(i)
+        if not tok:
+            i += 1  # junk character: skip it
+            continue
+        k = j
+        while k < n and s[k] in " \t":
+            k += 1
+        if k < n and s[k] == "=" and current is not None and not (k + 1 < n and s[k + 1] == "=" and tok.endswith("=")):
+            # auth-param
+            k += 1
+            while k < n and s[k] in " \t":
+                k += 1
+            if k < n and s[k] == '"':
+                k += 1
+                buf = []
+                while k < n and s[k] != '"':
+                    if s[k] == "\\" and k + 1 < n:
+                        k += 1
+                    buf.append(s[k])
+                    k += 1
+                val = "".join(buf)
+                k += 1  # closing quote
+            else:
+                m = k
+                while m < n and s[m] not in ", \t":
+                    m += 1
+                val, k = s[k:m], m
+            current.params[tok.lower()] = val
+            i = k
+            continue
+        # a new challenge: scheme token
+        current = Challenge(tok.lower(), {})
+        out.append(current)
+        i = j
+        # token68 (e.g. "Negotiate abc==") directly after the scheme
+        k = j
+        while k < n and s[k] == " ":
+            k += 1
+        m = k
+        while m < n and (s[m] in _TCHAR or s[m] == "/"):
+            m += 1
+        e = m
+        while e < n and s[e] == "=":
+            e += 1
+        if m > k and (e >= n or s[e] == ","):
+            current.params["token68"] = s[k:e]
+            i = e
+    return out
+
+
+# ------------------------------------------------------------------ exchange log
+
+
+def redact_url(url: str) -> str:
+    """``url`` with secret query values (signatures, tokens, passwords) and any
+    ``user:password@`` replaced by ``<redacted>``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    q = parse_qsl(parts.query, keep_blank_values=True)
+    if q:
+        query = "&".join(
+            f"{quote(k, safe='')}={REDACTED if k.lower() in _SECRET_PARAMS else quote(v, safe=':/,')}" for k, v in q
+        )
+    else:
+        query = parts.query
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_headers(headers: Any) -> dict[str, str]:
+    """The key headers of a request or response, secrets replaced: ``Authorization`` keeps
+    only its scheme, ``Location`` and ``WWW-Authenticate`` pass through
+    :func:`redact_url`-style cleaning."""
+    out: dict[str, str] = {}
+    for name in _KEY_HEADERS:
+        v = headers.get(name) if headers is not None else None
+        if v is None:
+            continue
+        if name == "Authorization":
+            v = f"{v.split(' ', 1)[0]} {REDACTED}"
+        elif name == "Location":
+            v = redact_url(v)
+        out[name] = str(v)
+    if headers is not None and headers.get("Set-Cookie") is not None:
+        out["Set-Cookie"] = REDACTED
+    return out
+
+
+@dataclass
+class Exchange:
+    """One HTTP request and its answer, as recorded by :class:`RegistryClient`.
+
+    Attributes:
+        method: ``GET``, ``HEAD``, ``POST``, ``PUT``, ``PATCH``.
+        url: the URL, secrets redacted.
+        status: the HTTP status code (0 when the connection failed).
+        request_headers, response_headers: key headers, secrets redacted.
+        bytes: body bytes received (for blobs: as streamed so far).
+        seconds: time to the response headers.
+        note: what this exchange was for (``ping``, ``token``, ``manifest``, ``blob``…) or
+            the error met (``connection reset``).
+    """
+
+    method: str
+    url: str
+    status: int
+    request_headers: dict[str, str] = field(default_factory=dict)
+    response_headers: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
+    seconds: float = 0.0
+    note: str = ""
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict for a table (pandas ``DataFrame(log.rows())`` or HTML)."""
+        hdrs = "; ".join(f"{k}: {v}" for k, v in {**self.request_headers, **self.response_headers}.items())
+        return {"method": self.method, "url": self.url, "status": self.status, "bytes": self.bytes,
+                "seconds": round(self.seconds, 4), "note": self.note, "headers": hdrs}
+
+
+class ExchangeLog(list):
+    """A list of :class:`Exchange` that shows as a table in Jupyter and as text elsewhere."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [e.row() for e in list(self)]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{e.method:5s} {e.status:3d} {e.bytes:>10d} B  {e.url}  [{e.note}]" for e in list(self))
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("#", "method", "URL", "status", "bytes", "note", "key headers (redacted)"))
+        body = "".join(
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><small>{}</small></td></tr>".format(
+                i, html.escape(e.method), html.escape(e.url), e.status, e.bytes, html.escape(e.note),
+                "<br>".join(html.escape(f"{k}: {v}") for k, v in {**e.request_headers, **e.response_headers}.items()),
+            )
+            for i, e in enumerate(list(self), 1)
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest or index fetched from a registry, verified.
+
+    Attributes:
+        raw: the exact bytes received (their digest is :attr:`digest`).
+        media_type: the document's media type (its ``mediaType`` field, else Content-Type).
+        digest: sha256 (or the requested algorithm) of ``raw``.
+        document: the parsed :class:`~ocilearn.model.Manifest` or :class:`~ocilearn.model.Index`.
+    """
+
+    raw: bytes = field(repr=False)
+    media_type: str
+    digest: Digest
+    document: Manifest | Index
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    p = urlsplit(url)
+    port = p.port or (443 if p.scheme == "https" else 80 if p.scheme == "http" else None)
+    return p.scheme, (p.hostname or "").lower(), port
+
+
+def _is_loopback_host(host: str) -> bool:
+    h = host.strip("[]")
+    if h == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_text(resp: requests.Response) -> str:
+    """The registry's error message (distribution-spec "Error Codes") in a few words."""
+    try:
+        body = resp.content[:4096]
+    except requests.RequestException:
+        return ""
+    try:
+        errs = json.loads(body).get("errors") or []
+        return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errs if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        ct = resp.headers.get("Content-Type", "")
+        return f"{ct} body of {len(body)} bytes" if body else ""
+
+
+# ------------------------------------------------------------------ the client
+
+
+class RegistryClient:
+    """A client for one registry (one ``host[:port]``), shared by all its repositories.
+
+    Args:
+        registry: ``host[:port]`` as in a reference (``docker.io`` means Docker Hub).
+        creds: :class:`Credentials`, ``"USER:PASS"``, or ``None`` to look them up with
+            :func:`load_credentials` (then anonymous if none are stored).
+        authfile: a containers ``auth.json`` / Docker ``config.json`` to read instead.
+        tls_verify: verify the server's certificate (default). ``False`` also allows
+            falling back to plain HTTP, as ``skopeo --tls-verify=false`` does.
+        ca_bundle: a PEM file of CA certificates to trust (instead of the system's).
+        allow_http: allow plain HTTP; default: only for loopback hosts or when
+            ``tls_verify`` is False.
+        retries: attempts after the first on connection errors, 429 and 5xx.
+        backoff: first backoff delay in seconds (doubles each time, with jitter).
+        max_retry_after: the longest ``Retry-After`` (seconds) honoured; longer → error.
+        timeout: (connect, read) timeouts in seconds.
+        session: a :class:`requests.Session` to use (one is made otherwise).
+
+    Attributes:
+        exchanges: :class:`ExchangeLog` of every HTTP exchange, secrets redacted.
+    """
+
+    def __init__(self, registry: str, *, creds: Credentials | str | None = None, authfile: str | os.PathLike | None = None,
+                 tls_verify: bool = True, ca_bundle: str | os.PathLike | None = None, allow_http: bool | None = None,
+                 retries: int = 4, backoff: float = 0.2, max_retry_after: float = 60.0,
+                 timeout: tuple[float, float] = (10.0, 60.0), session: requests.Session | None = None,
+                 use_stored_credentials: bool = True) -> None:
+        self.registry = registry
+        self.api_host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
+        if isinstance(creds, str):
+            creds = Credentials.parse(creds)
+        self._creds_arg = creds
+        self._authfile = authfile
+        self._use_stored = use_stored_credentials
+        self._creds_loaded = creds is not None
+        self._creds: Credentials | None = creds
+        self.tls_verify = tls_verify
+        self.ca_bundle = str(ca_bundle) if ca_bundle else None
+        host = self.api_host.rsplit(":", 1)[0] if not self.api_host.endswith("]") else self.api_host
+        self.allow_http = (not tls_verify or _is_loopback_host(host)) if allow_http is None else allow_http
+        self.retries, self.backoff, self.max_retry_after, self.timeout = retries, backoff, max_retry_after, timeout
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False  # no proxies from the environment for a registry we test
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.exchanges = ExchangeLog()
+        self._base: str | None = None
+        self._challenge: Challenge | None = None
+        self._pinged = False
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.registry!r}, base={self._base!r}, user={self.creds.username if self.creds else None!r})"
+
+    # -- credentials ------------------------------------------------------
+
+    @property
+    def creds(self) -> Credentials | None:
+        """The credentials in use (looked up once, lazily)."""
+        if not self._creds_loaded:
+            self._creds_loaded = True
+            if self._use_stored or self._authfile:
+                self._creds = load_credentials(self.registry, authfile=self._authfile)
+        return self._creds
+
+    @property
+    def _verify(self) -> bool | str:
+        if not self.tls_verify:
+            return False
+        return self.ca_bundle or True
+
+    # -- low level ---------------------------------------------------------
+
+    def _record(self, method: str, url: str, req_headers: dict, resp: requests.Response | None, started: float,
+                note: str, error: str = "") -> Exchange:
+        ex = Exchange(
+            method=method,
+            url=redact_url(url),
+            status=resp.status_code if resp is not None else 0,
+            request_headers=redact_headers(req_headers),
+            response_headers=redact_headers(resp.headers) if resp is not None else {},
+            seconds=time.monotonic() - started,
+            note=note + (f" ({error})" if error else ""),
+        )
+        self.exchanges.append(ex)
+        accept = req_headers.get("Accept")
+        curl = "curl -s" + (" -I" if method == "HEAD" else f" -X {method}" if method != "GET" else "")
+        if accept:
+            curl += f" -H 'Accept: {accept}'"
+        if "Authorization" in req_headers:
+            curl += " -H 'Authorization: …'"
+        explain.step("registry", f"{method} {urlsplit(url).path}", f"{ex.status or error} {note}".strip(),
+                     f"{curl} '{ex.url}'", status=ex.status, url=ex.url, headers=ex.response_headers)
+        return ex
+
+    def _send_once(self, method: str, url: str, headers: dict, note: str, data=None, stream: bool = True) -> tuple[requests.Response, Exchange]:
+        """One request, redirects followed by hand: ``Authorization`` (and cookies) are
+        sent only to the registry's origin (scheme, host, port) — never to a storage host
+        a blob redirect points at (case C20), never after an https→http downgrade."""
+        origin = _origin(self._base or url)
+        for _hop in range(6):
+            h = dict(headers)
+            if _origin(url) != origin:
+                h.pop("Authorization", None)
+                h["Cookie"] = ""
+            started = time.monotonic()
+            try:
+                resp = self.session.request(method, url, headers=h, data=data, stream=stream, allow_redirects=False,
+                                            timeout=self.timeout, verify=self._verify)
+            except requests.RequestException as e:
+                self._record(method, url, h, None, started, note, type(e).__name__)
+                raise
+            ex = self._record(method, url, h, resp, started, note)
+            if resp.status_code in _REDIRECTS and resp.headers.get("Location") and method in ("GET", "HEAD"):
+                nxt = urljoin(url, resp.headers["Location"])
+                resp.close()
+                if urlsplit(nxt).scheme not in ("http", "https"):
+                    raise RegistryError(f"{redact_url(url)}: redirect to a non-HTTP URL refused")
+                url = nxt
+                continue
+            return resp, ex
+        raise RegistryError(f"{redact_url(url)}: more than 5 redirects")
+
+    def _sleep_for(self, attempt: int, resp: requests.Response | None, url: str) -> None:
+        delay = self.backoff * (2 ** attempt) * (0.75 + random.random() / 2)
+        if resp is not None and resp.status_code == 429 or (resp is not None and resp.headers.get("Retry-After")):
+            ra = _retry_after(resp.headers.get("Retry-After"))
+            if ra is not None:
+                if ra > self.max_retry_after:
+                    raise RegistryError(
+                        f"{redact_url(url)}: {resp.status_code}, Retry-After {ra:.0f} s is over the {self.max_retry_after:.0f} s limit"
+                    )
+                delay = max(delay, ra)
+        time.sleep(delay)
+
+    def _send(self, method: str, url: str, headers: dict | None = None, *, note: str = "", data=None,
+              retry: bool = True) -> tuple[requests.Response, Exchange]:
+        """Send with retries on connection errors, 429 and 5xx (idempotent requests, or
+        bodies given as bytes)."""
+        headers = dict(headers or {})
+        can_retry = retry and (data is None or isinstance(data, (bytes, bytearray)))
+        last_exc: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                resp, ex = self._send_once(method, url, headers, note, data=data)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                last_exc = e
+                if not can_retry or attempt == self.retries:
+                    break
+                self._sleep_for(attempt, None, url)
+                continue
+            if resp.status_code in _RETRY_STATUS and can_retry and attempt < self.retries:
+                self._sleep_for(attempt, resp, url)
+                resp.close()
+                continue
+            return resp, ex
+        raise RegistryError(f"{method} {redact_url(url)}: {type(last_exc).__name__} after {self.retries + 1} attempts: "
+                            f"{_scrub(str(last_exc))}")
+
+    # -- base URL and ping --------------------------------------------------
+
+    def ping(self) -> requests.Response:
+        """``GET /v2/`` (distribution-spec "Determining support"), choosing https, or
+        http when allowed and https fails. Remembers the auth challenge.
+
+        Returns:
+            the response (200, or 401 with ``WWW-Authenticate``).
+
+        Raises:
+            RegistryError: no answer, or not a v2 registry.
+        """
+        schemes = ["https", "http"] if self.allow_http else ["https"]
+        errors = []
+        for scheme in schemes:
+            url = f"{scheme}://{self.api_host}/v2/"
+            self._base = f"{scheme}://{self.api_host}"
+            try:
+                resp, _ = self._send_once("GET", url, {}, "ping")
+            except requests.exceptions.SSLError as e:
+                errors.append(f"{scheme}: {_scrub(str(e))}")
+                if self.tls_verify and "CERTIFICATE_VERIFY_FAILED" in str(e):
+                    break  # a TLS server with a bad certificate: never downgrade
+                continue
+            except requests.ConnectionError as e:
+                errors.append(f"{scheme}: {type(e).__name__}")
+                continue
+            with resp:
+                resp.content  # noqa: B018  read the small body
+            if resp.status_code in _RETRY_STATUS:
+                # a proxy or a busy registry: one retried GET
+                resp, _ = self._send("GET", url, note="ping")
+                resp.content  # noqa: B018
+            if resp.status_code == 401:
+                chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+                self._challenge = next((c for c in chals if c.scheme == "bearer"), None) or next(
+                    (c for c in chals if c.scheme == "basic"), None)
+            elif resp.status_code != 200:
+                raise RegistryError(f"{url}: GET /v2/ answered {resp.status_code}, not a registry? {_error_text(resp)}")
+            self._pinged = True
+            return resp
+        self._base = None
+        hint = "" if self.allow_http else " (plain HTTP is only tried for loopback hosts or with --tls-verify=false)"
+        raise RegistryError(f"cannot reach registry {self.api_host}: {'; '.join(errors)}{hint}")
+
+    @property
+    def base(self) -> str:
+        """``scheme://host[:port]`` of the registry API (pings on first use)."""
+        if self._base is None or not self._pinged:
+            self.ping()
+        assert self._base is not None
+        return self._base
+
+    # -- auth ------------------------------------------------------------------
+
+    def _basic(self) -> str | None:
+        c = self.creds
+        if c is None or not c.username:
+            return None
+        return "Basic " + base64.b64encode(f"{c.username}:{c.password}".encode()).decode()
+
+    def _token(self, chal: Challenge, scopes: tuple[str, ...], force: bool = False) -> str:
+        """A Bearer token for ``scopes`` from the challenge's realm (cached until expiry).
+
+        Docker token spec: ``GET realm?service=S&scope=A&scope=B`` (Basic auth when we
+        have credentials); the OAuth2 form ``POST`` (grant_type=refresh_token with an
+        identity token, or password when the GET is refused with 404/405)."""
+        key = (chal.params.get("realm", ""), chal.params.get("service", ""), *sorted(set(scopes)))
+        with self._lock:
+            hit = self._tokens.get(key)
+            if hit and not force and hit[1] > time.time():
+                return hit[0]
+            realm = chal.params.get("realm")
+            if not realm or urlsplit(realm).scheme not in ("http", "https"):
+                raise AuthError(f"{self.registry}: Bearer challenge has no usable realm")
+            if urlsplit(realm).scheme == "http" and not _is_loopback_host(urlsplit(realm).hostname or "") and not (
+                    self.allow_http and not self.tls_verify):
+                raise AuthError(f"{self.registry}: token realm {redact_url(realm)} is plain HTTP; refused (use https)")
+            service = chal.params.get("service")
+            creds = self.creds
+            query = [("service", service)] if service else []
+            query += [("scope", s) for s in key[2:]]
+            headers: dict[str, str] = {}
+            resp = None
+            if creds is not None and creds.identity_token:
+                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "ocilearn",
+                        "scope": " ".join(key[2:])}
+                if service:
+                    form["service"] = service
+                resp, _ = self._send_once("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"}, "token (OAuth2 refresh)",
+                                          data=urlencode(form))
+            else:
+                b = self._basic()
+                if b:
+                    headers["Authorization"] = b
+                sep = "&" if urlsplit(realm).query else "?"
+                url = realm + (sep + urlencode(query) if query else "")
+                resp, _ = self._token_get(url, headers)
+                if resp.status_code in (404, 405) and creds is not None and creds.username:
+                    resp.close()
+                    form = {"grant_type": "password", "username": creds.username, "password": creds.password,
+                            "client_id": "ocilearn", "scope": " ".join(key[2:])}
+                    if service:
+                        form["service"] = service
+                    resp, _ = self._token_get(realm, {"Content-Type": "application/x-www-form-urlencoded"}, post=urlencode(form))
+            with resp:
+                body = resp.content[: 1 << 20]
+            if resp.status_code in (401, 403):
+                who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
+                raise AuthError(f"{self.registry}: token server {redact_url(realm)} refused {who} "
+                                f"(HTTP {resp.status_code}) for scope {' '.join(key[2:]) or '(none)'}")
+            if resp.status_code != 200:
+                raise AuthError(f"{self.registry}: token server {redact_url(realm)} answered HTTP {resp.status_code}")
+            try:
+                obj = json.loads(body)
+                token = obj.get("token") or obj.get("access_token")
+            except (ValueError, AttributeError):
+                token = None
+                obj = {}
+            if not isinstance(token, str) or not token:
+                raise AuthError(f"{self.registry}: token server {redact_url(realm)} sent no token")
+            try:
+                ttl = float(obj.get("expires_in") or 60)
+            except (TypeError, ValueError):
+                ttl = 60.0
+            self._tokens[key] = (token, time.time() + max(ttl - 5, 1))
+            return token
+
+    def _token_get(self, url: str, headers: dict, post: str | None = None) -> tuple[requests.Response, Exchange]:
+        # the token realm is its own origin: Authorization is meant for it
+        started = time.monotonic()
+        method = "POST" if post is not None else "GET"
+        resp = self.session.request(method, url, headers=headers, data=post, allow_redirects=False, timeout=self.timeout,
+                                    verify=self._verify)
+        return resp, self._record(method, url, headers, resp, started, "token")
+
+    def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict[str, str]:
+        chal = self._challenge
+        if chal is None:
+            return {}
+        if chal.scheme == "basic":
+            b = self._basic()
+            if b is None:
+                raise AuthError(f"{self.registry} requires a user name and password (HTTP Basic); use --creds USER:PASS or an auth file")
+            return {"Authorization": b}
+        if chal.scheme == "bearer":
+            return {"Authorization": f"Bearer {self._token(chal, scopes, force)}"}
+        raise AuthError(f"{self.registry}: unsupported auth scheme {chal.scheme!r}")
+
+    def request(self, method: str, path_or_url: str, *, scope: str | tuple[str, ...] = (), headers: dict | None = None,
+                note: str = "", data=None, retry: bool = True) -> tuple[requests.Response, Exchange]:
+        """Send an authenticated request to the registry (path relative to the base URL).
+
+        On a 401 the challenge is read again (it may ask for more scope, RFC 6750 §3),
+        a fresh token is fetched once and the request repeated.
+
+        Raises:
+            AuthError: 401/403 after authenticating; RegistryError: no answer.
+        """
+        scopes = (scope,) if isinstance(scope, str) else tuple(scope)
+        url = path_or_url if "://" in path_or_url else self.base + path_or_url
+        hdrs = dict(headers or {})
+        hdrs.update(self._auth_header(scopes))
+        resp, ex = self._send(method, url, hdrs, note=note, data=data, retry=retry)
+        if resp.status_code == 401:
+            chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+            chal = next((c for c in chals if c.scheme == "bearer"), None) or next((c for c in chals if c.scheme == "basic"), None)
+            resp.close()
+            if chal is None:
+                raise AuthError(f"{self.registry}: {method} {redact_url(url)}: 401 without a usable challenge")
+            retried_basic = chal.scheme == "basic" and self._challenge is not None and self._challenge.scheme == "basic"
+            self._challenge = chal
+            if retried_basic:
+                who = f"user {self.creds.username!r}" if self.creds else "anonymous"
+                raise AuthError(f"{self.registry}: {method} {redact_url(url)}: 401 Unauthorized for {who} (wrong user name or password?)")
+            more = tuple(dict.fromkeys(scopes + tuple(chal.scopes)))
+            hdrs = dict(headers or {})
+            hdrs.update(self._auth_header(more, force=True))
+            resp, ex = self._send(method, url, hdrs, note=note + " (after auth)", data=data, retry=retry)
+        if resp.status_code in (401, 403):
+            text = _error_text(resp)
+            resp.close()
+            who = f"user {self.creds.username!r}" if self.creds and self.creds.username else "anonymous"
+            raise AuthError(f"{self.registry}: {method} {redact_url(url)}: HTTP {resp.status_code} for {who}: {text}")
+        return resp, ex
+
+    # -- manifests -----------------------------------------------------------------
+
+    def get_manifest(self, repository: str, reference: str | Digest, *, accept: str = mt.MANIFEST_ACCEPT) -> FetchedManifest:
+        """``GET /v2/<name>/manifests/<reference>`` — the exact bytes, verified.
+
+        Args:
+            repository: e.g. ``library/busybox``.
+            reference: a tag or a digest.
+
+        Returns:
+            :class:`FetchedManifest`.
+
+        Raises:
+            RegistryError: not found (404) or another error status, or a body that is no
+                manifest (an HTML page, say); InvalidDocument: over 4 MiB or malformed;
+                DigestMismatch: the bytes do not hash to the requested digest or to the
+                ``Docker-Content-Digest`` header.
+        """
+        want = Digest.parse(reference) if isinstance(reference, Digest) or str(reference).startswith(("sha256:", "sha512:")) else None
+        path = f"/v2/{repository}/manifests/{want or reference}"
+        resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", headers={"Accept": accept}, note="manifest")
+        with resp:
+            if resp.status_code != 200:
+                raise RegistryError(f"{self.registry}/{repository}:{reference}: GET manifest answered HTTP "
+                                    f"{resp.status_code}: {_error_text(resp)}")
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > MAX_MANIFEST:
+                raise InvalidDocument(f"{self.registry}/{repository}:{reference}: manifest is {length} bytes, over the "
+                                      f"{MAX_MANIFEST}-byte limit (refused before reading)")
+            buf = bytearray()
+            for chunk in resp.raw.stream(65536, decode_content=True):
+                buf += chunk
+                if len(buf) > MAX_MANIFEST:
+                    raise InvalidDocument(f"{self.registry}/{repository}:{reference}: manifest is over the {MAX_MANIFEST}-byte limit")
+        raw = bytes(buf)
+        ex.bytes = len(raw)
+        source = f"{self.registry}/{repository}@{want or reference}"
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        header = resp.headers.get("Docker-Content-Digest")
+        if want is not None:
+            actual = Digest.of(raw, want.algorithm)
+            if actual != want:
+                raise DigestMismatch(want, actual, f"manifest {source} from the registry")
+        else:
+            actual = Digest.of(raw)
+            if header:
+                try:
+                    hd = Digest.parse(header.strip())
+                except Exception:
+                    raise RegistryError(f"{source}: malformed Docker-Content-Digest header {header!r}") from None
+                if Digest.of(raw, hd.algorithm) != hd:
+                    raise DigestMismatch(hd, Digest.of(raw, hd.algorithm),
+                                         f"manifest {source}: the Docker-Content-Digest header disagrees with the body")
+        try:
+            doc = parse_document(raw, ctype if (mt.is_manifest(ctype) or mt.is_index(ctype)) else None, source)
+        except InvalidDocument as e:
+            if not (mt.is_manifest(ctype) or mt.is_index(ctype)):
+                raise RegistryError(f"{source}: expected an image manifest or index, got {ctype or 'no Content-Type'} "
+                                    f"({len(raw)} bytes) — a proxy or login page? ({str(e)[:200]})") from None
+            raise
+        media_type = doc.media_type or (ctype if (mt.is_manifest(ctype) or mt.is_index(ctype)) else
+                                        (mt.OCI_INDEX if isinstance(doc, Index) else mt.OCI_MANIFEST))
+        return FetchedManifest(raw, media_type, actual, doc)
+
+    def head_manifest(self, repository: str, reference: str) -> tuple[Digest | None, str, int | None]:
+        """``HEAD /v2/<name>/manifests/<reference>``: (digest or None, media type, size).
+        The digest header is optional (case C19): see :meth:`resolve_digest`."""
+        resp, ex = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull",
+                                headers={"Accept": mt.MANIFEST_ACCEPT}, note="manifest HEAD")
+        resp.close()
+        if resp.status_code == 404:
+            return None, "", None
+        if resp.status_code != 200:
+            raise RegistryError(f"{self.registry}/{repository}:{reference}: HEAD manifest answered HTTP {resp.status_code}")
+        d = resp.headers.get("Docker-Content-Digest")
+        size = resp.headers.get("Content-Length")
+        return (Digest.parse(d.strip()) if d else None, resp.headers.get("Content-Type", "").split(";")[0],
+                int(size) if size and size.isdigit() else None)
+
+    def resolve_digest(self, repository: str, tag: str) -> Digest:
+        """The digest a tag points at: from HEAD's ``Docker-Content-Digest``, or — the
+        header being optional — by GET and hashing the body (case C19)."""
+        d, _, _ = self.head_manifest(repository, tag)
+        if d is not None:
+            return d
+        return self.get_manifest(repository, tag).digest
+
+    # -- blobs -------------------------------------------------------------------------
+
+    def open_blob(self, repository: str, desc: Descriptor, *, offset: int = 0) -> tuple[requests.Response, Exchange]:
+        """``GET /v2/<name>/blobs/<digest>`` (from byte ``offset`` with ``Range``).
+
+        Returns the streaming response (200, or 206 for a range) and its exchange.
+
+        Raises:
+            RegistryError: 404 or another error status.
+        """
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        resp, ex = self.request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=f"repository:{repository}:pull",
+                                headers=headers, note=f"blob {desc.digest.short}" + (f" from byte {offset}" if offset else ""))
+        if resp.status_code not in (200, 206):
+            text = _error_text(resp)
+            resp.close()
+            raise RegistryError(f"{self.registry}/{repository}: blob {desc.digest}: HTTP {resp.status_code} {text}")
+        return resp, ex
+
+    def blob_reader(self, repository: str, desc: Descriptor, progress: Callable[[int], None] | None = None) -> "BlobStream":
+        """A file-like reader of a blob's bytes that resumes after a broken connection."""
+        return BlobStream(self, repository, desc, progress)
+
+    def blob_exists(self, repository: str, digest: Digest) -> bool:
+        """``HEAD /v2/<name>/blobs/<digest>``: True on 200, False on 404."""
+        resp, _ = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull,push",
+                               note="blob exists?")
+        resp.close()
+        if resp.status_code == 200:
+            return True
+        if resp.status_code == 404:
+            return False
+        raise RegistryError(f"{self.registry}/{repository}: HEAD blob {digest}: HTTP {resp.status_code}")
+
+    def _upload_url(self, location: str, **params: str) -> str:
+        url = urljoin(self.base + "/", location)
+        p = urlsplit(url)
+        q = parse_qsl(p.query, keep_blank_values=True) + list(params.items())
+        return urlunsplit((p.scheme, p.netloc, p.path, urlencode(q), ""))
+
+    def mount_blob(self, repository: str, digest: Digest, from_repository: str) -> bool:
+        """Cross-repository mount: ``POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<other>``.
+        True when the registry mounted it (201); False when it started an upload instead
+        (202, which we cancel)."""
+        resp, _ = self.request("POST", f"/v2/{repository}/blobs/uploads/?{urlencode({'mount': str(digest), 'from': from_repository})}",
+                               scope=(f"repository:{repository}:pull,push", f"repository:{from_repository}:pull"),
+                               note="mount blob", data=b"")
+        resp.close()
+        if resp.status_code == 201:
+            return True
+        if resp.status_code == 202 and resp.headers.get("Location"):
+            with contextlib.suppress(RegistryError, requests.RequestException):
+                r, _ = self.request("DELETE", self._upload_url(resp.headers["Location"]),
+                                    scope=f"repository:{repository}:pull,push", note="cancel upload")
+                r.close()
+            return False
+        return False
+
+    def upload_blob(self, repository: str, digest: Digest, size: int, opener: Callable[[], BinaryIO], *,
+                    chunk_size: int | None = None, progress: Callable[[int], None] | None = None) -> None:
+        """Upload a blob: ``POST`` to start, then one ``PUT ?digest=`` with the whole body
+        (monolithic), or ``PATCH`` chunks of ``chunk_size`` bytes with ``Content-Range``
+        then a closing ``PUT ?digest=`` (chunked). ``opener()`` returns a fresh stream
+        of the blob (called again when the upload is retried).
+
+        Raises:
+            RegistryError: the registry refused (e.g. DIGEST_INVALID).
+        """
+        scope = f"repository:{repository}:pull,push"
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                resp, _ = self.request("POST", f"/v2/{repository}/blobs/uploads/", scope=scope, note="start upload", data=b"")
+                resp.close()
+                if resp.status_code != 202 or not resp.headers.get("Location"):
+                    raise RegistryError(f"{self.registry}/{repository}: POST upload answered HTTP {resp.status_code}")
+                location = resp.headers["Location"]
+                with opener() as f:
+                    if chunk_size is None or size <= chunk_size:
+                        body = _ProgressReader(f, progress)
+                        resp, ex = self.request("PUT", self._upload_url(location, digest=str(digest)), scope=scope,
+                                                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                                                note=f"upload {digest.short}", data=body, retry=False)
+                        ex.bytes = size
+                    else:
+                        offset = 0
+                        while offset < size:
+                            chunk = f.read(min(chunk_size, size - offset))
+                            if not chunk:
+                                raise RegistryError(f"{digest}: source ended at byte {offset} of {size}")
+                            resp, ex = self.request(
+                                "PATCH", self._upload_url(location), scope=scope,
+                                headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                                         "Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
+                                note=f"upload chunk {digest.short}", data=chunk, retry=False)
+                            resp.close()
+                            if resp.status_code != 202:
+                                raise RegistryError(f"{self.registry}/{repository}: PATCH chunk at {offset}: HTTP {resp.status_code} {_error_text(resp)}")
+                            location = resp.headers.get("Location", location)
+                            offset += len(chunk)
+                            if progress:
+                                progress(len(chunk))
+                        resp, ex = self.request("PUT", self._upload_url(location, digest=str(digest)), scope=scope,
+                                                headers={"Content-Length": "0"}, note=f"finish upload {digest.short}", data=b"", retry=False)
+                if resp.status_code not in (201, 204):
+                    text = _error_text(resp)
+                    resp.close()
+                    raise RegistryError(f"{self.registry}/{repository}: upload of {digest} answered HTTP {resp.status_code}: {text}")
+                resp.close()
+                return
+            except (requests.ConnectionError, requests.Timeout) as e:
+                last = e
+                if attempt < self.retries:
+                    self._sleep_for(attempt, None, location if "location" in locals() else self.base)
+                    continue
+        raise RegistryError(f"{self.registry}/{repository}: upload of {digest} failed: {type(last).__name__}")
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> Digest:
+        """``PUT /v2/<name>/manifests/<reference>`` with ``Content-Type: media_type``.
+
+        Returns:
+            the digest of ``raw`` (checked against the registry's ``Docker-Content-Digest``).
+
+        Raises:
+            RegistryError: refused (e.g. MANIFEST_BLOB_UNKNOWN when a child is missing).
+        """
+        digest = Digest.of(raw)
+        resp, ex = self.request("PUT", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull,push",
+                                headers={"Content-Type": media_type}, note="put manifest", data=raw)
+        ex.bytes = len(raw)
+        with resp:
+            if resp.status_code not in (200, 201):
+                raise RegistryError(f"{self.registry}/{repository}:{reference}: PUT manifest answered HTTP {resp.status_code}: {_error_text(resp)}")
+            got = resp.headers.get("Docker-Content-Digest")
+        if got and got.strip() != str(digest):
+            raise DigestMismatch(digest, got.strip(), f"registry's digest for the manifest pushed to {repository}:{reference}")
+        return digest
+
+    def tags(self, repository: str) -> list[str]:
+        """``GET /v2/<name>/tags/list`` following ``Link`` pagination."""
+        out: list[str] = []
+        path: str | None = f"/v2/{repository}/tags/list"
+        while path:
+            resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", note="tags")
+            with resp:
+                if resp.status_code != 200:
+                    raise RegistryError(f"{self.registry}/{repository}: tags/list answered HTTP {resp.status_code}: {_error_text(resp)}")
+                body = resp.json()
+            out += body.get("tags") or []
+            nxt = resp.links.get("next", {}).get("url")
+            path = nxt if nxt else None
+        return out
+
+
+def _scrub(text: str) -> str:
+    """Remove anything that looks like a credential from a library error message."""
+    import re
+
+    text = re.sub(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[A-Za-z0-9._~+/=-]+", r"\1\2 " + REDACTED, text)
+    text = re.sub(r"://[^/@\s]+@", "://" + REDACTED + "@", text)
+    return text
+
+
+class _ProgressReader:
+    """Wraps a stream for a request body, reporting bytes read."""
+
+    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None) -> None:
+        self._f, self._p = f, progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n if n and n > 0 else CHUNK)
+        if data and self._p:
+            self._p(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK):
+            yield chunk
+
+
+class BlobStream:
+    """A blob download as a readable stream that survives broken connections.
+
+    ``read(n)`` returns the blob's bytes in order. When the connection breaks, the
+    request is sent again with ``Range: bytes=<offset>-``; a 206 continues where it
+    stopped, a 200 (the server ignores ranges) is skipped forward to the offset. At most
+    ``client.retries`` resumptions. The bytes are not verified here: pass the stream to
+    :meth:`ocilearn.layout.ImageLayout.put_blob` with the expected digest and size.
+
+    Raises (from ``read``):
+        RegistryError: the download could not be completed.
+    """
+
+    def __init__(self, client: RegistryClient, repository: str, desc: Descriptor, progress: Callable[[int], None] | None = None) -> None:
+        self.client, self.repository, self.desc, self.progress = client, repository, desc, progress
+        self.offset = 0
+        self.resumes = 0
+        self._resp: requests.Response | None = None
+        self._ex: Exchange | None = None
+
+    def _open(self) -> None:
+        resp, ex = self.client.open_blob(self.repository, self.desc, offset=self.offset)
+        if self.offset and resp.status_code == 200:
+            skip = self.offset  # server ignored Range: read and drop what we have
+            while skip:
+                data = resp.raw.read(min(skip, CHUNK), decode_content=False)
+                if not data:
+                    raise RegistryError(f"{self.desc.digest}: server restarted the blob and ended early")
+                skip -= len(data)
+        elif self.offset and resp.status_code == 206:
+            cr = resp.headers.get("Content-Range", "")
+            if not cr.startswith(f"bytes {self.offset}-"):
+                resp.close()
+                raise RegistryError(f"{self.desc.digest}: asked for bytes {self.offset}-, got Content-Range {cr!r}")
+        self._resp, self._ex = resp, ex
+
+    def read(self, n: int = CHUNK) -> bytes:
+        if n is None or n < 0:
+            n = CHUNK
+        while True:
+            try:
+                if self._resp is None:
+                    self._open()
+                assert self._resp is not None
+                data = self._resp.raw.read(n, decode_content=False)
+                if not data and self.offset < self.desc.size:
+                    raise ConnectionError(f"connection closed at byte {self.offset} of {self.desc.size}")
+            except RegistryError:
+                raise
+            except Exception as e:  # urllib3 ProtocolError, ReadTimeout, ConnectionError …
+                if self._resp is not None:
+                    with contextlib.suppress(Exception):
+                        self._resp.close()
+                self._resp = None
+                if self._ex is not None:
+                    self._ex.note += f" (broken after {self.offset} bytes: {type(e).__name__})"
+                if self.resumes >= self.client.retries:
+                    raise RegistryError(f"{self.client.registry}/{self.repository}: blob {self.desc.digest}: download broke "
+                                        f"{self.resumes + 1} times; last at byte {self.offset}: {type(e).__name__}") from None
+                self.client._sleep_for(self.resumes, None, "")
+                self.resumes += 1
+                continue
+            if data:
+                self.offset += len(data)
+                if self._ex is not None:
+                    self._ex.bytes += len(data)
+                if self.progress:
+                    self.progress(len(data))
+            return data
+
+    def close(self) -> None:
+        if self._resp is not None:
+            self._resp.close()
+            self._resp = None
+
+    def __enter__(self) -> "BlobStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def client_for(ref: Reference, **kw: Any) -> RegistryClient:
+    """A :class:`RegistryClient` for the registry of ``ref`` (keyword arguments as for
+    the constructor)."""
+    return RegistryClient(ref.registry, **kw)

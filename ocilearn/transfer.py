@@ -1,0 +1,661 @@
+"""Copy images between a registry, an OCI image layout and a docker-archive tar.
+
+:func:`copy` is what ``skopeo copy SRC DST`` does, with skopeo's transport syntax:
+
+* ``docker://REF`` — a registry (:mod:`ocilearn.registry`), REF as in :mod:`ocilearn.reference`;
+* ``oci:PATH[:REF]`` — an OCI image layout (:mod:`ocilearn.layout`), REF a ref name;
+* ``docker-archive:PATH[:REF]`` — a ``docker save`` tar (:mod:`ocilearn.archive`).
+
+The order of work follows image-spec's graph: the top document is fetched and verified;
+an image index either selects one platform's manifest (``platform``; image-index.md) or,
+with ``all_platforms``, copies every child; for each manifest the config and layers are
+copied first (in parallel threads, skipping blobs the destination already has and that
+verify), then the manifest, then the index, then the ref or tag — children before parents,
+so a destination never names something it does not hold. A killed copy leaves at most
+unreferenced blobs, never a broken ref.
+
+By default bytes and digests are preserved (``skopeo copy --preserve-digests``).
+``format="oci"`` converts Docker schema2 manifests, manifest lists and config/layer media
+types to their OCI equivalents (as skopeo does by default for ``oci:``): the document
+bytes change, so the manifest (and index) digests change, while the config and layer blobs
+stay the same bytes with the same digests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from . import explain
+from . import mediatypes as mt
+from .digest import Digest
+from .errors import (
+    BlobNotFound,
+    InvalidDocument,
+    LayoutError,
+    OcilearnError,
+    RefNotFound,
+    TransportError,
+    VerificationError,
+)
+from .layout import MAX_DOCUMENT, ImageLayout, host_platform, parse_oci_ref, select_platform
+from .model import Descriptor, Index, Manifest, Platform, dumps, parse_document
+from .reference import Reference
+from .reference import parse as parse_reference
+from .registry import ExchangeLog, RegistryClient
+
+DEFAULT_WORKERS = 4
+
+
+# ------------------------------------------------------------------ transports
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed transport string.
+
+    Attributes:
+        transport: ``docker``, ``oci`` or ``docker-archive``.
+        reference: for ``docker``, the :class:`~ocilearn.reference.Reference`.
+        path: for ``oci`` / ``docker-archive``, the file system path.
+        ref: for ``oci``, the ref name (or ``None``); for ``docker-archive``, the image
+            reference inside the archive, or ``@N`` (the N-th image), or ``None``.
+    """
+
+    transport: str
+    reference: Reference | None = None
+    path: Path | None = None
+    ref: str | None = None
+
+    def __str__(self) -> str:
+        if self.transport == "docker":
+            return f"docker://{self.reference}"
+        return f"{self.transport}:{self.path}" + (f":{self.ref}" if self.ref else "")
+
+
+def parse_transport(text: str) -> Endpoint:
+    """Parse ``docker://REF``, ``oci:PATH[:REF]`` or ``docker-archive:PATH[:REF]``.
+
+    Raises:
+        TransportError: an unknown transport or an empty path; InvalidReference: a bad REF.
+    """
+    if text.startswith("docker://"):
+        return Endpoint("docker", reference=parse_reference(text[len("docker://"):]))
+    if text.startswith("oci:"):
+        path, ref = parse_oci_ref(text)
+        if not path:
+            raise TransportError(f"{text!r}: oci: needs a path (oci:PATH[:REF])")
+        return Endpoint("oci", path=Path(path), ref=ref)
+    if text.startswith("docker-archive:"):
+        path, _, ref = text[len("docker-archive:"):].partition(":")  # skopeo splits at the first ':'
+        if not path:
+            raise TransportError(f"{text!r}: docker-archive: needs a path (docker-archive:PATH[:REF])")
+        if ref and not ref.startswith("@"):
+            parse_reference(ref)  # validate
+        return Endpoint("docker-archive", path=Path(path), ref=ref or None)
+    raise TransportError(
+        f"{text!r}: unknown transport; expected docker://REF, oci:PATH[:REF] or docker-archive:PATH[:REF]"
+    )
+
+
+# ------------------------------------------------------------------ progress
+
+
+class Progress:
+    """Progress bars with ``tqdm.auto`` (a terminal bar, or a widget in Jupyter): one for
+    the total bytes and one per blob being transferred. Silent when ``quiet``."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._total = None
+        self._lock = threading.Lock()
+        self._slots: list[bool] = []
+
+    def start(self, total_bytes: int, n_blobs: int) -> None:
+        if self.quiet or total_bytes <= 0:
+            return
+        from tqdm.auto import tqdm
+
+        self._total = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024,
+                           desc=f"copying {n_blobs} blobs", position=0, leave=True)
+
+    @contextlib.contextmanager
+    def blob(self, desc: Descriptor):
+        if self.quiet or self._total is None:
+            yield lambda n: None
+            return
+        from tqdm.auto import tqdm
+
+        with self._lock:
+            slot = next((i for i, busy in enumerate(self._slots) if not busy), len(self._slots))
+            if slot == len(self._slots):
+                self._slots.append(True)
+            self._slots[slot] = True
+        bar = tqdm(total=desc.size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"{desc.kind} {desc.digest.short}",
+                   position=slot + 1, leave=False)
+
+        def update(n: int) -> None:
+            bar.update(n)
+            if self._total is not None:
+                self._total.update(n)
+
+        try:
+            yield update
+        finally:
+            bar.close()
+            with self._lock:
+                self._slots[slot] = False
+
+    def close(self) -> None:
+        if self._total is not None:
+            self._total.close()
+
+
+# ------------------------------------------------------------------ sources
+
+
+@dataclass
+class Document:
+    """A manifest or index with its exact bytes and descriptor."""
+
+    raw: bytes
+    descriptor: Descriptor
+    document: Manifest | Index
+
+
+class Source:
+    """Where an image comes from. Subclasses implement :meth:`top`, :meth:`fetch`,
+    :meth:`open_blob`."""
+
+    name = ""
+
+    def top(self) -> Document:
+        raise NotImplementedError
+
+    def fetch(self, desc: Descriptor) -> Document:
+        raise NotImplementedError
+
+    def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class RegistrySource(Source):
+    def __init__(self, client: RegistryClient, ref: Reference) -> None:
+        self.client, self.ref = client, ref
+        self.name = f"docker://{ref}"
+
+    def top(self) -> Document:
+        f = self.client.get_manifest(self.ref.repository, self.ref.reference)
+        return Document(f.raw, f.descriptor, f.document)
+
+    def fetch(self, desc: Descriptor) -> Document:
+        f = self.client.get_manifest(self.ref.repository, desc.digest)
+        if len(f.raw) != desc.size:
+            raise VerificationError(f"{self.name}: {desc.digest} is {len(f.raw)} bytes, its descriptor says {desc.size}")
+        return Document(f.raw, Descriptor(desc.media_type, desc.digest, desc.size, platform=desc.platform,
+                                          annotations=desc.annotations), f.document)
+
+    def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
+        return self.client.blob_reader(self.ref.repository, desc, progress)  # type: ignore[return-value]
+
+
+class _Counting:
+    def __init__(self, f, progress) -> None:
+        self._f, self._p = f, progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if data:
+            self._p(len(data))
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def layout_entry(layout: ImageLayout, ref: str | None) -> Descriptor:
+    """The index.json entry for a ref name, a digest, or the only entry (no platform
+    choice yet).
+
+    Raises:
+        RefNotFound, LayoutError (several entries and no ref).
+    """
+    entries = layout.index().manifests
+    if ref is None:
+        if len(entries) == 1:
+            return entries[0]
+        names = sorted({d.ref_name for d in entries if d.ref_name})
+        raise LayoutError(f"{layout.path}: index.json has {len(entries)} entries; name one (refs: {', '.join(names) or 'none'})")
+    for d in entries:
+        if d.ref_name == ref:
+            return d
+    if ref.startswith(("sha256:", "sha512:")):
+        dg = Digest.parse(ref)
+        for d in entries:
+            if d.digest == dg:
+                return d
+    names = sorted({d.ref_name for d in entries if d.ref_name})
+    raise RefNotFound(f"{layout.path}: no ref named {ref!r} in index.json (refs: {', '.join(names) or 'none'})")
+
+
+class LayoutSource(Source):
+    def __init__(self, layout: ImageLayout, ref: str | None) -> None:
+        self.layout, self.ref = layout, ref
+        self.name = f"oci:{layout.path}" + (f":{ref}" if ref else "")
+
+    def top(self) -> Document:
+        return self.fetch(layout_entry(self.layout, self.ref))
+
+    def fetch(self, desc: Descriptor) -> Document:
+        raw = self.layout.read_blob(desc, limit=MAX_DOCUMENT)
+        doc = parse_document(raw, desc.media_type, f"{self.layout.path}: {desc.digest}")
+        return Document(raw, desc, doc)
+
+    def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
+        return _Counting(self.layout.open_blob(desc), progress)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ destinations
+
+
+class Destination:
+    """Where an image goes. ``has_blob`` (present and verified), ``put_blob``,
+    ``put_manifest`` (children before parents), ``finish`` (the ref or tag)."""
+
+    name = ""
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        raise NotImplementedError
+
+    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
+        raise NotImplementedError
+
+    def put_manifest(self, doc: Document) -> None:
+        raise NotImplementedError
+
+    def finish(self, top: Document) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LayoutDest(Destination):
+    def __init__(self, path: Path, ref: str | None) -> None:
+        self.layout = ImageLayout.init(path)
+        self.ref = ref
+        self.name = f"oci:{path}" + (f":{ref}" if ref else "")
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        if not self.layout.has_blob(desc.digest):
+            return False
+        try:
+            self.layout.verify_blob(desc)
+            return True
+        except VerificationError:
+            # a corrupt blob (e.g. a disk fault): remove it so it is fetched again
+            self.layout.delete_blob(desc.digest)
+            explain.step("layout", "drop corrupt blob", str(desc.digest), f"rm {self.layout.blob_path(desc.digest)}")
+            return False
+
+    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
+        with opener() as f:
+            self.layout.put_blob(f, desc.digest, desc.size)
+
+    def put_manifest(self, doc: Document) -> None:
+        self.layout.put_blob(doc.raw, doc.descriptor.digest, doc.descriptor.size)
+
+    def finish(self, top: Document) -> None:
+        d = top.descriptor
+        entry = Descriptor(d.media_type, d.digest, d.size, platform=d.platform)
+        if self.ref:
+            self.layout.add_ref(self.ref, entry)
+        else:
+            self.layout.add_manifest(entry)
+
+
+class RegistryDest(Destination):
+    def __init__(self, client: RegistryClient, ref: Reference, chunk_size: int | None = None) -> None:
+        self.client, self.ref, self.chunk_size = client, ref, chunk_size
+        self.name = f"docker://{ref}"
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.client.blob_exists(self.ref.repository, desc.digest)
+
+    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
+        if (isinstance(source, RegistrySource) and source.ref.registry == self.ref.registry
+                and source.ref.repository != self.ref.repository):
+            if self.client.mount_blob(self.ref.repository, desc.digest, source.ref.repository):
+                return
+        self.client.upload_blob(self.ref.repository, desc.digest, desc.size, opener, chunk_size=self.chunk_size)
+
+    def put_manifest(self, doc: Document) -> None:
+        self.client.put_manifest(self.ref.repository, str(doc.descriptor.digest), doc.raw, doc.descriptor.media_type)
+
+    def finish(self, top: Document) -> None:
+        if self.ref.tag and self.ref.digest is None:
+            self.client.put_manifest(self.ref.repository, self.ref.tag, top.raw, top.descriptor.media_type)
+
+
+# ------------------------------------------------------------------ conversion
+
+
+def to_oci(doc: Document, children: dict[Digest, Descriptor] | None = None) -> Document:
+    """Convert a Docker schema2 manifest or manifest list to OCI media types (what
+    ``skopeo copy --format oci`` does). Config and layer blobs are untouched; the new
+    document's bytes — hence its digest — differ. ``children`` maps old child manifest
+    digests to their converted descriptors (for an index). OCI documents come back as is."""
+    obj = json.loads(doc.raw)
+    children = children or {}
+    changed = False
+    if isinstance(doc.document, Manifest):
+        if obj.get("mediaType") in mt.DOCKER_TO_OCI or doc.descriptor.media_type == mt.DOCKER_MANIFEST:
+            obj["mediaType"] = mt.OCI_MANIFEST
+            changed = True
+        for d in [obj.get("config", {}), *obj.get("layers", [])]:
+            if d.get("mediaType") in mt.DOCKER_TO_OCI:
+                d["mediaType"] = mt.DOCKER_TO_OCI[d["mediaType"]]
+                changed = True
+        new_type = mt.OCI_MANIFEST
+    else:
+        if obj.get("mediaType") in mt.DOCKER_TO_OCI or doc.descriptor.media_type == mt.DOCKER_MANIFEST_LIST:
+            obj["mediaType"] = mt.OCI_INDEX
+            changed = True
+        for d in obj.get("manifests", []):
+            new = children.get(Digest.parse(d["digest"]))
+            if new is not None and (str(new.digest) != d["digest"] or new.media_type != d.get("mediaType")):
+                d["mediaType"], d["digest"], d["size"] = new.media_type, str(new.digest), new.size
+                changed = True
+        new_type = mt.OCI_INDEX
+    if not changed:
+        return doc
+    raw = dumps(obj)
+    old = doc.descriptor
+    desc = Descriptor(new_type, Digest.of(raw), len(raw), platform=old.platform, annotations=old.annotations)
+    explain.step("convert", "docker schema2 -> OCI", f"{old.digest.short} -> {desc.digest.short}: media types rewritten, so the "
+                 "document's bytes and digest change (config and layers keep theirs)", "skopeo copy --format oci …")
+    return Document(raw, desc, parse_document(raw, new_type, f"converted {old.digest}"))
+
+
+# ------------------------------------------------------------------ result
+
+
+@dataclass
+class CopyResult:
+    """What :func:`copy` did.
+
+    Attributes:
+        digest: digest of the top document written (manifest, or index with ``--all``).
+        media_type: its media type.
+        size: its size in bytes.
+        platform: the platform chosen from an index, or ``None``.
+        copied: digests of blobs transferred.
+        skipped: digests of blobs the destination already had (verified).
+        bytes: bytes of blobs transferred.
+        seconds: wall time.
+        exchanges: every HTTP exchange (source and destination registries), redacted.
+        manifests: descriptors of every manifest/index written, children first.
+    """
+
+    digest: Digest
+    media_type: str
+    size: int
+    platform: Platform | None = None
+    copied: list[Digest] = field(default_factory=list)
+    skipped: list[Digest] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    exchanges: ExchangeLog = field(default_factory=ExchangeLog)
+    manifests: list[Descriptor] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"copied {len(self.copied)} blobs ({self.bytes} bytes), skipped {len(self.skipped)} already present; "
+                f"wrote {self.media_type} {self.digest} in {self.seconds:.2f} s")
+
+
+# ------------------------------------------------------------------ the copy
+
+
+class _Copier:
+    def __init__(self, src: Source, dst: Destination, *, platform: Platform | None, all_platforms: bool, fmt: str | None,
+                 workers: int, progress: Progress, result: CopyResult) -> None:
+        self.src, self.dst, self.platform, self.all = src, dst, platform, all_platforms
+        self.fmt, self.workers, self.progress, self.result = fmt, workers, progress, result
+        self._lock = threading.Lock()
+
+    def copy_blobs(self, blobs: list[Descriptor]) -> None:
+        unique: dict[Digest, Descriptor] = {}
+        for d in blobs:
+            if d.urls and d.media_type in mt.NONDISTRIBUTABLE_TYPES:
+                continue  # foreign layer: fetched from its URLs by whoever needs it (skopeo's default too)
+            unique.setdefault(d.digest, d)
+        todo = []
+        for d in unique.values():
+            if self.dst.has_blob(d):
+                self.result.skipped.append(d.digest)
+                explain.step("transfer", "skip blob", f"{d.digest} ({d.size} bytes) already in {self.dst.name}, verified")
+            else:
+                todo.append(d)
+        if not todo:
+            return
+        self.progress.start(sum(d.size for d in todo), len(todo))
+
+        def one(d: Descriptor) -> None:
+            with self.progress.blob(d) as update:
+                self.dst.put_blob(d, lambda: self.src.open_blob(d, update), self.src)
+            with self._lock:
+                self.result.copied.append(d.digest)
+                self.result.bytes += d.size
+            explain.step("transfer", "copy blob", f"{d.kind} {d.digest} ({d.size} bytes) {self.src.name} -> {self.dst.name}")
+
+        try:
+            if self.workers <= 1 or len(todo) == 1:
+                for d in todo:
+                    one(d)
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(todo)), thread_name_prefix="ocilearn-blob") as pool:
+                    futures = [pool.submit(one, d) for d in todo]
+                    errors = []
+                    for f in futures:
+                        try:
+                            f.result()
+                        except BaseException as e:  # noqa: B036 - collected and re-raised below
+                            errors.append(e)
+                    if errors:
+                        raise errors[0]
+        finally:
+            self.progress.close()
+
+    def copy_manifest(self, doc: Document) -> Document:
+        m = doc.document
+        assert isinstance(m, Manifest)
+        self.copy_blobs([m.config, *m.layers])
+        if self.fmt == "oci":
+            doc = to_oci(doc)
+        self.dst.put_manifest(doc)
+        self.result.manifests.append(doc.descriptor)
+        return doc
+
+    def copy_index(self, doc: Document, depth: int = 0) -> Document:
+        if depth > 8:
+            raise InvalidDocument(f"{self.src.name}: indexes nested deeper than 8")
+        idx = doc.document
+        assert isinstance(idx, Index)
+        converted: dict[Digest, Descriptor] = {}
+        other = []
+        for child in idx.manifests:
+            if mt.is_manifest(child.media_type) or mt.is_index(child.media_type):
+                sub = self.src.fetch(child)
+                out = self.copy_index(sub, depth + 1) if isinstance(sub.document, Index) else self.copy_manifest(sub)
+                converted[child.digest] = out.descriptor
+            else:
+                other.append(child)
+        if other:
+            self.copy_blobs(other)
+        if self.fmt == "oci":
+            doc = to_oci(doc, converted)
+        self.dst.put_manifest(doc)
+        self.result.manifests.append(doc.descriptor)
+        return doc
+
+    def candidates(self, doc: Document, depth: int = 0) -> list[Descriptor]:
+        """Manifests of an index; nested indexes without a platform are opened."""
+        out: list[Descriptor] = []
+        assert isinstance(doc.document, Index)
+        for d in doc.document.manifests:
+            if mt.is_index(d.media_type) and d.platform is None and depth < 8:
+                out += self.candidates(self.src.fetch(d), depth + 1)
+            elif mt.is_manifest(d.media_type) or mt.is_index(d.media_type):
+                out.append(d)
+        return out
+
+    def run(self) -> Document:
+        top = self.src.top()
+        explain.step("transfer", "top document", f"{top.descriptor.media_type} {top.descriptor.digest} ({top.descriptor.size} bytes)")
+        if isinstance(top.document, Index):
+            if self.all:
+                return self.copy_index(top)
+            want = self.platform or host_platform()
+            seen = 0
+            while isinstance(top.document, Index):
+                seen += 1
+                if seen > 8:
+                    raise InvalidDocument(f"{self.src.name}: indexes nested deeper than 8")
+                chosen = select_platform(self.candidates(top), want, f"{self.src.name}: index {top.descriptor.digest}")
+                explain.step("transfer", "choose platform", f"{want} -> {chosen.digest} ({chosen.platform})",
+                             f"skopeo copy --override-arch {want.architecture} …")
+                self.result.platform = chosen.platform
+                top = self.src.fetch(chosen)
+            return self.copy_manifest(top)
+        return self.copy_manifest(top)
+
+
+def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
+                client: RegistryClient | None = None) -> Source:
+    """A :class:`Source` for a parsed endpoint."""
+    if ep.transport == "docker":
+        assert ep.reference is not None
+        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle)
+        return RegistrySource(c, ep.reference)
+    if ep.transport == "oci":
+        assert ep.path is not None
+        return LayoutSource(ImageLayout.open(ep.path), ep.ref)
+    from .archive import ArchiveSource
+
+    assert ep.path is not None
+    return ArchiveSource(ep.path, ep.ref)
+
+
+def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
+                     client: RegistryClient | None = None, chunk_size: int | None = None) -> Destination:
+    """A :class:`Destination` for a parsed endpoint."""
+    if ep.transport == "docker":
+        assert ep.reference is not None
+        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle)
+        return RegistryDest(c, ep.reference, chunk_size)
+    if ep.transport == "oci":
+        assert ep.path is not None
+        return LayoutDest(ep.path, ep.ref)
+    from .archive import ArchiveDest
+
+    assert ep.path is not None
+    return ArchiveDest(ep.path, ep.ref)
+
+
+def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, authfile: str | os.PathLike | None = None,
+         src_tls_verify: bool = True, dest_tls_verify: bool = True, src_ca_bundle=None, dest_ca_bundle=None,
+         platform: Platform | str | None = None, all_platforms: bool = False, format: str | None = None,
+         quiet: bool = True, workers: int = DEFAULT_WORKERS, chunk_size: int | None = None,
+         src_client: RegistryClient | None = None, dest_client: RegistryClient | None = None) -> CopyResult:
+    """Copy an image from ``src`` to ``dst`` (``skopeo copy SRC DST``).
+
+    Args:
+        src, dst: transport strings: ``docker://REF``, ``oci:PATH[:REF]``,
+            ``docker-archive:PATH[:REF]``.
+        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.registry.Credentials`
+            (default: looked up in auth files).
+        authfile: a containers ``auth.json`` / Docker ``config.json`` to use.
+        src_tls_verify, dest_tls_verify: verify TLS certificates (False also allows
+            plain HTTP, like skopeo).
+        src_ca_bundle, dest_ca_bundle: PEM CA bundle paths to trust.
+        platform: the platform to select from an index (``"linux/arm64"`` or a
+            :class:`~ocilearn.model.Platform`); default this machine's.
+        all_platforms: copy every manifest of an index and the index itself (``--all``).
+        format: ``None`` (keep bytes and digests) or ``"oci"`` (convert Docker types).
+        quiet: no progress bars.
+        workers: blobs transferred in parallel (threads).
+        chunk_size: push blobs larger than this in ``PATCH`` chunks of this many bytes.
+        src_client, dest_client: ready :class:`~ocilearn.registry.RegistryClient` s to use
+            (e.g. to read their exchange logs).
+
+    Returns:
+        :class:`CopyResult`.
+
+    Raises:
+        TransportError, InvalidReference: bad SRC/DST; RegistryError, AuthError: the
+        registry refused; PlatformNotFound: no manifest for the platform;
+        DigestMismatch, SizeMismatch: content not as promised (nothing unverified is kept);
+        LayoutError, ArchiveError: a bad layout or archive.
+    """
+    started = time.monotonic()
+    s_ep, d_ep = parse_transport(src), parse_transport(dst)
+    if format not in (None, "oci", "v2s2"):
+        raise TransportError(f"--format {format!r}: expected 'oci' (or nothing, to keep the bytes)")
+    if isinstance(platform, str):
+        platform = Platform.parse(platform)
+    source = open_source(s_ep, creds=src_creds, authfile=authfile, tls_verify=src_tls_verify, ca_bundle=src_ca_bundle, client=src_client)
+    dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
+                            client=dest_client, chunk_size=chunk_size)
+    if all_platforms and d_ep.transport == "docker-archive":
+        raise TransportError("docker-archive: holds single-platform images; drop --all and choose a platform")
+    result = CopyResult(Digest.of(b""), "", 0)
+    explain.step("transfer", "copy", f"{source.name} -> {dest.name}",
+                 f"skopeo copy{' --all' if all_platforms else ''}{' --format oci' if format == 'oci' else ' --preserve-digests'} {src} {dst}")
+    try:
+        copier = _Copier(source, dest, platform=platform, all_platforms=all_platforms, fmt="oci" if format == "oci" else None,
+                         workers=workers, progress=Progress(quiet), result=result)
+        top = copier.run()
+        dest.finish(top)
+    finally:
+        for c in (getattr(source, "client", None), getattr(dest, "client", None)):
+            if c is not None:
+                result.exchanges.extend(e for e in c.exchanges if e not in result.exchanges)
+        source.close()
+        dest.close()
+    result.digest, result.media_type, result.size = top.descriptor.digest, top.descriptor.media_type, top.descriptor.size
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def pull(ref: str, layout_dir: str | os.PathLike, tag: str | None = None, **kw: Any) -> CopyResult:
+    """Pull ``ref`` (``127.0.0.1:5000/busybox:latest``) into the layout at ``layout_dir``
+    under ref name ``tag`` (default: the reference's tag). Shorthand for
+    ``copy("docker://REF", "oci:DIR:TAG", **kw)``."""
+    r = parse_reference(ref)
+    return copy(f"docker://{r}", f"oci:{layout_dir}:{tag or r.tag or 'latest'}", **kw)
+
+
+def push(layout_dir: str | os.PathLike, ref: str, tag: str | None = None, **kw: Any) -> CopyResult:
+    """Push the image named ``tag`` in the layout to ``ref``. Shorthand for
+    ``copy("oci:DIR:TAG", "docker://REF", all_platforms=True, **kw)``."""
+    kw.setdefault("all_platforms", True)
+    return copy(f"oci:{layout_dir}" + (f":{tag}" if tag else ""), f"docker://{parse_reference(ref)}", **kw)
+
+
+__all__ = ["copy", "pull", "push", "parse_transport", "Endpoint", "CopyResult", "to_oci", "BlobNotFound", "OcilearnError"]
