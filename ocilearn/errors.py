@@ -166,3 +166,11 @@ class ContainerExists(ContainerError):
 class InvalidState(ContainerError):
     """The operation is not allowed in the container's current status
     (runtime-spec runtime.md "Lifecycle")."""
+
+
+# --- views (graph) ---
+
+
+class GraphError(OcilearnError):
+    """The image graph cannot be drawn: the ``graphviz`` Python package or Graphviz's
+    ``dot`` program is missing, or ``dot`` failed."""

@@ -1,0 +1,131 @@
+"""``ocilearn inspect``, ``ocilearn graph``, ``ocilearn layout fsck|gc|refs``.
+
+``inspect`` prints what ``skopeo inspect oci:PATH:REF`` prints, with the same keys
+(``Digest`` is the digest of the document the ref names — an image index for a
+multi-platform ref —, the other fields come from the image chosen for the platform);
+``--raw`` the exact bytes of that document (``skopeo inspect --raw``); ``--config`` the
+image config (``skopeo inspect --config``; with ``--raw``, its exact bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ..errors import LayoutError
+from ..layout import ImageLayout, parse_oci_ref
+
+
+def _open(image: str) -> tuple[ImageLayout, str | None]:
+    if not image.startswith("oci:"):
+        raise LayoutError(f"{image!r}: expected an image layout reference oci:PATH[:REF] (e.g. oci:./busybox:latest)")
+    path, ref = parse_oci_ref(image)
+    return ImageLayout.open(path), ref
+
+
+def inspect_image(layout: ImageLayout, ref: str | None, platform: str | None = None) -> dict:
+    """The ``skopeo inspect`` document for ``ref`` in ``layout`` (dict, skopeo's keys).
+
+    Raises:
+        RefNotFound, PlatformNotFound, BlobNotFound, InvalidDocument, DigestMismatch …
+    """
+    entry = layout._entry(ref)
+    image = layout.resolve(ref, platform)
+    cfg = layout.image_config(image)
+    cc = cfg.config
+    out: dict = {
+        "Digest": str(entry.digest),
+        "RepoTags": [],
+        "Created": cfg.created,
+        "DockerVersion": "",
+        "Labels": dict(cc.labels) if cc and cc.labels else None,
+        "Architecture": cfg.architecture,
+    }
+    if cfg.variant:
+        out["Variant"] = cfg.variant
+    out["Os"] = cfg.os
+    out["Layers"] = [str(d.digest) for d in image.manifest.layers]
+    out["Env"] = list(cc.env) if cc and cc.env else None
+    if out["Env"] is None:
+        del out["Env"]
+    return out
+
+
+@click.command("inspect")
+@click.argument("image", metavar="oci:PATH[:REF]")
+@click.option("--raw", is_flag=True, help="Print the exact bytes of the manifest (or index) the ref names.")
+@click.option("--config", "show_config", is_flag=True, help="Print the image config (exact bytes with --raw).")
+@click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]", help="Platform to choose in an image index (default: this machine's).")
+def inspect(image: str, raw: bool, show_config: bool, platform: str | None) -> None:
+    """Show an image of an OCI layout, like `skopeo inspect oci:PATH:REF`."""
+    layout, ref = _open(image)
+    if show_config:
+        resolved = layout.resolve(ref, platform)
+        data = layout.read_blob(resolved.manifest.config)
+        if raw:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            click.echo(json.dumps(json.loads(data), indent=4, ensure_ascii=False))
+        return
+    if raw:
+        entry = layout._entry(ref)
+        sys.stdout.buffer.write(layout.read_blob(entry))
+        sys.stdout.buffer.flush()
+        return
+    click.echo(json.dumps(inspect_image(layout, ref, platform), indent=4, ensure_ascii=False))
+
+
+@click.command("graph")
+@click.argument("image", metavar="oci:PATH[:REF]")
+@click.option("-o", "--output", default=None, metavar="FILE.svg", help="Write an SVG (Graphviz dot); without it, print a text tree.")
+def graph(image: str, output: str | None) -> None:
+    """Draw index.json -> index(es) -> manifest(s) -> config + layers."""
+    from ..graph import ImageGraph
+
+    layout, ref = _open(image)
+    g = ImageGraph(layout, ref)
+    if output:
+        g.render(output)
+        click.echo(f"wrote {output}: {len(g.nodes)} nodes, {len(g.edges)} edges")
+    else:
+        click.echo(str(g))
+
+
+@click.group("layout")
+def layout() -> None:
+    """Check, tidy and list an OCI image layout."""
+
+
+@layout.command("fsck")
+@click.argument("path")
+@click.pass_context
+def fsck(ctx: click.Context, path: str) -> None:
+    """Verify every reachable blob (presence, size, digest); exit 1 on problems."""
+    report = ImageLayout.open(parse_oci_ref(path)[0]).fsck()
+    click.echo(str(report))
+    if not report.ok:
+        ctx.exit(1)
+
+
+@layout.command("gc")
+@click.argument("path")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def gc(path: str, dry_run: bool) -> None:
+    """Remove blobs not reachable from index.json (like `umoci gc`)."""
+    removed = ImageLayout.open(parse_oci_ref(path)[0]).gc(dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for d in removed:
+        click.echo(f"{verb} {d}")
+    click.echo(f"{verb} {len(removed)} unreachable blobs")
+
+
+@layout.command("refs")
+@click.argument("path")
+def refs(path: str) -> None:
+    """List ref names with their digest and media type (like `umoci ls`, with digests)."""
+    for name, desc in ImageLayout.open(parse_oci_ref(path)[0]).refs().items():
+        plat = f"\t{desc.platform}" if desc.platform else ""
+        click.echo(f"{name}\t{desc.digest}\t{desc.media_type}{plat}")
