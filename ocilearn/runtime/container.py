@@ -1,0 +1,936 @@
+"""The container lifecycle of runtime-spec runtime.md — create, start, state, kill,
+delete — plus runc's run, exec and ps, with a state directory like runc's.
+
+State directory ``ROOT/ID/``:
+
+- ``state.json``  the runtime-spec state (ociVersion, id, status, pid, bundle,
+  annotations) plus ocilearn's own bookkeeping under ``"ocilearn"``.
+- ``exec.fifo``   the init process blocks opening it for writing until ``start`` opens it
+  for reading (runc's mechanism): "created" means this fifo still exists.
+- ``exit.json``   the init's exit status, written by the monitor.
+
+Processes (three, for one reason: after unshare(CLONE_NEWPID) only the *next* child is in
+the new PID namespace, and only one fork is allowed — pid_namespaces(7)):
+
+1. the runtime (the CLI): validates, makes the state dir and the cgroup, answers the
+   children over a socketpair (uid/gid maps, veth, hooks), writes the state, exits.
+2. the **monitor** (``stage 1``): joins the cgroup and existing namespaces, unshares the new
+   ones, forks the init once, then waits for it and records its exit status.
+3. the **init** (``stage 2``, PID 1 of the container): mounts, /dev, pivot_root, hostname,
+   masked and read-only paths; waits on ``exec.fifo``; then user, capabilities, execve.
+
+Everything runs in forked copies of the CLI process: no Python interpreter is started
+again, which keeps ``ocilearn run`` start-to-exit time close to runc's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+
+from .. import explain
+from ..errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
+from . import namespaces as nsmod
+from . import syscalls as sc
+
+STATUSES = ("creating", "created", "running", "stopped")
+ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+OCI_VERSION = "1.0.2"
+TERMINAL_NO_SOCKET = (
+    "cannot allocate a tty when the container is detached without a console socket: config.json has "
+    "process.terminal: true, but `create` and `run --detach` leave nobody to hold the terminal. Fix: set "
+    '"terminal": false in config.json, or pass --console-socket PATH (a Unix socket that receives the pty '
+    "master, as with runc; see runc docs/terminals.md), or use `run` without --detach"
+)
+
+
+def default_root() -> str:
+    """``/run/ocilearn`` as root, else ``$XDG_RUNTIME_DIR/ocilearn`` (runc's convention),
+    else ``/tmp/ocilearn-UID``."""
+    if os.geteuid() == 0:
+        return "/run/ocilearn"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    return os.path.join(xdg, "ocilearn") if xdg else f"/tmp/ocilearn-{os.geteuid()}"
+
+
+def parse_signal(s: str | int) -> int:
+    """A signal from ``"TERM"``, ``"SIGTERM"``, ``"15"`` or 15 (signal(7)). Raises
+    ContainerError for an unknown name."""
+    if isinstance(s, int) or str(s).isdigit():
+        return int(s)
+    name = str(s).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ContainerError(f"unknown signal {s!r} (signal(7))")
+
+
+def _proc_start(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks, state letter) of ``pid`` from /proc/PID/stat, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    return int(rest[19]), rest[0].decode()
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    info = _proc_start(pid) if pid > 0 else None
+    return info is not None and info[1] not in ("Z", "X") and (start is None or info[0] == start)
+
+
+def _wait_gone(pid: int, start: int | None, timeout: float) -> bool:
+    """Wait until ``pid`` (not necessarily our child) has exited, with pidfd_open(2)."""
+    if not _alive(pid, start):
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return True
+    try:
+        deadline = time.monotonic() + timeout
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        while time.monotonic() < deadline:
+            if p.poll(50):
+                return True
+            if not _alive(pid, start):
+                return True
+        return not _alive(pid, start)
+    finally:
+        os.close(fd)
+
+
+def _send(sock: socket.socket, obj: dict, fds: list[int] | None = None) -> None:
+    data = json.dumps(obj).encode()
+    if fds:
+        socket.send_fds(sock, [data], fds)
+    else:
+        sock.send(data)
+
+
+def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
+    data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
+    return (json.loads(data) if data else None), list(fds)
+
+
+def _atomic_json(path: str, obj: dict) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f)
+    os.rename(tmp, path)
+
+
+def load_config(bundle: str) -> dict:
+    """Read and check ``BUNDLE/config.json`` (runtime-spec config.md). Raises
+    RuntimeSpecError naming the file and the problem."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        raise RuntimeSpecError(f"{path}: no config.json in the bundle (runtime-spec bundle.md)")
+    except (OSError, ValueError) as e:
+        raise RuntimeSpecError(f"{path}: unreadable: {e}")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("root"), dict) or not cfg["root"].get("path"):
+        raise RuntimeSpecError(f"{path}: root.path is required (config.md 'Root')")
+    proc = cfg.get("process")
+    if not isinstance(proc, dict) or not proc.get("args"):
+        raise RuntimeSpecError(f"{path}: process.args is required (config.md 'Process')")
+    if not proc.get("cwd", "/").startswith("/"):
+        raise RuntimeSpecError(f"{path}: process.cwd {proc['cwd']!r} must be absolute (config.md 'Process')")
+    return cfg
+
+
+@dataclass
+class Container:
+    """One container's state directory: ``root/id``. Use :meth:`create` to make one,
+    :meth:`load` to find an existing one."""
+
+    id: str
+    root: str
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.root, self.id)
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.dir, "exec.fifo")
+
+    # ---- state ----
+
+    def read(self) -> dict:
+        try:
+            with open(os.path.join(self.dir, "state.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {self.id!r} does not exist in {self.root}")
+        except ValueError:
+            return {"id": self.id, "status": "creating", "pid": 0, "bundle": "", "ocilearn": {}}
+
+    def write(self, st: dict) -> None:
+        _atomic_json(os.path.join(self.dir, "state.json"), st)
+
+    @classmethod
+    def load(cls, root: str, cid: str) -> Container:
+        """The container ``cid`` under ``root``; raises ContainerNotFound."""
+        c = cls(cid, root)
+        if not os.path.isdir(c.dir):
+            raise ContainerNotFound(f"container {cid!r} does not exist in {root}")
+        return c
+
+    def status(self, st: dict | None = None) -> str:
+        """creating, created, running or stopped — from the live process, not a stored
+        word (runtime-spec runtime.md "State"): the init alive and the exec fifo present =
+        created; alive and no fifo = running; dead (or a zombie) = stopped."""
+        st = st or self.read()
+        o = st.get("ocilearn", {})
+        if st.get("status") == "creating":
+            return "creating" if _alive(o.get("creator_pid", 0), o.get("creator_start")) else "stopped"
+        if not _alive(st.get("pid", 0), o.get("init_start")):
+            return "stopped"
+        return "created" if os.path.exists(self.fifo) else "running"
+
+    def state(self) -> dict:
+        """The runtime-spec state object: ``{"ociVersion", "id", "status", "pid",
+        "bundle", "annotations"}`` (pid only while the process exists)."""
+        st = self.read()
+        status = self.status(st)
+        out = {"ociVersion": st.get("ociVersion", OCI_VERSION), "id": self.id, "status": status}
+        if status in ("created", "running"):
+            out["pid"] = st["pid"]
+        out["bundle"] = st.get("bundle", "")
+        if st.get("annotations"):
+            out["annotations"] = st["annotations"]
+        return out
+
+    def _cgroup(self, st: dict):
+        cg = st.get("ocilearn", {}).get("cgroup")
+        if not cg:
+            return None
+        from .cgroups import Cgroup
+
+        return Cgroup(cg["version"], cg["paths"], cg.get("base", "/sys/fs/cgroup"))
+
+    # ---- create ----
+
+    @classmethod
+    def create(cls, root: str, cid: str, bundle: str, *, console_socket: str | None = None, pid_file: str | None = None,
+               detach: bool = True, net: str | None = None, preserve_fds: int = 0, no_pivot: bool = False) -> Container:
+        """runtime-spec runtime.md "create": build the container's environment from
+        ``bundle/config.json`` and leave its init waiting (on ``exec.fifo``) before the
+        user program. ``detach=False`` is used by :func:`run` (the caller stays the
+        parent and starts it at once). Raises ContainerExists, RuntimeSpecError,
+        ContainerError; a failed create removes everything it made."""
+        if not cid or set(cid) - ID_CHARS or cid in (".", ".."):
+            raise ContainerError(f"invalid container id {cid!r}: use letters, digits and _+-.")
+        bundle = os.path.abspath(bundle)
+        cfg = load_config(bundle)
+        proc = cfg["process"]
+        if proc.get("terminal") and detach and not console_socket:
+            raise ContainerError(TERMINAL_NO_SOCKET)
+        os.makedirs(root, 0o700, exist_ok=True)
+        c = cls(cid, root)
+        try:
+            os.mkdir(c.dir, 0o711)
+        except FileExistsError:
+            raise ContainerExists(f"container {cid!r} already exists in {root}")
+        explain.step("runtime", "create", f"container {cid} from {bundle}", f"runc create --bundle {bundle} {cid}")
+        me = _proc_start(os.getpid())
+        st = {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": cid, "status": "creating", "pid": 0, "bundle": bundle,
+              "annotations": cfg.get("annotations") or {},
+              "ocilearn": {"creator_pid": os.getpid(), "creator_start": me[0] if me else None, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "owner": os.geteuid(), "hooks": {"poststart": (cfg.get("hooks") or {}).get("poststart", []), "poststop": (cfg.get("hooks") or {}).get("poststop", [])}}}
+        try:
+            c._spawn(cfg, bundle, st, console_socket=console_socket, pid_file=pid_file, detach=detach, net=net,
+                     preserve_fds=preserve_fds, no_pivot=no_pivot)
+        except BaseException:
+            c._cleanup_failed(st)
+            raise
+        return c
+
+    def _cleanup_failed(self, st: dict) -> None:
+        o = st.get("ocilearn", {})
+        for key in ("monitor_pid",):
+            pid = o.get(key)
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        if st.get("pid"):
+            _wait_gone(st["pid"], o.get("init_start"), 2)
+        cg = self._cgroup(st)
+        if cg:
+            try:
+                cg.destroy()
+            except OSError:
+                pass
+        _rmtree(self.dir)
+
+    def _spawn(self, cfg: dict, bundle: str, st: dict, *, console_socket, pid_file, detach, net, preserve_fds, no_pivot) -> None:
+        linux = cfg.get("linux") or {}
+        proc = cfg["process"]
+        rootless = os.geteuid() != 0
+        flags, joins = nsmod.plan(linux.get("namespaces"))
+        if not flags & sc.CLONE_NEWNS and not any(t == "mount" for t, _ in joins):
+            raise RuntimeSpecError("config.json: ocilearn needs a mount namespace (linux.namespaces type 'mount') to pivot_root")
+        uidm, gidm = linux.get("uidMappings"), linux.get("gidMappings")
+        userns = bool(flags & sc.CLONE_NEWUSER) or any(t == "user" for t, _ in joins)
+        if rootless and not userns:
+            flags |= sc.CLONE_NEWUSER  # rootless: always a user namespace, container root = the caller
+            userns = True
+            explain.step("runtime", "rootless", "added a user namespace mapping root to the caller", "runc spec --rootless")
+        if flags & sc.CLONE_NEWUSER and not uidm:
+            uidm, gidm = nsmod.default_rootless_mappings() if rootless else ([{"containerID": 0, "hostID": 0, "size": 4294967295}],) * 2
+        if flags & sc.CLONE_NEWUSER:
+            user = proc.get("user") or {}
+            for kind, ident, maps in (("uid", user.get("uid", 0), uidm), ("gid", user.get("gid", 0), gidm)):
+                if not nsmod.in_mapping(ident, maps):
+                    raise RuntimeSpecError(f"process.user {kind} {ident} is outside the user namespace's {kind}Mappings {maps}: it would be nobody; "
+                                           "map it, or run as a user inside the mapping (C26)")
+        rootfs = cfg["root"]["path"]
+        rootfs = rootfs if os.path.isabs(rootfs) else os.path.join(bundle, rootfs)
+        if not os.path.isdir(rootfs):
+            raise RuntimeSpecError(f"root.path {rootfs}: not a directory (config.md 'Root')")
+        o = st["ocilearn"]
+        o.update(rootfs=rootfs, userns=userns, process=proc, namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
+        cg = None
+        if not rootless:
+            from .cgroups import Cgroup
+
+            try:
+                cg = Cgroup.for_container(linux.get("cgroupsPath"), self.id)
+                o["cgroup"] = {"version": cg.version, "paths": cg.paths, "base": cg.base}
+            except OSError:
+                cg = None
+        elif (linux.get("resources") or {}).keys() - {"devices"}:
+            print("ocilearn: warning: rootless: cgroup limits in linux.resources are not applied (cgroups are not delegated to this user)", file=sys.stderr)
+        self.write(st)
+        if cg:
+            cg.create()
+            cg.apply(linux.get("resources"))
+        os.mkfifo(self.fifo, 0o600)
+        ns_files = nsmod.open_ns(joins)
+        s1_parent, s1_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s2_parent, s2_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for s in (s1_parent, s2_parent):
+            s.settimeout(60)
+        ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach,
+               "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
+               "preserve_fds": preserve_fds, "id": self.id}
+        parent_pid = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        monitor = os.fork()
+        if monitor == 0:  # ---- stage 1: the monitor ----
+            code = 1
+            try:
+                s1_parent.close()
+                s2_parent.close()
+                code = _stage1(ctx, parent_pid, ns_files, s1_child, s2_child, self.dir)
+            except BaseException as e:  # noqa: BLE001 - report anything to the runtime
+                try:
+                    _send(s1_child, {"error": f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else str(e)})
+                except OSError:
+                    pass
+            finally:
+                os._exit(code)
+        for _t, fd in ns_files:
+            os.close(fd)
+        s1_child.close()
+        s2_child.close()
+        o["monitor_pid"] = monitor
+        self._talk(st, cfg, s1_parent, s2_parent, uidm, gidm, console_socket, pid_file, net, detach)
+        if detach:
+            s2_parent.close()
+        else:
+            self._init_sock = s2_parent
+        s1_parent.close()
+
+    def _talk(self, st, cfg, s1, s2, uidm, gidm, console_socket, pid_file, net, detach) -> None:
+        """The runtime's side of the setup conversation with the monitor (s1) and the init (s2)."""
+        o = st["ocilearn"]
+        monitor = o["monitor_pid"]
+
+        def expect(sock, what):
+            try:
+                msg, fds = _recv(sock)
+            except socket.timeout:
+                raise ContainerError(f"container {self.id}: init did not answer ({what}) within 60 s")
+            if msg is None:
+                raise ContainerError(f"container {self.id}: init exited during setup ({what})")
+            if "error" in msg:
+                raise ContainerError(f"container {self.id}: {msg['error']}")
+            return msg, fds
+
+        msg, _ = expect(s1, "start")
+        if msg.get("t") == "idmap":
+            nsmod.write_id_maps(monitor, uidm, gidm)
+            _send(s1, {"t": "ok"})
+            msg, _ = expect(s1, "fork")
+        init_pid = msg["pid"]
+        info = _proc_start(init_pid)
+        st["pid"], o["init_start"] = init_pid, info[0] if info else None
+        self.write(st)
+        msg, _ = expect(s2, "setup")  # init reached the runtime namespace hooks point
+        reply: dict = {"t": "ok"}
+        if net == "veth":
+            from . import network
+
+            addr = network.setup_veth(init_pid, self.id)
+            o["net"] = addr
+            hosts = os.path.join(self.dir, "hosts")
+            with open(hosts, "w") as f:
+                f.write(network.hosts_file(cfg.get("hostname", ""), addr["container"]))
+            reply["hosts"] = hosts
+        hooks = cfg.get("hooks") or {}
+        run_hooks(hooks.get("prestart", []) + hooks.get("createRuntime", []), self._hook_state(st, "creating"), "createRuntime")
+        _send(s2, reply)
+        msg, fds = expect(s2, "ready")
+        if msg.get("t") == "pty":
+            master = fds[0]
+            if console_socket:
+                send_console(console_socket, master, msg.get("path", ""))
+                os.close(master)
+            else:
+                self._pty_master = master
+            msg, _ = expect(s2, "ready")
+        st["status"] = "created"
+        self.write(st)
+        if pid_file:
+            _atomic_text(pid_file, f"{init_pid}")
+        explain.step("runtime", "created", f"init pid {init_pid} waits on {self.fifo}", f"runc create {self.id}")
+        if detach:
+            _send(s1, {"t": "detach"})
+            expect(s1, "detach")
+
+    @staticmethod
+    def _hook_state(st: dict, status: str) -> dict:
+        return {"ociVersion": st.get("ociVersion", OCI_VERSION), "id": st["id"], "status": status, "pid": st.get("pid", 0),
+                "bundle": st.get("bundle", ""), "annotations": st.get("annotations") or {}}
+
+    # ---- start / kill / delete ----
+
+    def start(self, timeout: float = 10.0) -> None:
+        """runtime-spec runtime.md "start": release the init waiting on ``exec.fifo`` so it
+        executes the user program; run the poststart hooks. Raises InvalidState unless
+        created."""
+        st = self.read()
+        status = self.status(st)
+        if status != "created":
+            raise InvalidState(f"cannot start container {self.id}: it is {status}, not created (runtime.md 'start')")
+        fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            deadline = time.monotonic() + timeout
+            while not p.poll(20):
+                if time.monotonic() > deadline or not _alive(st["pid"], st["ocilearn"].get("init_start")):
+                    raise ContainerError(f"container {self.id}: init did not take the start signal")
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
+        os.unlink(self.fifo)
+        explain.step("runtime", "start", f"released init {st['pid']} through exec.fifo", f"runc start {self.id}")
+        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart")
+
+    def kill(self, sig: int = signal.SIGTERM, all_: bool = False) -> None:
+        """runtime-spec runtime.md "kill": send ``sig`` to the init (``all_``: to every
+        process of the container). Raises InvalidState when not created/running."""
+        st = self.read()
+        status = self.status(st)
+        if status not in ("created", "running"):
+            raise InvalidState(f"cannot kill container {self.id}: it is {status} (runtime.md 'kill' needs created or running)")
+        targets = self.pids(st) if all_ else [st["pid"]]
+        for pid in targets:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        explain.step("runtime", "kill", f"signal {sig} to {targets}", f"runc kill {'--all ' if all_ else ''}{self.id} {sig}")
+
+    def pids(self, st: dict | None = None) -> list[int]:
+        """Host PIDs of the container's processes: from its cgroup, or (rootless, no
+        cgroup) every process in the init's PID namespace."""
+        st = st or self.read()
+        cg = self._cgroup(st)
+        if cg:
+            return [p for p in cg.pids() if p != st["ocilearn"].get("monitor_pid")]
+        init = st.get("pid", 0)
+        try:
+            target = os.readlink(f"/proc/{init}/ns/pid")
+        except OSError:
+            return []
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.readlink(f"/proc/{d}/ns/pid") == target:
+                        out.append(int(d))
+                except OSError:
+                    pass
+        return sorted(out)
+
+    def delete(self, force: bool = False) -> None:
+        """runtime-spec runtime.md "delete": remove what create made — processes (with
+        ``force``: SIGKILL), the cgroup, the state directory; run poststop hooks. Raises
+        InvalidState for a running container without ``force``."""
+        try:
+            st = self.read()
+        except ContainerNotFound:
+            raise
+        status = self.status(st)
+        o = st.get("ocilearn", {})
+        if status == "running" and not force:
+            raise InvalidState(f"cannot delete container {self.id}: it is running; stop it (kill) or use --force")
+        if status in ("created", "running", "creating") or force:
+            for pid in [st.get("pid", 0), o.get("monitor_pid", 0)]:
+                if pid and _alive(pid, o.get("init_start") if pid == st.get("pid") else None):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            cg = self._cgroup(st)
+            if cg:
+                cg.kill_all()
+            if st.get("pid"):
+                _wait_gone(st["pid"], o.get("init_start"), 5)
+        if o.get("monitor_pid"):
+            _wait_gone(o["monitor_pid"], None, 2)
+        cg = self._cgroup(st)
+        if cg:
+            cg.destroy()
+        if status != "creating":
+            run_hooks(o.get("hooks", {}).get("poststop", []), self._hook_state(st, "stopped"), "poststop", warn_only=True)
+        _rmtree(self.dir)
+        explain.step("runtime", "delete", f"container {self.id}: processes, cgroup and {self.dir} removed", f"runc delete {self.id}")
+
+    def exit_status(self) -> dict | None:
+        """``{"code": N}`` or ``{"signal": N}`` as recorded by the monitor, or None."""
+        try:
+            with open(os.path.join(self.dir, "exit.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
+def _atomic_text(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_hooks(hooks: list[dict], state: dict, kind: str, warn_only: bool = False) -> None:
+    """Run runtime-spec config.md "POSIX-platform Hooks": each ``{path, args, env,
+    timeout}`` gets the state JSON on stdin. A failing hook raises ContainerError (or, for
+    poststop, only warns)."""
+    if not hooks:
+        return
+    import subprocess
+
+    for h in hooks:
+        args = h.get("args") or [h["path"]]
+        try:
+            p = subprocess.run(args, executable=h["path"], input=json.dumps(state).encode(), env=dict(e.split("=", 1) for e in h.get("env") or []),
+                               timeout=h.get("timeout"), capture_output=True, close_fds=True)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            p = None
+            err = str(e)
+        else:
+            err = f"exit status {p.returncode}: {p.stderr.decode(errors='replace').strip()}" if p.returncode else ""
+        explain.step("runtime", f"{kind} hook", f"{h['path']} {' '.join(args[1:])}", h["path"])
+        if err:
+            msg = f"{kind} hook {h['path']} failed: {err}"
+            if warn_only:
+                print(f"ocilearn: warning: {msg}", file=sys.stderr)
+            else:
+                raise ContainerError(msg)
+
+
+def send_console(path: str, master: int, name: str) -> None:
+    """Send the pty master to the Unix socket ``path`` with SCM_RIGHTS, as ``runc create
+    --console-socket`` does (runc docs/terminals.md)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        socket.send_fds(s, [name.encode() or b"/dev/pts/0"], [master])
+
+
+# ---------------------------------------------------------------- the child side
+
+
+def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int:
+    """The monitor: cgroup, namespaces, one fork (the init); then wait for it."""
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        return 1
+    os.setsid()
+    if ctx["cgroup"]:
+        ctx["cgroup"].add(0)
+    nsmod.join(ns_files)
+    sc.unshare(ctx["flags"])
+    explain.step("runtime", "unshare", f"flags 0x{ctx['flags']:x}", "unshare --mount --pid --uts --ipc --net …")
+    if ctx["flags"] & sc.CLONE_NEWUSER:
+        _send(s1, {"t": "idmap"})
+        msg, _ = _recv(s1)
+        if not msg or msg.get("t") != "ok":
+            return 1
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    init = os.fork()
+    if init == 0:
+        code = 1
+        try:
+            s1.close()
+            _stage2(ctx, s2)
+        except BaseException as e:  # noqa: BLE001
+            try:
+                _send(s2, {"error": f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else str(e)})
+            except OSError:
+                print(f"ocilearn: container init: {e}", file=sys.stderr)
+            code = 127 if "exec:" in str(e) else 1
+        finally:
+            os._exit(code)
+    s2.close()
+    _send(s1, {"t": "pid", "pid": init})
+    if ctx["detach"]:
+        msg, _ = _recv(s1)
+        if msg and msg.get("t") == "detach":
+            sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+            _send(s1, {"t": "ok"})
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    s1.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            _, status = os.waitpid(init, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    res = {"signal": -code} if code < 0 else {"code": code}
+    try:
+        _atomic_json(os.path.join(state_dir, "exit.json"), res)
+    except OSError:
+        pass
+    return 128 - code if code < 0 else code
+
+
+def _stage2(ctx: dict, s2: socket.socket) -> None:
+    """The init: PID 1 of the container. Builds the rootfs, waits for start, execs."""
+    from . import process
+    from . import rootfs as rfs
+
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    cfg, linux, proc = ctx["cfg"], ctx["cfg"].get("linux") or {}, ctx["cfg"]["process"]
+    root, userns = ctx["rootfs"], ctx["userns"]
+    flags = ctx["flags"]
+    if flags & sc.CLONE_NEWNS:
+        rfs.make_root_private(linux.get("rootfsPropagation"))
+        rfs.bind_rootfs(root)
+        cg = ctx["cgroup"]
+        cg_paths = dict(cg.paths) if cg else {}
+        mounted_dev = False
+        for m in cfg.get("mounts") or []:
+            if m.get("type") == "cgroup" and userns and not cg_paths:
+                continue  # rootless: no cgroup of our own to show
+            if m.get("type") == "sysfs" and userns and not flags & sc.CLONE_NEWNET:
+                m = {**m, "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+            rfs.mount_one(root, m, userns=userns, cgroup_paths=cg_paths, cgroupns=bool(flags & sc.CLONE_NEWCGROUP))
+            mounted_dev = mounted_dev or m["destination"].rstrip("/") == "/dev"
+        rfs.create_devices(root, linux.get("devices"), userns=userns)
+    if flags & sc.CLONE_NEWUTS:
+        if cfg.get("hostname"):
+            sc.sethostname(cfg["hostname"])
+        if cfg.get("domainname"):
+            sc.setdomainname(cfg["domainname"])
+        explain.step("runtime", "sethostname", cfg.get("hostname", ""), f"hostname {cfg.get('hostname', '')}")
+    if flags & sc.CLONE_NEWNET:
+        from .network import lo_up
+
+        lo_up()
+    if proc.get("oomScoreAdj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+    _send(s2, {"t": "setup"})
+    msg, _ = _recv(s2)
+    if not msg or msg.get("t") != "ok":
+        raise ContainerError("runtime went away during setup")
+    if msg.get("hosts"):
+        target = rfs.resolve_in_root(root, "/etc/hosts")
+        if not os.path.lexists(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        sc.mount(msg["hosts"], target, None, sc.MS_BIND)
+    hooks = cfg.get("hooks") or {}
+    if hooks.get("createContainer"):
+        run_hooks(hooks["createContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "creating",
+                                             "pid": 1, "bundle": ctx["bundle"]}, "createContainer")
+    fifo_fd = os.open(ctx["fifo"], os.O_PATH | os.O_CLOEXEC) if ctx["detach"] else -1
+    rfs.pivot(root, no_pivot=ctx["no_pivot"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(str(value))
+    rfs.mask_paths(linux.get("maskedPaths"))
+    rfs.readonly_paths(linux.get("readonlyPaths"))
+    if cfg["root"].get("readonly"):
+        rfs.readonly_root()
+    if linux.get("rootfsPropagation"):
+        sc.mount(None, "/", None, rfs.PROPAGATION[linux["rootfsPropagation"]])
+    if proc.get("terminal"):
+        master, slave, path = process.open_pty()
+        _send(s2, {"t": "pty", "path": path}, [master])
+        os.close(master)
+        process.become_tty_session(slave)
+    _send(s2, {"t": "ready"})
+    if ctx["detach"]:
+        s2.close()
+        # blocks until `start` opens the fifo for reading (runc's exec.fifo)
+        wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(wfd, b"0")
+        os.close(wfd)
+        os.close(fifo_fd)
+    else:
+        msg, _ = _recv(s2)
+        if not msg or msg.get("t") != "start":
+            os._exit(1)
+    if hooks.get("startContainer"):
+        run_hooks(hooks["startContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "running",
+                                            "pid": 1, "bundle": ctx["bundle"]}, "startContainer")
+    keep = 3 + ctx.get("preserve_fds", 0)
+    process.exec_process(proc, keep_fds=keep, also_keep=-1 if ctx["detach"] else s2.fileno())
+
+
+# ---------------------------------------------------------------- list, run, exec
+
+
+def list_containers(root: str) -> list[dict]:
+    """Every container under ``root``: ``[{"id", "pid", "status", "bundle", "created",
+    "owner"}]`` sorted by id (runc list)."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        c = Container(name, root)
+        try:
+            st = c.read()
+        except ContainerNotFound:
+            continue
+        status = c.status(st)
+        o = st.get("ocilearn", {})
+        out.append({"id": name, "pid": st.get("pid", 0) if status in ("created", "running") else 0, "status": status,
+                    "bundle": st.get("bundle", ""), "created": o.get("created", ""), "owner": o.get("owner", 0)})
+    return out
+
+
+FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socket: str | None = None, pid_file: str | None = None,
+        net: str | None = None, keep: bool = False, no_pivot: bool = False, preserve_fds: int = 0) -> int:
+    """``runc run``: create + start; in the foreground, forward SIGINT/SIGTERM/SIGHUP…
+    to the container's init, proxy its terminal, wait, delete, and return its exit code
+    (128+N for signal N). With ``detach``: create + start, return 0."""
+    if detach:
+        c = Container.create(root, cid, bundle, console_socket=console_socket, pid_file=pid_file, net=net, no_pivot=no_pivot,
+                             preserve_fds=preserve_fds)
+        c.start()
+        return 0
+    c = Container.create(root, cid, bundle, detach=False, pid_file=pid_file, net=net, no_pivot=no_pivot, preserve_fds=preserve_fds)
+    st = c.read()
+    init, monitor = st["pid"], st["ocilearn"]["monitor_pid"]
+    old = {s: signal.signal(s, lambda n, f: _forward(init, n)) for s in FORWARD}
+    sock = c._init_sock
+    master = getattr(c, "_pty_master", None)
+    try:
+        os.unlink(c.fifo)
+        _send(sock, {"t": "start"})
+        error = ""
+        try:
+            msg, _ = _recv(sock)  # EOF = the program was exec'd
+            if msg and "error" in msg:
+                error = msg["error"]
+        except OSError:
+            pass
+        sock.close()
+        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart")
+        if master is not None:
+            _proxy_pty(master, monitor)
+        while True:
+            try:
+                _, status = os.waitpid(monitor, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+        cg = c._cgroup(st)
+        if cg and cg.oom_kills():
+            print(f"ocilearn: container {cid} was OOM-killed: the kernel's OOM killer killed {cg.oom_kills()} process(es) "
+                  "at the memory cgroup limit (linux.resources.memory.limit)", file=sys.stderr)
+        if error:
+            print(f"ocilearn: error: {error}", file=sys.stderr)
+        return code
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if not keep:
+            try:
+                c.delete(force=True)
+            except ContainerNotFound:
+                pass
+
+
+def _forward(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _proxy_pty(master: int, monitor: int) -> None:
+    """Copy stdin -> pty master and master -> stdout until the container closes the pty;
+    pass the window size (TIOCGWINSZ/TIOCSWINSZ, also on SIGWINCH); raw mode on a tty."""
+    import fcntl
+    import termios
+    import tty
+
+    def winsize(*_a) -> None:
+        try:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            pass
+
+    saved = None
+    if os.isatty(0):
+        winsize()
+        signal.signal(signal.SIGWINCH, winsize)
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+    try:
+        fds = [master, 0]
+        while True:
+            r, _, _ = select.select(fds, [], [])
+            if master in r:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in r:
+                data = os.read(0, 65536)
+                if not data:
+                    fds.remove(0)
+                else:
+                    os.write(master, data)
+    finally:
+        if saved:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
+
+
+def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = None, cwd: str | None = None, user: str | None = None,
+            tty: bool = False, detach: bool = False) -> int:
+    """``runc exec``: run another process in the container's namespaces and cgroup (works
+    on a created container too). Returns its exit code (128+N for a signal)."""
+    c = Container.load(root, cid)
+    st = c.read()
+    status = c.status(st)
+    if status not in ("created", "running"):
+        raise InvalidState(f"cannot exec in container {cid}: it is {status}")
+    o = st["ocilearn"]
+    proc = dict(o.get("process") or {})
+    proc["args"] = list(args)
+    proc["terminal"] = tty
+    base_env = list(proc.get("env") or [])
+    for e in env or []:
+        k = e.split("=", 1)[0]
+        base_env = [x for x in base_env if x.split("=", 1)[0] != k] + [e]
+    proc["env"] = base_env
+    if cwd:
+        proc["cwd"] = cwd
+    if user:
+        u, _, g = user.partition(":")
+        proc["user"] = {**(proc.get("user") or {}), "uid": int(u), "gid": int(g or 0), "additionalGids": []}
+    init = st["pid"]
+    joins = [(t, f"/proc/{init}/ns/{sc.NAMESPACES[t][1]}") for t in o.get("namespaces", [])]
+    fds = nsmod.open_ns(joins)
+    cg = c._cgroup(st)
+    master = slave = None
+    if tty:
+        master, slave = os.openpty()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if cg:
+                cg.add(0)
+            nsmod.join(fds)
+            child = os.fork()
+            if child == 0:
+                try:
+                    if slave is not None:
+                        from . import process as pr
+
+                        pr.become_tty_session(slave)
+                    from . import process as pr
+
+                    pr.exec_process(proc)
+                except BaseException as e:  # noqa: BLE001
+                    print(f"ocilearn: exec: {e}", file=sys.stderr)
+                finally:
+                    os._exit(127)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for s in FORWARD:
+                signal.signal(s, lambda n, f: _forward(child, n))
+            _, status = os.waitpid(child, 0)
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+        except BaseException as e:  # noqa: BLE001
+            print(f"ocilearn: exec: {e}", file=sys.stderr)
+        finally:
+            os._exit(code)
+    for _t, fd in fds:
+        os.close(fd)
+    if slave is not None:
+        os.close(slave)
+    if detach:
+        return 0
+    old = {s: signal.signal(s, lambda n, f: _forward(pid, n)) for s in FORWARD}
+    try:
+        if master is not None:
+            _proxy_pty(master, pid)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,247 @@
+"""ctypes wrappers for the Linux syscalls the Python 3.11 standard library lacks.
+
+Each wrapper raises :class:`OSError` with the real ``errno`` on failure (like the ``os``
+module does), and names its man page. Only the C library is loaded (``CDLL(None)``), so
+importing this module costs well under a millisecond.
+
+Python 3.12 added ``os.unshare``/``os.setns``; ocilearn supports 3.11, hence ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# --- clone(2) / unshare(2) / setns(2) namespace flags (linux/sched.h) ---
+CLONE_NEWNS = 0x00020000  #: mount namespace, mount_namespaces(7)
+CLONE_NEWCGROUP = 0x02000000  #: cgroup namespace, cgroup_namespaces(7)
+CLONE_NEWUTS = 0x04000000  #: hostname/domainname, uts_namespaces(7)
+CLONE_NEWIPC = 0x08000000  #: System V IPC + POSIX mqueues, ipc_namespaces(7)
+CLONE_NEWUSER = 0x10000000  #: uid/gid mappings + capabilities, user_namespaces(7)
+CLONE_NEWPID = 0x20000000  #: process IDs, pid_namespaces(7)
+CLONE_NEWNET = 0x40000000  #: network stack, network_namespaces(7)
+
+#: runtime-spec config-linux.md "Namespaces" type -> (clone flag, /proc/PID/ns entry name)
+NAMESPACES: dict[str, tuple[int, str]] = {
+    "user": (CLONE_NEWUSER, "user"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "pid": (CLONE_NEWPID, "pid"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "network": (CLONE_NEWNET, "net"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+}
+
+# --- mount(2) flags (linux/mount.h) ---
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+# umount2(2) flags
+MNT_FORCE = 1
+MNT_DETACH = 2
+MNT_EXPIRE = 4
+UMOUNT_NOFOLLOW = 8
+
+# --- prctl(2) options (linux/prctl.h) ---
+PR_SET_PDEATHSIG = 1
+PR_GET_PDEATHSIG = 2
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_LOWER = 3
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# --- capabilities(7), linux/capability.h ---
+CAPS: dict[str, int] = {
+    name: i
+    for i, name in enumerate(
+        """CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+        LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
+        SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE
+        SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
+        MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
+        CHECKPOINT_RESTORE""".split()
+    )
+}
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+# syscall numbers the C library has no wrapper for (asm/unistd.h)
+_SYS = {
+    "x86_64": {"pivot_root": 155, "close_range": 436},
+    "aarch64": {"pivot_root": 41, "close_range": 436},
+}.get(platform.machine(), {"pivot_root": 155, "close_range": 436})
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(rv: int, what: str, path: str | bytes | None = None) -> int:
+    if rv < 0:
+        err = ctypes.get_errno()
+        if path is not None:
+            raise OSError(err, f"{what}: {os.strerror(err)}", os.fsdecode(path))
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return rv
+
+
+def _b(s: str | bytes | os.PathLike | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def unshare(flags: int) -> None:
+    """Move the calling process into new namespaces (``CLONE_NEW*`` flags). unshare(2).
+
+    With ``CLONE_NEWPID`` only the *children* land in the new PID namespace, and the
+    caller may fork exactly once more: do it in a throwaway intermediate process.
+    Raises OSError (EPERM without CAP_SYS_ADMIN, EINVAL for a bad flag)."""
+    _check(_libc.unshare(flags), f"unshare(0x{flags:x})")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace open as ``fd`` (an fd of ``/proc/PID/ns/TYPE``). setns(2).
+    ``nstype`` 0 accepts any type. Joining a PID namespace affects children only."""
+    _check(_libc.setns(fd, nstype), f"setns(fd {fd}, 0x{nstype:x})")
+
+
+def mount(source: str | bytes | None, target: str | bytes, fstype: str | bytes | None = None, flags: int = 0, data: str | bytes | None = None) -> None:
+    """Attach a filesystem, or change a mount (bind, remount, propagation). mount(2).
+    Raises OSError naming ``target`` (ENOENT, EPERM, EINVAL …)."""
+    d = _b(data)
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, d), f"mount({source!s} -> {target!s}, type {fstype}, flags 0x{flags:x}, {data!s})", target)
+
+
+def umount2(target: str | bytes, flags: int = 0) -> None:
+    """Detach a mount; ``MNT_DETACH`` makes it lazy. umount2(2)."""
+    _check(_libc.umount2(_b(target), flags), f"umount2(flags {flags})", target)
+
+
+PIVOT_ROOT_EINVAL_HINT = (
+    "pivot_root(2) EINVAL: one of: the new root is not a mount point (bind-mount the rootfs onto itself), "
+    "the new root or its parent has shared propagation (remount / rprivate or rslave in the new mount "
+    "namespace first), the put-old directory is not under the new root, the current root is the initramfs "
+    "'rootfs' (cannot be pivoted: use MS_MOVE + chroot), or the caller is not in its own mount namespace"
+)
+
+
+def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
+    """Make ``new_root`` the root of the calling mount namespace and move the old root to
+    ``put_old``. pivot_root(2) (no libc wrapper: ``syscall(SYS_pivot_root)``).
+    ``pivot_root(".", ".")`` stacks the old root on the new one, to be lazily unmounted.
+    EINVAL is raised with a message listing its documented causes (case C31)."""
+    rv = _libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old))
+    if rv < 0:
+        err = ctypes.get_errno()
+        if err == 22:
+            raise OSError(err, PIVOT_ROOT_EINVAL_HINT, os.fsdecode(new_root))
+        _check(rv, "pivot_root", new_root)
+
+
+def sethostname(name: str) -> None:
+    """Set the hostname of the calling UTS namespace. sethostname(2)."""
+    b = name.encode()
+    _check(_libc.sethostname(b, len(b)), f"sethostname({name!r})")
+
+
+def setdomainname(name: str) -> None:
+    """Set the NIS domain name of the calling UTS namespace. setdomainname(2)."""
+    b = name.encode()
+    _check(_libc.setdomainname(b, len(b)), f"setdomainname({name!r})")
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    """Process control: no_new_privs, parent-death signal, bounding set, ambient set,
+    child subreaper … prctl(2). Returns the call's result; raises OSError."""
+    return _check(_libc.prctl(option, a2, a3, a4, a5), f"prctl({option})")
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    """Close every fd from ``first`` to ``last``. close_range(2); falls back to
+    ``os.closerange`` when the kernel lacks it."""
+    if _libc.syscall(_SYS["close_range"], first, last, flags) < 0:
+        os.closerange(first, min(last, os.sysconf("SC_OPEN_MAX")))
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """The (effective, permitted, inheritable) capability sets of ``pid`` (0 = caller) as
+    64-bit masks (bit N = capability N of capabilities(7)). capget(2)."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(hdr), data), "capget")
+    return tuple(data[0].__getattribute__(f) | (data[1].__getattribute__(f) << 32) for f in ("effective", "permitted", "inheritable"))  # type: ignore[return-value]
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the caller's effective, permitted and inheritable capability sets (64-bit
+    masks). capset(2): permitted may only shrink; effective ⊆ permitted. Raises OSError."""
+    hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(hdr), data), "capset")
+
+
+def last_cap() -> int:
+    """The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap)."""
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return max(CAPS.values())
+
+
+def cap_mask(names: list[str] | None) -> int:
+    """A bit mask from runtime-spec capability names (``"CAP_KILL"``); unknown names
+    raise ValueError (config.md "capabilities")."""
+    m = 0
+    for n in names or []:
+        key = n.upper().removeprefix("CAP_")
+        if key not in CAPS:
+            raise ValueError(f"unknown capability {n!r} (capabilities(7))")
+        m |= 1 << CAPS[key]
+    return m
