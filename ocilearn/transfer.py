@@ -24,6 +24,7 @@ stay the same bytes with the same digests.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import threading
@@ -470,7 +471,8 @@ class _Copier:
                     one(d)
             else:
                 with ThreadPoolExecutor(max_workers=min(self.workers, len(todo)), thread_name_prefix="ocilearn-blob") as pool:
-                    futures = [pool.submit(one, d) for d in todo]
+                    # each task runs in a copy of this context, so explain.recording() sees its steps
+                    futures = [pool.submit(contextvars.copy_context().run, one, d) for d in todo]
                     errors = []
                     for f in futures:
                         try:

@@ -1,0 +1,92 @@
+"""``ocilearn copy SRC DST`` — skopeo copy's syntax and flags, ocilearn's code.
+
+Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``docker-archive:PATH[:REF]``.
+Bytes and digests are preserved by default (``skopeo copy --preserve-digests``);
+``--format oci`` converts Docker schema2 documents to OCI media types.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..model import Platform
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise click.BadParameter(f"expected true or false, got {value!r}")
+
+
+@click.command("copy")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--src-tls-verify", default="true", metavar="BOOL", help="Verify the source registry's TLS certificate (false also allows plain HTTP).")
+@click.option("--dest-tls-verify", default="true", metavar="BOOL", help="Verify the destination registry's TLS certificate (false also allows plain HTTP).")
+@click.option("--src-creds", default=None, metavar="USER:PASS", help="Credentials for the source registry.")
+@click.option("--dest-creds", default=None, metavar="USER:PASS", help="Credentials for the destination registry.")
+@click.option("--src-cert-dir", default=None, metavar="DIR", help="Directory with ca.crt (PEM) to trust for the source.")
+@click.option("--dest-cert-dir", default=None, metavar="DIR", help="Directory with ca.crt (PEM) to trust for the destination.")
+@click.option("--authfile", default=None, metavar="PATH", help="auth.json / Docker config.json with credentials.")
+@click.option("--override-os", default=None, metavar="OS", help="OS to choose from an image index (default: this machine's).")
+@click.option("--override-arch", default=None, metavar="ARCH", help="Architecture to choose from an image index.")
+@click.option("--override-variant", default=None, metavar="VARIANT", help="Variant to choose from an image index (e.g. v7, v8).")
+@click.option("--all", "-a", "all_platforms", is_flag=True, help="Copy every platform of an image index, and the index.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["oci"]), default=None,
+              help="Convert Docker schema2 manifests to OCI media types (changes manifest digests).")
+@click.option("--preserve-digests", is_flag=True, help="Keep bytes and digests (the default; refused with --format oci).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--jobs", "-j", default=4, show_default=True, metavar="N", help="Blobs transferred in parallel.")
+@click.pass_context
+def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_verify: str, src_creds: str | None,
+         dest_creds: str | None, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
+         override_os: str | None, override_arch: str | None, override_variant: str | None, all_platforms: bool,
+         fmt: str | None, preserve_digests: bool, quiet: bool, jobs: int) -> None:
+    """Copy an image from SRC to DST (like ``skopeo copy``).
+
+    \b
+    Examples:
+      ocilearn copy docker://127.0.0.1:5000/busybox:latest oci:/tmp/busybox:latest
+      ocilearn copy --all docker://127.0.0.1:5000/multiarch:latest oci:/tmp/m:latest
+      ocilearn copy --override-arch arm64 docker://… oci:/tmp/arm:latest
+      ocilearn copy oci:/tmp/busybox:latest docker://127.0.0.1:5000/mine:1
+      ocilearn copy docker-archive:busybox.tar oci:/tmp/bb:latest
+    """
+    from .. import transfer
+    from ..errors import TransportError
+    from ..layout import host_platform
+
+    if fmt == "oci" and preserve_digests:
+        raise TransportError("--format oci rewrites manifests (new digests); it cannot be combined with --preserve-digests")
+    platform = None
+    if override_os or override_arch or override_variant:
+        host = host_platform()
+        arch = override_arch or host.architecture
+        variant = override_variant if override_variant is not None else (host.variant if arch == host.architecture else None)
+        platform = Platform(override_os or host.os, arch, variant)
+
+    def ca(d: str | None):
+        if not d:
+            return None
+        from pathlib import Path
+
+        p = Path(d) / "ca.crt"
+        if not p.is_file():
+            raise TransportError(f"{d}: no ca.crt in the certificate directory")
+        return str(p)
+
+    result = transfer.copy(
+        src, dst, src_creds=src_creds, dest_creds=dest_creds, authfile=authfile,
+        src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
+        src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
+        platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
+    )
+    if fmt == "oci":
+        click.echo("note: --format oci rewrote Docker media types as OCI ones, so manifest digests changed; "
+                   "config and layer blobs kept their bytes and digests", err=True)
+    if not quiet:
+        click.echo(str(result), err=True)
+    click.echo(str(result.digest))
