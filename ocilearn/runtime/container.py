@@ -685,6 +685,8 @@ def _stage2(ctx: dict, s2: socket.socket) -> None:
             open(target, "a").close()
         sc.mount(msg["hosts"], target, None, sc.MS_BIND)
     hooks = cfg.get("hooks") or {}
+    if hooks.get("startContainer") or hooks.get("createContainer"):
+        import subprocess  # noqa: F401 - imported before pivot_root hides the host's Python files
     if hooks.get("createContainer"):
         run_hooks(hooks["createContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "creating",
                                              "pid": 1, "bundle": ctx["bundle"]}, "createContainer")
@@ -693,8 +695,8 @@ def _stage2(ctx: dict, s2: socket.socket) -> None:
     for key, value in (linux.get("sysctl") or {}).items():
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
             f.write(str(value))
-    rfs.mask_paths(linux.get("maskedPaths"))
     rfs.readonly_paths(linux.get("readonlyPaths"))
+    rfs.mask_paths(linux.get("maskedPaths"))
     if cfg["root"].get("readonly"):
         rfs.readonly_root()
     if linux.get("rootfsPropagation"):
@@ -859,6 +861,8 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
             tty: bool = False, detach: bool = False) -> int:
     """``runc exec``: run another process in the container's namespaces and cgroup (works
     on a created container too). Returns its exit code (128+N for a signal)."""
+    from . import process as pr  # imported now: after setns(mnt) the host's files are out of sight
+
     c = Container.load(root, cid)
     st = c.read()
     status = c.status(st)
@@ -898,11 +902,7 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
             if child == 0:
                 try:
                     if slave is not None:
-                        from . import process as pr
-
                         pr.become_tty_session(slave)
-                    from . import process as pr
-
                     pr.exec_process(proc)
                 except BaseException as e:  # noqa: BLE001
                     print(f"ocilearn: exec: {e}", file=sys.stderr)

@@ -143,6 +143,7 @@ def bind_rootfs(rootfs: str) -> None:
 
 def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[str, str] | None = None, cgroupns: bool = False) -> None:
     """Perform one ``mounts[]`` entry of config.json below ``rootfs``.
+    (The tmpfs under a ``cgroup`` mount stays writable, as with runc 1.1.)
 
     The destination is resolved inside the rootfs and created (a file for a bind of a
     file). Bind mounts are remounted to apply ro/nosuid/nodev/noexec (keeping flags the
@@ -196,8 +197,6 @@ def _mount_cgroup(rootfs: str, dest_rel: str, flags: int, paths: dict[str, str],
             for alias in name.split(","):
                 if not os.path.lexists(os.path.join(base, alias)):
                     os.symlink(name, os.path.join(base, alias))
-    if flags & sc.MS_RDONLY:
-        sc.mount(None, base, None, sc.MS_REMOUNT | flags | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
     explain.step("runtime", "mount cgroup", f"{dest_rel}: {', '.join(paths) or 'none'}", f"mount -t cgroup … {base}")
 
 
@@ -293,8 +292,8 @@ def mask_paths(paths: list[str] | None) -> None:
 
 
 def readonly_paths(paths: list[str] | None) -> None:
-    """Make ``readonlyPaths`` read-only (bind onto itself, remount ro,nosuid,nodev,noexec
-    as runc does). config-linux.md "Readonly Paths"."""
+    """Make ``readonlyPaths`` read-only: bind onto itself, remount ro (keeping the flags the
+    kernel locks), as runc 1.1 does. config-linux.md "Readonly Paths"."""
     for p in paths or []:
         try:
             sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
@@ -302,11 +301,7 @@ def readonly_paths(paths: list[str] | None) -> None:
             if e.errno == errno.ENOENT:
                 continue
             raise
-        base = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
-        try:
-            sc.mount(None, p, None, base | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | _locked_flags(p))
-        except OSError:
-            sc.mount(None, p, None, base | _locked_flags(p))
+        sc.mount(None, p, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _locked_flags(p))
     if paths:
         explain.step("runtime", "read-only paths", ", ".join(paths), "mount -o bind,remount,ro PATH")
 
