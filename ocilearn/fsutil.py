@@ -257,6 +257,57 @@ class Root:
         except FileExistsError:
             pass
 
+    def resolve_path(self, rel: str) -> str:
+        """The canonical in-root path of ``rel`` (no leading ``/``), following every
+        symlink — the last component too — as the kernel would inside the rootfs.
+        Components that do not exist are kept as written. Like ``realpath -m`` after
+        ``chroot``; creates nothing.
+
+        Raises: UnsafePath (symlink loop)."""
+        names: list[str] = []
+        queue = deque(c for c in rel.split("/") if c)
+        links = 0
+        fd = os.dup(self.fd)
+        try:
+            while queue:
+                comp = queue.popleft()
+                if comp == ".":
+                    continue
+                if comp == "..":
+                    if names:
+                        names.pop()
+                        os.close(fd)
+                        fd = self._walk("/".join(names), create=False, mode=0, on_create=None)
+                    continue
+                try:
+                    st = os.stat(comp, dir_fd=fd, follow_symlinks=False)
+                except (FileNotFoundError, NotADirectoryError, PermissionError):
+                    names.append(comp)
+                    names.extend(c for c in queue if c not in ("", "."))
+                    return posixpath.normpath("/" + "/".join(names)).lstrip("/")
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > MAX_SYMLINKS:
+                        raise UnsafePath(f"{self.path}: too many levels of symbolic links resolving {rel!r}")
+                    target = os.readlink(comp, dir_fd=fd)
+                    if target.startswith("/"):
+                        names = []
+                        os.close(fd)
+                        fd = os.dup(self.fd)
+                    queue.extendleft(reversed([c for c in target.split("/") if c]))
+                    continue
+                names.append(comp)
+                if stat.S_ISDIR(st.st_mode):
+                    nfd = os.open(comp, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                    os.close(fd)
+                    fd = nfd
+                elif queue:
+                    names.extend(queue)
+                    break
+            return "/".join(names)
+        finally:
+            os.close(fd)
+
     def open_file(self, rel: str, flags: int = os.O_RDONLY) -> int:
         """Open the file at ``rel`` for reading, following symlinks *inside* the rootfs
         (an ``etc/passwd -> /etc/passwd`` link reads the rootfs's file, never the host's).
