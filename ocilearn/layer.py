@@ -820,8 +820,9 @@ class _Applier:
             return
         sparse = m.sparse is not None
         left = m.size
+        step = 65536 if sparse else _BUF  # small steps find the holes of sparse files
         while left > 0:
-            chunk = src.read(min(_BUF, left))
+            chunk = src.read(min(step, left))
             if not chunk:
                 raise LayerError(f"{self.source}: {m.name!r}: tar data ends early ({left} of {m.size} bytes missing)")
             left -= len(chunk)
@@ -911,6 +912,8 @@ def apply_layer(
                     raise
                 except OSError as ex:
                     raise LayerError(f"{source}: cannot apply entry {m.name!r}: {ex}") from ex
+                except (tarfile.TarError, EOFError) as ex:
+                    raise LayerError(f"{source}: entry {m.name!r}: tar data is truncated or corrupt ({ex})") from None
         root.restore(ap.final)
         result.diff_id, result.tar_bytes = _finish(op, diff_id, source, warn)
         result.blob_bytes = op.blob.count if hasattr(op.blob, "count") else 0

@@ -1,0 +1,135 @@
+"""Helpers for the layer/unpack tests: build small tars, layers and OCI layouts in memory."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+from ocilearn import layer as L
+from ocilearn import mediatypes as mt
+from ocilearn.digest import Digest
+from ocilearn.layout import ImageLayout
+
+
+def F(name, data=b"", mode=0o644, uid=0, gid=0, **pax):
+    return ("file", name, data, mode, uid, gid, pax)
+
+
+def D(name, mode=0o755, uid=0, gid=0):
+    return ("dir", name, None, mode, uid, gid, {})
+
+
+def S(name, target):
+    return ("symlink", name, target, 0o777, 0, 0, {})
+
+
+def H(name, target):
+    return ("hardlink", name, target, 0o644, 0, 0, {})
+
+
+def FIFO(name, mode=0o644):
+    return ("fifo", name, None, mode, 0, 0, {})
+
+
+def DEV(name, kind, major, minor, mode=0o666):
+    return (kind, name, (major, minor), mode, 0, 0, {})
+
+
+def tar_bytes(entries, fmt=tarfile.PAX_FORMAT) -> bytes:
+    """A tar of ``entries`` (made by F/D/S/H/FIFO/DEV) in that order, duplicates kept."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for kind, name, payload, mode, uid, gid, pax in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mode, ti.uid, ti.gid, ti.mtime = mode, uid, gid, 1_700_000_000
+            if pax:
+                ti.pax_headers = dict(pax)
+            data = None
+            if kind == "file":
+                ti.type, ti.size, data = tarfile.REGTYPE, len(payload), io.BytesIO(payload)
+            elif kind == "dir":
+                ti.type = tarfile.DIRTYPE
+            elif kind == "symlink":
+                ti.type, ti.linkname = tarfile.SYMTYPE, payload
+            elif kind == "hardlink":
+                ti.type, ti.linkname = tarfile.LNKTYPE, payload
+            elif kind == "fifo":
+                ti.type = tarfile.FIFOTYPE
+            elif kind in ("char", "block"):
+                ti.type = tarfile.CHRTYPE if kind == "char" else tarfile.BLKTYPE
+                ti.devmajor, ti.devminor = payload
+            tf.addfile(ti, data)
+    return buf.getvalue()
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def apply(rootfs, *layers: bytes, rootless=None, **kw) -> list[L.LayerResult]:
+    """Apply uncompressed tar ``layers`` in order onto ``rootfs``."""
+    return [L.apply_layer(rootfs, io.BytesIO(t), **kw, rootless=rootless) for t in layers]
+
+
+def tree(rootfs) -> dict[str, str]:
+    """``{path: "file:<content>" | "dir" | "symlink:<target>" | "fifo" …}`` of a rootfs."""
+    out = {}
+    root = Path(rootfs)
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            out[rel] = "symlink:" + os.readlink(p)
+        elif stat.S_ISDIR(st.st_mode):
+            out[rel] = "dir"
+        elif stat.S_ISREG(st.st_mode):
+            out[rel] = "file:" + p.read_bytes().decode("utf-8", "replace")
+        elif stat.S_ISFIFO(st.st_mode):
+            out[rel] = "fifo"
+        else:
+            out[rel] = "other"
+    return out
+
+
+def sentinel_state(path) -> dict:
+    """Listing, modes and contents of a sentinel directory (security tests)."""
+    out = {}
+    for p in sorted(Path(path).rglob("*")) + [Path(path)]:
+        st = p.lstat()
+        out[str(p)] = (st.st_mode, st.st_uid, st.st_gid, p.read_bytes() if stat.S_ISREG(st.st_mode) else None,
+                       os.readlink(p) if stat.S_ISLNK(st.st_mode) else None)
+    return out
+
+
+def make_image(path, layers: list[tuple[bytes, str]], *, diff_ids=None, config: dict | None = None, ref="latest") -> ImageLayout:
+    """An OCI layout at ``path`` with ``layers`` = ``[(blob bytes, media type)]``.
+
+    ``diff_ids`` default: sha256 of each blob decompressed by magic bytes (gzip only;
+    pass them for zstd or odd blobs)."""
+    lay = ImageLayout.init(path)
+    descs = []
+    dids = []
+    for i, (blob, mtype) in enumerate(layers):
+        d, n = lay.put_blob(blob)
+        descs.append({"mediaType": mtype, "digest": str(d), "size": n})
+        if diff_ids is None:
+            raw = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
+            dids.append(str(Digest.of(raw)))
+    if diff_ids is not None:
+        dids = [str(x) for x in diff_ids]
+    cfg = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config if config is not None else {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": dids},
+    }
+    cdesc = lay.put_json(mt.OCI_CONFIG, json.dumps(cfg).encode())
+    manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cdesc.to_dict(), "layers": descs}
+    mdesc = lay.put_json(mt.OCI_MANIFEST, json.dumps(manifest).encode())
+    lay.add_ref(ref, mdesc)
+    return lay
