@@ -112,3 +112,80 @@ def as_user(user: tuple[str, int, int], cmd: list[str], env: dict | None = None,
     kw.setdefault("capture_output", True)
     kw.setdefault("text", True)
     return subprocess.run(full, **kw)
+
+
+# ---- image-spec JSON schemas (appended for the image-layout tests) ----
+
+
+def oci_schema_validator(kind: str):
+    """A jsonschema Draft-4 validator for one of the official image-spec schemas in
+    ../shared/fixtures/image-spec-schema: ``kind`` is ``manifest``, ``index``, ``config``,
+    ``layout`` or ``descriptor``. The schemas name each other by their ``id`` URIs (and
+    sub-schemas carry ids of their own), so every file is registered under every base URI
+    met. Skips (with the reason) when ../shared is absent."""
+    import json
+
+    import jsonschema
+    import referencing
+    from referencing.jsonschema import DRAFT4
+
+    d = shared_path("fixtures", "image-spec-schema")
+    files = {p.name: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))}
+    bases: set[str] = set()
+
+    def ids(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("id"), str):
+                bases.add(node["id"].rsplit("/", 1)[0] + "/")
+            for v in node.values():
+                ids(v)
+        elif isinstance(node, list):
+            for v in node:
+                ids(v)
+
+    for content in files.values():
+        ids(content)
+    resources = [
+        (base + name, referencing.Resource.from_contents(content, default_specification=DRAFT4))
+        for base in sorted(bases)
+        for name, content in files.items()
+    ]
+    registry = referencing.Registry().with_resources(resources)
+    name = {
+        "manifest": "image-manifest-schema.json",
+        "index": "image-index-schema.json",
+        "config": "config-schema.json",
+        "layout": "image-layout-schema.json",
+        "descriptor": "content-descriptor.json",
+    }[kind]
+    return jsonschema.Draft4Validator(files[name], registry=registry, format_checker=jsonschema.FormatChecker())
+
+
+# --- registries for the distribution tests (issue 3; helpers in tests/registry_helpers.py) ---
+
+REGISTRY_PORTS = {"plain": 5010, "basic_tls": 5011, "token": 5012}
+
+
+@pytest.fixture(scope="session")
+def registry_base(tmp_path_factory):
+    """A temp dir for registry state; OCILEARN_REGISTRY_RUNDIR points under it."""
+    return tmp_path_factory.mktemp("registries")
+
+
+@pytest.fixture(scope="session")
+def plain_registry(registry_base):
+    """Debian's docker-registry on http://127.0.0.1:5010 holding the test images, each pushed
+    by the reference peer ``skopeo copy`` (busybox, multiarch with --all, debian,
+    debian-zstd). Stopped at the end of the session."""
+    from registry_helpers import start_registry
+
+    require_tool("docker-registry")
+    skopeo = require_tool("skopeo")
+    reg = start_registry(REGISTRY_PORTS["plain"], registry_base)
+    try:
+        for name, ref in (("busybox", "latest"), ("multiarch", "latest"), ("debian", "bookworm"), ("debian-zstd", "bookworm")):
+            run([skopeo, "copy", "-q", "--all", "--preserve-digests", "--dest-tls-verify=false",
+                 f"oci:{built_image(name)}:{ref}", f"docker://{reg.host}/{name}:{ref}"])
+        yield reg
+    finally:
+        reg.stop()

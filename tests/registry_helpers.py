@@ -216,7 +216,7 @@ class TokenServer:
         self.server = _Server(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
         self.realm = f"http://127.0.0.1:{self.port}/token"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def sign(self, subject: str, access: list[dict]) -> str:
         now = int(time.time())
@@ -395,7 +395,7 @@ class FaultProxy:
         self.other = _Server(("127.0.0.2", 0), Other)
         self.other_port = self.other.server_address[1]
         for s in (self.server, self.other):
-            threading.Thread(target=s.serve_forever, daemon=True).start()
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def host(self) -> str:
@@ -466,7 +466,7 @@ class Stub:
         self.server = _Server((bind, 0), H)
         self.port = self.server.server_address[1]
         self.host = f"{bind}:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
