@@ -291,6 +291,8 @@ def _read_db(root: Root | None, rel: str) -> list[list[str]] | None:
         fd = root.open_file(rel)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
+    except UnsafePath as e:
+        raise ConfigError(f"cannot read /{rel} of the rootfs: {e}") from None
     with os.fdopen(fd, "rb") as f:
         data = f.read(4 << 20)
     explain.step("convert", "read", f"/{rel} of the rootfs ({len(data)} bytes), resolved inside the rootfs", f"cat rootfs/{rel}")

@@ -1,0 +1,259 @@
+"""Image config → runtime config.json (image-spec conversion.md): cases C24, C26, C28,
+annotations, defaults against the real `runc spec`, and the runtime-spec JSON schema."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+from conftest import require_tool, shared_path
+
+from ocilearn import convert as C
+from ocilearn.cli import run as cli
+from ocilearn.errors import ConfigError, UnsafePath
+from ocilearn.model import ImageConfig
+
+
+def image(cfg: dict | None = None, **top) -> ImageConfig:
+    doc = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, **top}
+    if cfg is not None:
+        doc["config"] = cfg
+    return ImageConfig.from_json(json.dumps(doc).encode())
+
+
+def schema_validate(cfg: dict) -> None:
+    C.validate(cfg, shared_path("fixtures", "runtime-spec-schema"))
+
+
+# ------------------------------------------------------------------ C28
+
+
+@pytest.mark.parametrize(
+    "entrypoint, cmd, expected",
+    [
+        (None, ["sh"], ["sh"]),
+        ([], ["sh"], ["sh"]),
+        ([""], ["/bin/bash"], ["/bin/bash"]),
+        (["/e"], None, ["/e"]),
+        (["/e", "-x"], ["a"], ["/e", "-x", "a"]),
+        (["/e", ""], None, ["/e", ""]),
+    ],
+)
+def test_c28_entrypoint_cmd_table(entrypoint, cmd, expected):
+    cfg = {"Entrypoint": entrypoint, "Cmd": cmd}
+    spec = C.convert(image(cfg))
+    assert spec["process"]["args"] == expected
+    schema_validate(spec)
+
+
+@pytest.mark.parametrize("entrypoint", [None, [], [""]])
+@pytest.mark.parametrize("cmd", [None, []])
+def test_c28_nothing_to_run_is_an_error(entrypoint, cmd):
+    with pytest.raises(ConfigError, match="no command specified"):
+        C.convert(image({"Entrypoint": entrypoint, "Cmd": cmd}))
+
+
+def test_c28_missing_config_object_and_caller_args():
+    with pytest.raises(ConfigError, match="no 'config' object"):
+        C.convert(image(None))
+    assert C.convert(image(None), args=["/bin/true"])["process"]["args"] == ["/bin/true"]
+    # caller args replace Cmd, not Entrypoint
+    assert C.convert(image({"Entrypoint": ["/e"], "Cmd": ["a"]}), args=["b"])["process"]["args"] == ["/e", "b"]
+
+
+# ------------------------------------------------------------------ C26
+
+
+@pytest.fixture
+def users_rootfs(tmp_path):
+    r = tmp_path / "rootfs"
+    (r / "etc").mkdir(parents=True)
+    (r / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n# a comment\n\nbroken-line\napp:x:1234:2345:App:/home/app:/bin/sh\n"
+    )
+    (r / "etc/group").write_text("root:x:0:\nappgrp:x:2345:\nextra:x:3456:app\nwheel:x:10:root,app\n")
+    return r
+
+
+@pytest.mark.parametrize(
+    "user, uid, gid, extra",
+    [
+        ("app", 1234, 2345, [3456, 10]),
+        ("1234", 1234, 2345, [3456, 10]),
+        ("app:extra", 1234, 3456, []),
+        ("1234:3456", 1234, 3456, []),
+        ("app:9999", 1234, 9999, []),
+        ("1234:appgrp", 1234, 2345, []),
+        ("", 0, 0, [10]),
+    ],
+)
+def test_c26_user_forms_resolved_in_rootfs(users_rootfs, user, uid, gid, extra):
+    info = C.resolve_user(user, users_rootfs)
+    assert (info.uid, info.gid, list(info.additional_gids)) == (uid, gid, extra)
+    spec = C.convert(image({"User": user, "Cmd": ["x"]}), users_rootfs)
+    assert spec["process"]["user"] == ({"uid": uid, "gid": gid} | ({"additionalGids": extra} if extra else {}))
+    schema_validate(spec)
+
+
+@pytest.mark.parametrize("user", ["ghost", "app:ghostgrp"])
+def test_c26_unknown_user_or_group_is_an_error(users_rootfs, user):
+    with pytest.raises(ConfigError, match="no (user|group) named"):
+        C.convert(image({"User": user, "Cmd": ["x"]}), users_rootfs)
+
+
+def test_c26_no_passwd_numeric_ok_name_error(tmp_path):
+    (tmp_path / "r").mkdir()
+    assert C.resolve_user("1000", tmp_path / "r").to_dict() == {"uid": 1000, "gid": 0}
+    with pytest.raises(ConfigError, match="no /etc/passwd"):
+        C.resolve_user("app", tmp_path / "r")
+
+
+def test_c26_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_path):
+    r2 = tmp_path / "r2"
+    (r2 / "etc").mkdir(parents=True)
+    (r2 / "real").mkdir()
+    (r2 / "real/passwd").write_text("app:x:777:778::/srv:/bin/sh\n")
+    os.symlink("/real/passwd", r2 / "etc/passwd")  # absolute: must mean r2/real/passwd
+    (r2 / "real/group").write_text("grp:x:4242:app\n")
+    os.symlink("../../../../../../../../real/group", r2 / "etc/group")  # climbs: clamped to r2/real/group
+    info = C.resolve_user("app", r2)
+    assert (info.uid, info.gid, info.home, info.additional_gids) == (777, 778, "/srv", (4242,))
+    os.unlink(r2 / "etc/group")
+    os.symlink("../../etc/group", r2 / "etc/group")  # a loop inside the rootfs: a clear error
+    with pytest.raises(ConfigError, match="symbolic links"):
+        C.resolve_user("app", r2)
+    os.unlink(r2 / "etc/group")
+    # the host's root user must not be found in an image that has no such entry
+    (r2 / "real/passwd").write_text("app:x:777:778::/srv:/bin/sh\n")
+    with pytest.raises(ConfigError):
+        C.resolve_user("root", r2)
+    # and the host's /etc/passwd is never opened: an audit hook records every open()
+    code = (
+        "import sys; sys.path.insert(0, %r); from ocilearn import convert as C; "
+        "print(C.resolve_user('app', %r).uid)" % (os.getcwd(), str(r2))
+    )
+    hook = (
+        "import sys\n"
+        "opened=[]\n"
+        "sys.addaudithook(lambda ev, args: opened.append(str(args[0])) if ev == 'open' else None)\n"
+        + code.replace("; ", "\n") + "\n"
+        "assert not any(p in ('/etc/passwd', '/etc/group') for p in opened), opened\n"
+    )
+    out = subprocess.run([sys.executable, "-c", hook], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "777"
+
+
+# ------------------------------------------------------------------ C24
+
+
+@pytest.mark.parametrize("wd", [f"/proc/self/fd/{n}" for n in range(3, 13)] + ["/proc/1/cwd", "/sys/kernel", "/../../etc", "relative/dir"])
+def test_c24_workingdir_leaving_rootfs_is_rejected(users_rootfs, wd):
+    with pytest.raises(UnsafePath):
+        C.convert(image({"WorkingDir": wd, "Cmd": ["x"]}), users_rootfs)
+
+
+def test_c24_workingdir_through_symlink_into_proc_is_rejected(users_rootfs):
+    os.symlink("/proc/self/fd/7", users_rootfs / "work")
+    with pytest.raises(UnsafePath, match="CVE-2024-21626"):
+        C.convert(image({"WorkingDir": "/work", "Cmd": ["x"]}), users_rootfs)
+
+
+def test_c24_missing_workingdir_is_kept_for_the_runtime_to_create(users_rootfs):
+    spec = C.convert(image({"WorkingDir": "/does/not/exist", "Cmd": ["x"]}), users_rootfs)
+    assert spec["process"]["cwd"] == "/does/not/exist"
+    assert C.convert(image({"WorkingDir": "/a/./b/../c", "Cmd": ["x"]}), users_rootfs)["process"]["cwd"] == "/a/c"
+
+
+# ------------------------------------------------------------------ env, annotations, volumes, provenance
+
+
+def test_env_path_default_home_and_terminal(users_rootfs):
+    spec = C.convert(image({"User": "app", "Env": ["A=1"], "Cmd": ["x"]}), users_rootfs)
+    assert spec["process"]["env"] == [C.DEFAULT_PATH, "A=1", "HOME=/home/app"]
+    assert spec["process"]["terminal"] is False
+    t = C.convert(image({"Env": ["PATH=/x", "HOME=/h"], "Cmd": ["x"]}), users_rootfs, terminal=True)
+    assert t["process"]["env"] == ["PATH=/x", "TERM=xterm", "HOME=/h"] and t["process"]["terminal"] is True
+
+
+def test_annotations_from_fields_and_labels_win():
+    ic = image(
+        {"Cmd": ["x"], "StopSignal": "SIGINT", "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+         "Labels": {"org.opencontainers.image.os": "label-wins", "com.example": "v"}},
+        author="me", created="2025-01-01T00:00:00Z", variant="v8", **{"os.version": "10", "os.features": ["a", "b"]},
+    )
+    ann = C.convert(ic)["annotations"]
+    assert ann == {
+        "org.opencontainers.image.os": "label-wins",
+        "org.opencontainers.image.architecture": "amd64",
+        "org.opencontainers.image.variant": "v8",
+        "org.opencontainers.image.os.version": "10",
+        "org.opencontainers.image.os.features": "a,b",
+        "org.opencontainers.image.author": "me",
+        "org.opencontainers.image.created": "2025-01-01T00:00:00Z",
+        "org.opencontainers.image.stopSignal": "SIGINT",
+        "org.opencontainers.image.exposedPorts": "53/udp,80/tcp",
+        "com.example": "v",
+    }
+
+
+def test_volumes_become_tmpfs_mounts_checked_in_rootfs(users_rootfs):
+    spec = C.convert(image({"Cmd": ["x"], "Volumes": {"/data": {}, "/var/lib/x/": {}}}), users_rootfs)
+    dests = [m["destination"] for m in spec["mounts"] if m["type"] == "tmpfs" and m["source"] == "tmpfs" and m["destination"] != "/dev"]
+    assert dests == ["/data", "/var/lib/x"]
+    schema_validate(spec)
+    with pytest.raises(UnsafePath):
+        C.convert(image({"Cmd": ["x"], "Volumes": {"/proc/self/root": {}}}), users_rootfs)
+
+
+def test_explain_config_rows_say_where_values_come_from(users_rootfs):
+    rows = C.explain_config(image({"User": "app", "Cmd": ["x"], "Entrypoint": [""]}), users_rootfs, rootless=True)
+    by = {}
+    for r in rows:
+        by.setdefault(r.field, []).append(r)
+    assert by["process.args"][0].source == "image config" and '[""] (= unset' in by["process.args"][0].why
+    assert by["process.user"][0].value == {"uid": 1234, "gid": 2345, "additionalGids": [3456, 10]}
+    assert by["process.user"][0].source == "rootfs /etc/passwd"
+    assert by["process.user"][-1].source == "rootless transform" and by["process.user"][-1].value == {"uid": 0, "gid": 0}
+    assert "console socket" in by["process.terminal"][0].why
+    assert any(r.source == "rootless transform" for r in by["linux.uidMappings"])
+
+
+# ------------------------------------------------------------------ defaults vs the real runc spec
+
+
+def _runc_spec(tmp_path, rootless: bool) -> dict:
+    runc = require_tool("runc")
+    d = tmp_path / ("runc-rl" if rootless else "runc")
+    d.mkdir()
+    subprocess.run([runc, "spec", "--bundle", str(d)] + (["--rootless"] if rootless else []), check=True)
+    return json.loads((d / "config.json").read_text())
+
+
+@pytest.mark.parametrize("rootless", [False, True])
+def test_spec_cli_equals_runc_spec(tmp_path, rootless):
+    want = _runc_spec(tmp_path, rootless)
+    out = tmp_path / "ours"
+    out.mkdir()
+    assert cli(["spec", "--bundle", str(out)] + (["--rootless"] if rootless else [])) == 0
+    got = json.loads((out / "config.json").read_text())
+    assert got == want
+    schema_validate(got)
+    assert cli(["spec", "--bundle", str(out)]) == 1  # refuses to overwrite, like runc
+
+
+def test_rootless_convert_matches_runc_rootless_transform(tmp_path):
+    want = _runc_spec(tmp_path, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = C.convert(image({"Cmd": ["sh"]}), rootless=True, terminal=True, hostname="runc")
+    for key in ("mounts",):
+        assert got[key] == want[key]
+    assert got["linux"]["namespaces"] == want["linux"]["namespaces"]
+    assert got["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+    assert "resources" not in got["linux"] and "network" not in [n["type"] for n in got["linux"]["namespaces"]]
+    schema_validate(got)
