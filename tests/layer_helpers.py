@@ -114,7 +114,7 @@ def make_image(path, layers: list[tuple[bytes, str]], *, diff_ids=None, config: 
     lay = ImageLayout.init(path)
     descs = []
     dids = []
-    for i, (blob, mtype) in enumerate(layers):
+    for blob, mtype in layers:
         d, n = lay.put_blob(blob)
         descs.append({"mediaType": mtype, "digest": str(d), "size": n})
         if diff_ids is None:
@@ -133,3 +133,26 @@ def make_image(path, layers: list[tuple[bytes, str]], *, diff_ids=None, config: 
     mdesc = lay.put_json(mt.OCI_MANIFEST, json.dumps(manifest).encode())
     lay.add_ref(ref, mdesc)
     return lay
+
+
+def user_python(user) -> tuple[str, dict[str, str]]:
+    """``(interpreter, env)`` the unprivileged ``user`` can run with ocilearn importable:
+    ``.venv/bin/python`` when the user may execute it, else the system Python of the same
+    minor version with the venv's site-packages on PYTHONPATH (the venv's base interpreter
+    may live in a private home such as pyenv under /root)."""
+    import shutil
+    import sys
+
+    from conftest import REPO, as_user
+
+    venv_py = REPO / ".venv" / "bin" / "python"
+    env = {"PYTHONPATH": str(REPO)}
+    if as_user(user, [str(venv_py), "-c", "import ocilearn.unpack, zstandard"], env=env).returncode == 0:
+        return str(venv_py), env
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    sys_py = shutil.which(minor, path="/usr/bin:/usr/local/bin")
+    assert sys_py, f"the unprivileged user cannot run {venv_py} and there is no system {minor}"
+    env = {"PYTHONPATH": f"{REPO}:{REPO / '.venv' / 'lib' / minor / 'site-packages'}"}
+    p = as_user(user, [sys_py, "-c", "import ocilearn.unpack, zstandard, tqdm, click"], env=env)
+    assert p.returncode == 0, f"the unprivileged user cannot import ocilearn: {p.stderr}"
+    return sys_py, env

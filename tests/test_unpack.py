@@ -1,0 +1,153 @@
+"""ocilearn unpack: bundles, all-or-nothing, platforms, overwrite rules, and rootless unpack
+as a real unprivileged user (case C14)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO, as_user, built_image, shared_path
+from layer_helpers import DEV, FIFO, D, F, gz, make_image, tar_bytes, user_python
+
+from ocilearn import convert as C
+from ocilearn import explain
+from ocilearn import mediatypes as mt
+from ocilearn.cli import run as cli
+from ocilearn.digest import Digest
+from ocilearn.errors import BundleError, DigestMismatch
+from ocilearn.layer import parse_rootless_xattr
+from ocilearn.unpack import unpack
+
+
+def test_unpack_busybox_bundle(tmp_path):
+    img = built_image("busybox")
+    with explain.recording() as steps:
+        res = unpack(f"{img}:latest", tmp_path / "bundle", rootless=False)
+    b = tmp_path / "bundle"
+    assert sorted(os.listdir(b)) == ["config.json", "ocilearn.json", "rootfs"]
+    cfg = json.loads((b / "config.json").read_text())
+    assert cfg["process"]["args"] == ["/bin/sh", "-c", 'echo "$GREETING from $(id -un) in $(pwd)"']
+    assert cfg["process"]["user"] == {"uid": 1000, "gid": 1000} and cfg["process"]["cwd"] == "/home/app"
+    assert cfg["process"]["terminal"] is False
+    C.validate(cfg, shared_path("fixtures", "runtime-spec-schema"))
+    meta = json.loads((b / "ocilearn.json").read_text())
+    assert meta["manifest"] == "sha256:3063d847deaaedea1de7a313e9e38508643d028f52fe8c3c6b002fd9a9a56eb6"
+    assert meta["diff_ids"] == ["sha256:3920edbb71cc692380042175d3681dc0a16a718771e628ce4627b728ec926ec5"]
+    assert meta["chain_ids"] == meta["diff_ids"]
+    assert os.readlink(b / "rootfs/bin/sh") == "/bin/busybox"
+    assert (b / "rootfs/home/app").stat().st_uid == 1000
+    assert stat.S_IMODE((b / "rootfs/tmp").stat().st_mode) == 0o1777
+    assert res.layers[0].diff_id == Digest.parse(meta["diff_ids"][0])
+    assert any(s.equivalent.startswith("umoci unpack") for s in steps)
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no temp dir left
+
+
+def test_unpack_refuses_existing_bundle_and_force_replaces(tmp_path):
+    img = built_image("busybox")
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "mine").write_text("keep")
+    assert cli(["unpack", "-q", "--image", f"{img}:latest", str(b)]) == 1
+    assert (b / "mine").read_text() == "keep"
+    with pytest.raises(BundleError, match="already exists"):
+        unpack(f"{img}:latest", b)
+    assert cli(["unpack", "-q", "--force", "--image", f"{img}:latest", str(b)]) == 0
+    assert not (b / "mine").exists() and (b / "rootfs/bin/busybox").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_failed_unpack_leaves_no_half_bundle(tmp_path):
+    good = tar_bytes([D("etc"), F("etc/a", b"a" * 100000)])
+    bad_did = Digest.of(b"not the tar")
+    make_image(tmp_path / "img", [(gz(tar_bytes([F("first", b"1")])), mt.OCI_LAYER_GZIP), (gz(good), mt.OCI_LAYER_GZIP)],
+               diff_ids=[Digest.of(tar_bytes([F("first", b"1")])), bad_did])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DigestMismatch, match="diff ID"):
+        unpack(f"{tmp_path / 'img'}:latest", out / "bundle")
+    assert list(out.iterdir()) == []  # neither the bundle nor its temp dir
+    # a corrupted layer blob: caught by the blob digest, same cleanup
+    make_image(tmp_path / "img2", [(gz(good), mt.OCI_LAYER_GZIP)])
+    blob = next(p for p in (tmp_path / "img2/blobs/sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
+    data = bytearray(gzip.decompress(blob.read_bytes()))
+    data[600] ^= 1
+    blob.chmod(0o644)
+    blob.write_bytes(gz(bytes(data)))
+    assert cli(["unpack", "-q", "--image", f"{tmp_path / 'img2'}:latest", str(out / "b2")]) == 1
+    assert list(out.iterdir()) == []
+
+
+def test_unpack_multiarch_platform_choice(tmp_path):
+    img = built_image("multiarch")
+    res = unpack(f"{img}:latest", tmp_path / "arm", platform="linux/arm64/v8", rootless=False)
+    assert str(res.platform).startswith("linux/arm64")
+    elf = (tmp_path / "arm/rootfs/bin/busybox").read_bytes()[:20]
+    assert elf[:4] == b"\x7fELF" and int.from_bytes(elf[18:20], "little") == 183  # EM_AARCH64
+    cfg = json.loads((tmp_path / "arm/config.json").read_text())
+    assert cfg["annotations"]["org.opencontainers.image.architecture"] == "arm64"
+    res = unpack(f"{img}:latest", tmp_path / "amd", platform="linux/amd64", rootless=False)
+    assert int.from_bytes((tmp_path / "amd/rootfs/bin/busybox").read_bytes()[18:20], "little") == 62  # EM_X86_64
+
+
+@pytest.fixture
+def user_tmp(unpriv_user):
+    """A temp dir owned by the unprivileged user (pytest's tmp_path is root-only)."""
+    d = Path(tempfile.mkdtemp(prefix="ocilearn-unpack-"))
+    os.chown(d, unpriv_user[1], unpriv_user[2])
+    yield d
+    for dirpath, dirnames, _ in os.walk(d):  # teardown: chmod z/ and friends before removing
+        for n in dirnames:
+            os.chmod(os.path.join(dirpath, n), 0o755)
+    shutil.rmtree(d)
+
+
+def _as_user_unpack(user, image, bundle, *extra):
+    py, env = user_python(user)
+    return as_user(user, [py, "-m", "ocilearn", "unpack", "--image", image, str(bundle), *extra], env=env, cwd=str(REPO))
+
+
+def test_c14_rootless_unpack_as_unprivileged_user(tmp_path, unpriv_user, user_tmp):
+    layer = tar_bytes([
+        D("r", 0o555), F("r/file", b"r"), D("z", 0o000), F("z/child", b"z"), DEV("dev/null", "char", 1, 3),
+        DEV("dev/sda", "block", 8, 0), FIFO("run/fifo"), F("s", b"s", 0o4755, uid=0, gid=0),
+        F("u", b"u", 0o644, uid=1000, gid=1000), D("home/app", 0o700, uid=1000, gid=1000),
+    ])
+    img = user_tmp / "img"
+    make_image(img, [(gz(layer), mt.OCI_LAYER_GZIP)], config={"Cmd": ["/bin/sh"], "User": "0"})
+    for p in [img, *img.rglob("*")]:
+        os.chown(p, unpriv_user[1], unpriv_user[2])
+    out = _as_user_unpack(unpriv_user, f"{img}:latest", user_tmp / "bundle", "--rootless")
+    assert out.returncode == 0, out.stderr
+    assert "skipped 2: /dev/null (char device 1,3), /dev/sda (block device 8,0)" in out.stderr
+    root = user_tmp / "bundle/rootfs"
+    assert stat.S_IMODE((root / "r").stat().st_mode) == 0o555
+    assert stat.S_IMODE((root / "z").stat().st_mode) == 0o000
+    assert stat.S_ISFIFO((root / "run/fifo").lstat().st_mode)
+    assert not (root / "dev/null").exists() and not (root / "dev/sda").exists()
+    assert stat.S_IMODE((root / "s").stat().st_mode) == 0o4755
+    assert {(root / n).stat().st_uid for n in ("s", "u", "r", "run/fifo")} == {unpriv_user[1]}
+    assert parse_rootless_xattr(os.getxattr(root / "u", "user.rootlesscontainers")) == (1000, 1000)
+    assert parse_rootless_xattr(os.getxattr(root / "home/app", "user.rootlesscontainers")) == (1000, 1000)
+    assert "user.rootlesscontainers" not in os.listxattr(root / "s")  # 0:0 = the user itself: no xattr (as umoci)
+    cfg = json.loads((user_tmp / "bundle/config.json").read_text())
+    assert cfg["linux"]["uidMappings"] == [{"containerID": 0, "hostID": unpriv_user[1], "size": 1}]
+    assert {"type": "user"} in cfg["linux"]["namespaces"]
+    # the bundle stays removable and readable by the user: the rootfs tree is walkable after a chmod of z/ only
+    assert (root / "r/file").read_bytes() == b"r"
+
+
+def test_unpack_as_unprivileged_user_without_flag_is_rootless(unpriv_user, user_tmp):
+    img = built_image("busybox")
+    out = _as_user_unpack(unpriv_user, f"{img}:latest", user_tmp / "bb", "-q")
+    assert out.returncode == 0, out.stderr
+    root = user_tmp / "bb/rootfs"
+    assert root.stat().st_uid == unpriv_user[1]
+    assert parse_rootless_xattr(os.getxattr(root / "home/app", "user.rootlesscontainers")) == (1000, 1000)
+    cfg = json.loads((user_tmp / "bb/config.json").read_text())
+    assert cfg["process"]["user"] == {"uid": 0, "gid": 0}  # only uid 0 is mapped (the article's user edit)
