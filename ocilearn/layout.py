@@ -190,9 +190,14 @@ def _platform_rank(want: Platform, have: Platform | None) -> int | None:
 
     image-index.md ``platform``; case C18: arm64 without a variant is v8; an arm host of
     variant vN accepts vN, then lower variants, then an entry with no variant last; a
-    requested variant never gets a newer one.
+    requested variant never gets a newer one. An entry with no ``platform`` at all
+    (image-index.md: the property is OPTIONAL; go-containerregistry writes a nested index
+    of one such image) is the very last resort, after every matching platform, as
+    containers/image (skopeo) chooses.
     """
-    if have is None or have.os != want.os or have.architecture != want.architecture:
+    if have is None:
+        return 1000
+    if have.os != want.os or have.architecture != want.architecture:
         return None
     if want.os_version and have.os_version and want.os_version != have.os_version:
         return None
