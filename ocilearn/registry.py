@@ -1017,7 +1017,7 @@ class RegistryClient:
                 location = resp.headers["Location"]
                 with opener() as f:
                     if chunk_size is None or size <= chunk_size:
-                        body = _ProgressReader(f, progress)
+                        body = _ProgressReader(f, progress, size)
                         resp, ex = self.request("PUT", self._upload_url(location, digest=str(digest)), scope=scope,
                                                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                                                 note=f"upload {digest.short}", data=body, retry=False)
@@ -1104,8 +1104,12 @@ def _scrub(text: str) -> str:
 class _ProgressReader:
     """Wraps a stream for a request body, reporting bytes read."""
 
-    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None) -> None:
-        self._f, self._p = f, progress
+    def __init__(self, f: BinaryIO, progress: Callable[[int], None] | None, size: int) -> None:
+        self._f, self._p, self._size = f, progress, size
+
+    def __len__(self) -> int:
+        # requests sends Content-Length (not chunked transfer encoding) for a sized body
+        return self._size
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n if n and n > 0 else CHUNK)

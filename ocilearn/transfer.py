@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import os
 import threading
 import time
@@ -361,33 +360,39 @@ def to_oci(doc: Document, children: dict[Digest, Descriptor] | None = None) -> D
     """Convert a Docker schema2 manifest or manifest list to OCI media types (what
     ``skopeo copy --format oci`` does). Config and layer blobs are untouched; the new
     document's bytes — hence its digest — differ. ``children`` maps old child manifest
-    digests to their converted descriptors (for an index). OCI documents come back as is."""
-    obj = json.loads(doc.raw)
+    digests to their converted descriptors (for an index). OCI documents come back as is.
+
+    The new document is serialised from the model in the OCI field order (the order of
+    image-spec's Go structs, which skopeo uses), compact, so the result is byte-identical
+    to skopeo's conversion.
+    """
+    from dataclasses import replace
+
     children = children or {}
-    changed = False
-    if isinstance(doc.document, Manifest):
-        if obj.get("mediaType") in mt.DOCKER_TO_OCI or doc.descriptor.media_type == mt.DOCKER_MANIFEST:
-            obj["mediaType"] = mt.OCI_MANIFEST
-            changed = True
-        for d in [obj.get("config", {}), *obj.get("layers", [])]:
-            if d.get("mediaType") in mt.DOCKER_TO_OCI:
-                d["mediaType"] = mt.DOCKER_TO_OCI[d["mediaType"]]
-                changed = True
+    d = doc.document
+    old = doc.descriptor
+
+    def conv(x: Descriptor) -> Descriptor:
+        return replace(x, media_type=mt.DOCKER_TO_OCI.get(x.media_type, x.media_type))
+
+    if isinstance(d, Manifest):
+        docker = d.media_type in mt.DOCKER_TO_OCI or old.media_type == mt.DOCKER_MANIFEST
+        new_doc: Manifest | Index = replace(d, media_type=mt.OCI_MANIFEST, config=conv(d.config),
+                                            layers=tuple(conv(x) for x in d.layers), raw=None)
+        changed = docker or new_doc.to_dict() != d.to_dict()
         new_type = mt.OCI_MANIFEST
     else:
-        if obj.get("mediaType") in mt.DOCKER_TO_OCI or doc.descriptor.media_type == mt.DOCKER_MANIFEST_LIST:
-            obj["mediaType"] = mt.OCI_INDEX
-            changed = True
-        for d in obj.get("manifests", []):
-            new = children.get(Digest.parse(d["digest"]))
-            if new is not None and (str(new.digest) != d["digest"] or new.media_type != d.get("mediaType")):
-                d["mediaType"], d["digest"], d["size"] = new.media_type, str(new.digest), new.size
-                changed = True
+        docker = d.media_type in mt.DOCKER_TO_OCI or old.media_type == mt.DOCKER_MANIFEST_LIST
+        kids = []
+        for x in d.manifests:
+            n = children.get(x.digest)
+            kids.append(replace(x, media_type=n.media_type, digest=n.digest, size=n.size) if n is not None else x)
+        new_doc = replace(d, media_type=mt.OCI_INDEX, manifests=tuple(kids), raw=None)
+        changed = docker or new_doc.to_dict() != d.to_dict()
         new_type = mt.OCI_INDEX
     if not changed:
         return doc
-    raw = dumps(obj)
-    old = doc.descriptor
+    raw = dumps(new_doc.to_dict())
     desc = Descriptor(new_type, Digest.of(raw), len(raw), platform=old.platform, annotations=old.annotations)
     explain.step("convert", "docker schema2 -> OCI", f"{old.digest.short} -> {desc.digest.short}: media types rewritten, so the "
                  "document's bytes and digest change (config and layers keep theirs)", "skopeo copy --format oci …")

@@ -112,6 +112,7 @@ do_start() {
     echo "  addr: 127.0.0.1:$port"
     echo "  secret: $secret"
     echo "  headers: {X-Content-Type-Options: [nosniff]}"
+    echo "  draintimeout: 1s"
     if [[ -n "$cert" ]]; then echo "  tls: {certificate: \"$cert\", key: \"$key\"}"; fi
     if [[ -n "$htpasswd" ]]; then
       echo "auth:"; echo "  htpasswd: {realm: ocilearn-registry, path: \"$htpasswd\"}"
