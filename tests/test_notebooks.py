@@ -35,7 +35,7 @@ import pytest
 from conftest import IMAGES, as_user, require_tool, run, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK_DIR = REPO / "notebooks"
+NOTEBOOK_DIR = Path(os.environ.get("OCILEARN_NOTEBOOK_DIR", REPO / "notebooks"))  # another folder: run the harness on it
 REQUIRED = ["00-start-here", "01-image-layout", "02-blobs", "03-bundle", "04-runtime"]
 CELL_TIMEOUT = 120  # seconds per cell
 REGISTRY_PORT = 5019
@@ -52,6 +52,7 @@ class Expect:
     widgets: widget views in the outputs and widget state saved in the notebook.
     widget_markers: regexes that must match the saved widget state (what widgets showed).
     registry_markers: extra regexes for the pass that pulls from the local registry.
+    rootless_markers: extra regexes for the unprivileged pass.
     """
 
     markers: tuple[str, ...] = ()
@@ -60,6 +61,7 @@ class Expect:
     widget_markers: tuple[str, ...] = ()
     registry_markers: tuple[str, ...] = ()
     rootless_markers: tuple[str, ...] = field(default=())
+    screenshot_focus: str | None = None  # CSS selector scrolled into view for the browser screenshot
 
 
 #: One row per notebook (key: the file name's number). Extend here.
@@ -77,6 +79,7 @@ EXPECT: dict[str, Expect] = {
         widget_markers=(r"&quot;architecture&quot;: &quot;amd64&quot;", r"mediaType&quot;: &quot;application/vnd\.oci\.image\.config\.v1\+json"),
         registry_markers=(r"refs: course",),
         rootless_markers=(r"course path: rootless",),
+        screenshot_focus="table.ocilearn-course-checks",
     ),
     "01": Expect(svg=True),
     "02": Expect(),
