@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import html
 import json
-import tarfile
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -144,20 +143,10 @@ class ImageExplorer(_Displayable):
             from . import graph  # helper module: image graph with graphviz
         except ImportError:
             return ""
-        for name in ("layout_graph", "graph", "image_graph", "draw"):
-            fn = getattr(graph, name, None)
-            if callable(fn):
-                try:
-                    g = fn(self.layout)
-                except Exception:  # noqa: BLE001 - the picker works without the picture
-                    continue
-                svg = getattr(g, "_repr_svg_", None)
-                if svg is not None:
-                    return svg() or ""
-                pipe = getattr(g, "pipe", None)
-                if pipe is not None:
-                    return pipe(format="svg").decode()
-        return ""
+        try:
+            return graph.draw(self.layout)._repr_svg_() or ""
+        except Exception:  # noqa: BLE001 - the picker works without the picture (e.g. no dot)
+            return ""
 
     def node(self, key: str) -> _Node:
         """The node whose label is ``key`` or starts with it (``"config"``, ``"layer"``).
@@ -224,14 +213,15 @@ class ProvenanceTable(_Displayable):
     """The runtime ``config.json`` fields and where each came from.
 
     Args:
-        rows: ``(field, value, source)`` tuples — e.g.
-            ``("process.args", ["/bin/sh"], "config.Cmd")`` — or objects with
-            ``field``/``value``/``source`` attributes, or dicts with those keys.
+        rows: ``(field, value, source[, why])`` tuples — e.g.
+            ``("process.args", ["/bin/sh"], "image config")`` — or objects with
+            ``field``/``value``/``source`` (and ``why``) attributes such as
+            :class:`ocilearn.convert.Row`, or dicts with those keys.
             ``source`` names the image-config field or says the default
             (image-spec conversion.md).
 
     Attributes:
-        rows: list of ``(field, value, source)`` (values as strings).
+        rows: list of ``(field, value, source, why)`` (values as JSON text).
         sources: the ``Dropdown`` filtering by source (``"all"`` first);
         table: the ``HTML`` widget with the table.
 
@@ -239,7 +229,7 @@ class ProvenanceTable(_Displayable):
     """
 
     def __init__(self, rows: Iterable[Any]) -> None:
-        self.rows: list[tuple[str, str, str]] = [self._row(r) for r in rows]
+        self.rows: list[tuple[str, str, str, str]] = [self._row(r) for r in rows]
         w = _w()
         srcs = sorted({r[2] for r in self.rows})
         self.sources = w.Dropdown(options=["all", *srcs], value="all", description="source")
@@ -249,18 +239,19 @@ class ProvenanceTable(_Displayable):
         self._render("all")
 
     @staticmethod
-    def _row(r: Any) -> tuple[str, str, str]:
+    def _row(r: Any) -> tuple[str, str, str, str]:
         if isinstance(r, dict):
-            f, v, s = r["field"], r["value"], r["source"]
+            f, v, s, why = r["field"], r["value"], r["source"], r.get("why", "")
         elif hasattr(r, "field") and hasattr(r, "source"):
-            f, v, s = r.field, r.value, r.source
+            f, v, s, why = r.field, r.value, r.source, getattr(r, "why", "")
         else:
-            f, v, s = r
+            f, v, s, *rest = r
+            why = rest[0] if rest else ""
         if not isinstance(v, str):
             v = json.dumps(v) if isinstance(v, (list, dict, tuple, int, bool)) or v is None else str(v)
-        return str(f), v, str(s)
+        return str(f), v, str(s), str(why or "")
 
-    def filter(self, source: str = "all") -> list[tuple[str, str, str]]:
+    def filter(self, source: str = "all") -> list[tuple[str, str, str, str]]:
         """Show only rows from ``source`` (``"all"`` for every row); returns those rows."""
         if self.sources.value == source:
             self._render(source)
@@ -270,7 +261,10 @@ class ProvenanceTable(_Displayable):
 
     def _render(self, source: str) -> None:
         self.shown = [r for r in self.rows if source == "all" or r[2] == source]
-        self.table.value = _table(("config.json field", "value", "came from"), self.shown, "ocilearn-provenance")
+        if any(r[3] for r in self.rows):
+            self.table.value = _table(("config.json field", "value", "came from", "why"), self.shown, "ocilearn-provenance")
+        else:
+            self.table.value = _table(("config.json field", "value", "came from"), [r[:3] for r in self.shown], "ocilearn-provenance")
 
 
 # ------------------------------------------------------------------ runtime stepper
@@ -416,76 +410,38 @@ class LayerEntry:
         return f"{mark} {self.type:<8} {self.mode & 0o7777:04o} {self.size:>9} {tail}"
 
 
-_TYPES = {
-    tarfile.REGTYPE: "file",
-    tarfile.AREGTYPE: "file",
-    tarfile.DIRTYPE: "dir",
-    tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink",
-    tarfile.CHRTYPE: "char",
-    tarfile.BLKTYPE: "block",
-    tarfile.FIFOTYPE: "fifo",
-    tarfile.CONTTYPE: "file",
-}
-
-
-def _norm(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.strip("/")
-
-
-def _open_layer_stream(layout, desc):
-    """A decompressed binary stream of a layer blob (gzip, zstd or none, by magic bytes).
-
-    The blob is read whole (and so digest-verified) before it is listed."""
-    import gzip
-    import io
-
-    with layout.open_blob(desc) as f:
-        data = f.read_all()
-    if data[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=io.BytesIO(data))
-    if data[:4] == b"\x28\xb5\x2f\xfd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
-    return io.BytesIO(data)
-
-
 def layer_entries(layout, desc, lower: set[str] | None = None) -> list[LayerEntry]:
     """List a layer blob's tar entries, for display (nothing is extracted).
 
+    Reading is done by :func:`ocilearn.layer.list_layer` (gzip/zstd/plain, digest and
+    size verified); this adds the *change* of each entry relative to the layers below.
+
     Args:
         layout: the :class:`~ocilearn.layout.ImageLayout` holding the blob.
-        desc: the layer :class:`~ocilearn.model.Descriptor` (digest verified while read).
+        desc: the layer :class:`~ocilearn.model.Descriptor`.
         lower: paths present in the layers below, to mark ``modified`` vs ``added``.
 
     Returns:
         list of :class:`LayerEntry` in tar order. Whiteouts (``.wh.NAME``) and opaque
-        whiteouts (``.wh..wh..opq``) are marked per image-spec layer.md.
+        whiteouts (``.wh..wh..opq``) are marked per image-spec layer.md "Whiteouts".
 
     Raises:
-        ocilearn.errors.DigestMismatch / BlobNotFound: from reading the blob;
-        tarfile.TarError: not a tar stream.
+        ocilearn.errors.LayerError, DigestMismatch, SizeMismatch: from reading the blob.
     """
+    from .layer import list_layer
+
     lower = lower or set()
+    with open(layout.blob_path(desc.digest), "rb") as f:
+        raw = list_layer(f, desc.media_type, digest=desc.digest, size=desc.size, source=f"layer {desc.digest.short}")
     out: list[LayerEntry] = []
-    with _open_layer_stream(layout, desc) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for m in tar:
-            path = _norm(m.name)
-            if not path:
-                continue
-            typ = _TYPES.get(m.type, "other")
-            base = path.rsplit("/", 1)[-1]
-            parent = path.rsplit("/", 1)[0] if "/" in path else ""
-            if base == ".wh..wh..opq":
-                change, target = "opaque", parent
-            elif base.startswith(".wh."):
-                change, target = "whiteout", (parent + "/" if parent else "") + base[4:]
-            else:
-                change, target = ("modified" if path in lower else "added"), ""
-            out.append(LayerEntry(path, typ, m.size if m.isfile() else 0, m.mode, m.linkname or "", change, target))
+    for e in raw:
+        if not e.path or e.path == ".":
+            continue
+        if e.type in ("whiteout", "opaque"):
+            change = e.type
+        else:
+            change = "modified" if e.path in lower else "added"
+        out.append(LayerEntry(e.path, e.type, e.size, e.mode, e.linkname or "", change, e.target))
     return out
 
 
