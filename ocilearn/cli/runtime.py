@@ -28,12 +28,13 @@ def _root(ctx: click.Context) -> str:
 @click.option("--no-pivot", is_flag=True, help="Use MS_MOVE + chroot instead of pivot_root (initramfs hosts).")
 @click.option("--preserve-fds", default=0, type=int, help="Pass N fds after stdio into the container.")
 @click.option("--net", type=click.Choice(["none", "veth"]), default="none", help="ocilearn extra: veth pair + /etc/hosts.")
+@click.option("--init", "init", is_flag=True, help="ocilearn extra: PID 1 is a reaper that forwards signals (like docker --init).")
 @click.argument("container_id")
 @click.pass_context
-def create(ctx, bundle, console_socket, pid_file, no_pivot, preserve_fds, net, container_id):
+def create(ctx, bundle, console_socket, pid_file, no_pivot, preserve_fds, net, init, container_id):
     """Create a container (it waits before running its program; `start` releases it)."""
     rt.Container.create(_root(ctx), container_id, bundle, console_socket=console_socket, pid_file=pid_file,
-                        net=None if net == "none" else net, no_pivot=no_pivot, preserve_fds=preserve_fds)
+                        net=None if net == "none" else net, no_pivot=no_pivot, preserve_fds=preserve_fds, init=init)
 
 
 @click.command()
@@ -114,12 +115,13 @@ def delete(ctx, force, container_id):
 @click.option("--keep", is_flag=True, help="Do not delete the container when it exits.")
 @click.option("--preserve-fds", default=0, type=int)
 @click.option("--net", type=click.Choice(["none", "veth"]), default="none", help="ocilearn extra: veth pair + /etc/hosts.")
+@click.option("--init", "init", is_flag=True, help="ocilearn extra: PID 1 is a reaper that forwards signals (like docker --init).")
 @click.argument("container_id")
 @click.pass_context
-def run(ctx, bundle, detach, console_socket, pid_file, no_pivot, keep, preserve_fds, net, container_id):
+def run(ctx, bundle, detach, console_socket, pid_file, no_pivot, keep, preserve_fds, net, init, container_id):
     """Create and start a container; in the foreground, wait and exit with its status."""
     code = rt.run(_root(ctx), container_id, bundle, detach=detach, console_socket=console_socket, pid_file=pid_file,
-                  net=None if net == "none" else net, keep=keep, no_pivot=no_pivot, preserve_fds=preserve_fds)
+                  net=None if net == "none" else net, keep=keep, no_pivot=no_pivot, preserve_fds=preserve_fds, init=init)
     ctx.exit(code)
 
 

@@ -209,10 +209,33 @@ class Cgroup:
                 raise OSError(e.errno, f"cgroup: cannot write {value!r}: {e.strerror}", path)
             explain.step("runtime", "cgroup limit", f"{os.path.basename(path)} = {value}", f"echo {value} > {path}")
 
-    def add(self, pid: int = 0) -> None:
-        """Move process ``pid`` (0 = the caller) into every hierarchy of the cgroup."""
-        for p in self.paths.values():
-            _write(os.path.join(p, "cgroup.procs"), str(pid))
+    def add(self, pid: int = 0, paths: dict[str, str] | None = None) -> None:
+        """Move process ``pid`` (0 = the caller) into every hierarchy of the cgroup (or
+        into ``paths``, e.g. back to where it came from, see :meth:`of_process`)."""
+        for name, p in (paths or self.paths).items():
+            try:
+                _write(os.path.join(p, "cgroup.procs"), str(pid))
+            except OSError:
+                if paths is None:
+                    raise
+
+    def of_process(self, pid: int | str = "self") -> dict[str, str]:
+        """The directories, in the same hierarchies as :attr:`paths`, of the cgroups that
+        ``pid`` belongs to now (from ``/proc/PID/cgroup``: ``ID:controllers:/path``)."""
+        wanted: dict[frozenset, str] = {}
+        for name in self.paths:
+            key = frozenset(["name=systemd"] if name == "systemd" else name.split(",")) if name else frozenset([""])
+            wanted[key] = name
+        out = {}
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _id, ctrls, path = line.rstrip("\n").split(":", 2)
+                key = frozenset(ctrls.split(","))
+                for k, name in wanted.items():
+                    if k & key or (k == frozenset([""]) and ctrls == ""):
+                        root = os.path.join(self.base, name) if name else self.base
+                        out[name] = os.path.join(root, path.lstrip("/"))
+        return out
 
     def pids(self) -> list[int]:
         """PIDs (host namespace) of every process in the cgroup, sorted."""

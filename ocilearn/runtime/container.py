@@ -227,11 +227,12 @@ class Container:
 
     @classmethod
     def create(cls, root: str, cid: str, bundle: str, *, console_socket: str | None = None, pid_file: str | None = None,
-               detach: bool = True, net: str | None = None, preserve_fds: int = 0, no_pivot: bool = False) -> Container:
+               detach: bool = True, net: str | None = None, preserve_fds: int = 0, no_pivot: bool = False, init: bool = False) -> Container:
         """runtime-spec runtime.md "create": build the container's environment from
         ``bundle/config.json`` and leave its init waiting (on ``exec.fifo``) before the
         user program. ``detach=False`` is used by :func:`run` (the caller stays the
-        parent and starts it at once). Raises ContainerExists, RuntimeSpecError,
+        parent and starts it at once). ``init``: PID 1 is a small reaper that runs the
+        program as its child (C33). ``net="veth"``: see :mod:`.network`. Raises ContainerExists, RuntimeSpecError,
         ContainerError; a failed create removes everything it made."""
         if not cid or set(cid) - ID_CHARS or cid in (".", ".."):
             raise ContainerError(f"invalid container id {cid!r}: use letters, digits and _+-.")
@@ -254,7 +255,7 @@ class Container:
                            "owner": os.geteuid(), "hooks": {"poststart": (cfg.get("hooks") or {}).get("poststart", []), "poststop": (cfg.get("hooks") or {}).get("poststop", [])}}}
         try:
             c._spawn(cfg, bundle, st, console_socket=console_socket, pid_file=pid_file, detach=detach, net=net,
-                     preserve_fds=preserve_fds, no_pivot=no_pivot)
+                     preserve_fds=preserve_fds, no_pivot=no_pivot, init=init)
         except BaseException:
             c._cleanup_failed(st)
             raise
@@ -280,7 +281,7 @@ class Container:
                 pass
         _rmtree(self.dir)
 
-    def _spawn(self, cfg: dict, bundle: str, st: dict, *, console_socket, pid_file, detach, net, preserve_fds, no_pivot) -> None:
+    def _spawn(self, cfg: dict, bundle: str, st: dict, *, console_socket, pid_file, detach, net, preserve_fds, no_pivot, init) -> None:
         linux = cfg.get("linux") or {}
         proc = cfg["process"]
         rootless = os.geteuid() != 0
@@ -330,7 +331,7 @@ class Container:
             s.settimeout(60)
         ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach,
                "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
-               "preserve_fds": preserve_fds, "id": self.id}
+               "preserve_fds": preserve_fds, "id": self.id, "init": init}
         parent_pid = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -462,6 +463,23 @@ class Container:
                 pass
         explain.step("runtime", "kill", f"signal {sig} to {targets}", f"runc kill {'--all ' if all_ else ''}{self.id} {sig}")
 
+    def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> str:
+        """Stop the container like ``docker stop``: send ``sig`` (SIGTERM) to the init,
+        wait up to ``grace`` seconds, then SIGKILL. Returns ``"exited"`` (it obeyed),
+        ``"killed"`` (escalated) or ``"stopped"`` (it was not running). A PID 1 without a
+        handler ignores SIGTERM (pid_namespaces(7)), hence the escalation (C33)."""
+        st = self.read()
+        if self.status(st) not in ("created", "running"):
+            return "stopped"
+        pid, start = st["pid"], st["ocilearn"].get("init_start")
+        self.kill(sig)
+        if _wait_gone(pid, start, grace):
+            return "exited"
+        self.kill(signal.SIGKILL, all_=True)
+        _wait_gone(pid, start, 5)
+        explain.step("runtime", "stop", f"{self.id} ignored signal {sig} for {grace} s: SIGKILL", f"docker stop -t {grace:g}")
+        return "killed"
+
     def pids(self, st: dict | None = None) -> list[int]:
         """Host PIDs of the container's processes: from its cgroup, or (rootless, no
         cgroup) every process in the init's PID namespace."""
@@ -510,6 +528,10 @@ class Container:
                 _wait_gone(st["pid"], o.get("init_start"), 5)
         if o.get("monitor_pid"):
             _wait_gone(o["monitor_pid"], None, 2)
+            try:  # reap it when this process created the container (library use)
+                os.waitpid(o["monitor_pid"], os.WNOHANG)
+            except ChildProcessError:
+                pass
         cg = self._cgroup(st)
         if cg:
             cg.destroy()
@@ -520,6 +542,9 @@ class Container:
 
     def exit_status(self) -> dict | None:
         """``{"code": N}`` or ``{"signal": N}`` as recorded by the monitor, or None."""
+        monitor = self.read().get("ocilearn", {}).get("monitor_pid")
+        if monitor and not os.path.exists(os.path.join(self.dir, "exit.json")):
+            _wait_gone(monitor, None, 2)  # the monitor writes it right after reaping the init
         try:
             with open(os.path.join(self.dir, "exit.json")) as f:
                 return json.load(f)
@@ -584,8 +609,11 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
     if os.getppid() != parent_pid:
         return 1
     os.setsid()
+    dir_fd = os.open(state_dir, os.O_DIRECTORY | os.O_CLOEXEC)
+    home = None
     if ctx["cgroup"]:
-        ctx["cgroup"].add(0)
+        home = ctx["cgroup"].of_process()
+        ctx["cgroup"].add(0)  # before unshare: the cgroup namespace is rooted where we are
     nsmod.join(ns_files)
     sc.unshare(ctx["flags"])
     explain.step("runtime", "unshare", f"flags 0x{ctx['flags']:x}", "unshare --mount --pid --uts --ipc --net …")
@@ -601,6 +629,7 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
         code = 1
         try:
             s1.close()
+            os.close(dir_fd)
             _stage2(ctx, s2)
         except BaseException as e:  # noqa: BLE001
             try:
@@ -611,6 +640,8 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
         finally:
             os._exit(code)
     s2.close()
+    if home:  # the init is in the container's cgroup; the monitor goes back (not charged there)
+        ctx["cgroup"].add(0, home)
     _send(s1, {"t": "pid", "pid": init})
     if ctx["detach"]:
         msg, _ = _recv(s1)
@@ -631,8 +662,11 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
             continue
     code = os.waitstatus_to_exitcode(status)
     res = {"signal": -code} if code < 0 else {"code": code}
-    try:
-        _atomic_json(os.path.join(state_dir, "exit.json"), res)
+    try:  # through the fd: pivot_root moved this process's root into the container too
+        tmp = os.open("exit.json.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        os.write(tmp, json.dumps(res).encode())
+        os.close(tmp)
+        os.rename("exit.json.tmp", "exit.json", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except OSError:
         pass
     return 128 - code if code < 0 else code
@@ -701,6 +735,9 @@ def _stage2(ctx: dict, s2: socket.socket) -> None:
         rfs.readonly_root()
     if linux.get("rootfsPropagation"):
         sc.mount(None, "/", None, rfs.PROPAGATION[linux["rootfsPropagation"]])
+    cwd = proc.get("cwd") or "/"
+    if not os.path.lexists(cwd):  # created as root from inside the new root, like runc (C24)
+        os.makedirs(cwd, 0o755, exist_ok=True)
     if proc.get("terminal"):
         master, slave, path = process.open_pty()
         _send(s2, {"t": "pty", "path": path}, [master])
@@ -722,7 +759,7 @@ def _stage2(ctx: dict, s2: socket.socket) -> None:
         run_hooks(hooks["startContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "running",
                                             "pid": 1, "bundle": ctx["bundle"]}, "startContainer")
     keep = 3 + ctx.get("preserve_fds", 0)
-    process.exec_process(proc, keep_fds=keep, also_keep=-1 if ctx["detach"] else s2.fileno())
+    process.exec_process(proc, keep_fds=keep, also_keep=-1 if ctx["detach"] else s2.fileno(), init=ctx.get("init", False))
 
 
 # ---------------------------------------------------------------- list, run, exec
@@ -753,16 +790,16 @@ FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.
 
 
 def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socket: str | None = None, pid_file: str | None = None,
-        net: str | None = None, keep: bool = False, no_pivot: bool = False, preserve_fds: int = 0) -> int:
+        net: str | None = None, keep: bool = False, no_pivot: bool = False, preserve_fds: int = 0, init: bool = False) -> int:
     """``runc run``: create + start; in the foreground, forward SIGINT/SIGTERM/SIGHUP…
     to the container's init, proxy its terminal, wait, delete, and return its exit code
     (128+N for signal N). With ``detach``: create + start, return 0."""
     if detach:
         c = Container.create(root, cid, bundle, console_socket=console_socket, pid_file=pid_file, net=net, no_pivot=no_pivot,
-                             preserve_fds=preserve_fds)
+                             preserve_fds=preserve_fds, init=init)
         c.start()
         return 0
-    c = Container.create(root, cid, bundle, detach=False, pid_file=pid_file, net=net, no_pivot=no_pivot, preserve_fds=preserve_fds)
+    c = Container.create(root, cid, bundle, detach=False, pid_file=pid_file, net=net, no_pivot=no_pivot, preserve_fds=preserve_fds, init=init)
     st = c.read()
     init, monitor = st["pid"], st["ocilearn"]["monitor_pid"]
     old = {s: signal.signal(s, lambda n, f: _forward(init, n)) for s in FORWARD}

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import resource
+import signal
 import struct
 import termios
 
@@ -126,11 +127,13 @@ def home_for(uid: int) -> str:
     return "/"
 
 
-def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1) -> None:
+def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bool = False) -> None:
     """The last steps inside the container: rlimits, user, capabilities, no_new_privs,
     cwd, close every fd ≥ ``keep_fds`` except ``also_keep`` (an O_CLOEXEC fd that closes at
     exec, so its peer sees EOF when execve succeeded), execve(2) of ``process.args`` looked up in the
-    config's PATH. Never returns; raises ContainerError when the program cannot run."""
+    config's PATH. With ``init`` PID 1 stays a tiny reaper (:func:`reaper_init`) and the
+    program runs as its child. Never returns; raises ContainerError when the program
+    cannot run."""
     args = process.get("args") or []
     if not args:
         raise ContainerError("config.json process.args is empty: nothing to run (config.md 'Process': args is REQUIRED)")
@@ -143,16 +146,20 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1) -> None:
     drop_bounding(caps)
     set_user(user)
     set_caps(caps)
-    enter_cwd(process.get("cwd") or "/")
-    if process.get("noNewPrivileges"):
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    # close every fd the runtime held *before* chdir: a leaked directory fd is how
+    # WorkingDir=/proc/self/fd/N reached the host in CVE-2024-21626 (C24)
     if keep_fds <= also_keep:
         if also_keep > keep_fds:
             sc.close_range(keep_fds, also_keep - 1)
         sc.close_range(also_keep + 1)
     else:
         sc.close_range(keep_fds)
+    enter_cwd(process.get("cwd") or "/")
+    if process.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     explain.step("runtime", "execve", " ".join(args), "exec " + " ".join(args))
+    if init:
+        reaper_init()  # returns in the child only
     try:
         os.execvpe(args[0], args, env)
     except FileNotFoundError:
@@ -183,3 +190,41 @@ def become_tty_session(slave: int) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def reaper_init() -> None:
+    """The optional init (``--init``, like Docker's tini; case C33): fork; the child returns
+    and execs the program; PID 1 forwards SIGTERM/SIGINT/SIGHUP/… to it, reaps every
+    orphan with waitpid(-1) and exits with the program's status (128+N for signal N).
+
+    Without it the program itself is PID 1: it only receives signals it handles, and
+    orphans re-parented to it stay zombies unless it reaps them (pid_namespaces(7))."""
+    child = os.fork()
+    if child == 0:
+        for s in FORWARDED:
+            signal.signal(s, signal.SIG_DFL)
+        return
+    for s in FORWARDED:
+        signal.signal(s, lambda n, _f: _kill(child, n))
+    status = 0
+    while True:
+        try:
+            pid, st = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+        if pid == child:
+            status = st
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

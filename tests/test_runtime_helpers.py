@@ -1,0 +1,175 @@
+"""Helpers for the runtime tests (no tests here).
+
+- :class:`Runner`: a long-lived *child subreaper* process that runs commands for a test.
+  A detached container's monitor outlives ``ocilearn create`` and is re-parented to the
+  nearest subreaper; on this kind of host PID 1 never reaps, so without one each monitor
+  would stay a zombie forever. The runner reaps its orphans and reports leftovers.
+- :func:`make_bundle`: a bundle directory whose config.json points (``root.path``,
+  absolute) at a shared, once-unpacked busybox rootfs, with the changes a test needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import IMAGES, REPO, SHARED, require_tool
+
+OCILEARN = str(REPO / ".venv" / "bin" / "ocilearn")
+if not os.path.exists(OCILEARN):
+    OCILEARN = str(Path(sys.executable).with_name("ocilearn"))
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: namespaces, mounts and cgroups of a real container")
+
+_RUNNER = r"""
+import ctypes, json, os, subprocess, sys, tempfile
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+def reap():
+    out = []
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return out
+        if pid == 0:
+            return out
+        out.append(pid)
+
+def children():
+    me, out = str(os.getpid()), []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                data = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            rest = data[data.rindex(")") + 2:].split()
+            if rest[1] == me:
+                out.append([int(d), rest[0], data[data.index("(") + 1:data.rindex(")")]])
+    return out
+
+for line in sys.stdin:
+    req = json.loads(line)
+    if req.get("children"):
+        reap()
+        print(json.dumps({"children": children()}), flush=True)
+        continue
+    with tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
+        try:
+            p = subprocess.run(req["cmd"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=req.get("timeout", 120),
+                               env=req.get("env"), cwd=req.get("cwd"))
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = -999
+        o.seek(0); e.seek(0)
+        res = {"rc": rc, "out": o.read().decode(errors="replace"), "err": e.read().decode(errors="replace")}
+    res["reaped"] = reap()
+    print(json.dumps(res), flush=True)
+"""
+
+
+class Runner:
+    """Run ``ocilearn --root ROOT …`` (or any command) under a subreaper; see module doc."""
+
+    def __init__(self, root: str | os.PathLike, env: dict | None = None) -> None:
+        self.root = str(root)
+        self.env = env
+        self.p = subprocess.Popen([sys.executable, "-c", _RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def _ask(self, req: dict) -> dict:
+        assert self.p.stdin and self.p.stdout
+        self.p.stdin.write(json.dumps(req) + "\n")
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+
+    def cmd(self, *cmd: str, timeout: float = 120, cwd: str | None = None) -> subprocess.CompletedProcess:
+        r = self._ask({"cmd": list(cmd), "timeout": timeout, "env": self.env, "cwd": cwd})
+        return subprocess.CompletedProcess(list(cmd), r["rc"], r["out"], r["err"])
+
+    def oc(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+        """``ocilearn --root ROOT ARGS``; ``check`` asserts exit status 0 with a readable message."""
+        p = self.cmd(OCILEARN, "--root", self.root, *args, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"ocilearn {' '.join(args)} -> {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def children(self) -> list[list]:
+        """``[[pid, state letter, comm], …]`` of the runner's children after reaping."""
+        return self._ask({"children": True})["children"]
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            assert self.p.stdin
+            self.p.stdin.close()
+            self.p.wait(10)
+
+
+def cid(prefix: str = "t") -> str:
+    """A unique container ID (other helpers run tests concurrently)."""
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def busybox_image() -> Path:
+    """The repo-built busybox image if present, else ../shared's (same bytes)."""
+    p = IMAGES / "busybox"
+    if p.exists():
+        return p
+    q = SHARED / "images" / "busybox"
+    if not q.exists():
+        pytest.skip(f"extra coverage unavailable: neither {p} nor {q} exists")
+    return q
+
+
+def unpack_reference(image: Path, bundle: Path, tag: str = "latest") -> Path:
+    """Make a bundle with ``umoci unpack`` (a reference peer used as test setup)."""
+    umoci = require_tool("umoci")
+    subprocess.run([umoci, "unpack", "--image", f"{image}:{tag}", str(bundle)], check=True, capture_output=True)
+    return bundle
+
+
+def make_bundle(base: Path, dest: Path, args: list[str], **changes) -> Path:
+    """A bundle in ``dest`` reusing ``base``'s rootfs (absolute root.path) with
+    process.args = ``args``, terminal false and ``changes`` applied: keys are dotted paths
+    into config.json (``"process.cwd"``, ``"linux.resources"``) and values replace them
+    (``None`` deletes)."""
+    cfg = json.loads((base / "config.json").read_text())
+    cfg["root"]["path"] = str(base / "rootfs")
+    cfg["process"]["args"] = args
+    cfg["process"]["terminal"] = False
+    for key, value in changes.items():
+        obj = cfg
+        *parents, last = key.split(".")
+        for k in parents:
+            obj = obj.setdefault(k, {})
+        if value is None:
+            obj.pop(last, None)
+        else:
+            obj[last] = value
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.json").write_text(json.dumps(cfg, indent=1))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def busybox_base(tmp_path_factory) -> Path:
+    """One busybox bundle unpacked by umoci for the whole session (its rootfs is shared
+    read-mostly by the tests' bundles)."""
+    return unpack_reference(busybox_image(), tmp_path_factory.mktemp("rt-base") / "busybox")
+
+
+@pytest.fixture
+def runner(tmp_path):
+    r = Runner(tmp_path / "state")
+    try:
+        yield r
+    finally:
+        # never leave a container behind, whatever the test did
+        for name in os.listdir(r.root) if os.path.isdir(r.root) else []:
+            r.oc("delete", "--force", name, check=False)
+        r.close()
