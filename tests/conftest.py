@@ -189,3 +189,30 @@ def plain_registry(registry_base):
         yield reg
     finally:
         reg.stop()
+
+
+# --- runtime (issue 5; helpers in tests/test_runtime_helpers.py) ---
+
+
+@pytest.fixture(scope="session")
+def busybox_base(tmp_path_factory):
+    """One busybox bundle unpacked by ``umoci unpack`` (reference peer as test setup) for
+    the session; the runtime tests' bundles point their absolute root.path at its rootfs."""
+    from test_runtime_helpers import busybox_image, unpack_reference
+
+    return unpack_reference(busybox_image(), tmp_path_factory.mktemp("rt-base") / "busybox")
+
+
+@pytest.fixture
+def runner(tmp_path):
+    """A child-subreaper command runner with a private ``--root`` (tmp_path/state); every
+    container left in it is force-deleted at teardown."""
+    from test_runtime_helpers import Runner
+
+    r = Runner(tmp_path / "state")
+    try:
+        yield r
+    finally:
+        for name in os.listdir(r.root) if os.path.isdir(r.root) else []:
+            r.oc("delete", "--force", name, check=False)
+        r.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tool, shared_path
-from test_runtime_helpers import OCILEARN, busybox_base, cid, make_bundle, needs_root, runner  # noqa: F401
+from test_runtime_helpers import OCILEARN, cid, make_bundle, needs_root
 
 pytestmark = needs_root
 

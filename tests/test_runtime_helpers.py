@@ -154,22 +154,3 @@ def make_bundle(base: Path, dest: Path, args: list[str], **changes) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.json").write_text(json.dumps(cfg, indent=1))
     return dest
-
-
-@pytest.fixture(scope="session")
-def busybox_base(tmp_path_factory) -> Path:
-    """One busybox bundle unpacked by umoci for the whole session (its rootfs is shared
-    read-mostly by the tests' bundles)."""
-    return unpack_reference(busybox_image(), tmp_path_factory.mktemp("rt-base") / "busybox")
-
-
-@pytest.fixture
-def runner(tmp_path):
-    r = Runner(tmp_path / "state")
-    try:
-        yield r
-    finally:
-        # never leave a container behind, whatever the test did
-        for name in os.listdir(r.root) if os.path.isdir(r.root) else []:
-            r.oc("delete", "--force", name, check=False)
-        r.close()

@@ -212,7 +212,7 @@ class Cgroup:
     def add(self, pid: int = 0, paths: dict[str, str] | None = None) -> None:
         """Move process ``pid`` (0 = the caller) into every hierarchy of the cgroup (or
         into ``paths``, e.g. back to where it came from, see :meth:`of_process`)."""
-        for name, p in (paths or self.paths).items():
+        for p in (paths or self.paths).values():
             try:
                 _write(os.path.join(p, "cgroup.procs"), str(pid))
             except OSError:
