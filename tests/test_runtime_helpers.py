@@ -60,6 +60,14 @@ for line in sys.stdin:
         reap()
         print(json.dumps({"children": children()}), flush=True)
         continue
+    if req.get("kill_after") is not None:  # start, SIGKILL after a delay, wait
+        import time
+        p = subprocess.Popen(req["cmd"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=req.get("env"))
+        time.sleep(req["kill_after"])
+        p.kill()
+        p.wait()
+        print(json.dumps({"rc": p.returncode, "out": "", "err": "", "reaped": reap()}), flush=True)
+        continue
     with tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
         try:
             p = subprocess.run(req["cmd"], stdin=subprocess.DEVNULL, stdout=o, stderr=e, timeout=req.get("timeout", 120),
@@ -77,9 +85,10 @@ for line in sys.stdin:
 class Runner:
     """Run ``ocilearn --root ROOT …`` (or any command) under a subreaper; see module doc."""
 
-    def __init__(self, root: str | os.PathLike, env: dict | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, env: dict | None = None, prefix: list[str] | None = None) -> None:
         self.root = str(root)
         self.env = env
+        self.prefix = list(prefix or [])  # e.g. setpriv … to run every command as another user
         self.p = subprocess.Popen([sys.executable, "-c", _RUNNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def _ask(self, req: dict) -> dict:
@@ -89,7 +98,7 @@ class Runner:
         return json.loads(self.p.stdout.readline())
 
     def cmd(self, *cmd: str, timeout: float = 120, cwd: str | None = None) -> subprocess.CompletedProcess:
-        r = self._ask({"cmd": list(cmd), "timeout": timeout, "env": self.env, "cwd": cwd})
+        r = self._ask({"cmd": self.prefix + list(cmd), "timeout": timeout, "env": self.env, "cwd": cwd})
         return subprocess.CompletedProcess(list(cmd), r["rc"], r["out"], r["err"])
 
     def oc(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -98,6 +107,10 @@ class Runner:
         if check and p.returncode != 0:
             raise AssertionError(f"ocilearn {' '.join(args)} -> {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
         return p
+
+    def killed(self, *cmd: str, after: float) -> int:
+        """Start ``cmd``, SIGKILL it after ``after`` seconds; returns its exit status."""
+        return self._ask({"cmd": list(cmd), "kill_after": after, "env": self.env})["rc"]
 
     def children(self) -> list[list]:
         """``[[pid, state letter, comm], …]`` of the runner's children after reaping."""

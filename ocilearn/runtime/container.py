@@ -509,7 +509,9 @@ class Container:
         try:
             st = self.read()
         except ContainerNotFound:
-            raise
+            if not os.path.isdir(self.dir):
+                raise
+            st = {"id": self.id, "status": "creating", "pid": 0, "ocilearn": {}}  # killed before its first state write
         status = self.status(st)
         o = st.get("ocilearn", {})
         if status == "running" and not force:
