@@ -81,7 +81,16 @@ EXPECT: dict[str, Expect] = {
         rootless_markers=(r"course path: rootless",),
         screenshot_focus="table.ocilearn-course-checks",
     ),
-    "01": Expect(svg=True),
+    "01": Expect(
+        markers=(
+            r"\[\s*\d+\]  index\.json",  # the layout's files, tree-style
+            r"DigestMismatch: digest mismatch in tampered manifest",  # one flipped bit
+            r"layout still fine: checked \d+ reachable blobs: OK",
+            r"sha256 of the tar\s*: (sha256:[0-9a-f]{64})\n\s*config's diff_ids\[\d+\]\s*: \1",  # diff ID recomputed
+            r"skopeo inspect gives the same document: True",  # the reference tool agrees
+        ),
+        svg=True,
+    ),
     "02": Expect(),
     "03": Expect(),
     "04": Expect(),
