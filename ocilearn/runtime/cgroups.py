@@ -57,7 +57,9 @@ def shares_to_weight(shares: int) -> int:
 
 
 def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    # O_CREAT is a no-op on cgroupfs (files exist or cannot be made) and lets the unit
+    # tests use plain directory trees shaped like cgroupfs
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, value.encode())
     finally:
@@ -116,7 +118,11 @@ class Cgroup:
         while chain[-1] != root and chain[-1] != "/":
             chain.append(os.path.dirname(chain[-1]))
         for d in reversed(chain[:-1]):
-            if not _read(os.path.join(d, f)).strip():
+            try:
+                current = _read(os.path.join(d, f)).strip()
+            except FileNotFoundError:
+                current = ""
+            if not current:
                 _write(os.path.join(d, f), _read(os.path.join(os.path.dirname(d), f)).strip())
 
     @staticmethod

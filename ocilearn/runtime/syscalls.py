@@ -151,6 +151,10 @@ def umount2(target: str | bytes, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), flags), f"umount2(flags {flags})", target)
 
 
+PIVOT_ROOT_EBUSY_HINT = (
+    "pivot_root(2) EBUSY: the new root or put-old is on the current root mount (the rootfs directory is "
+    "not a mount point of its own: bind-mount it onto itself first)"
+)
 PIVOT_ROOT_EINVAL_HINT = (
     "pivot_root(2) EINVAL: one of: the new root is not a mount point (bind-mount the rootfs onto itself), "
     "the new root or its parent has shared propagation (remount / rprivate or rslave in the new mount "
@@ -163,12 +167,12 @@ def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
     """Make ``new_root`` the root of the calling mount namespace and move the old root to
     ``put_old``. pivot_root(2) (no libc wrapper: ``syscall(SYS_pivot_root)``).
     ``pivot_root(".", ".")`` stacks the old root on the new one, to be lazily unmounted.
-    EINVAL is raised with a message listing its documented causes (case C31)."""
+    EINVAL (and EBUSY) are raised with a message listing the documented causes (case C31)."""
     rv = _libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old))
     if rv < 0:
         err = ctypes.get_errno()
-        if err == 22:
-            raise OSError(err, PIVOT_ROOT_EINVAL_HINT, os.fsdecode(new_root))
+        if err in (16, 22):
+            raise OSError(err, PIVOT_ROOT_EBUSY_HINT if err == 16 else PIVOT_ROOT_EINVAL_HINT, os.fsdecode(new_root))
         _check(rv, "pivot_root", new_root)
 
 
