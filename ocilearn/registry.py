@@ -1141,6 +1141,7 @@ class BlobStream:
         self.resumes = 0
         self._resp: requests.Response | None = None
         self._ex: Exchange | None = None
+        self._broken = False
 
     def _open(self) -> None:
         resp, ex = self.client.open_blob(self.repository, self.desc, offset=self.offset)
@@ -1158,15 +1159,35 @@ class BlobStream:
                 raise RegistryError(f"{self.desc.digest}: asked for bytes {self.offset}-, got Content-Range {cr!r}")
         self._resp, self._ex = resp, ex
 
+    def _read_some(self, n: int) -> bytes:
+        """Up to ``n`` bytes as they arrive (``read1``), so bytes received before a
+        connection breaks are kept and the resume starts after them."""
+        assert self._resp is not None
+        out = bytearray()
+        while len(out) < n:
+            try:
+                data = self._resp.raw.read1(n - len(out), decode_content=False)
+            except Exception:
+                if out:
+                    self._broken = True  # hand over what arrived; resume on the next read
+                    break
+                raise
+            if not data:
+                break
+            out += data
+        return bytes(out)
+
     def read(self, n: int = CHUNK) -> bytes:
         if n is None or n < 0:
             n = CHUNK
         while True:
             try:
+                if self._broken:
+                    self._broken = False
+                    raise ConnectionError(f"connection broke at byte {self.offset}")
                 if self._resp is None:
                     self._open()
-                assert self._resp is not None
-                data = self._resp.raw.read(n, decode_content=False)
+                data = self._read_some(n)
                 if not data and self.offset < self.desc.size:
                     raise ConnectionError(f"connection closed at byte {self.offset} of {self.desc.size}")
             except RegistryError:
