@@ -4,9 +4,9 @@ Three passes over every ``notebooks/[0-9]*.ipynb`` (nbclient, kernel ``python3``
 directory a fresh temp dir, a per-cell timeout):
 
 1. on the embedded image (the default parameters: offline), as root (or whoever runs pytest);
-2. with the ``parameters`` cell overridden to pull ``docker://127.0.0.1:5019/debian:bookworm``
-   from a real registry (Debian's docker-registry on loopback) into which this test pushed
-   the debian test image with ``skopeo copy``;
+2. with the ``parameters`` cell overridden to pull ``docker://127.0.0.1:5010/debian:bookworm``
+   from a real registry (Debian's docker-registry on loopback, the session fixture
+   ``plain_registry``) into which the debian test image was pushed with ``skopeo copy``;
 3. as an unprivileged user (``unpriv_user``), on the embedded image, in a subprocess: this
    file run as a script executes the notebook and writes the executed copy back.
 
@@ -24,21 +24,18 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import IMAGES, as_user, require_tool, run, shared_path
+from conftest import as_user
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = Path(os.environ.get("OCILEARN_NOTEBOOK_DIR", REPO / "notebooks"))  # another folder: run the harness on it
 REQUIRED = ["00-start-here", "01-image-layout", "02-blobs", "03-bundle", "04-runtime"]
 CELL_TIMEOUT = 120  # seconds per cell
-REGISTRY_PORT = 5019
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -89,6 +86,7 @@ EXPECT: dict[str, Expect] = {
             r"sha256 of the tar\s*: (sha256:[0-9a-f]{64})\n\s*config's diff_ids\[\d+\]\s*: \1",  # diff ID recomputed
             r"skopeo inspect gives the same document: True",  # the reference tool agrees
         ),
+        registry_markers=(r"ref: course", r"(?m)^layer 3\s+\d+\s+sha256:"),  # the 3-layer debian image, pulled
         svg=True,
     ),
     "02": Expect(),
@@ -233,60 +231,12 @@ def test_notebook_embedded_image(nb_path, tmp_path):
 # -- second pass: a real image pulled from a real registry on loopback
 
 
-def _debian_layout() -> Path:
-    built = IMAGES / "debian"
-    if (built / "index.json").exists():
-        return built
-    return shared_path("images", "debian")
-
-
-def _registry():
-    """Start Debian's docker-registry on 127.0.0.1:REGISTRY_PORT; yields the port."""
-    binary = require_tool("docker-registry")
-    work = Path(tempfile.mkdtemp(prefix="ocilearn-nb-registry-"))
-    (work / "config.yml").write_text(
-        "version: 0.1\n"
-        "log: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {work / 'data'}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: '127.0.0.1:{REGISTRY_PORT}', secret: 'ocilearn-notebook-test'}}\n"
-    )
-    log = open(work / "registry.log", "wb")
-    proc = subprocess.Popen([binary, "serve", str(work / "config.yml")], stdout=log, stderr=subprocess.STDOUT)
-    import urllib.request
-
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{REGISTRY_PORT}/v2/", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"registry did not come up: {(work / 'registry.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield REGISTRY_PORT
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
-def registry_image():
-    """``docker://127.0.0.1:5019/debian:bookworm``, pushed with the reference tool skopeo."""
-    src = _debian_layout()
-    skopeo = require_tool("skopeo")
-    for port in _registry():
-        ref = f"127.0.0.1:{port}/debian:bookworm"
-        run([skopeo, "copy", "--quiet", "--dest-tls-verify=false", f"oci:{src}:bookworm", f"docker://{ref}"])
-        yield f"docker://{ref}"
+def registry_image(plain_registry):
+    """``docker://127.0.0.1:5010/debian:bookworm``: the debian test image, pushed with the
+    reference tool ``skopeo copy`` into Debian's docker-registry on loopback by the
+    session fixture ``plain_registry`` (tests/conftest.py; shared with the registry tests)."""
+    return f"docker://{plain_registry.host}/debian:bookworm"
 
 
 @_param(notebook_paths())
