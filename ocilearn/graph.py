@@ -143,7 +143,7 @@ class ImageGraph:
         entries = list(index.manifests)
         if self.ref is not None:
             wanted = lay._entry(self.ref)  # raises RefNotFound / AmbiguousReference
-            entries = [d for d in entries if d.digest == wanted.digest] or [wanted]
+            entries = [d for d in entries if d.ref_name == self.ref] or [d for d in entries if str(d.digest) == self.ref] or [wanted]
         for d in entries:
             label = d.ref_name or ""
             if d.platform is not None and not label:
@@ -248,18 +248,21 @@ class ImageGraph:
             children.setdefault(e.src, []).append(e)
         out: list[str] = []
 
-        def emit(nid: str, prefix: str, label: str, seen: set[str]) -> None:
+        printed: set[str] = set()
+
+        def emit(nid: str, prefix: str, label: str) -> None:
             n = self.nodes[nid]
             head = f"{label}: " if label else ""
             notes = f" [{', '.join(n.notes)}]" if n.notes else ""
-            out.append(f"{prefix}{head}{n.title} {n.digest.algorithm}:{n.digest.short} {human_size(n.size)}{notes}")
-            if nid in seen:
+            again = nid in printed and nid in children
+            out.append(f"{prefix}{head}{n.title} {n.digest.algorithm}:{n.digest.short} {human_size(n.size)}{notes}{' (shown above)' if again else ''}")
+            if nid in printed:
                 return
-            seen = seen | {nid}
+            printed.add(nid)
             for e in children.get(nid, []):
-                emit(e.dst, prefix + "  ", e.label, seen)
+                emit(e.dst, prefix + "  ", e.label)
 
-        emit("index_json", "", "", set())
+        emit("index_json", "", "")
         return "\n".join(out)
 
     def __repr__(self) -> str:

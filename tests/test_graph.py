@@ -92,3 +92,20 @@ def test_import_does_not_load_graphviz():
 def test_human_size(n, text):
     assert human_size(n) == text
     assert re.fullmatch(r"\d+ B|\d+\.\d (KiB|MiB|GiB)", text)
+
+
+@pytest.mark.filterwarnings("ignore:.*descriptor says:UserWarning")
+def test_regclient_testrepo_graph_matches_walk_and_subjects():
+    """regclient's testrepo: referrers (``subject``), artifacts, shared layers, two refs on one index."""
+    from conftest import shared_path
+
+    lay = ImageLayout.open(shared_path("fixtures", "regclient", "testrepo"))
+    g = ImageGraph(lay)
+    walked = {d.digest for d, _ in lay.walk()}
+    assert {n.digest for n in g.nodes.values() if n.kind != "index.json"} == walked
+    subjects = [e for e in g.edges if e.label == "subject"]
+    assert subjects and all(e.dashed for e in subjects)
+    v3 = ImageGraph(lay, ref="v3")
+    top = [e for e in v3.edges if e.src == "index_json"]
+    assert [e.label for e in top] == ["v3"] and v3.nodes[top[0].dst].digest == lay.refs()["v3"].digest
+    assert sorted(e.label for e in v3.edges if e.src == top[0].dst) == ["linux/amd64", "linux/arm/v6", "linux/arm/v7", "linux/arm64"]
