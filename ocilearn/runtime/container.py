@@ -307,7 +307,7 @@ class Container:
         if not os.path.isdir(rootfs):
             raise RuntimeSpecError(f"root.path {rootfs}: not a directory (config.md 'Root')")
         o = st["ocilearn"]
-        o.update(rootfs=rootfs, userns=userns, process=proc, namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
+        o.update(rootfs=rootfs, userns=userns, process=proc, new_cgroupns=bool(flags & sc.CLONE_NEWCGROUP), namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
         cg = None
         if not rootless:
             from .cgroups import Cgroup
@@ -320,6 +320,7 @@ class Container:
         elif (linux.get("resources") or {}).keys() - {"devices"}:
             print("ocilearn: warning: rootless: cgroup limits in linux.resources are not applied (cgroups are not delegated to this user)", file=sys.stderr)
         self.write(st)
+        explain.step("runtime", "state", f"{self.dir}/state.json (creating)", "")
         if cg:
             cg.create()
             cg.apply(linux.get("resources"))
@@ -333,6 +334,7 @@ class Container:
                "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
                "preserve_fds": preserve_fds, "id": self.id, "init": init}
         parent_pid = os.getpid()
+        explain.step("runtime", "fork monitor", "", "")
         sys.stdout.flush()
         sys.stderr.flush()
         monitor = os.fork()
@@ -386,6 +388,12 @@ class Container:
         info = _proc_start(init_pid)
         st["pid"], o["init_start"] = init_pid, info[0] if info else None
         self.write(st)
+        cg = self._cgroup(st)
+        if cg:
+            cg.add(init_pid)
+            explain.step("runtime", "join cgroup", f"init {init_pid}", f"echo {init_pid} > …/cgroup.procs")
+        if o.get("new_cgroupns"):
+            _send(s2, {"t": "cgroup"})
         msg, _ = expect(s2, "setup")  # init reached the runtime namespace hooks point
         reply: dict = {"t": "ok"}
         if net == "veth":
@@ -612,12 +620,10 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
         return 1
     os.setsid()
     dir_fd = os.open(state_dir, os.O_DIRECTORY | os.O_CLOEXEC)
-    home = None
-    if ctx["cgroup"]:
-        home = ctx["cgroup"].of_process()
-        ctx["cgroup"].add(0)  # before unshare: the cgroup namespace is rooted where we are
     nsmod.join(ns_files)
-    sc.unshare(ctx["flags"])
+    # the cgroup namespace is unshared by the init once the runtime has put it in its cgroup
+    # (the namespace is rooted at the cgroup it is made in); the monitor stays outside
+    sc.unshare(ctx["flags"] & ~sc.CLONE_NEWCGROUP)
     explain.step("runtime", "unshare", f"flags 0x{ctx['flags']:x}", "unshare --mount --pid --uts --ipc --net …")
     if ctx["flags"] & sc.CLONE_NEWUSER:
         _send(s1, {"t": "idmap"})
@@ -642,8 +648,6 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
         finally:
             os._exit(code)
     s2.close()
-    if home:  # the init is in the container's cgroup; the monitor goes back (not charged there)
-        ctx["cgroup"].add(0, home)
     _send(s1, {"t": "pid", "pid": init})
     if ctx["detach"]:
         msg, _ = _recv(s1)
@@ -683,6 +687,11 @@ def _stage2(ctx: dict, s2: socket.socket) -> None:
     cfg, linux, proc = ctx["cfg"], ctx["cfg"].get("linux") or {}, ctx["cfg"]["process"]
     root, userns = ctx["rootfs"], ctx["userns"]
     flags = ctx["flags"]
+    if flags & sc.CLONE_NEWCGROUP:
+        msg, _ = _recv(s2)  # the runtime moved us into the container's cgroup
+        if not msg or msg.get("t") != "cgroup":
+            raise ContainerError("runtime went away before the cgroup was joined")
+        sc.unshare(sc.CLONE_NEWCGROUP)
     if flags & sc.CLONE_NEWNS:
         rfs.make_root_private(linux.get("rootfsPropagation"))
         rfs.bind_rootfs(root)

@@ -102,13 +102,19 @@ def drop_bounding(caps: dict | None) -> None:
 
 def set_caps(caps: dict | None) -> None:
     """capset(2) effective/permitted/inheritable, then raise the ambient set
-    (PR_CAP_AMBIENT_RAISE: needs each cap in permitted and inheritable)."""
+    (PR_CAP_AMBIENT_RAISE: needs each cap in permitted and inheritable; others are skipped
+    with a warning on stderr, as runc 1.1 does)."""
     if caps is None:
         return
     eff, prm, inh = (sc.cap_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
     sc.capset(eff, prm, inh)
+    amb = sc.cap_mask(caps.get("ambient"))
+    if amb & ~(prm & inh):
+        # as runc 1.1: warn, raise what the kernel allows, and go on
+        os.write(2, f"ocilearn: warning: cannot raise ambient capabilities 0x{amb & ~(prm & inh):x}: an ambient capability must "
+                 "also be permitted and inheritable (capabilities(7)); add them to process.capabilities.inheritable\n".encode())
     for n in range(sc.last_cap() + 1):
-        if sc.cap_mask(caps.get("ambient")) & (1 << n):
+        if amb & prm & inh & (1 << n):
             sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, n)
     explain.step("runtime", "capabilities", f"effective 0x{eff:x} permitted 0x{prm:x} inheritable 0x{inh:x}", "capsh --caps=…")
 

@@ -189,7 +189,7 @@ def _mount_cgroup(rootfs: str, dest_rel: str, flags: int, paths: dict[str, str],
             if name == "unified" or name == "":
                 sc.mount("cgroup2", target, "cgroup2", flags)
             else:
-                sc.mount("cgroup", target, "cgroup", flags, name)
+                sc.mount("cgroup", target, "cgroup", flags, _hierarchy_options(name))
         else:
             sc.mount(host, target, None, sc.MS_BIND)
             sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | flags | _locked_flags(target))
@@ -198,6 +198,17 @@ def _mount_cgroup(rootfs: str, dest_rel: str, flags: int, paths: dict[str, str],
                 if not os.path.lexists(os.path.join(base, alias)):
                     os.symlink(name, os.path.join(base, alias))
     explain.step("runtime", "mount cgroup", f"{dest_rel}: {', '.join(paths) or 'none'}", f"mount -t cgroup … {base}")
+
+
+def _hierarchy_options(name: str, base: str = "/sys/fs/cgroup") -> str:
+    """The cgroup v1 mount options naming hierarchy ``name`` on this host (``cpu,cpuacct``,
+    ``name=systemd`` …), from the host's /proc/self/mountinfo super options."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            a, _, b = line.partition(" - ")
+            if a.split()[4] == os.path.join(base, name) and b.split()[0] == "cgroup":
+                return ",".join(o for o in b.split()[2].split(",") if o not in ("rw", "ro"))
+    return name
 
 
 def _replace_node(path: str) -> None:
