@@ -96,18 +96,21 @@ cells = [
         offline — in a workshop without Wi-Fi too. Set `IMAGE = "docker://…"` to pull a real
         image instead (Docker Hub when you are online, or a local registry).
 
-        Below, the image is put into an **OCI image layout** — a directory — in this
-        notebook's working directory. Notebook 01 explains every file in it.
+        Below, the image is put into an **OCI image layout** — a directory — in a fresh
+        temporary work directory (so the notebook can run again and again). Notebook 01
+        explains every file in it.
         """
     ),
     code(
         """
+        import tempfile
         from pathlib import Path
 
         from ocilearn import explain
         from ocilearn.layout import ImageLayout
 
-        LAYOUT = Path("course-image")
+        WORK = Path(tempfile.mkdtemp(prefix="ocilearn-00-"))  # a fresh work dir: run the notebook as often as you like
+        LAYOUT = WORK / "image"
         with explain.recording() as steps:
             if IMAGE is None:
                 from ocilearn import embedded
