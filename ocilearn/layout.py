@@ -728,14 +728,28 @@ class ImageLayout:
         files. Returns the removed digests. Refuses to run when a reachable document
         cannot be read (it could not know what that document references).
 
+        Also refuses when index.json or an image index lists an entry whose media type is
+        neither a manifest nor an index (image-index.md "manifests"): such a blob may well be a
+        manifest under a wrong type, and deleting what it references would lose data.
+
         Raises:
-            LayoutError: the layout has unreadable documents (fix or remove refs first).
+            LayoutError: the layout has unreadable documents, or index entries of an
+                unknown media type (fix or remove those refs first).
         """
         with self._locked():
             report = FsckReport()
-            reachable = {d.digest for d, _ in self.walk(report)}
+            walked = list(self.walk(report))
+            reachable = {d.digest for d, _ in walked}
             if report.errors or any(d.kind in ("manifest", "index") for d, _ in report.corrupt):
                 raise LayoutError(f"{self.path}: refusing to gc: unreadable documents:\n{report}")
+            indexes = {"index.json"} | {str(d.digest) for d, _ in walked if d.kind == "index"}
+            odd = [d for d, parent in walked if parent in indexes and d.kind not in ("manifest", "index")]
+            if odd:
+                raise LayoutError(
+                    f"{self.path}: refusing to gc: index entries of media type "
+                    + ", ".join(f"{d.media_type!r} ({d.digest})" for d in odd)
+                    + " are neither manifests nor indexes; what they reference is unknown"
+                )
             removed = [d for d in self.blobs() if d not in reachable]
             if not dry_run:
                 for d in removed:

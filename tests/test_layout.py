@@ -540,3 +540,29 @@ def test_fsck_corpus(path):
     assert named_by_opaque == ({Digest.parse("sha256:321460fa87fd42433950b42d04b7aff249f4ed960d43404a9f699886906cc9d3"),
                                 Digest.parse("sha256:930705ce23e3b6ed4c08746b6fe880089c864fbaf62482702ae3fdd66b8c7fe9")}
                                if path.name == "test_index" else set())
+
+
+@pytest.mark.filterwarnings("ignore:.*descriptor says:UserWarning")
+@pytest.mark.parametrize("source", ["go-containerregistry", "own"])
+def test_gc_refuses_index_entries_of_unknown_media_type(tmp_path, source):
+    """Fix in layout.gc: go-containerregistry's test_index lists a Docker manifest under the
+    media type application/vnd.oci.descriptor.v1+json; gc used to delete that manifest's
+    config and layer as unreachable. Now it refuses and deletes nothing."""
+    import shutil
+
+    from conftest import shared_path
+
+    dst = tmp_path / source
+    if source == "go-containerregistry":
+        shutil.copytree(shared_path("fixtures", "go-containerregistry", "layout", "test_index"), dst)
+    else:  # the same situation, built here
+        lay, desc = small_image(dst)
+        lay.add_ref("odd", Descriptor(mt.OCI_DESCRIPTOR, desc.digest, desc.size))
+        lay.remove_ref("latest")
+    lay = ImageLayout.open(dst)
+    before = snapshot(dst)
+    with pytest.raises(LayoutError, match="application/vnd.oci.descriptor.v1\\+json"):
+        lay.gc()
+    with pytest.raises(LayoutError, match="refusing to gc"):
+        lay.gc(dry_run=True)
+    assert snapshot(dst) == before
