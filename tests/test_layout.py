@@ -534,7 +534,7 @@ def test_fsck_corpus(path):
     # Known limit (reported): go-containerregistry's test_index has an index.json entry typed
     # application/vnd.oci.descriptor.v1+json over a Docker manifest. ocilearn (like umoci and
     # go-containerregistry) does not descend into a blob of a non-manifest type, so that
-    # manifest's config and layer count as dangling and `gc` would remove them.
+    # manifest's config and layer count as dangling (and `gc` refuses to run: see below).
     opaque = [lay.blob_path(d.digest).read_text() for d, _ in lay.walk() if d.kind == "blob" and d.media_type == mt.OCI_DESCRIPTOR]
     named_by_opaque = {d for d in report.dangling if any(str(d) in t for t in opaque)}
     assert named_by_opaque == ({Digest.parse("sha256:321460fa87fd42433950b42d04b7aff249f4ed960d43404a9f699886906cc9d3"),
