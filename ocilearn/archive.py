@@ -146,7 +146,7 @@ class DockerArchive:
             self.members[name] = m
         self.is_oci = "index.json" in self.members and "oci-layout" in self.members
         self._manifest_json = self._read_json("manifest.json", required=not self.is_oci)
-        if self._manifest_json is not None and not isinstance(self._manifest_json, list):
+        if "manifest.json" in self.members and not isinstance(self._manifest_json, list):
             raise ArchiveError(f"{self.path}: manifest.json must be a JSON list of images, got {type(self._manifest_json).__name__}")
 
     def close(self) -> None:

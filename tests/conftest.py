@@ -163,7 +163,9 @@ def oci_schema_validator(kind: str):
 
 # --- registries for the distribution tests (issue 3; helpers in tests/registry_helpers.py) ---
 
-REGISTRY_PORTS = {"plain": 5010, "basic_tls": 5011, "token": 5012}
+# 127.0.0.1 ports for real registries in tests (5019: notebook tests; 5000-5009: course and bench);
+# the first free one of each list is used, so two test runs on one machine do not collide
+REGISTRY_PORTS = {"plain": [5010, 5013, 5016], "basic_tls": [5011, 5014, 5017], "token": [5012, 5015, 5018]}
 
 
 @pytest.fixture(scope="session")
@@ -177,11 +179,11 @@ def plain_registry(registry_base):
     """Debian's docker-registry on http://127.0.0.1:5010 holding the test images, each pushed
     by the reference peer ``skopeo copy`` (busybox, multiarch with --all, debian,
     debian-zstd). Stopped at the end of the session."""
-    from registry_helpers import start_registry
+    from registry_helpers import start_registry_any
 
     require_tool("docker-registry")
     skopeo = require_tool("skopeo")
-    reg = start_registry(REGISTRY_PORTS["plain"], registry_base)
+    reg = start_registry_any(REGISTRY_PORTS["plain"], registry_base)
     try:
         for name, ref in (("busybox", "latest"), ("multiarch", "latest"), ("debian", "bookworm"), ("debian-zstd", "bookworm")):
             run([skopeo, "copy", "-q", "--all", "--preserve-digests", "--dest-tls-verify=false",

@@ -90,6 +90,20 @@ def start_registry(port: int, base: Path, *, htpasswd: Path | None = None, tls: 
     return Registry(port, storage, rundir, "https" if tls else "http")
 
 
+def start_registry_any(ports: list[int], base: Path, **kw) -> Registry:
+    """:func:`start_registry` on the first of ``ports`` that is free (another test run on
+    this machine may hold one)."""
+    errors = []
+    for port in ports:
+        try:
+            return start_registry(port, base, **kw)
+        except AssertionError as e:
+            if "already answers" not in str(e):
+                raise
+            errors.append(f"{port}: busy")
+    raise AssertionError(f"no free registry port among {ports}: {', '.join(errors)}")
+
+
 def make_ca(d: Path) -> dict[str, Path]:
     """A CA and a server certificate for 127.0.0.1/localhost, made with openssl.
     Returns paths: ca, ca_key, cert, key."""

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 from conftest import REGISTRY_PORTS, built_image, require_tool, run
-from registry_helpers import TokenServer, htpasswd_file, layout_blobs, make_ca, start_registry, top_digest
+from registry_helpers import TokenServer, htpasswd_file, layout_blobs, make_ca, start_registry_any, top_digest
 
 from ocilearn import transfer
 from ocilearn.cli import run as cli
@@ -121,7 +121,7 @@ def test_cross_repository_mount(plain_registry, tmp_path):
 def basic_tls_registry(registry_base):
     certs = make_ca(registry_base / "tls")
     hp = htpasswd_file(registry_base / "htpasswd", "ocilearn", "s3cret-basic")
-    reg = start_registry(REGISTRY_PORTS["basic_tls"], registry_base, htpasswd=hp, tls=(certs["cert"], certs["key"]))
+    reg = start_registry_any(REGISTRY_PORTS["basic_tls"], registry_base, htpasswd=hp, tls=(certs["cert"], certs["key"]))
     certdir = registry_base / "certdir"
     certdir.mkdir(exist_ok=True)
     shutil.copy(certs["ca"], certdir / "ca.crt")
@@ -173,7 +173,7 @@ def test_basic_auth_over_tls(basic_tls_registry, tmp_path):
 def token_registry(registry_base):
     service = "ocilearn-token-registry"
     tok = TokenServer(registry_base / "token", service, {"tok-user": "tok-pass-9"}, anonymous_actions=["pull"])
-    reg = start_registry(REGISTRY_PORTS["token"], registry_base, token=(tok.realm, tok.issuer, service, tok.cert))
+    reg = start_registry_any(REGISTRY_PORTS["token"], registry_base, token=(tok.realm, tok.issuer, service, tok.cert))
     try:
         run([require_tool("skopeo"), "copy", "-q", "--all", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds",
              "tok-user:tok-pass-9", f"oci:{built_image('multiarch')}:latest", f"docker://{reg.host}/multiarch:latest"])
@@ -224,3 +224,30 @@ def test_token_auth_end_to_end(token_registry, tmp_path):
     run([require_tool("skopeo"), "copy", "-q", "--preserve-digests", "--src-tls-verify=false", f"docker://{reg.host}/pushed-post:latest",
          f"oci:{back}:latest"])
     assert top_digest(back, "latest") == "sha256:3063d847deaaedea1de7a313e9e38508643d028f52fe8c3c6b002fd9a9a56eb6"
+
+
+def test_c20_redirect_to_other_host_drops_bearer_token(token_registry, tmp_path):
+    """The real token registry behind a proxy that answers the layer GET with a 307 to a
+    "storage" host on 127.0.0.2 (pre-signed URL): the blob arrives, verified; the storage
+    host never sees Authorization (it would answer 400 like S3); the registry did get the
+    Bearer token."""
+    from registry_helpers import Fault, FaultProxy
+
+    reg, _tok = token_registry
+    p = FaultProxy(reg.host)
+    try:
+        layer = "sha256:3db1b4243825b57b84c5a6499229446c6d0cb351d7de177ca882008ae819c41e"
+        p.faults = [Fault("redirect", path=layer)]
+        r = transfer.copy(f"docker://{p.host}/multiarch:latest", f"oci:{tmp_path / 'o'}:latest", platform="linux/amd64",
+                          src_client=RegistryClient(p.host, use_stored_credentials=False))
+        assert str(r.digest) == "sha256:3063d847deaaedea1de7a313e9e38508643d028f52fe8c3c6b002fd9a9a56eb6"
+        assert [e.status for e in p.other_log] == [200]
+        assert all("Authorization" not in e.headers and "authorization" not in e.headers for e in p.other_log)
+        assert p.other_log[0].host.startswith("127.0.0.2:")
+        to_registry = [e for e in p.log if layer in e.path]
+        assert to_registry and to_registry[0].headers.get("Authorization", "").startswith("Bearer ")
+        assert [e.status for e in r.exchanges if layer in e.url or "127.0.0.2" in e.url] == [307, 200]
+        assert "s3cr3tsig" not in str(r.exchanges)
+        assert ImageLayout(tmp_path / "o").fsck().ok
+    finally:
+        p.close()
