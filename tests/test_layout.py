@@ -5,12 +5,15 @@ layouts we write and on every layout of .cache/images, ../shared/images, ../shar
 from __future__ import annotations
 
 import builtins
+import gzip
 import hashlib
+import io
 import json
 import os
 import random
 import subprocess
 import sys
+import tarfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -196,7 +199,9 @@ def test_c18_resolution_through_a_real_layout_and_nested_index(tmp_path):
         img = lay.resolve("nested", want)
         assert str(img.descriptor.platform) == expect
         assert img.path[0].digest == outer.digest and img.path[-1].digest == img.digest
-        assert lay.read_blob(lay.image_config(img).diff_ids and img.manifest.layers[0]) != b""
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(lay.read_blob(img.manifest.layers[0])))) as t:
+            assert t.extractfile("arch").read().decode() == expect  # the layer built for that platform
+        assert str(lay.image_config(img).platform) == expect
     with pytest.raises(PlatformNotFound):
         lay.resolve("nested", "linux/arm/v8")
 
