@@ -25,6 +25,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import explain
 from . import mediatypes as mt
 from .digest import Digest
 from .errors import GraphError, OcilearnError
@@ -224,9 +225,11 @@ class ImageGraph:
 
         g = self.digraph()
         try:
-            return g.pipe(format="svg", encoding="utf-8")
+            svg = g.pipe(format="svg", encoding="utf-8")
         except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
             raise GraphError(f"Graphviz 'dot' could not render the image graph ({e}); install it with: apt-get install graphviz") from None
+        explain.step("graph", "render", f"{len(self.nodes)} nodes, {len(self.edges)} edges, {len(svg)} bytes of SVG", "dot -Tsvg graph.dot > graph.svg")
+        return svg
 
     def render(self, path: str | Path) -> Path:
         """Write the SVG to ``path``; returns the path."""

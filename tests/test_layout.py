@@ -404,8 +404,10 @@ def test_skopeo_and_umoci_accept_layouts_we_write(tmp_path):
     arm = ib.build_image(tmp_path / "ours", [[ib.file("arch", "arm64")]], ref="arm", architecture="arm64", variant="v8")
     amd = lay.resolve("single").descriptor
     idx = ib.write_index(lay, [amd, arm], ref="multi")
+    zst = ib.build_image(tmp_path / "ours", [[ib.file("a", "zstd layer\n")], [ib.file("b", "plain tar\n")]], ref="zstd", compression="zstd")
     emb = embedded.copy_to(tmp_path / "emb")
-    cases = [(lay, "single", single.digest), (lay, "arm", arm.digest), (lay, "multi", idx.digest), (emb, "latest", emb.refs()["latest"].digest)]
+    cases = [(lay, "single", single.digest), (lay, "arm", arm.digest), (lay, "multi", idx.digest), (lay, "zstd", zst.digest),
+             (emb, "latest", emb.refs()["latest"].digest)]
     for layout, ref, ours in cases:
         assert _skopeo_digest(layout.path, ref) == str(ours)
         info = json.loads(run(["skopeo", "inspect", f"oci:{layout.path}:{ref}", "--override-arch", "arm64" if ref == "arm" else "amd64"]).stdout)
