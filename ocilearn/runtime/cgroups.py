@@ -293,5 +293,5 @@ class Cgroup:
                     if e.errno not in (errno.EBUSY, errno.ENOTEMPTY) or time.monotonic() > deadline:
                         raise
                     self.kill_all()
-                    time.sleep(0.005)
+                    time.sleep(0.0005)  # the last task is still being released
         explain.step("runtime", "remove cgroup", ", ".join(self.paths.values()), "rmdir /sys/fs/cgroup/…/ID")

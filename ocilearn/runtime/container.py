@@ -32,7 +32,6 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
 
 from .. import explain
 from ..errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
@@ -152,13 +151,15 @@ def load_config(bundle: str) -> dict:
     return cfg
 
 
-@dataclass
 class Container:
     """One container's state directory: ``root/id``. Use :meth:`create` to make one,
     :meth:`load` to find an existing one."""
 
-    id: str
-    root: str
+    def __init__(self, id: str, root: str) -> None:  # noqa: A002 - runtime-spec calls it id
+        self.id, self.root = id, root
+
+    def __repr__(self) -> str:
+        return f"Container(id={self.id!r}, root={self.root!r})"
 
     @property
     def dir(self) -> str:
@@ -324,7 +325,8 @@ class Container:
         if cg:
             cg.create()
             cg.apply(linux.get("resources"))
-        os.mkfifo(self.fifo, 0o600)
+        if detach:
+            os.mkfifo(self.fifo, 0o600)
         ns_files = nsmod.open_ns(joins)
         s1_parent, s1_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s2_parent, s2_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -387,7 +389,6 @@ class Container:
         init_pid = msg["pid"]
         info = _proc_start(init_pid)
         st["pid"], o["init_start"] = init_pid, info[0] if info else None
-        self.write(st)
         cg = self._cgroup(st)
         if cg:
             cg.add(init_pid)
@@ -817,7 +818,6 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
     sock = c._init_sock
     master = getattr(c, "_pty_master", None)
     try:
-        os.unlink(c.fifo)
         _send(sock, {"t": "start"})
         error = ""
         try:
@@ -828,6 +828,7 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
             pass
         sock.close()
         run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart")
+        explain.step("runtime", "started", f"container {cid}: program running", "")
         if master is not None:
             _proxy_pty(master, monitor)
         while True:
@@ -838,6 +839,7 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
                 continue
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
+        explain.step("runtime", "exited", f"container {cid}: status {code}", "")
         cg = c._cgroup(st)
         if cg and cg.oom_kills():
             print(f"ocilearn: container {cid} was OOM-killed: the kernel's OOM killer killed {cg.oom_kills()} process(es) "
