@@ -64,6 +64,7 @@ cells = [
         import shlex
         import shutil
         import subprocess
+        import sys
         import tempfile
         from pathlib import Path
 
@@ -389,7 +390,46 @@ cells = [
     ),
     md(
         """
-        ## 10 · Exercises
+        ## 10 · What can go wrong
+
+        Real errors, on a scratch copy of the embedded image (your layout is not touched):
+
+        1. a ref name that is not in `index.json` — `RefNotFound` lists the refs there are;
+        2. one flipped bit in a layer blob — `fsck` reads every reachable blob and names the
+           corrupt one; `ocilearn layout fsck` exits with status 1. Fix: fetch the image again
+           (`skopeo copy` / `ocilearn copy`); the digest says exactly which blob is wrong;
+        3. an `oci-layout` of another version — refused on open.
+        """
+    ),
+    code(
+        """
+        from ocilearn.errors import LayoutError, RefNotFound
+
+        scratch = embedded.copy_to(WORK / "scratch")
+        try:
+            scratch.resolve("no-such-tag")
+        except RefNotFound as e:
+            print("1.", type(e).__name__ + ":", e)
+
+        victim = scratch.resolve("latest").manifest.layers[0]
+        blob = scratch.blob_path(victim.digest)
+        data = bytearray(blob.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        blob.write_bytes(bytes(data))
+        print("2.", scratch.fsck())
+        p = subprocess.run([sys.executable, "-m", "ocilearn", "layout", "fsck", str(scratch.path)], capture_output=True, text=True)
+        print("   $ ocilearn layout fsck scratch   → exit status", p.returncode)
+
+        (scratch.path / "oci-layout").write_text('{"imageLayoutVersion": "2.0.0"}')
+        try:
+            ImageLayout.open(scratch.path)
+        except LayoutError as e:
+            print("3.", type(e).__name__ + ":", e)
+        """
+    ),
+    md(
+        """
+        ## 11 · Exercises
 
         Each exercise has a variable to fill in; the check cell below it tells you whether you
         got it. (Unanswered exercises just print a hint.)
