@@ -276,12 +276,84 @@ class _Hashing(io.RawIOBase):
         return Digest("sha256", self.hash.hexdigest())
 
 
+class _Prefetch(io.RawIOBase):
+    """Runs ``source.read`` (blob read, blob hash, decompression, diff-ID hash — all of
+    which release the GIL) in a helper thread, ``depth`` chunks of 1 MiB ahead, so that
+    the main thread's filesystem work overlaps with it. Errors are re-raised in the
+    reader; :meth:`close` stops the thread."""
+
+    def __init__(self, source, depth: int = 8) -> None:
+        import queue
+        import threading
+
+        super().__init__()
+        self.q: queue.Queue = queue.Queue(depth)
+        self.stop = threading.Event()
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+        self.thread = threading.Thread(target=self._run, args=(source,), name="ocilearn-layer-read", daemon=True)
+        self.thread.start()
+
+    def _run(self, source) -> None:
+        import queue
+
+        try:
+            while not self.stop.is_set():
+                chunk = source.read(_BUF)
+                item = chunk if chunk else b""
+                while not self.stop.is_set():
+                    try:
+                        self.q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if not chunk:
+                    return
+        except (LayerError, DigestMismatch, OSError) as e:  # handed to the reader
+            self.q.put(e)
+        except Exception as e:  # zstd/zlib errors: name them
+            from .errors import OcilearnError
+
+            self.q.put(e if isinstance(e, OcilearnError) else LayerError(f"cannot decompress the layer: {type(e).__name__}: {e}"))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self.pos >= len(self.buf):
+            if self.eof:
+                return 0
+            item = self.q.get()
+            if isinstance(item, BaseException):
+                self.eof = True
+                raise item
+            if not item:
+                self.eof = True
+                self.thread.join()
+                return 0
+            self.buf, self.pos = item, 0
+        n = min(len(b), len(self.buf) - self.pos)
+        b[:n] = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+    def close(self) -> None:
+        self.stop.set()
+        super().close()
+
+
 @dataclass
 class _Opened:
     tar: io.BufferedReader
     hashing: _Hashing
     blob: VerifyingReader | _Counting
     compression: str
+    prefetch: _Prefetch | None = None
+
+    def close(self) -> None:
+        if self.prefetch is not None:
+            self.prefetch.close()
 
 
 def open_layer(
@@ -334,7 +406,8 @@ def open_layer(
     else:
         dec = counted  # type: ignore[assignment]
     hashing = _Hashing(dec)
-    return _Opened(io.BufferedReader(hashing, _BUF), hashing, raw if digest is not None else counted, kind)  # type: ignore[arg-type]
+    pre = _Prefetch(hashing)
+    return _Opened(io.BufferedReader(pre, _BUF), hashing, raw if digest is not None else counted, kind, pre)  # type: ignore[arg-type]
 
 
 def _finish(op: _Opened, diff_id: Digest | str | None, source: str, warn) -> tuple[Digest, int]:
@@ -489,10 +562,13 @@ def list_layer(blob: BinaryIO, media_type: str | None = None, *, digest=None, si
     """
     op = open_layer(blob, media_type, digest=digest, size=size, source=source)
     out = []
-    with tarfile.open(fileobj=op.tar, mode="r|", errorlevel=2) as tf:
-        for m in _members(tf, source, _default_warn):
-            out.append(_entry(m))
-    dig, n = _finish(op, diff_id, source, _default_warn)
+    try:
+        with tarfile.open(fileobj=op.tar, mode="r|", errorlevel=2) as tf:
+            for m in _members(tf, source, _default_warn):
+                out.append(_entry(m))
+        dig, n = _finish(op, diff_id, source, _default_warn)
+    finally:
+        op.close()
     explain.step("layer", "list", f"{source}: {len(out)} entries, diff ID {dig}", f"tar -tv{'z' if op.compression == 'gzip' else ''}f BLOB")
     return out
 
@@ -500,7 +576,10 @@ def list_layer(blob: BinaryIO, media_type: str | None = None, *, digest=None, si
 def diff_id_of(blob: BinaryIO, media_type: str | None = None, *, source: str = "layer") -> Digest:
     """Recompute a layer's diff ID: sha256 of its whole uncompressed stream (config.md)."""
     op = open_layer(blob, media_type, source=source)
-    dig, n = _finish(op, None, source, _default_warn)
+    try:
+        dig, n = _finish(op, None, source, _default_warn)
+    finally:
+        op.close()
     explain.step("layer", "diff ID", f"{source}: sha256 over {n} uncompressed bytes = {dig}", "gzip -dc BLOB | sha256sum")
     return dig
 
@@ -895,6 +974,7 @@ def apply_layer(
     own_root = not isinstance(rootfs, Root)
     root = Root(rootfs, rootless=rootless) if own_root else rootfs  # type: ignore[arg-type]
     root.rootless = rootless
+    op = None
     try:
         op = open_layer(blob, media_type, digest=digest, size=size, source=source, warn=warn, progress=progress)
         result.compression = op.compression
@@ -923,6 +1003,8 @@ def apply_layer(
         )
         return result
     finally:
+        if op is not None:
+            op.close()
         if own_root:
             root.close()
 

@@ -20,8 +20,9 @@ from ..errors import BundleError
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]", help="Platform to choose from an image index (default: this machine's).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete).")
 @click.option("--terminal", is_flag=True, help="Set process.terminal true (runc then needs a console socket to detach).")
+@click.option("--sync", is_flag=True, help="Flush the rootfs to disk (syncfs) before the bundle appears.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warnings summary.")
-def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force: bool, terminal: bool, quiet: bool) -> None:
+def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force: bool, terminal: bool, sync: bool, quiet: bool) -> None:
     """Unpack an image into an OCI runtime bundle: BUNDLE/config.json + BUNDLE/rootfs
     (like `umoci unpack --image PATH:REF BUNDLE`)."""
     from ..layer import LayerWarning
@@ -30,7 +31,7 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerWarning)
         res = do_unpack(image, bundle, platform=platform, rootless=True if rootless else None, force=force,
-                        terminal=terminal, progress=not quiet)
+                        terminal=terminal, progress=not quiet, sync=sync)
     if not quiet:
         for w in caught:
             click.echo(f"ocilearn: warning: {w.message}", err=True)
@@ -84,7 +85,7 @@ def list_(target: str, platform: str | None, media_type: str | None) -> None:
     lay = ImageLayout.open(path)
     img = lay.resolve(ref, platform)
     cfg = lay.image_config(img)
-    for i, (d, did) in enumerate(zip(img.manifest.layers, cfg.diff_ids)):
+    for i, (d, did) in enumerate(zip(img.manifest.layers, cfg.diff_ids, strict=True)):
         with lay.open_blob(d) as f:
             entries = list_layer(f, d.media_type, diff_id=did, source=f"layer {i} {d.digest}")
         click.echo(f"# layer {i}: {d.digest} {d.media_type} {d.size} bytes, diff ID {did} (verified), {len(entries)} entries")

@@ -1,0 +1,179 @@
+"""Benchmark: ``ocilearn unpack`` vs ``umoci unpack`` on the debian test image, same run.
+
+Modes: as root, and ``--rootless`` as an unprivileged user (``ocilearn-test``, created
+like the test fixture does; both tools run through ``setpriv``). Bundles go to an ext4
+temp dir (where bundles normally live) and, as a second view that removes most kernel
+filesystem cost, to tmpfs (``/dev/shm``). Each pair alternates the two tools, several runs;
+the report gives medians, the ratio ocilearn ÷ umoci (wall time; lower is better) and the
+peak RSS of each child (``ru_maxrss`` from ``wait4``). Results replace the body of the
+"Unpack" section of BENCHMARKS.md.
+
+Run: ``python -m bench unpack`` (root needed for the rootless-as-user mode; env
+``OCILEARN_BENCH_RUNS`` sets the runs per tool, default 5).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import pwd
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+USER = "ocilearn-test"
+GOAL_RATIO = 0.5
+GOAL_RSS_MB = 150
+
+
+def _image() -> Path:
+    for p in (REPO / ".cache/images/debian", Path(os.environ.get("OCILEARN_SHARED", REPO.parent / "shared")) / "images/debian"):
+        if (p / "index.json").exists():
+            return p
+    sys.exit("bench/unpack: no debian image: run scripts/build-test-images.sh")
+
+
+def _user() -> tuple[int, int]:
+    try:
+        pw = pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True)
+        pw = pwd.getpwnam(USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def _user_python(uid: int, gid: int) -> tuple[str, dict]:
+    venv = str(REPO / ".venv/bin/python")
+    env = {"PYTHONPATH": str(REPO)}
+    try:
+        _run_as([venv, "-c", "import ocilearn.unpack"], uid, gid, env)
+        return venv, env
+    except RuntimeError:
+        pass
+    minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return shutil.which(minor, path="/usr/bin") or minor, {"PYTHONPATH": f"{REPO}:{REPO / '.venv/lib' / minor / 'site-packages'}"}
+
+
+def _run_as(cmd, uid, gid, env) -> tuple[int, float, int]:
+    full = ["env", "-i", f"PATH={os.environ.get('PATH', '/usr/bin:/bin')}", "HOME=/tmp", *[f"{k}={v}" for k, v in env.items()], *cmd]
+    if uid is not None:
+        full = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *full]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(REPO))
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read().decode() if p.stderr else ""
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {err[-500:]}")
+    return p.returncode, wall, ru.ru_maxrss  # KiB
+
+
+def _measure(label: str, base: Path, image: Path, rootless: bool, runs: int, user) -> dict:
+    uid, gid = user if rootless else (None, None)
+    py, env = _user_python(uid, gid) if rootless else (str(REPO / ".venv/bin/python"), {"PYTHONPATH": str(REPO)})
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-unpack-", dir=base))
+    if rootless:
+        os.chown(work, uid, gid)
+    flag = ["--rootless"] if rootless else []
+    tools = {
+        "umoci": lambda b: ["umoci", "unpack", *flag, "--image", f"{image}:bookworm", str(b)],
+        "ocilearn": lambda b: [py, "-m", "ocilearn", "unpack", "-q", *flag, "--image", f"{image}:bookworm", str(b)],
+    }
+    times: dict[str, list[float]] = {t: [] for t in tools}
+    rss: dict[str, int] = {t: 0 for t in tools}
+    try:
+        for i in range(runs):
+            for name, cmd in tools.items():
+                b = work / f"{name}-{i}"
+                _, wall, maxrss = _run_as(cmd(b), uid, gid, env)
+                times[name].append(wall)
+                rss[name] = max(rss[name], maxrss)
+                subprocess.run(["chmod", "-R", "u+rwX", str(b)], check=False)
+                shutil.rmtree(b)
+                print(f"  {label} run {i + 1}/{runs} {name}: {wall:.2f} s, {maxrss / 1024:.0f} MiB", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {t: statistics.median(v) for t, v in times.items()}
+    return {"label": label, "median": med, "min": {t: min(v) for t, v in times.items()}, "max": {t: max(v) for t, v in times.items()},
+            "rss": rss, "ratio": med["ocilearn"] / med["umoci"], "runs": runs}
+
+
+def _fs(path: str) -> str:
+    out = subprocess.run(["df", "-T", path], capture_output=True, text=True).stdout.splitlines()
+    return out[-1].split()[1] if len(out) > 1 else "?"
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("bench/unpack: run as root (the rootless mode runs both tools as an unprivileged user)")
+    runs = int(os.environ.get("OCILEARN_BENCH_RUNS", "5"))
+    image = _image()
+    user = _user()
+    results = []
+    tmp = Path(tempfile.gettempdir())
+    for label, base, rootless in (
+        (f"root, {_fs(str(tmp))} ({tmp})", tmp, False),
+        (f"rootless as uid {user[0]}, {_fs(str(tmp))} ({tmp})", tmp, True),
+        ("root, tmpfs (/dev/shm)", Path("/dev/shm"), False),
+    ):
+        print(f"bench/unpack: {label}", flush=True)
+        results.append(_measure(label, base, image, rootless, runs, user))
+    umoci_v = subprocess.run(["umoci", "--version"], capture_output=True, text=True).stdout.strip()
+    rows = []
+    for r in results:
+        m, lo, hi = r["median"], r["min"], r["max"]
+        rows.append(
+            f"| {r['label']} | {r['runs']} | {m['umoci']:.2f} s ({lo['umoci']:.2f}–{hi['umoci']:.2f}) | "
+            f"{m['ocilearn']:.2f} s ({lo['ocilearn']:.2f}–{hi['ocilearn']:.2f}) | **{r['ratio']:.2f}×** | "
+            f"{r['rss']['umoci'] / 1024:.0f} MiB | {r['rss']['ocilearn'] / 1024:.0f} MiB |"
+        )
+    worst = max(r["ratio"] for r in results)
+    peak = max(r["rss"]["ocilearn"] for r in results) / 1024
+    verdict = (
+        f"Goal ≤ {GOAL_RATIO}× umoci: {'met' if worst <= GOAL_RATIO else f'MISSED in at least one mode (worst {worst:.2f}×, {worst / GOAL_RATIO:.1f}× over the goal)'}; "
+        f"peak RSS < {GOAL_RSS_MB} MB: {'met' if peak < GOAL_RSS_MB else 'MISSED'} ({peak:.0f} MiB)."
+    )
+    body = "\n".join([
+        f"Image: `{image.relative_to(REPO) if image.is_relative_to(REPO) else image}` (3 gzip layers, "
+        f"{sum(f.stat().st_size for f in (image / 'blobs/sha256').iterdir()) / 1e6:.0f} MB of blobs). "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
+        f"({os.cpu_count()} CPUs, Linux {platform.release()}), {umoci_v}, Python {platform.python_version()}; "
+        "other jobs may share the machine, so look at the ratio measured in the same run. "
+        "Medians (min–max) of alternating runs; wall time of the whole command (process start included); "
+        "peak RSS = `ru_maxrss` of each child (`wait4`).",
+        "",
+        "| mode, filesystem | runs | umoci unpack | ocilearn unpack | ratio | umoci peak RSS | ocilearn peak RSS |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        verdict,
+        "",
+        "Why: both tools are dominated by the kernel's per-file cost on ext4 (creates, chown, chmod, utimes "
+        "of ~5 000 entries); ocilearn overlaps blob reading, gzip inflation and both sha256 computations "
+        "(blob digest and diff ID) with the filesystem work in a helper thread (zlib and hashlib release "
+        "the GIL) and keeps directory fds instead of re-resolving parents; like umoci it leaves the "
+        "file data to the page cache (`ocilearn unpack --sync` adds one `syncfs`, seconds on this disk). On tmpfs the remaining cost is CPU: "
+        "tarfile header parsing and inflation.",
+        "",
+        "Re-run: `.venv/bin/python -m bench unpack` (as root; `OCILEARN_BENCH_RUNS=N`).",
+    ])
+    bench_md = REPO / "BENCHMARKS.md"
+    text = bench_md.read_text()
+    pat = re.compile(r"(## Unpack \(`bench/unpack.py`\)[^\n]*\n)(.*?)(?=\n## |\Z)", re.S)
+    if not pat.search(text):
+        sys.exit("bench/unpack: BENCHMARKS.md has no '## Unpack (`bench/unpack.py`)' section")
+    text = pat.sub(lambda m: m.group(1) + "\n" + body + "\n", text, count=1)
+    bench_md.write_text(text)
+    print("\n".join(rows))
+    print(verdict)
+
+
+if __name__ == "__main__":
+    main()
