@@ -352,7 +352,11 @@ cells = [
         if shutil.which("skopeo"):
             p = subprocess.run(["skopeo", "inspect", f"oci:{layout.path}:{REF}"], capture_output=True, text=True)
             if p.returncode == 0:
-                print("\\nskopeo inspect gives the same document:", json.loads(p.stdout) == ours)
+                theirs = json.loads(p.stdout)
+                print("\\nskopeo inspect gives the same document:", theirs == ours)
+                for key in sorted(set(theirs) | set(ours)):
+                    if theirs.get(key) != ours.get(key):
+                        print(f"  differs in {key}: skopeo {theirs.get(key)!r}, ocilearn {ours.get(key)!r}")
             else:
                 print("\\nskopeo inspect failed:", p.stderr.strip())
         else:
