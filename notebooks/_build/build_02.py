@@ -1,0 +1,344 @@
+"""Generate notebooks/02-blobs.ipynb: run ``.venv/bin/python notebooks/_build/build_02.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import code, md, parameters, write  # noqa: E402
+
+cells = [
+    parameters(
+        """
+        # Parameters.
+        # IMAGE = None copies the small image shipped inside ocilearn into a temp work dir (offline).
+        # IMAGE = "oci:/path/to/layout:ref" copies that image layout into the work dir (it is not modified).
+        IMAGE = None
+        """
+    ),
+    md(
+        """
+        # 02 · Opening the blobs: manifest, config, layers
+
+        In the hands-on path, after `skopeo copy` the image is a directory of blobs, and the
+        article opens them by hand:
+
+        ```
+        cat busybox/index.json | jq                 # which manifest is "latest"?
+        cat busybox/blobs/sha256/<manifest> | jq    # config + layers
+        cat busybox/blobs/sha256/<config> | jq      # how to run it, diff_ids
+        tar -tvzf busybox/blobs/sha256/<layer>      # what files a layer holds
+        ```
+
+        **What you will learn**
+        - to walk index → manifest → config → layers yourself, checking each digest;
+        - that a layer is a (compressed) **tar changeset**, and how to list one like `tar -tvf`,
+          with **whiteouts** (`.wh.NAME`) and **opaque whiteouts** (`.wh..wh..opq`) marked;
+        - what a **diff ID** is (sha256 of the *uncompressed* tar) and a **chain ID**;
+        - what each layer **adds, changes and deletes**, and how the rootfs looks after each one.
+
+        Every step below is done twice: once by hand with `json`, `hashlib`, `gzip` and
+        `tarfile`, once with `ocilearn` — and the two must agree.
+        """
+    ),
+    code(
+        """
+        import gzip
+        import hashlib
+        import io
+        import json
+        import shutil
+        import tarfile
+        import tempfile
+        from pathlib import Path
+
+        import ocilearn
+        from ocilearn import embedded, explain, layer
+        from ocilearn import mediatypes as mt
+        from ocilearn.digest import Digest
+        from ocilearn.layout import ImageLayout, parse_oci_ref
+        from ocilearn.model import chain_ids
+
+        WORK = Path(tempfile.mkdtemp(prefix="ocilearn-02-"))
+        if IMAGE is None:
+            layout = embedded.copy_to(WORK / "image")
+            REF = "latest"
+        else:
+            src, REF = parse_oci_ref(IMAGE)
+            shutil.copytree(src, WORK / "image")
+            layout = ImageLayout.open(WORK / "image")
+        print("work dir:", WORK)
+        print("image layout:", layout.path, "ref:", REF)
+        """
+    ),
+    md(
+        """
+        ## 1 · index.json → the manifest, by hand
+
+        `index.json` lists manifests by **descriptor**: media type, digest, size, and the
+        ref name annotation. The digest is the blob's file name under `blobs/sha256/`.
+        """
+    ),
+    code(
+        """
+        index = json.loads((layout.path / "index.json").read_text())
+        entry = next(d for d in index["manifests"] if d.get("annotations", {}).get("org.opencontainers.image.ref.name") == REF)
+        print(json.dumps(entry, indent=2))
+
+        algo, hexpart = entry["digest"].split(":")
+        manifest_bytes = (layout.path / "blobs" / algo / hexpart).read_bytes()
+        assert len(manifest_bytes) == entry["size"]
+        assert "sha256:" + hashlib.sha256(manifest_bytes).hexdigest() == entry["digest"]   # the name IS the content
+        manifest = json.loads(manifest_bytes)
+        if manifest.get("mediaType") == mt.OCI_INDEX or "manifests" in manifest:
+            # an image index (several platforms): take this machine's, as ocilearn does
+            image = layout.resolve(REF)
+            manifest_bytes = layout.read_blob(image.descriptor)
+            manifest = json.loads(manifest_bytes)
+        print(json.dumps(manifest, indent=2))
+        """
+    ),
+    md(
+        """
+        ## 2 · The image config, by hand
+
+        The manifest's `config` descriptor names the **image config**: the platform, how to
+        run the image (`config.Entrypoint`, `Cmd`, `Env`, `User`, `WorkingDir`), the history,
+        and `rootfs.diff_ids` — one digest per layer, of the layer's **uncompressed** tar.
+        """
+    ),
+    code(
+        """
+        cdesc = manifest["config"]
+        config_bytes = (layout.path / "blobs" / "sha256" / cdesc["digest"].split(":")[1]).read_bytes()
+        assert "sha256:" + hashlib.sha256(config_bytes).hexdigest() == cdesc["digest"]
+        config = json.loads(config_bytes)
+        print(json.dumps({k: config[k] for k in ("architecture", "os", "config", "rootfs") if k in config}, indent=2))
+        """
+    ),
+    md(
+        """
+        ## 3 · The layers: compression from the magic bytes
+
+        A layer's media type says how it is compressed (`…tar+gzip`, `…tar+zstd`, `…tar`),
+        but `ocilearn` trusts the **bytes**: `1f 8b` is gzip, `28 b5 2f fd` zstd, anything
+        else a plain tar — and warns when they disagree (real registries hold mislabelled
+        layers).
+        """
+    ),
+    code(
+        """
+        for i, d in enumerate(manifest["layers"]):
+            blob = layout.path / "blobs" / "sha256" / d["digest"].split(":")[1]
+            with open(blob, "rb") as f:
+                head = f.read(4)
+            print(f"layer {i}: {d['mediaType']}\\n   {d['size']:>10} bytes  first bytes {head.hex(' ')} → {layer.detect_compression(head)}")
+        """
+    ),
+    md(
+        """
+        ## 4 · A layer listed like `tar -tvf`
+
+        `layer.list_layer` reads the blob once: it checks the blob digest, decompresses,
+        lists the tar entries and recomputes the diff ID. Each line looks like `tar -tvf`'s.
+        The `explain` table shows the real steps and the equivalent commands.
+        """
+    ),
+    code(
+        """
+        image = layout.resolve(REF)
+        img_config = layout.image_config(image)
+        first = image.manifest.layers[0]
+        with explain.recording() as steps, layout.open_blob(first) as f:
+            entries = layer.list_layer(f, first.media_type, diff_id=img_config.diff_ids[0], source="layer 0")
+        for e in entries[:15]:
+            print(e.tar_line())
+        print(f"… {len(entries)} entries in all")
+        steps
+        """
+    ),
+    code(
+        """
+        # the same with GNU tar, when it is installed
+        import subprocess
+
+        if shutil.which("tar"):
+            blob = layout.blob_path(first.digest)
+            out = subprocess.run(["tar", "-tvf", str(blob)], capture_output=True, text=True).stdout.splitlines()
+            print("\\n".join(out[:8]))
+            assert len(out) == len(entries)
+        """
+    ),
+    md(
+        """
+        ## 5 · Diff IDs and chain IDs, recomputed
+
+        - **diff ID** = sha256 of the *uncompressed* tar (so it does not change when a
+          registry recompresses the layer);
+        - **chain ID** names a *stack* of layers: `ChainID(L0) = DiffID(L0)`,
+          `ChainID(L0…Ln) = sha256(ChainID(L0…Ln-1) + " " + DiffID(Ln))` (image-spec
+          config.md). A runtime can cache "the rootfs after these layers" under it.
+        """
+    ),
+    code(
+        """
+        by_hand = []
+        for d in image.manifest.layers:
+            raw = layout.blob_path(d.digest).read_bytes()
+            tar = gzip.decompress(raw) if raw[:2] == b"\\x1f\\x8b" else raw if layer.detect_compression(raw[:4]) == "none" else None
+            if tar is None:   # zstd
+                import zstandard
+                tar = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True).read()
+            by_hand.append("sha256:" + hashlib.sha256(tar).hexdigest())
+        with_ocilearn = []
+        for d in image.manifest.layers:
+            with layout.open_blob(d) as f:
+                with_ocilearn.append(str(layer.diff_id_of(f, d.media_type)))
+        print("config says:   ", [str(x) for x in img_config.diff_ids])
+        print("by hand:       ", by_hand)
+        print("ocilearn:      ", with_ocilearn)
+        assert by_hand == with_ocilearn == [str(x) for x in img_config.diff_ids]
+
+        chains, prev = [], None
+        for did in by_hand:
+            prev = did if prev is None else "sha256:" + hashlib.sha256(f"{prev} {did}".encode()).hexdigest()
+            chains.append(prev)
+        assert chains == [str(c) for c in chain_ids(img_config.diff_ids)]
+        print("chain IDs:     ", chains)
+        """
+    ),
+    md(
+        """
+        ## 6 · A layer that deletes: whiteouts
+
+        A layer cannot "contain a deletion" as such — a tar only holds files. So image-spec
+        `layer.md` uses marker files:
+
+        - `DIR/.wh.NAME` deletes `NAME` of the **lower** layers;
+        - `DIR/.wh..wh..opq` (an **opaque whiteout**) hides *everything* the lower layers
+          had in `DIR` — but never what this same layer puts there, whatever the tar order.
+
+        Let us write such a layer ourselves (with `tarfile`), store it as a blob and make a new
+        image `edited` = the original layers + ours. That is exactly what `docker build` does
+        for `RUN rm …`.
+        """
+    ),
+    code(
+        """
+        def tar_of(entries):
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+                for name, data in entries:
+                    ti = tarfile.TarInfo(name)
+                    ti.mtime = 1735689600
+                    if data is None:
+                        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                        tf.addfile(ti)
+                    else:
+                        ti.size, ti.mode = len(data), 0o644
+                        tf.addfile(ti, io.BytesIO(data))
+            return buf.getvalue()
+
+        lower_paths = {e.path for e in entries}
+        victim = next(p for p in sorted(lower_paths) if p.startswith("bin/") and p.count("/") == 1 and p != "bin/sh" and p != "bin/busybox")
+        opaque_dir = "home/app" if "home/app" in lower_paths else "tmp"
+        edit = tar_of([
+            ("etc/motd", b"welcome to the edited image\\n"),                 # added
+            (f"{victim.rpartition('/')[0]}/.wh.{victim.rpartition('/')[2]}", b""),   # deletes a lower file
+            (f"{opaque_dir}/notes.txt", b"only file left here\\n"),           # this layer's own child …
+            (f"{opaque_dir}/.wh..wh..opq", b""),                             # … listed BEFORE the opaque marker: it survives
+        ])
+        blob = gzip.compress(edit, mtime=0)
+        edit_digest, edit_size = layout.put_blob(blob)
+
+        new_config = dict(config)
+        new_config["rootfs"] = {"type": "layers", "diff_ids": config["rootfs"]["diff_ids"] + ["sha256:" + hashlib.sha256(edit).hexdigest()]}
+        new_config["history"] = config.get("history", []) + [{"created_by": "notebook 02: edit layer with whiteouts"}]
+        cdesc2 = layout.put_json(mt.OCI_CONFIG, json.dumps(new_config).encode())
+        new_manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cdesc2.to_dict(),
+                        "layers": manifest["layers"] + [{"mediaType": mt.OCI_LAYER_GZIP, "digest": str(edit_digest), "size": edit_size}]}
+        mdesc = layout.put_json(mt.OCI_MANIFEST, json.dumps(new_manifest).encode())
+        layout.add_ref("edited", mdesc)
+
+        for e in layer.list_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP):
+            print(e.tar_line())
+        """
+    ),
+    md(
+        """
+        ## 7 · What each layer adds, changes and deletes
+
+        `layer.rootfs_after_each_layer` applies the layers one by one into a scratch rootfs —
+        safely: every path is resolved *inside* the rootfs, symlinks included — and compares
+        the tree before and after each layer.
+        """
+    ),
+    code(
+        """
+        with explain.recording() as steps:
+            states = layer.rootfs_after_each_layer(layout, "edited", work=WORK / "scratch")
+        for title, snap, changes in states:
+            print(f"{title}: {len(snap) - 1} paths; added {len(changes['added'])}, changed {len(changes['changed'])}, deleted {len(changes['deleted'])}")
+        title, snap, changes = states[-1]
+        print("\\nlast layer added:  ", changes["added"])
+        print("last layer changed:", changes["changed"])
+        print("last layer deleted:", changes["deleted"])
+        assert "/" + victim in changes["deleted"] and "/etc/motd" in changes["added"]
+        assert sorted(p for p in snap if p.startswith(f"/{opaque_dir}/")) == [f"/{opaque_dir}/notes.txt"]
+        steps
+        """
+    ),
+    md(
+        """
+        ## 8 · Browse the rootfs after each layer
+
+        Pick a layer: `+` marks what it added, `~` what it changed, and the paths it deleted
+        are listed at the bottom. Below it, `ocilearn.widgets.LayerBrowser` shows the layers'
+        own entries (the tar contents) with their whiteouts.
+        """
+    ),
+    code(
+        """
+        browser = layer.RootfsBrowser(states)
+        browser
+        """
+    ),
+    code(
+        """
+        # the same browser, driven from code (what clicking the dropdown does)
+        text = browser.show(len(states) - 1)
+        print("\\n".join(line for line in text.splitlines() if line.startswith(("+", "~", "deleted"))))
+        assert "+ etc/" not in text and "+   motd" in text
+        """
+    ),
+    code(
+        """
+        from ocilearn import widgets
+
+        layers_view = widgets.LayerBrowser.from_layout(layout, "edited")
+        layers_view
+        """
+    ),
+    md(
+        """
+        ## 9 · Try it
+
+        - Put the opaque marker *first* in the edit layer and run the notebook again: the result
+          must not change (image-spec `layer.md`: "whiteout files in the same layer … MUST be
+          applied first").
+        - Add a tar entry named `../escape.txt` or a symlink `up -> ../../..` followed by
+          `up/escape.txt`: `ocilearn` keeps both inside the rootfs (cases C01/C02).
+
+        Next: **03 · bundle** turns the image into `config.json` + `rootfs/`.
+        """
+    ),
+    code(
+        """
+        shutil.rmtree(WORK, ignore_errors=True)
+        """
+    ),
+]
+
+if __name__ == "__main__":
+    print(write("02-blobs.ipynb", cells))
