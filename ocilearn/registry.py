@@ -678,6 +678,11 @@ class RegistryClient:
             RegistryError: no answer, or not a v2 registry.
         """
         schemes = ["https", "http"] if self.allow_http else ["https"]
+        host = self.api_host.rsplit(":", 1)[0] if not self.api_host.endswith("]") else self.api_host
+        if self.allow_http and _is_loopback_host(host) and not self.ca_bundle:
+            # a registry on this machine is usually plain HTTP: ask that first (a TLS-only
+            # server answers it with 400 and https is tried next)
+            schemes = ["http", "https"]
         errors = []
         for scheme in schemes:
             url = f"{scheme}://{self.api_host}/v2/"
@@ -694,6 +699,9 @@ class RegistryClient:
                 continue
             with resp:
                 resp.content  # noqa: B018  read the small body
+            if scheme == "http" and resp.status_code == 400 and len(schemes) > 1 and schemes[0] == "http":
+                errors.append("http: 400 (a TLS server?)")
+                continue
             if resp.status_code in _RETRY_STATUS:
                 # a proxy or a busy registry: one retried GET
                 resp, _ = self._send("GET", url, note="ping")
