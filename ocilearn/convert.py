@@ -55,8 +55,8 @@ Rules (conversion.md sections in brackets)
       uid/gid to 0 (size 1), no network namespace (an unprivileged user cannot configure
       one), no ``linux.resources`` (no cgroup delegation), ``/sys`` bound read-only instead
       of a new sysfs, ``gid=5`` dropped from devpts. Only container uid 0 exists then, so a
-      non-root image user (busybox's ``app`` = 1000) cannot be mapped: runc would fail
-      with ``setresuid: invalid argument``. That is the article's second manual edit
+      non-root image user (busybox's ``app`` = 1000) is not mapped: runc cannot switch
+      to it and the container fails to start. That is the article's second manual edit
       (``"user": {"uid": 0, "gid": 0}``); ocilearn makes it for you (warning, and a row in
       :func:`explain_config`) — umoci keeps 1000:1000 and the bundle does not start.
 """

@@ -1,0 +1,231 @@
+"""Generate notebooks/03-bundle.ipynb: run ``.venv/bin/python notebooks/_build/build_03.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import code, md, parameters, write  # noqa: E402
+
+cells = [
+    parameters(
+        """
+        # Parameters.
+        # IMAGE = None uses the small image shipped inside ocilearn (offline).
+        # IMAGE = "oci:/path/to/layout:ref" unpacks that image instead (it is only read).
+        IMAGE = None
+        """
+    ),
+    md(
+        """
+        # 03 · From image to bundle: `config.json` + `rootfs/`
+
+        A runtime such as `runc` does not run an *image*: it runs a **bundle** (runtime-spec
+        `bundle.md`) — a directory with a `config.json` and a root filesystem. The article
+        makes one with
+
+        ```
+        umoci unpack --rootless --image busybox:latest bundle
+        ```
+
+        and then edits `config.json` **by hand twice** before `runc` accepts it: `terminal`
+        and `user`. This notebook builds the bundle with `ocilearn.unpack`, then reads
+        `config.json` field by field with the origin of every value — and explains the two
+        edits, and why `ocilearn` makes them for you.
+
+        **What you will learn**
+        - what `unpack` does: resolve the image, verify every blob, apply each layer (whiteouts,
+          safe paths), recheck every diff ID, convert the image config, write atomically;
+        - the difference between a **root** and a **rootless** unpack (who owns the files,
+          what happens to device nodes, `user.rootlesscontainers`);
+        - where each `config.json` value comes from: the image config, the image's own
+          `/etc/passwd`, the `runc spec` defaults, or the rootless transform.
+        """
+    ),
+    code(
+        """
+        import json
+        import os
+        import shutil
+        import stat
+        import tempfile
+        from pathlib import Path
+
+        from ocilearn import convert, embedded, explain, widgets
+        from ocilearn.layer import parse_rootless_xattr
+        from ocilearn.layout import ImageLayout, parse_oci_ref
+        from ocilearn.unpack import remove_tree, unpack
+
+        WORK = Path(tempfile.mkdtemp(prefix="ocilearn-03-"))
+        if IMAGE is None:
+            SRC, REF = str(embedded.layout_path()), "latest"
+        else:
+            SRC, REF = parse_oci_ref(IMAGE)
+        AM_ROOT = os.geteuid() == 0
+        print("image:", SRC, REF, "| running as", "root" if AM_ROOT else f"uid {os.geteuid()} (rootless)")
+        """
+    ),
+    md(
+        """
+        ## 1 · Unpack
+
+        `unpack` builds the bundle in a temporary directory next to the target and renames it
+        into place only when everything verified: a failed unpack leaves nothing behind.
+        As root the files get the owners the image asks for; as an ordinary user the unpack is
+        automatically **rootless**.
+        """
+    ),
+    code(
+        """
+        with explain.recording() as steps:
+            res = unpack(f"{SRC}:{REF}", WORK / "bundle")
+        print(f"{res.bundle}: {len(res.layers)} layer(s), {sum(l.entries for l in res.layers)} entries, "
+              f"rootless={res.rootless}, {res.seconds:.2f} s")
+        print(sorted(os.listdir(res.bundle)))
+        for lr in res.layers:
+            print("  diff ID", lr.diff_id, "verified;", lr.compression, lr.blob_bytes, "→", lr.tar_bytes, "bytes")
+        steps
+        """
+    ),
+    md(
+        """
+        ## 2 · Rootless: what changes
+
+        An unprivileged user cannot `chown` a file to someone else, nor `mknod` a device.
+        So a rootless unpack (`umoci unpack --rootless`, `ocilearn unpack --rootless`):
+
+        - leaves every file owned by *you*, and records the owner the image asked for in the
+          `user.rootlesscontainers` extended attribute (the same protobuf bytes umoci writes);
+        - skips device nodes and lists them (the runtime mounts its own `/dev` anyway);
+        - temporarily makes read-only directories writable while it fills them, then restores
+          their modes.
+
+        Below, the same image unpacked rootless (this also works as root).
+        """
+    ),
+    code(
+        """
+        rl = unpack(f"{SRC}:{REF}", WORK / "bundle-rootless", rootless=True)
+        root_fs, rl_fs = res.rootfs, rl.rootfs
+        for rel in ("home/app", "bin/busybox", "tmp"):
+            a, b = (root_fs / rel).lstat(), (rl_fs / rel).lstat()
+            x = os.getxattr(rl_fs / rel, "user.rootlesscontainers") if "user.rootlesscontainers" in os.listxattr(rl_fs / rel) else None
+            print(f"/{rel:12} root unpack: {a.st_uid}:{a.st_gid} {stat.filemode(a.st_mode)} | "
+                  f"rootless: {b.st_uid}:{b.st_gid} {stat.filemode(b.st_mode)}, xattr {x.hex() if x else '-'}"
+                  + (f" = image owner {parse_rootless_xattr(x)}" if x else ""))
+        print("skipped in rootless mode:", rl.skipped or "nothing")
+        print("user namespace map:", rl.config["linux"]["uidMappings"])
+        """
+    ),
+    md(
+        """
+        ## 3 · `config.json`, field by field
+
+        `convert.explain_config` returns, for every field, its value and **where it came
+        from**: `image config` (conversion.md copies Entrypoint + Cmd, Env, WorkingDir, User,
+        labels and platform fields), `rootfs /etc/passwd` (the *image's* passwd, read safely
+        inside the rootfs — never the host's), `default (runc spec)`, `default (ocilearn)`,
+        or `rootless transform`. Use the dropdown to filter by source.
+        """
+    ),
+    code(
+        """
+        layout = ImageLayout.open(SRC)
+        image_config = layout.image_config(layout.resolve(REF))
+        rows = convert.explain_config(image_config, res.rootfs)
+        table = widgets.ProvenanceTable(rows)
+        table
+        """
+    ),
+    code(
+        """
+        written = json.loads((res.bundle / "config.json").read_text())
+        p = written["process"]
+        print("args:", p["args"])
+        print("env: ", p["env"])
+        print("cwd: ", p["cwd"], "| user:", p["user"], "| terminal:", p["terminal"])
+        print("annotations:", json.dumps(written.get("annotations", {}), indent=1))
+        from_image = [r for r in table.filter("image config")]
+        print(len(from_image), "fields straight from the image config")
+        """
+    ),
+    md(
+        """
+        ## 4 · The article's two manual edits
+
+        **Edit 1 — `"terminal": false`.** `runc spec` and `umoci unpack` write
+        `"terminal": true`. A terminal means: `runc` allocates a pseudo-terminal and the
+        container's PID 1 gets it as its controlling tty. When `runc create` (or `runc run
+        -d`) *detaches*, nobody is left to hold the terminal's master side, so runc refuses:
+
+        ```
+        cannot allocate tty if runc will detach without setting console socket
+        ```
+
+        (runc issue #1580) — unless you pass `--console-socket`, a Unix socket that receives
+        the terminal's master fd. For a command like `echo` you want no terminal at all, so
+        `ocilearn` writes `false` by default; `ocilearn unpack --terminal` asks for one.
+
+        **Edit 2 — `"user": {"uid": 0, "gid": 0}`** (only rootless). The image says
+        `User: app` = uid 1000 in its `/etc/passwd`. A rootless bundle maps exactly *one* id —
+        yours — to uid 0 inside the container's user namespace (`uidMappings` above). Uid 1000
+        does not exist in that namespace, so `runc` cannot switch to it
+        and fails at start. umoci keeps 1000 and you must edit it; `ocilearn`'s
+        rootless transform sets 0:0 and says so in the table:
+        """
+    ),
+    code(
+        """
+        rl_rows = convert.explain_config(image_config, rl.rootfs, rootless=True)
+        for r in rl_rows:
+            if r.field in ("process.terminal", "process.user", "linux.uidMappings"):
+                print(f"{r.field:18} {json.dumps(r.value):40} ← {r.source}: {r.why}")
+        assert rl.config["process"]["terminal"] is False and rl.config["process"]["user"] == {"uid": 0, "gid": 0}
+        """
+    ),
+    md(
+        """
+        When are the edits needed? `terminal` whenever the runtime detaches (create/start,
+        `run -d`) without a console socket; `user` whenever the bundle is rootless and the
+        image's user is not root (or you add more id mappings with `newuidmap`).
+
+        ## 5 · Side by side with umoci (when it is installed)
+        """
+    ),
+    code(
+        """
+        import subprocess
+
+        if shutil.which("umoci") and AM_ROOT:
+            subprocess.run(["umoci", "unpack", "--image", f"{SRC}:{REF}", str(WORK / "umoci-bundle")], check=True, capture_output=True)
+            theirs = json.loads((WORK / "umoci-bundle/config.json").read_text())["process"]
+            for key in ("args", "cwd", "user", "env", "terminal"):
+                mark = "same" if theirs[key] == p[key] else "differs"
+                print(f"{key:9} umoci: {json.dumps(theirs[key])}\\n          ocilearn: {json.dumps(p[key])}   ({mark})")
+        else:
+            print("umoci not available here (or not root): skipped")
+        """
+    ),
+    md(
+        """
+        ## 6 · Try it
+
+        - Unpack again into the same directory: `unpack` refuses (`BundleError`); pass
+          `force=True` to replace it once the new one is complete.
+        - Change `User` to `"ghost"` in a copy of the image config and call
+          `convert.convert(...)`: the user is not in the image's `/etc/passwd`, so it is an
+          error (conversion.md: it MUST be).
+
+        Next: **04 · runtime** runs this bundle with `ocilearn`'s own runtime.
+        """
+    ),
+    code(
+        """
+        remove_tree(WORK)
+        """
+    ),
+]
+
+if __name__ == "__main__":
+    print(write("03-bundle.ipynb", cells))
