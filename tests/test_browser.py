@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, require_tool
-from test_notebooks import expect_for, notebook_paths
+from test_notebooks import expect_for_notebook, notebook_paths
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -237,7 +237,9 @@ def click_widgets(page) -> list[str]:
 @pytest.mark.parametrize("nb_path", notebook_paths(), ids=[p.stem for p in notebook_paths()])
 def test_notebook_in_browser(nb_path, lab, browser_context):
     base, token = lab
-    exp = expect_for(nb_path)
+    import nbformat
+
+    exp = expect_for_notebook(nbformat.read(nb_path, as_version=4), nb_path)
     page = browser_context.new_page()
     try:
         page.goto(f"{base}/lab/tree/{nb_path.name}?reset&token={token}")
