@@ -727,6 +727,10 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
                             client=dest_client, chunk_size=chunk_size)
     if all_platforms and d_ep.transport == "docker-archive":
         raise TransportError("docker-archive: holds single-platform images; drop --all and choose a platform")
+    clients = [c for c in (getattr(source, "client", None), getattr(dest, "client", None)) if c is not None]
+    if len(clients) == 2 and clients[0] is clients[1]:
+        clients = clients[:1]
+    marks = [len(c.exchanges) for c in clients]  # a client passed in may have history: keep only this copy's
     result = CopyResult(Digest.of(b""), "", 0)
     explain.step("transfer", "copy", f"{source.name} -> {dest.name}",
                  f"skopeo copy{' --all' if all_platforms else ''}{' --format oci' if format == 'oci' else ' --preserve-digests'} {src} {dst}")
@@ -736,9 +740,8 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         top = copier.run()
         dest.finish(top)
     finally:
-        for c in (getattr(source, "client", None), getattr(dest, "client", None)):
-            if c is not None:
-                result.exchanges.extend(e for e in c.exchanges if e not in result.exchanges)
+        for c, mark in zip(clients, marks, strict=True):
+            result.exchanges.extend(c.exchanges[mark:])
         source.close()
         dest.close()
     result.digest, result.media_type, result.size = top.descriptor.digest, top.descriptor.media_type, top.descriptor.size

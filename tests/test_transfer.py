@@ -243,3 +243,33 @@ def test_half_made_layout_from_a_killed_init_is_completed(tmp_path):
     with pytest.raises(LayoutError, match="not an empty directory"):
         LayoutDest(tmp_path / "c", "x")
     assert (tmp_path / "c" / "notes.txt").read_text() == "mine"
+
+
+def test_cli_copy_progress_quiet_and_explain(plain_registry, tmp_path, capfd):
+    """``ocilearn copy`` prints progress bars (tqdm) and a summary on stderr, the digest on
+    stdout; ``--quiet`` prints only the digest; ``--explain`` lists the HTTP exchanges with
+    their curl/skopeo equivalents."""
+    from ocilearn.cli import run as cli
+
+    src = f"docker://{plain_registry.host}/busybox:latest"
+    assert cli(["copy", src, f"oci:{tmp_path / 'a'}:latest"]) == 0
+    out, err = capfd.readouterr()
+    assert out.strip() == BUSYBOX
+    assert "copying 2 blobs" in err and "100%" in err and "copied 2 blobs (1090250 bytes)" in err
+    assert cli(["copy", "--quiet", src, f"oci:{tmp_path / 'b'}:latest"]) == 0
+    out, err = capfd.readouterr()
+    assert out.strip() == BUSYBOX and err == ""
+    assert cli(["--explain", "copy", "-q", src, f"oci:{tmp_path / 'c'}:latest"]) == 0
+    out, err = capfd.readouterr()
+    assert f"[registry] GET /v2/busybox/blobs/{LAYER}: 200" in err
+    assert f"skopeo copy --preserve-digests {src} oci:{tmp_path / 'c'}:latest" in err
+    assert "[layout] add ref: latest -> " + BUSYBOX in err
+    # the library: tags listing, and the exchange table as rows a notebook can show
+    c = RegistryClient(plain_registry.host)
+    assert c.tags("busybox") == ["latest"]
+    r = transfer.copy(src, f"oci:{tmp_path / 'd'}:latest", src_client=c)
+    rows = r.exchanges.rows()
+    # this client pinged already (for tags): the copy's own exchanges start at the manifest
+    assert [(x["method"], x["status"], x["note"]) for x in rows][:1] == [("GET", 200, "manifest")]
+    assert {x["bytes"] for x in rows if LAYER in x["url"]} == {1089189}
+    assert "<table>" in r.exchanges._repr_html_()
