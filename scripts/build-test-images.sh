@@ -108,12 +108,15 @@ if ((${#missing[@]})); then
   run apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# stamp mismatch: the recipe changed, start over
+# stamp mismatch: the recipe changed, rebuild everything. Everything is built in WORK
+# and swapped into OUT at the end (rename), so test runs reading OUT meanwhile keep working.
+REBUILD_ALL=0
 if [[ $FORCE -eq 1 || ! -f $OUT/.stamp || $(cat "$OUT/.stamp") != "$SELF" ]]; then
-  say "recipe changed (or --force): removing old outputs"
-  for o in "${OUTPUTS[@]}"; do rm -rf "${OUT:?}/$o"; done
-  rm -f "$OUT/.stamp"
+  say "recipe changed (or --force): rebuilding every output"
+  REBUILD_ALL=1
 fi
+need() { [[ $REBUILD_ALL -eq 1 || ! -e $OUT/$1 ]]; }       # NAME must be (re)built
+src() { if [[ -e $WORK/$1 ]]; then echo "$WORK/$1"; else echo "$OUT/$1"; fi; }  # newest copy of NAME
 
 SDE=${SOURCE_DATE_EPOCH:-1735689600}
 TS=$(date -u -d "@$SDE" +%Y-%m-%dT%H:%M:%SZ)
@@ -205,29 +208,26 @@ mkdir -p "$WORK/host-bb"
 dpkg-deb -x "$DEB_HOST" "$WORK/host-bb"
 APPLETS_FROM=$WORK/host-bb/bin/busybox
 
-if [[ ! -e $OUT/busybox ]]; then
+if need busybox; then
   say "== busybox (busybox-static $BB_VER $ARCH)"
   build_busybox "$DEB_HOST" "$ARCH" "$WORK/busybox" latest
-  mv "$WORK/busybox" "$OUT/busybox"
 fi
 
 # -------------------------------------------------------------------------- multiarch
-if [[ ! -e $OUT/multiarch ]]; then
+if need multiarch; then
   say "== multiarch (buildah manifest: $ARCH = busybox, arm64/v8)"
   build_busybox "$DEB_ARM64" arm64 "$WORK/bb-arm64" latest
   run "${B[@]}" manifest create ocilearn-multiarch
-  run "${B[@]}" manifest add ocilearn-multiarch "oci:$OUT/busybox:latest"
+  run "${B[@]}" manifest add ocilearn-multiarch "oci:$(src busybox):latest"
   run "${B[@]}" manifest add --arch arm64 --variant v8 ocilearn-multiarch "oci:$WORK/bb-arm64:latest"
   run "${B[@]}" manifest push --all --format oci ocilearn-multiarch "oci:$WORK/multiarch:latest"
   run "${B[@]}" manifest rm ocilearn-multiarch
-  mv "$WORK/multiarch" "$OUT/multiarch"
 fi
 
 # -------------------------------------------------------------------------- docker-archive
-if [[ ! -e $OUT/busybox-docker-archive.tar ]]; then
+if need busybox-docker-archive.tar; then
   say "== busybox-docker-archive.tar"
-  run skopeo copy --quiet "oci:$OUT/busybox:latest" "docker-archive:$WORK/busybox-docker-archive.tar:busybox:latest"
-  mv "$WORK/busybox-docker-archive.tar" "$OUT/busybox-docker-archive.tar"
+  run skopeo copy --quiet "oci:$(src busybox):latest" "docker-archive:$WORK/busybox-docker-archive.tar:busybox:latest"
 fi
 
 # -------------------------------------------------------------------------- debian
@@ -244,7 +244,7 @@ DEBIAN_PKGS=(adduser apt base-files base-passwd bash bsdutils coreutils dash deb
   libtinfo6 libtirpc-common libtirpc3 libudev1 libunistring2 libuuid1 libxtables12 libxxhash0 libzstd1
   login mawk mount ncurses-base ncurses-bin passwd perl-base procps sed sensible-utils tar util-linux
   util-linux-extra zlib1g)
-if [[ ! -e $OUT/debian ]]; then
+if need debian; then
   say "== debian (bookworm: ${#DEBIAN_PKGS[@]} packages, 3 layers)"
   fetch_debs "$DEBS/debian-$ARCH" "$ARCH" "${DEBIAN_PKGS[@]}"
   D=$WORK/debian
@@ -353,14 +353,11 @@ if [[ ! -e $OUT/debian ]]; then
     --config.label "org.opencontainers.image.description=dpkg-deb -x of ${#DEBIAN_PKGS[@]} bookworm packages + 2 edit layers, for ocilearn tests" \
     --config.label "org.opencontainers.image.source=http://deb.debian.org/debian"
   run umoci gc --layout "$D"
-  mv "$WORK/debian-packages.txt" "$OUT/debian-packages.txt"
-  mv "$D" "$OUT/debian"
 fi
 
-if [[ ! -e $OUT/debian-zstd ]]; then
+if need debian-zstd; then
   say "== debian-zstd (skopeo re-compresses the layers with zstd)"
-  run skopeo copy --quiet --dest-compress-format zstd "oci:$OUT/debian:bookworm" "oci:$WORK/debian-zstd:bookworm"
-  mv "$WORK/debian-zstd" "$OUT/debian-zstd"
+  run skopeo copy --quiet --dest-compress-format zstd "oci:$(src debian):bookworm" "oci:$WORK/debian-zstd:bookworm"
 fi
 
 # -------------------------------------------------------------------------- README.md
@@ -399,7 +396,7 @@ the absolute target /bin/busybox, /etc/passwd and /etc/group (root, app 1000), /
 WorkingDir /home/app, User app, ExposedPorts 8080/tcp, StopSignal SIGTERM, 4 labels, author.
 Bit-for-bit reproducible; equals ../shared/images/busybox when the same .deb and umoci are used.
 
-$(describe "$OUT/busybox")
+$(describe "$(src busybox)")
 
 ## multiarch (\`oci:multiarch:latest\`)
 
@@ -407,13 +404,13 @@ index.json → image index blob (written by \`buildah manifest create/add/push -
 → $ARCH (the busybox manifest above) and arm64/v8 (same recipe from busybox-static:arm64,
 .deb sha256 \`$(sha256sum "$DEB_ARM64" | cut -d' ' -f1)\`, fetched with a private apt state for arm64).
 
-$(describe "$OUT/multiarch")
+$(describe "$(src multiarch)")
 
 ## busybox-docker-archive.tar
 
 \`skopeo copy oci:busybox:latest docker-archive:busybox-docker-archive.tar:busybox:latest\`
 (\`docker save\` format: manifest.json, repositories, config, the layer uncompressed).
-File sha256 \`$(sha256sum "$OUT/busybox-docker-archive.tar" | cut -d' ' -f1)\`.
+File sha256 \`$(sha256sum "$(src busybox-docker-archive.tar)" | cut -d' ' -f1)\`.
 
 ## debian (\`oci:debian:bookworm\`)
 
@@ -433,18 +430,23 @@ File sha256 \`$(sha256sum "$OUT/busybox-docker-archive.tar" | cut -d' ' -f1)\`.
 After unpack: /etc/motd gone, /etc/skel = {.profile, README.ocilearn}, /etc/update-motd.d = {50-ocilearn},
 /etc/issue mode 0600.
 
-$(describe "$OUT/debian")
+$(describe "$(src debian)")
 
 ## debian-zstd (\`oci:debian-zstd:bookworm\`)
 
 \`skopeo copy --dest-compress-format zstd oci:debian:bookworm oci:debian-zstd:bookworm\`: same config
 (same diff_ids), layers \`application/vnd.oci.image.layer.v1.tar+zstd\`, new manifest.
 
-$(describe "$OUT/debian-zstd")
+$(describe "$(src debian-zstd)")
 EOF
 } > "$WORK/README.md"
-mv "$WORK/README.md" "$OUT/README.md"
-chmod -R a+rX "$OUT"
+# swap the new outputs in: one rename each (the old copy goes to WORK, removed at exit)
+for o in "${OUTPUTS[@]}" debian-packages.txt; do
+  [[ -e $WORK/$o ]] || continue
+  chmod -R a+rX "$WORK/$o"
+  if [[ -e $OUT/$o ]]; then mv "$OUT/$o" "$WORK/.old-$o"; fi
+  mv "$WORK/$o" "$OUT/$o"
+done
 echo "$SELF" > "$OUT/.stamp"
 ensure_embedded || say "warning: embedded image could not be rebuilt (see above)"
-say "done in $(( $(date +%s) - T0 )) s: $(du -sh "$OUT" | cut -f1) in $OUT"
+say "done in $(( $(date +%s) - T0 )) s: $(du -sh --exclude=".work.*" "$OUT" | cut -f1) in $OUT"
