@@ -151,3 +151,42 @@ def test_unpack_as_unprivileged_user_without_flag_is_rootless(unpriv_user, user_
     assert parse_rootless_xattr(os.getxattr(root / "home/app", "user.rootlesscontainers")) == (1000, 1000)
     cfg = json.loads((user_tmp / "bb/config.json").read_text())
     assert cfg["process"]["user"] == {"uid": 0, "gid": 0}  # only uid 0 is mapped (the article's user edit)
+
+
+def test_c12_one_image_with_four_differently_labelled_layers(tmp_path):
+    import zstandard
+
+    t = [tar_bytes([F(f"layer{i}", f"content {i}".encode())]) for i in range(4)]
+    blobs = [
+        (t[0], mt.OCI_LAYER_TAR),                                       # (a) plain tar, labelled tar
+        (t[1], mt.OCI_LAYER_GZIP),                                      # (b) plain tar labelled +gzip
+        (gz(t[2]), mt.DOCKER_LAYER_GZIP),                               # (c) Docker schema2 gzip type
+        (zstandard.ZstdCompressor().compress(t[3]), mt.OCI_LAYER_GZIP),  # (d) zstd labelled +gzip
+    ]
+    make_image(tmp_path / "img", blobs, diff_ids=[Digest.of(x) for x in t])
+    import warnings
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        res = unpack(f"{tmp_path / 'img'}:latest", tmp_path / "b", rootless=False)
+    assert [lr.compression for lr in res.layers] == ["none", "none", "gzip", "zstd"]
+    assert [lr.diff_id for lr in res.layers] == [Digest.of(x) for x in t]
+    assert [bool(lr.warnings) for lr in res.layers] == [False, True, False, True]
+    assert sorted(os.listdir(tmp_path / "b/rootfs")) == ["layer0", "layer1", "layer2", "layer3"]
+
+
+def test_cli_layer_list_and_explain(capsys):
+    img = built_image("debian")
+    assert cli(["layer", "list", f"{img}:bookworm"]) == 0
+    out = capsys.readouterr().out
+    assert "[whiteout: deletes /etc/motd]" in out
+    assert "[opaque whiteout: hides lower contents of /etc/update-motd.d]" in out
+    assert out.count("(verified)") == 3
+    from ocilearn.layout import ImageLayout
+
+    lay = ImageLayout.open(img)
+    last = lay.resolve("bookworm").manifest.layers[-1]
+    assert cli(["--explain", "layer", "list", str(lay.blob_path(last.digest))]) == 0
+    captured = capsys.readouterr()
+    assert any(line.startswith("o") and line.endswith("hides lower contents of /etc/update-motd.d]") for line in captured.out.splitlines())
+    assert "$ tar -tvzf BLOB" in captured.err  # the narrated step with umoci/tar's equivalent
