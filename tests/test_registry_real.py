@@ -133,7 +133,7 @@ def basic_tls_registry(registry_base):
         reg.stop()
 
 
-def test_basic_auth_over_tls(basic_tls_registry, tmp_path):
+def test_basic_auth_over_tls(basic_tls_registry, plain_registry, tmp_path):
     reg, certs, certdir = basic_tls_registry
     src = f"docker://{reg.host}/busybox:latest"
     r = transfer.copy(src, f"oci:{tmp_path / 'a'}:latest", src_creds="ocilearn:s3cret-basic", src_ca_bundle=certs["ca"])
@@ -170,6 +170,13 @@ def test_basic_auth_over_tls(basic_tls_registry, tmp_path):
     run([require_tool("skopeo"), "copy", "-q", "--all", "--preserve-digests", "--src-cert-dir", str(certdir), "--src-creds",
          "ocilearn:s3cret-basic", f"docker://{reg.host}/pushed:latest", f"oci:{tmp_path / 'f'}:latest"])
     assert top_digest(tmp_path / "f", "latest") == "sha256:0a33a5412940cee2bd78418c8523e18fdbc09561c78894328b53e64a7e177dab"
+    # registry to registry: plain HTTP source streamed into the TLS + Basic destination
+    r3 = transfer.copy(f"docker://{plain_registry.host}/debian:bookworm", f"docker://{reg.host}/debian:bookworm",
+                       dest_creds="ocilearn:s3cret-basic", dest_ca_bundle=certs["ca"])
+    run([require_tool("skopeo"), "copy", "-q", "--preserve-digests", "--src-cert-dir", str(certdir), "--src-creds",
+         "ocilearn:s3cret-basic", f"docker://{reg.host}/debian:bookworm", f"oci:{tmp_path / 'g'}:x"])
+    assert top_digest(tmp_path / "g", "x") == str(r3.digest) == top_digest(built_image("debian"), "bookworm")
+    assert layout_blobs(tmp_path / "g") <= layout_blobs(built_image("debian"))
 
 
 @pytest.fixture(scope="module")

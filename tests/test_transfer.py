@@ -264,6 +264,16 @@ def test_cli_copy_progress_quiet_and_explain(plain_registry, tmp_path, capfd):
     assert f"[registry] GET /v2/busybox/blobs/{LAYER}: 200" in err
     assert f"skopeo copy --preserve-digests {src} oci:{tmp_path / 'c'}:latest" in err
     assert "[layout] add ref: latest -> " + BUSYBOX in err
+    # skopeo's platform flags
+    multi = f"docker://{plain_registry.host}/multiarch:latest"
+    assert cli(["copy", "-q", "--override-arch", "arm64", multi, f"oci:{tmp_path / 'e'}:latest"]) == 0
+    assert capfd.readouterr().out.strip() == "sha256:3561140b3bd9db3d7298cd50f6c6db812212dd12508d03903963e1bd1f0e7450"
+    assert cli(["copy", "-q", "--override-arch", "arm64", "--override-variant", "v8", multi, f"oci:{tmp_path / 'e'}:v8"]) == 0
+    assert capfd.readouterr().out.strip() == "sha256:3561140b3bd9db3d7298cd50f6c6db812212dd12508d03903963e1bd1f0e7450"
+    assert cli(["copy", "-q", "--all", multi, f"oci:{tmp_path / 'e'}:all"]) == 0
+    assert capfd.readouterr().out.strip() == "sha256:0a33a5412940cee2bd78418c8523e18fdbc09561c78894328b53e64a7e177dab"
+    assert cli(["copy", "-q", "--override-arch", "s390x", multi, f"oci:{tmp_path / 'e'}:none"]) == 1
+    assert "no manifest for platform linux/s390x" in capfd.readouterr().err
     # the library: tags listing, and the exchange table as rows a notebook can show
     c = RegistryClient(plain_registry.host)
     assert c.tags("busybox") == ["latest"]
