@@ -310,6 +310,12 @@ class ImageLayout:
     def __repr__(self) -> str:
         return f"ImageLayout('{self.path}')"
 
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """In Jupyter a layout draws itself as its graph (index → manifests → blobs)."""
+        from .graph import ImageGraph
+
+        return ImageGraph(self)._repr_mimebundle_(include, exclude)
+
     # -- blobs -----------------------------------------------------------
 
     def blob_path(self, digest: Digest | str) -> Path:
