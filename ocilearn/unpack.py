@@ -27,6 +27,23 @@ Guarantees
       and ``syncfs`` also flushes every other process's dirty data on that filesystem. A
       crash before the kernel writes back can then leave empty files in a bundle.
 
+Deliberate differences from ``umoci unpack`` 0.4.7 (tests/test_unpack_umoci.py checks that
+these are the *only* ones, entry by entry, on the debian test image, as root and rootless)
+    1. Rootless device nodes are skipped and listed (``UnpackResult.skipped``,
+       ``ocilearn.json``); umoci writes empty regular files in their place. Nothing can use
+       a regular file as a device, and runc mounts a tmpfs on ``/dev``.
+    2. ``process.terminal`` is false (umoci: true, which makes ``runc run -d``/``create``
+       fail without a console socket), so ``TERM=xterm`` is not added to ``process.env``.
+    3. Rootless: ``process.user`` becomes 0:0 when the image's user is not root (only the
+       caller's uid is mapped); umoci keeps e.g. 1000:1000 and runc then cannot start it.
+    4. Annotations for absent fields are omitted; umoci writes
+       ``org.opencontainers.image.exposedPorts``/``stopSignal`` as ``""``.
+    5. Bundle metadata: ``ocilearn.json`` (below) instead of ``umoci.json`` and the mtree.
+    6. ``hostname`` is ``ocilearn`` (umoci: ``umoci-default``); umoci's rootless config also
+       bind-mounts the host's ``/etc/resolv.conf``, ocilearn's (like ``runc spec --rootless``)
+       does not. Directory mtimes of lower-layer directories changed by a later layer are
+       not restored (mtimes are not compared).
+
 ``ocilearn.json`` instead of umoci's ``umoci.json`` + ``sha256_<digest>.mtree``: ocilearn has
 no ``repack``, so no mtree manifest is needed; the JSON keeps what a learner (notebook 03)
 or a later tool wants to know about the bundle's origin.
