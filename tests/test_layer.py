@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import stat
@@ -144,7 +143,7 @@ def test_diff_ids_and_chain_ids_of_debian(tmp_path):
     img = lay.resolve("bookworm")
     cfg = lay.image_config(img)
     small = img.manifest.layers[1:]
-    for d, did in zip(small, cfg.diff_ids[1:]):
+    for d, did in zip(small, cfg.diff_ids[1:], strict=True):
         with lay.open_blob(d) as f:
             assert L.diff_id_of(f, d.media_type) == did
     assert chain_ids(cfg.diff_ids)[0] == cfg.diff_ids[0]
@@ -449,3 +448,14 @@ def test_c14_rootless_in_process_modes_restored_devices_skipped(tmp_path):
         assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o4755
     finally:
         os.chmod(tmp_path / "z", 0o755)
+
+
+def test_hardlink_to_lower_layer_file_and_through_in_root_symlink(tmp_path, victim):
+    apply(tmp_path, tar_bytes([F("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"), S("link", "/etc")]))
+    apply(tmp_path, tar_bytes([H("usr/passwd-copy", "etc/passwd"), H("via-symlink", "link/passwd")]))
+    ino = (tmp_path / "etc/passwd").stat().st_ino
+    assert (tmp_path / "usr/passwd-copy").stat().st_ino == ino == (tmp_path / "via-symlink").stat().st_ino
+    # a hardlink whose target is a symlink to the host sentinel links the symlink, never the host file
+    apply(tmp_path, tar_bytes([S("out", str(victim / "keep")), H("hl-out", "out")]))
+    assert os.readlink(tmp_path / "hl-out") == str(victim / "keep")
+    assert (victim / "keep").stat().st_nlink == 1
