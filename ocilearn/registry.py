@@ -609,8 +609,9 @@ class RegistryClient:
         for _hop in range(6):
             h = dict(headers)
             if _origin(url) != origin:
+                # another origin (a storage host, or https→http): no credentials go there;
+                # cookies are scoped to their domain by the session's cookie jar
                 h.pop("Authorization", None)
-                h["Cookie"] = ""
             started = time.monotonic()
             try:
                 resp = self.session.request(method, url, headers=h, data=data, stream=stream, allow_redirects=False,
