@@ -25,6 +25,7 @@ again, which keeps ``ocilearn run`` start-to-exit time close to runc's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -314,7 +315,9 @@ class Container:
             from .cgroups import Cgroup
 
             try:
-                cg = Cgroup.for_container(linux.get("cgroupsPath"), self.id)
+                # default path /ocilearn-<root hash>-<id>: two state roots may hold the same ID
+                tag = hashlib.sha256(os.path.abspath(self.root).encode()).hexdigest()[:8]
+                cg = Cgroup.for_container(linux.get("cgroupsPath") or f"/ocilearn-{tag}-{self.id}", self.id)
                 o["cgroup"] = {"version": cg.version, "paths": cg.paths, "base": cg.base}
             except OSError:
                 cg = None

@@ -1,0 +1,559 @@
+"""Generate notebooks/04-runtime.ipynb: run ``.venv/bin/python notebooks/_build/build_04.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import code, md, parameters, write  # noqa: E402
+
+cells = [
+    parameters(
+        """
+        # Parameters.
+        # BUNDLE = None unpacks the small busybox image shipped inside ocilearn (offline) with
+        # ocilearn.unpack into a temp work dir. BUNDLE = "/path/to/bundle" uses a bundle you made
+        # in notebook 03 (it is copied, never modified).
+        BUNDLE = None
+        """
+    ),
+    md(
+        """
+        # 04 · The runtime: from a bundle to a running container
+
+        The article ends with
+
+        ```
+        runc create --bundle bundle mycontainer
+        runc list
+        runc exec mycontainer sh
+        runc start mycontainer
+        ```
+
+        and with a server that dies at start: `java.net.UnknownHostException` — nothing gave the
+        container a network or told it its own hostname. This notebook does the same with
+        **`ocilearn`**, a runtime written in readable Python (`ocilearn/runtime/`), then takes it
+        apart: the namespaces, `/proc/PID/ns`, mounting `/proc`, `pivot_root`, cgroup limits —
+        and fixes the server.
+
+        **What you will learn**
+        - the lifecycle of runtime-spec `runtime.md`: *creating → created → running → stopped*,
+          and why `exec` works before `start`;
+        - what a namespace is, seen in `/proc/PID/ns`, and the one-fork rule of PID namespaces;
+        - why `pivot_root` needs the rootfs to be a mount point (case C31), and what the
+          container sees compared with the host;
+        - cgroup limits doing their job (a fork bomb, a memory hog);
+        - the keycloak-style failure reproduced and fixed with a veth pair and `/etc/hosts`.
+
+        It runs as **root** and as an **ordinary user**: then every container gets a *user
+        namespace* that maps you to root inside (rootless), and the parts that need root say so.
+        """
+    ),
+    md(
+        """
+        ## 0 · A bundle and a scratch directory
+
+        A bundle is `config.json` + `rootfs/` (runtime-spec `bundle.md`). With `BUNDLE = None` we
+        make one from the embedded busybox image with `ocilearn.unpack`, exactly as notebook 03
+        does. Everything lives in a fresh temp directory; the state directory of the runtime (runc's
+        `--root`) too, so nothing here touches `/run/ocilearn`.
+
+        `oc(...)` runs the real `ocilearn` command and prints its output; `sh(...)` does the same for
+        any command (the reference `runc`, `ls`, `ip` …).
+        """
+    ),
+    code(
+        """
+        import ctypes
+        import json
+        import os
+        import shlex
+        import shutil
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        import time
+        from pathlib import Path
+
+        from ocilearn import embedded, explain
+        from ocilearn.runtime import namespaces, syscalls as sc
+        from ocilearn.unpack import unpack
+
+        ROOT_USER = os.geteuid() == 0
+        WORK = Path(tempfile.mkdtemp(prefix="ocilearn-04-"))
+        os.chmod(WORK, 0o755)
+        STATE = WORK / "state"
+        OCILEARN = str(Path(sys.executable).with_name("ocilearn"))
+        # A container's monitor process outlives `ocilearn create`; make this kernel the
+        # "subreaper" that adopts it (as containerd-shim or conmon would), so it never lingers
+        # as a zombie, whatever PID 1 of this machine does.
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+        def sh(cmd, check=False, quiet=False, **kw):
+            \"\"\"Run a command (list or string), print `$ cmd` and its real output; return it.\"\"\"
+            args = cmd if isinstance(cmd, list) else shlex.split(cmd)
+            # files, not pipes: a created container inherits them and would hold a pipe open
+            with tempfile.TemporaryFile() as o, tempfile.TemporaryFile() as e:
+                p = subprocess.run(args, stdout=o, stderr=e, stdin=subprocess.DEVNULL, **kw)
+                o.seek(0)
+                e.seek(0)
+                p.stdout, p.stderr = o.read().decode(errors="replace"), e.read().decode(errors="replace")
+            if not quiet:
+                print("$", " ".join(shlex.quote(a) for a in args))
+                out = (p.stdout + p.stderr).rstrip()
+                if out:
+                    print(out)
+            if check and p.returncode:
+                raise RuntimeError(f"exit status {p.returncode}")
+            return p
+
+
+        def oc(*args, **kw):
+            \"\"\"`ocilearn --root STATE ARGS…` (runc's command line).\"\"\"
+            p = sh([OCILEARN, "--root", str(STATE), *args], quiet=True, **kw)
+            print("$ ocilearn", " ".join(shlex.quote(a) for a in args))
+            out = (p.stdout + p.stderr).rstrip()
+            if out:
+                print(out)
+            return p
+
+
+        def reap():
+            \"\"\"Collect adopted monitors that have exited (we are their subreaper).\"\"\"
+            while True:
+                try:
+                    pid, _ = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid == 0:
+                    return
+
+
+        if BUNDLE:
+            bundle = WORK / "bundle"
+            shutil.copytree(BUNDLE, bundle, symlinks=True)
+        else:
+            embedded.copy_to(WORK / "image")
+            unpack(f"{WORK / 'image'}:latest", WORK / "bundle")
+            bundle = WORK / "bundle"
+        config = json.loads((bundle / "config.json").read_text())
+
+
+        def set_config(**changes):
+            \"\"\"Change config.json: keys are dotted paths ("process.args"), None deletes.\"\"\"
+            cfg = json.loads((bundle / "config.json").read_text())
+            for key, value in changes.items():
+                obj = cfg
+                *parents, last = key.split(".")
+                for k in parents:
+                    obj = obj.setdefault(k, {})
+                if value is None:
+                    obj.pop(last, None)
+                else:
+                    obj[last] = value
+            (bundle / "config.json").write_text(json.dumps(cfg, indent=2))
+            return cfg
+
+
+        print("running as", "root" if ROOT_USER else f"uid {os.geteuid()} (rootless)")
+        print("bundle:", bundle, "->", sorted(os.listdir(bundle)))
+        print("process:", json.dumps(config["process"]["args"]), "as", config["process"].get("user"))
+        print("namespaces:", [n["type"] for n in config["linux"]["namespaces"]])
+        """
+    ),
+    md(
+        """
+        As an ordinary user the image's `User app` (uid 1000) does not exist inside a user
+        namespace that maps only *you* (to root): ocilearn would refuse it with a clear error. The
+        rootless course therefore runs the process as root-of-the-namespace. Either way we make the
+        program something that lives long enough to look at.
+        """
+    ),
+    code(
+        """
+        user = config["process"]["user"] if ROOT_USER else {"uid": 0, "gid": 0}
+        # an ambient capability must also be inheritable (capabilities(7)); the image's
+        # config leaves inheritable empty, which runc and ocilearn only warn about
+        caps = config["process"]["capabilities"]
+        _ = set_config(**{"process.capabilities.inheritable": caps.get("ambient", [])})
+        _ = set_config(**{"process.user": user, "process.args": ["/bin/sh", "-c", "echo started at $(date +%T); sleep 30"],
+                          "process.terminal": False})
+        """
+    ),
+    md(
+        """
+        ## 1 · The article's sequence: create → list → exec → start
+
+        First, the article's own error. `runc spec` writes `"terminal": true`; a detached create
+        then has nobody to hold the terminal (case C30). ocilearn refuses *before creating
+        anything*, and says how to fix it:
+        """
+    ),
+    code(
+        """
+        _ = set_config(**{"process.terminal": True})
+        oc("create", "--bundle", str(bundle), "web")
+        print("state directory after the failure:", sorted(os.listdir(STATE)) if STATE.exists() else "absent")
+        _ = set_config(**{"process.terminal": False})
+        """
+    ),
+    md(
+        """
+        Now `create`. It builds the whole environment — namespaces, mounts, `/dev`, `pivot_root`,
+        cgroup, hostname — and leaves the container's PID 1 **waiting** just before it runs the
+        program: it blocks opening `exec.fifo` for writing until `start` opens it for reading
+        (runc's mechanism). `--explain` prints the runtime's own steps.
+        """
+    ),
+    code(
+        """
+        p = oc("--explain", "create", "--bundle", str(bundle), "web")
+        oc("list")
+        print(sorted(os.listdir(STATE / "web")))
+        """
+    ),
+    md(
+        """
+        `exec` before `start`, as in the article: a new process joins the container's
+        namespaces (setns(2) on each `/proc/PID/ns/*` of PID 1). It sees PID 1 — our program, not
+        yet started — and the container's hostname.
+        """
+    ),
+    code(
+        """
+        oc("exec", "web", "/bin/sh", "-c", "echo I am pid $$ in $(hostname); ps -o pid,args")
+        state = json.loads(oc("state", "web").stdout)
+        print("status:", state["status"], "| init pid on the host:", state["pid"])
+        """
+    ),
+    code(
+        """
+        oc("start", "web")
+        time.sleep(0.3)
+        print("status:", json.loads(oc("state", "web").stdout)["status"])
+        oc("ps", "web")
+        oc("exec", "web", "cat", "/proc/1/cmdline");
+        """
+    ),
+    md(
+        """
+        `kill` sends a signal to PID 1. But a PID 1 only gets the signals it has a handler for
+        (pid_namespaces(7)): `sh` ignores `SIGTERM` here, so the container keeps running (case C33).
+        `SIGKILL` comes from outside the namespace and cannot be ignored. Then `delete` removes the
+        cgroup and the state directory.
+        """
+    ),
+    code(
+        """
+        oc("kill", "web", "TERM"); time.sleep(0.5)
+        print("after TERM:", json.loads(sh([OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["status"])
+        oc("kill", "web", "KILL"); time.sleep(0.3)
+        print("after KILL:", json.loads(sh([OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["status"])
+        oc("delete", "web")
+        oc("list")
+        reap()
+        """
+    ),
+    md(
+        """
+        With runc on the same bundle (as root, when runc is installed) the commands and the
+        answers are the same:
+        """
+    ),
+    code(
+        """
+        if ROOT_USER and shutil.which("runc"):
+            _ = set_config(**{"process.args": ["/bin/sh", "-c", "echo hello from $(hostname) as $(id -un)"]})
+            sh(["runc", "--root", str(WORK / "runc"), "run", "--bundle", str(bundle), "web-runc"])
+            oc("run", "--bundle", str(bundle), "web-ocilearn")
+        else:
+            print("runc comparison skipped:", "runc is not installed" if ROOT_USER else "rootless runc needs `runc spec --rootless`")
+        """
+    ),
+    md(
+        """
+        ## 2 · Step by step with the primitives
+
+        Everything `ocilearn create` did is a handful of syscalls. We replay them one at a time,
+        each in a throwaway child process (`in_child`): namespaces must never be changed in this
+        notebook's own process. Python 3.11 has no `os.unshare`, so `ocilearn.runtime.syscalls`
+        wraps them with ctypes (open it: `ocilearn.show_source(sc.unshare)`).
+
+        As an ordinary user, each child first creates a **user namespace** and maps itself to
+        root (`unshare -U -r`): inside it, it holds the capabilities to make the other namespaces.
+        """
+    ),
+    code(
+        """
+        def become_root_in_userns():
+            \"\"\"unshare(CLONE_NEWUSER) and map our uid/gid to 0 (what `unshare -r` does).\"\"\"
+            uid, gid = os.geteuid(), os.getegid()
+            sc.unshare(sc.CLONE_NEWUSER)
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+
+
+        def in_child(fn):
+            \"\"\"Run fn() in a forked child (rootless: inside a new user namespace first);
+            return what it returned (a string).\"\"\"
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                try:
+                    if not ROOT_USER:
+                        become_root_in_userns()
+                    out = fn()
+                except BaseException as e:
+                    out = f"error: {e!r}"
+                os.write(w, str(out).encode())
+                os._exit(0)
+            os.close(w)
+            data = b""
+            while chunk := os.read(r, 65536):
+                data += chunk
+            os.close(r)
+            os.waitpid(pid, 0)
+            return data.decode()
+        """
+    ),
+    md(
+        """
+        ### 2.1 · unshare a UTS namespace: a private hostname
+
+        A namespace shows up as a magic link in `/proc/PID/ns/`: same inode number = same
+        namespace.
+        """
+    ),
+    code(
+        """
+        def uts_demo():
+            before = os.readlink("/proc/self/ns/uts")
+            sc.unshare(sc.CLONE_NEWUTS)
+            sc.sethostname("inside")
+            return f"uts before {before}, after {os.readlink('/proc/self/ns/uts')}; hostname: {socket.gethostname()}"
+
+
+        print("host :", os.readlink("/proc/self/ns/uts"), "hostname:", socket.gethostname())
+        print("child:", in_child(uts_demo))
+        print("host hostname still:", socket.gethostname())
+        """
+    ),
+    md(
+        """
+        ### 2.2 · a PID namespace, and mounting `/proc`
+
+        After `unshare(CLONE_NEWPID)` the caller stays where it is; its **next child** is PID 1 of
+        the new namespace — and it may fork only that once (that is why ocilearn uses a throwaway
+        intermediate process). `/proc` shows the PID namespace of whoever mounted it, so the child
+        mounts a fresh one in a new mount namespace.
+        """
+    ),
+    code(
+        """
+        def pid_demo():
+            sc.unshare(sc.CLONE_NEWPID | sc.CLONE_NEWNS)
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+                sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+                pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+                os.write(w, f"my pid: {os.getpid()}; /proc shows pids {pids}".encode())
+                os._exit(0)
+            os.close(w)
+            out = os.read(r, 4096).decode()
+            os.waitpid(pid, 0)
+            try:
+                os.fork()
+            except OSError as e:
+                out += f"\\nsecond fork in the same process: {e}"
+            return out
+
+
+        print(in_child(pid_demo))
+        print("the host sees", len([p for p in os.listdir("/proc") if p.isdigit()]), "processes")
+        """
+    ),
+    md(
+        """
+        ### 2.3 · pivot_root into the bundle's rootfs
+
+        `pivot_root(2)` swaps the root of the mount namespace. It insists that the new root be a
+        **mount point** and that no involved mount be *shared* (case C31), so: make `/` private in
+        the new namespace, bind-mount the rootfs onto itself, `pivot_root(".", ".")`, and lazily
+        unmount the old root stacked on top.
+        """
+    ),
+    code(
+        """
+        rootfs = str(bundle / "rootfs")
+
+
+        def pivot_demo():
+            sc.unshare(sc.CLONE_NEWNS)
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+            try:
+                sc.pivot_root(rootfs, rootfs)
+            except OSError as e:
+                first = f"pivot_root on a plain directory: {e.strerror}"
+            sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+            os.chdir(rootfs)
+            sc.pivot_root(".", ".")
+            sc.umount2(".", sc.MNT_DETACH)
+            os.chdir("/")
+            return f"{first}\\nafter bind + pivot_root, / contains: {sorted(os.listdir('/'))}"
+
+
+        print(in_child(pivot_demo))
+        print("the host's / contains:", sorted(os.listdir("/"))[:12], "…")
+        """
+    ),
+    md(
+        """
+        ### 2.4 · the container's view beside the host's
+
+        The same questions asked on the host and inside a container made by `ocilearn run`
+        (mounts, PIDs, identity, capabilities).
+        """
+    ),
+    code(
+        """
+        PROBE = (
+            "echo hostname=$(hostname); echo pid=$$; id; grep -E '^CapEff|^NoNewPrivs' /proc/self/status; "
+            "echo processes=$(ls /proc | grep -cE '^[0-9]+$'); echo mounts=$(wc -l < /proc/self/mountinfo); "
+            "echo root=$(ls / | tr '\\\\n' ' ')"
+        )
+        host = sh(["sh", "-c", PROBE], quiet=True).stdout.splitlines()
+        _ = set_config(**{"process.args": ["/bin/sh", "-c", PROBE]})
+        inside = sh([OCILEARN, "--root", str(STATE), "run", "--bundle", str(bundle), "probe"], quiet=True).stdout.splitlines()
+        host = [x[:60] for x in host]
+        width = max(len(x) for x in host)
+        print(f"{'HOST':<{width}}   CONTAINER")
+        for a, b in zip(host, inside):
+            print(f"{a:<{width}}   {b[:60]}")
+        """
+    ),
+    md(
+        """
+        ### 2.5 · cgroup limits in action
+
+        `linux.resources` becomes files in the container's cgroup (`pids.max`,
+        `memory.limit_in_bytes` or `memory.max` …). A fork bomb stops at the pids limit; a memory
+        hog is killed by the kernel's OOM killer and ocilearn reports it. Without root, cgroups are
+        usually not delegated to you: ocilearn says so and runs without limits.
+        """
+    ),
+    code(
+        """
+        _ = set_config(**{"linux.resources": {"pids": {"limit": 12}},
+                      "process.args": ["/bin/sh", "-c", "(i=0; while [ $i -lt 50 ]; do sleep 2 & i=$((i+1)); done) 2>/dev/null; "
+                                       "read n < /sys/fs/cgroup/pids/pids.current 2>/dev/null && echo pids.current=$n; "
+                                       "read k v < /sys/fs/cgroup/pids/pids.events 2>/dev/null && echo refused forks: $v"]})
+        oc("run", "--bundle", str(bundle), "bomb");
+        """
+    ),
+    code(
+        """
+        _ = set_config(**{"linux.resources": {"memory": {"limit": 24 << 20}},
+                      "process.args": ["/bin/sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\\\0' a); echo survived"]})
+        if ROOT_USER:
+            p = oc("run", "--bundle", str(bundle), "hog")
+            print("exit status:", p.returncode)
+        else:
+            print("skipped as a non-root user: without a memory cgroup the hog would eat this machine's memory")
+        _ = set_config(**{"linux.resources": {}})
+        """
+    ),
+    md(
+        """
+        ## 3 · The keycloak failure, reproduced and fixed
+
+        The article's server died with `java.net.UnknownHostException`: at start it looks up its
+        own hostname. In a fresh network namespace there is only `lo`, and `/etc/hosts` of the
+        image does not know the hostname the runtime set. Our "server" does the same lookup
+        (`hostname -i`) and fails the same way.
+        """
+    ),
+    code(
+        """
+        SERVER = ("hostname -i >/dev/null 2>&1 || { echo \\"java.net.UnknownHostException: $(hostname): Name or service not known\\"; exit 1; }; "
+                  "echo \\"server $(hostname) listening on $(hostname -i):8080\\"")
+        _ = set_config(**{"hostname": "keycloak-1", "process.args": ["/bin/sh", "-c", SERVER]})
+        p = oc("run", "--bundle", str(bundle), "kc")
+        print("exit status:", p.returncode)
+        """
+    ),
+    md(
+        """
+        **The fix** is network plumbing (`ocilearn.runtime.network`): `--net veth` creates a veth
+        pair — one end in the namespace ocilearn runs in, `eth0` in the container — gives both ends
+        addresses from a private /30 of `10.213.0.0/16`, a default route, and an `/etc/hosts` that
+        names the container's hostname. To keep your machine's network untouched we do it inside a
+        scratch network namespace made just for this notebook (`ip netns add`), and delete it
+        afterwards. Creating the veth needs root; as an ordinary user the same fix is the
+        `/etc/hosts` part alone, bind-mounted through config.json.
+        """
+    ),
+    code(
+        """
+        import secrets
+
+        if ROOT_USER and shutil.which("ip") and shutil.which("nsenter"):
+            NETNS = f"ocinb-{secrets.token_hex(3)}"
+            sh(["ip", "netns", "add", NETNS], check=True)
+            try:
+                p = sh(["nsenter", f"--net=/var/run/netns/{NETNS}", OCILEARN, "--root", str(STATE), "run", "--net", "veth",
+                        "--bundle", str(bundle), "kc"])
+                print("exit status:", p.returncode)
+                print("links left in the scratch namespace (the veth pair died with the container's namespace):")
+                sh(["ip", "-n", NETNS, "-o", "link"])
+            finally:
+                sh(["ip", "netns", "del", NETNS], quiet=True)
+        else:
+            hosts = WORK / "hosts"
+            hosts.write_text("127.0.0.1\\tlocalhost\\n127.0.1.1\\tkeycloak-1\\n")
+            cfg = json.loads((bundle / "config.json").read_text())
+            _ = set_config(mounts=cfg["mounts"] + [{"destination": "/etc/hosts", "type": "bind", "source": str(hosts), "options": ["bind", "ro"]}])
+            p = oc("run", "--bundle", str(bundle), "kc")
+            print("exit status:", p.returncode)
+        """
+    ),
+    md(
+        """
+        ## 4 · Clean up
+
+        Every container was deleted by `run`/`delete`; the state directory is empty. Remove the
+        work directory.
+        """
+    ),
+    code(
+        """
+        leftover = sorted(os.listdir(STATE)) if STATE.exists() else []
+        for name in leftover:
+            oc("delete", "--force", name)
+        reap()
+        print("containers left:", leftover)
+        shutil.rmtree(WORK, ignore_errors=True)
+        print("removed", WORK)
+        """
+    ),
+    md(
+        """
+        ## Where to look next
+
+        - `ocilearn/runtime/container.py` — the lifecycle and the three processes (runtime,
+          monitor, init); `rootfs.py` — mounts, `/dev`, `pivot_root`; `process.py` — user,
+          capabilities, `execve`; `cgroups.py` — v1 and v2 limits.
+        - Deliberate differences from runc are listed in the runtime section of `BENCHMARKS.md`
+          and in `ocilearn/runtime/container.py`'s docstring.
+        """
+    ),
+]
+
+if __name__ == "__main__":
+    print(write("04-runtime.ipynb", cells))
