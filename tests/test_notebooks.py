@@ -49,7 +49,7 @@ class Expect:
     widgets: widget views in the outputs and widget state saved in the notebook.
     widget_markers: regexes that must match the saved widget state (what widgets showed).
     registry_markers: extra regexes for the pass that pulls from the local registry.
-    rootless_markers: extra regexes for the unprivileged pass.
+    rootless_markers: extra regexes for the unprivileged pass; root_markers: for the passes as root.
     """
 
     markers: tuple[str, ...] = ()
@@ -58,6 +58,7 @@ class Expect:
     widget_markers: tuple[str, ...] = ()
     registry_markers: tuple[str, ...] = ()
     rootless_markers: tuple[str, ...] = field(default=())
+    root_markers: tuple[str, ...] = ()
     screenshot_focus: str | None = None  # CSS selector scrolled into view for the browser screenshot
 
 
@@ -89,8 +90,28 @@ EXPECT: dict[str, Expect] = {
         registry_markers=(r"ref: course", r"(?m)^layer 3\s+\d+\s+sha256:"),  # the 3-layer debian image, pulled
         svg=True,
     ),
-    "02": Expect(),
-    "03": Expect(),
+    "02": Expect(
+        markers=(
+            r"first bytes 1f 8b 08 00 → gzip",  # the layer's magic bytes
+            r"config says:\s+(\[.*\])\nby hand:\s+\1\nocilearn:\s+\1",  # diff IDs recomputed = the config's
+            r"\[whiteout: deletes /bin/arch\]",  # the hand-made layer, listed like tar -tvf
+            r"\[opaque whiteout: hides lower contents of /home/app\]",
+            r"last layer deleted: \['/bin/arch'\]",  # ... and applied
+        ),
+        widgets=True,
+        widget_markers=(r"deleted by this layer: /bin/arch", r"\+ added · ~ modified"),  # RootfsBrowser, LayerBrowser
+    ),
+    "03": Expect(
+        markers=(
+            r"diff ID sha256:[0-9a-f]{64} verified",
+            r"\['config\.json', .*'rootfs'\]",  # the bundle
+            r"process\.terminal\s+false",  # the article's first manual edit
+        ),
+        root_markers=(r"args\s+umoci: (\[.*\])\n\s+ocilearn: \1\s+\(same\)",),  # umoci unpack (as root) agrees on process.args
+        widgets=True,
+        widget_markers=(r"process\.args", r"rootfs /etc/passwd"),
+        rootless_markers=(r"running as uid \d+ \(rootless\)",),
+    ),
     "04": Expect(),
 }
 
@@ -181,7 +202,8 @@ def check_notebook(nb, path: Path, *, registry: bool = False, rootless: bool = F
             elif o.output_type == "stream" and o.name == "stderr" and "Traceback (most recent call last)" in o.text:
                 problems.append(f"cell {i}: traceback on stderr:\n{o.text[-1500:]}")
     all_text = "\n".join(texts(nb))
-    markers = exp.markers + (exp.registry_markers if registry else ()) + (exp.rootless_markers if rootless else ())
+    markers = exp.markers + (exp.registry_markers if registry else ())
+    markers += exp.rootless_markers if rootless else (exp.root_markers if os.geteuid() == 0 else ())
     for m in markers:
         if not re.search(m, all_text):
             problems.append(f"marker {m!r} not found in the outputs")
@@ -198,7 +220,7 @@ def check_notebook(nb, path: Path, *, registry: bool = False, rootless: bool = F
         state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
         if not state:
             problems.append("no widget state saved in the notebook metadata")
-        dump = json.dumps(state)
+        dump = json.dumps(state, ensure_ascii=False)
         for m in exp.widget_markers:
             if not re.search(m, dump):
                 problems.append(f"widget marker {m!r} not found in the widget state")
