@@ -776,6 +776,16 @@ class _Applier:
         self.root.invalidate(path)
         return None
 
+    def _create(self, pfd: int, base: str, path: str, make):
+        """Create with ``make()`` (O_EXCL-like: never through an existing name); when the
+        name exists, remove what is there (layer.md "Changeset over existing files") and
+        create again."""
+        try:
+            return make()
+        except FileExistsError:
+            self._clear_for(pfd, base, path, want_dir=False)
+            return make()
+
     def _owner(self, e: LayerEntry, fd: int | None, pfd: int, base: str, symlink: bool = False) -> None:
         if self.rootless:
             return
@@ -821,8 +831,11 @@ class _Applier:
         pfd, base = self._parent(path)
         mtime_ns = int(e.mtime * 1e9)
         if e.type == "dir":
-            if self._clear_for(pfd, base, path, want_dir=True) is None:
+            try:  # optimistic: most entries are new; only on EEXIST look at what is there
                 os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                if self._clear_for(pfd, base, path, want_dir=True) is None:
+                    os.mkdir(base, 0o700, dir_fd=pfd)
             fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 self.root.ensure_writable(fd, path)
@@ -838,9 +851,8 @@ class _Applier:
             self.final[path] = (e.mode, mtime_ns, mtime_ns)
             self._mark(path)
             return
-        self._clear_for(pfd, base, path, want_dir=False)
         if e.type == "file":
-            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd)
+            fd = self._create(pfd, base, path, lambda: os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd))
             try:
                 self._write(fd, tf, m)
                 self._owner(e, fd, pfd, base)
@@ -850,7 +862,7 @@ class _Applier:
             finally:
                 os.close(fd)
         elif e.type == "symlink":
-            os.symlink(e.linkname, base, dir_fd=pfd)
+            self._create(pfd, base, path, lambda: os.symlink(e.linkname, base, dir_fd=pfd))
             self._owner(e, None, pfd, base, symlink=True)
             os.utime(base, ns=(mtime_ns, mtime_ns), dir_fd=pfd, follow_symlinks=False)
         elif e.type == "hardlink":
@@ -868,17 +880,18 @@ class _Applier:
                 raise UnsafePath(f"{self.source}: hardlink {e.name!r} points to the rootfs itself") from None
             if stat.S_ISDIR(tst.st_mode):
                 raise LayerError(f"{self.source}: hardlink {e.name!r} points to a directory (/{target}); hardlinks to directories are not allowed")
-            os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+            self._create(pfd, base, path, lambda: os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False))
         elif e.type == "fifo":
-            os.mkfifo(base, 0o600, dir_fd=pfd)
+            self._create(pfd, base, path, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
             self._special_attrs(e, pfd, base, mtime_ns)
         elif e.type in ("char", "block"):
             if self.rootless or (self.euid != 0):
+                self._clear_for(pfd, base, path, want_dir=False)  # the device still replaces what was there
                 self.result.skipped.append((path, f"{e.type} device {e.devmajor},{e.devminor}"))
                 self.warn(f"{self.source}: rootless: {e.type} device /{path} ({e.devmajor},{e.devminor}) skipped (mknod needs CAP_MKNOD)")
                 return
             kind = stat.S_IFCHR if e.type == "char" else stat.S_IFBLK
-            os.mknod(base, kind | 0o600, os.makedev(e.devmajor, e.devminor), dir_fd=pfd)
+            self._create(pfd, base, path, lambda: os.mknod(base, kind | 0o600, os.makedev(e.devmajor, e.devminor), dir_fd=pfd))
             self._special_attrs(e, pfd, base, mtime_ns)
         self._mark(path)
 
