@@ -261,3 +261,29 @@ def test_c20_redirect_to_other_host_drops_bearer_token(token_registry, tmp_path)
         assert ImageLayout(tmp_path / "o").fsck().ok
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("name, tag, extra, platform, all_platforms", [
+    ("busybox", "latest", [], None, False),
+    ("multiarch", "latest", ["--override-arch", "arm64"], "linux/arm64", False),
+    ("multiarch", "latest", ["--all"], None, True),
+    ("debian", "bookworm", [], None, False),
+    ("debian-zstd", "bookworm", [], None, False),
+    ("quirks/umoci-insert-no-trailer", "latest", [], None, False),
+])
+def test_shared_images_pull_like_skopeo(plain_registry, tmp_path, name, tag, extra, platform, all_platforms):
+    """Extra coverage: ../shared/images pushed by skopeo, pulled by both tools."""
+    from conftest import shared_path
+
+    src_layout = shared_path("images", *name.split("/"))
+    repo = "shared-" + name.replace("/", "-")
+    run([require_tool("skopeo"), "copy", "-q", "--all", "--preserve-digests", "--dest-tls-verify=false",
+         f"oci:{src_layout}:{tag}", f"docker://{plain_registry.host}/{repo}:{tag}"])
+    src = f"docker://{plain_registry.host}/{repo}:{tag}"
+    r = transfer.copy(src, f"oci:{tmp_path / 'ours'}:{tag}", platform=platform, all_platforms=all_platforms)
+    skopeo_pull(src, f"{tmp_path / 'skopeo'}:{tag}", *extra)
+    assert str(r.digest) == top_digest(tmp_path / "skopeo", tag)
+    assert layout_blobs(tmp_path / "ours") == layout_blobs(tmp_path / "skopeo")
+    assert ImageLayout(tmp_path / "ours").fsck().ok
+    if all_platforms or platform is None and name != "multiarch":
+        assert str(r.digest) == top_digest(src_layout, tag)
