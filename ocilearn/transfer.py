@@ -190,6 +190,9 @@ class Source:
 
 
 class RegistrySource(Source):
+    """Reads an image from a registry (``docker://REF``): manifests by tag/digest, blobs
+    streamed with resume (:class:`~ocilearn.registry.BlobStream`), read ahead when large."""
+
     def __init__(self, client: RegistryClient, ref: Reference) -> None:
         self.client, self.ref = client, ref
         self.name = f"docker://{ref}"
@@ -332,6 +335,9 @@ def layout_entry(layout: ImageLayout, ref: str | None) -> Descriptor:
 
 
 class LayoutSource(Source):
+    """Reads an image from an OCI layout (``oci:PATH[:REF]``); every blob is verified
+    against its descriptor as it is read."""
+
     def __init__(self, layout: ImageLayout, ref: str | None) -> None:
         self.layout, self.ref = layout, ref
         self.name = f"oci:{layout.path}" + (f":{ref}" if ref else "")
@@ -392,6 +398,9 @@ def _finish_half_made_layout(path: Path) -> None:
 
 
 class LayoutDest(Destination):
+    """Writes into an OCI layout (created if needed): blobs through
+    :meth:`~ocilearn.layout.ImageLayout.put_blob` (verified, atomic), the ref last."""
+
     def __init__(self, path: Path, ref: str | None) -> None:
         _finish_half_made_layout(path)
         self.layout = ImageLayout.init(path)
@@ -427,6 +436,10 @@ class LayoutDest(Destination):
 
 
 class RegistryDest(Destination):
+    """Pushes to a registry (``docker://REF``): HEAD each blob, mount it from the source
+    repository when both are on this registry, else upload (monolithic, or chunked when
+    ``chunk_size`` is set); manifests by digest, then the tag."""
+
     def __init__(self, client: RegistryClient, ref: Reference, chunk_size: int | None = None) -> None:
         self.client, self.ref, self.chunk_size = client, ref, chunk_size
         self.name = f"docker://{ref}"
