@@ -232,9 +232,11 @@ class Root:
                                 os.close(stack.pop()[0])
                         queue.extendleft(reversed(parts))
                         continue
-                    if not create:
+                    if not create or links:
+                        # reached through a symlink: never delete the link's target to make room
                         raise NotADirectoryError(errno.ENOTDIR, f"not a directory inside the rootfs: {here}")
-                    # a non-directory where a directory is needed: replace it (documented policy)
+                    # a non-directory named by the entry's own path where a directory is
+                    # needed: replace it (documented policy, case C06 f)
                     self.ensure_writable(cur, cur_path)
                     os.unlink(comp, dir_fd=cur)
                     self.invalidate(here)

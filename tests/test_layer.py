@@ -459,3 +459,10 @@ def test_hardlink_to_lower_layer_file_and_through_in_root_symlink(tmp_path, vict
     apply(tmp_path, tar_bytes([S("out", str(victim / "keep")), H("hl-out", "out")]))
     assert os.readlink(tmp_path / "hl-out") == str(victim / "keep")
     assert (victim / "keep").stat().st_nlink == 1
+
+
+def test_entry_under_symlink_to_a_file_is_an_error_not_a_deletion(tmp_path):
+    apply(tmp_path, tar_bytes([F("etc/passwd", b"root\n"), S("s", "/etc/passwd")]))
+    with pytest.raises(LayerError, match="not a directory"):
+        apply(tmp_path, tar_bytes([F("s/x", b"x")]))
+    assert (tmp_path / "etc/passwd").read_bytes() == b"root\n"
