@@ -406,9 +406,10 @@ class Exchange:
 
     def row(self) -> dict[str, Any]:
         """A flat dict for a table (pandas ``DataFrame(log.rows())`` or HTML)."""
-        hdrs = "; ".join(f"{k}: {v}" for k, v in {**self.request_headers, **self.response_headers}.items())
         return {"method": self.method, "url": self.url, "status": self.status, "bytes": self.bytes,
-                "seconds": round(self.seconds, 4), "note": self.note, "headers": hdrs}
+                "seconds": round(self.seconds, 4), "note": self.note,
+                "request headers": "; ".join(f"{k}: {v}" for k, v in self.request_headers.items()),
+                "response headers": "; ".join(f"{k}: {v}" for k, v in self.response_headers.items())}
 
 
 class ExchangeLog(list):
@@ -421,11 +422,14 @@ class ExchangeLog(list):
         return "\n".join(f"{e.method:5s} {e.status:3d} {e.bytes:>10d} B  {e.url}  [{e.note}]" for e in list(self))
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in ("#", "method", "URL", "status", "bytes", "note", "key headers (redacted)"))
+        head = "".join(f"<th>{h}</th>" for h in ("#", "method", "URL", "status", "bytes", "note", "request headers",
+                                                  "response headers (secrets redacted)"))
         body = "".join(
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><small>{}</small></td></tr>".format(
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><small>{}</small></td>"
+            "<td><small>{}</small></td></tr>".format(
                 i, html.escape(e.method), html.escape(e.url), e.status, e.bytes, html.escape(e.note),
-                "<br>".join(html.escape(f"{k}: {v}") for k, v in {**e.request_headers, **e.response_headers}.items()),
+                "<br>".join(html.escape(f"{k}: {v}") for k, v in e.request_headers.items()),
+                "<br>".join(html.escape(f"{k}: {v}") for k, v in e.response_headers.items()),
             )
             for i, e in enumerate(list(self), 1)
         )
