@@ -544,6 +544,12 @@ class RegistryClient:
         self._creds_loaded = creds is not None
         self._creds: Credentials | None = creds
         self.tls_verify = tls_verify
+        if not tls_verify:
+            # the caller asked for no verification (skopeo --tls-verify=false): do not print
+            # urllib3's InsecureRequestWarning for every request (a process-wide filter)
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.ca_bundle = str(ca_bundle) if ca_bundle else None
         host = self.api_host.rsplit(":", 1)[0] if not self.api_host.endswith("]") else self.api_host
         self.allow_http = (not tls_verify or _is_loopback_host(host)) if allow_http is None else allow_http
