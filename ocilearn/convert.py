@@ -38,8 +38,8 @@ Rules (conversion.md sections in brackets)
       then every Label, which wins on conflict. Absent fields give no annotation (umoci
       0.4.7 writes ``exposedPorts``/``stopSignal`` as ``""`` instead: a documented
       difference).
-    - Volumes → one ``tmpfs`` mount each (nosuid, nodev, mode=755), destination cleaned
-      and checked like WorkingDir ("SHOULD provide mounts … so that application data is not
+    - Volumes → one ``tmpfs`` mount each (nosuid, nodev, mode=755), destination checked
+      like WorkingDir and resolved through the rootfs's symlinks *inside* the rootfs ("SHOULD provide mounts … so that application data is not
       written to the container's root filesystem").
     - Defaults: namespaces, mounts, masked/read-only paths, capabilities, rlimits,
       ``noNewPrivileges`` exactly as ``runc spec`` 1.1.5 writes them; hostname
@@ -227,10 +227,12 @@ def process_args(cfg: ContainerConfig | None, args: Sequence[str] | None = None)
 _KERNEL_FS = ("proc", "sys")
 
 
-def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, what: str) -> str:
+def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, what: str, *, resolved: bool = False) -> str:
     """Check a path the container will use (WorkingDir, a volume) stays in the rootfs.
 
-    Returns the lexically cleaned absolute path. Raises UnsafePath when it is relative,
+    Returns the lexically cleaned absolute path, or with ``resolved=True`` the path with
+    the rootfs's symlinks resolved inside it (so a mount destination names a real
+    directory of the image). Raises UnsafePath when it is relative,
     climbs above ``/``, or resolves (inside the rootfs, following its symlinks) into
     ``/proc`` or ``/sys`` (case C24, CVE-2024-21626).
     """
@@ -245,21 +247,21 @@ def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, wha
         elif comp not in ("", "."):
             depth += 1
     clean = posixpath.normpath(path)
-    resolved = clean
+    real = clean
     if rootfs is not None:
         root = rootfs if isinstance(rootfs, Root) else Root(rootfs)
         try:
-            resolved = "/" + root.resolve_path(clean.lstrip("/"))
+            real = "/" + root.resolve_path(clean.lstrip("/"))
         finally:
             if root is not rootfs:
                 root.close()
-    first = resolved.lstrip("/").split("/", 1)[0]
+    first = real.lstrip("/").split("/", 1)[0]
     if first in _KERNEL_FS:
         raise UnsafePath(
-            f"{what} {path!r} resolves to {resolved!r}, inside /{first}, a kernel filesystem the runtime mounts: its "
+            f"{what} {path!r} resolves to {real!r}, inside /{first}, a kernel filesystem the runtime mounts: its "
             "magic links (/proc/self/fd/N, /proc/PID/cwd) can lead to the host (CVE-2024-21626, case C24); refused"
         )
-    return clean
+    return real if resolved else clean
 
 
 # ----------------------------------------------------------------- users
@@ -461,7 +463,7 @@ def _convert(
                  f"config.User {cfg.user if cfg else None!r}: {user.source}")
         if cfg and cfg.volumes:
             for vol in sorted(cfg.volumes):
-                dest = check_container_path(vol, root, "Volume")
+                dest = check_container_path(vol, root, "Volume", resolved=True)
                 m = {"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]}
                 spec["mounts"].append(m)
                 prov.add(f"mounts[{dest}]", m, "image config", "config.Volumes: data kept off the rootfs (conversion.md)")

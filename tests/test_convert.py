@@ -257,3 +257,10 @@ def test_rootless_convert_matches_runc_rootless_transform(tmp_path):
     assert got["linux"]["uidMappings"] == [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
     assert "resources" not in got["linux"] and "network" not in [n["type"] for n in got["linux"]["namespaces"]]
     schema_validate(got)
+
+
+def test_volume_destination_resolved_through_rootfs_symlinks(users_rootfs):
+    (users_rootfs / "srv/data").mkdir(parents=True)
+    os.symlink("/srv/data", users_rootfs / "data")
+    spec = C.convert(image({"Cmd": ["x"], "Volumes": {"/data": {}}}), users_rootfs)
+    assert spec["mounts"][-1]["destination"] == "/srv/data"
