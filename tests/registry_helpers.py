@@ -172,6 +172,7 @@ class TokenServer:
         self.anonymous_actions = anonymous_actions or []
         self.expires_in, self.require_post = expires_in, require_post
         self.requests: list[dict] = []
+        self.refresh_tokens: dict[str, str] = {}  # OAuth2 refresh token -> user
         self.issued = 0
         outer = self
 
@@ -192,6 +193,12 @@ class TokenServer:
                     user = u
                 if method == "POST":
                     form = dict(params)
+                    if form.get("grant_type") == "refresh_token":
+                        user = outer.refresh_tokens.get(form.get("refresh_token", ""))
+                        if user is None:
+                            self.send_response(401)
+                            self.end_headers()
+                            return
                     if form.get("grant_type") == "password":
                         if outer.users.get(form.get("username", "")) != form.get("password"):
                             self.send_response(401)

@@ -230,6 +230,14 @@ def test_token_auth_end_to_end(token_registry, tmp_path):
     finally:
         tok.require_post = False
     assert tok.requests[-1]["method"] == "POST" and tok.requests[-1]["user"] == "tok-user"
+    # Docker's identitytoken (an OAuth2 refresh token) from an auth file: POST grant_type=refresh_token
+    tok.refresh_tokens["rt-Q93-secret"] = "tok-user"
+    authfile = tmp_path / "config.json"
+    authfile.write_text(json.dumps({"auths": {reg.host: {"identitytoken": "rt-Q93-secret"}}}))
+    r4 = transfer.copy(f"oci:{built_image('busybox')}:latest", f"docker://{reg.host}/pushed-refresh:latest", authfile=authfile)
+    last = tok.requests[-1]
+    assert last["method"] == "POST" and ("grant_type", "refresh_token") in last["params"] and last["user"] == "tok-user"
+    assert "rt-Q93-secret" not in str(r4.exchanges) + repr(r4.exchanges.rows())
     back = tmp_path / "back"
     run([require_tool("skopeo"), "copy", "-q", "--preserve-digests", "--src-tls-verify=false", f"docker://{reg.host}/pushed-post:latest",
          f"oci:{back}:latest"])
