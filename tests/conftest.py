@@ -182,6 +182,7 @@ def plain_registry(registry_base):
     from registry_helpers import start_registry_any
 
     require_tool("docker-registry")
+    require_tool("curl")  # scripts/start-registry.sh polls GET /v2/ with it
     skopeo = require_tool("skopeo")
     reg = start_registry_any(REGISTRY_PORTS["plain"], registry_base)
     try:

@@ -119,6 +119,8 @@ def test_cross_repository_mount(plain_registry, tmp_path):
 
 @pytest.fixture(scope="module")
 def basic_tls_registry(registry_base):
+    require_tool("openssl")
+    require_tool("htpasswd")
     certs = make_ca(registry_base / "tls")
     hp = htpasswd_file(registry_base / "htpasswd", "ocilearn", "s3cret-basic")
     reg = start_registry_any(REGISTRY_PORTS["basic_tls"], registry_base, htpasswd=hp, tls=(certs["cert"], certs["key"]))
@@ -181,6 +183,7 @@ def test_basic_auth_over_tls(basic_tls_registry, plain_registry, tmp_path):
 
 @pytest.fixture(scope="module")
 def token_registry(registry_base):
+    require_tool("openssl")
     service = "ocilearn-token-registry"
     tok = TokenServer(registry_base / "token", service, {"tok-user": "tok-pass-9"}, anonymous_actions=["pull"])
     reg = start_registry_any(REGISTRY_PORTS["token"], registry_base, token=(tok.realm, tok.issuer, service, tok.cert))
