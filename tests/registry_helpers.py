@@ -362,7 +362,7 @@ class FaultProxy:
                 if fault and fault.action == "reset" and len(data) > 1:
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
-                    time.sleep(0.2)  # let the client receive the first half before the reset
+                    time.sleep(0.5)  # let the client receive the first half before the reset
                     # an abrupt close: RST instead of FIN
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     self.close_connection = True
