@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -541,3 +542,233 @@ class LayerBrowser(_Displayable):
         if len(lines) > self.max_lines:
             lines = lines[: self.max_lines] + [f"… {len(lines) - self.max_lines} more entries (browser.layers[{index}][1] has them all)"]
         self.tree.value = _pre("\n".join(lines) if lines else "(empty layer)")
+
+
+# ------------------------------------------------------------------ a container, one setup step at a time
+
+#: The setup steps of :func:`setup_stepper`, in order: (op, what the step does).
+SETUP_STEPS: list[tuple[str, str]] = [
+    ("unshare", "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID), then fork: the child is PID 1 of the new PID namespace"),
+    ("private", "mount --make-rprivate /   (mounts made from now on stay in this mount namespace)"),
+    ("hostname", "sethostname(HOSTNAME)   (only this UTS namespace sees it)"),
+    ("bind", "mount --bind ROOTFS ROOTFS   (pivot_root needs the new root to be a mount point)"),
+    ("proc", "mount -t proc proc ROOTFS/proc   (a procfs of the new PID namespace)"),
+    ("pivot", "pivot_root ROOTFS; umount -l the old root   (the host's files are gone)"),
+    ("run", "fork, setuid to config.json's process.user, exec process.args: a child of PID 1"),
+    ("exit", "PID 1 exits: the kernel tears the namespaces and their mounts down"),
+]
+
+
+def _view() -> dict[str, str]:
+    """This process's view: hostname, its PID, what /proc lists, the mounts, what / holds."""
+    import socket
+
+    try:
+        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    except OSError as e:
+        pids, proc = [], f"cannot list /proc: {e.strerror}"
+    else:
+        head = " ".join(map(str, pids[:12])) + (" …" if len(pids) > 12 else "")
+        proc = f"{len(pids)} processes: {head}"
+    try:
+        with open("/proc/self/mounts") as f:
+            mounts = f.read().splitlines()
+        mnt = f"{len(mounts)} mounts; last: " + " | ".join(" ".join(m.split()[:3]) for m in mounts[-3:])
+    except OSError as e:
+        mnt = f"cannot read /proc/self/mounts: {e.strerror}"
+    try:
+        root = " ".join(sorted(os.listdir("/"))[:16])
+    except OSError as e:
+        root = f"cannot list /: {e.strerror}"
+    return {"hostname": socket.gethostname(), "my PID": str(os.getpid()), "/proc": proc, "mounts": mnt, "/": root}
+
+
+def _setup_child() -> None:
+    """The process being turned into a container, step by step (run by :func:`setup_stepper`
+    with ``python -c``). Reads one JSON command per line on stdin, answers one JSON line on
+    stdout: ``{"ok": bool, "result": str, "view": {...}}``. Syscalls: unshare(2), fork(2),
+    mount(2), sethostname(2), pivot_root(2), umount2(2), execve(2)."""
+    import signal
+    import sys
+
+    from .runtime import syscalls as sc
+
+    cfg = json.loads(sys.argv[1])
+    rootfs, hostname, args, env, cwd = cfg["rootfs"], cfg["hostname"], cfg["args"], cfg["env"], cfg["cwd"]
+    out = sys.stdout
+
+    def reply(ok: bool, result: str) -> None:
+        out.write(json.dumps({"ok": ok, "result": result, "view": _view()}) + "\n")
+        out.flush()
+
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # the kernel (parent) dies -> so do we
+    for line in sys.stdin:
+        op = json.loads(line)["op"]
+        try:
+            if op == "view":
+                reply(True, "")
+                continue
+            if op == "unshare":
+                flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
+                note = ""
+                if os.geteuid() != 0:  # rootless: a user namespace first, mapping us to root
+                    uid, gid = os.geteuid(), os.getegid()
+                    sc.unshare(sc.CLONE_NEWUSER)
+                    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+                        with open(f"/proc/self/{name}", "w") as f:
+                            f.write(text)
+                    note = f"unshare(CLONE_NEWUSER) + uid_map '0 {uid} 1' (rootless); "
+                host_pid = os.getpid()
+                sc.unshare(flags)
+                pid = os.fork()
+                if pid:  # the intermediate: wait for PID 1, then leave with its status
+                    _, status = os.waitpid(pid, 0)
+                    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+                sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                reply(True, f"{note}unshare(0x{flags:x}) in host PID {host_pid}; its child says getpid() = {os.getpid()} "
+                            "— but /proc is still the host's procfs, so it lists the host's processes")
+            elif op == "private":
+                sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+                reply(True, "/ and every mount below it: propagation private")
+            elif op == "hostname":
+                sc.sethostname(hostname)
+                reply(True, f"sethostname({hostname!r})")
+            elif op == "bind":
+                sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+                reply(True, f"{rootfs} is now a mount point")
+            elif op == "proc":
+                target = os.path.join(rootfs, "proc")
+                sc.mount("proc", target, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+                inside = sorted(int(p) for p in os.listdir(target) if p.isdigit())
+                reply(True, f"{target} lists PIDs {inside} (our /proc is still the host's until pivot_root)")
+            elif op == "pivot":
+                os.chdir(rootfs)
+                sc.pivot_root(".", ".")
+                sc.umount2(".", sc.MNT_DETACH)
+                os.chdir("/")
+                reply(True, "pivot_root('.', '.') then umount2('.', MNT_DETACH): / is the image's rootfs")
+            elif op == "run":
+                r, w = os.pipe()
+                child = os.fork()
+                if child == 0:
+                    try:
+                        os.dup2(w, 1)
+                        os.dup2(w, 2)
+                        if not cfg["rootless"]:  # rootless: only our own id is mapped, we stay 0
+                            os.setgroups([])
+                            os.setgid(cfg["gid"])
+                            os.setuid(cfg["uid"])
+                        os.chdir(cwd if os.path.isdir(cwd) else "/")
+                        os.execvpe(args[0], args, dict(e.split("=", 1) for e in env if "=" in e))
+                    finally:
+                        os._exit(127)
+                os.close(w)
+                with os.fdopen(r, "rb") as f:
+                    text = f.read().decode(errors="replace")
+                _, status = os.waitpid(child, 0)
+                reply(True, f"$ {' '.join(args)}\n{text.rstrip()}\n(PID {child} in the container, exit status {os.waitstatus_to_exitcode(status)})")
+            elif op == "exit":
+                reply(True, "PID 1 exits now")
+                os._exit(0)
+            else:
+                reply(False, f"unknown step {op!r}")
+        except OSError as e:
+            reply(False, f"{type(e).__name__}: {e}")
+
+
+class _SetupProcess:
+    """The parent's side of :func:`_setup_child`: a subprocess talking JSON lines."""
+
+    def __init__(self, cfg: dict) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from ocilearn.widgets import _setup_child; _setup_child()", json.dumps(cfg)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+        )
+        self.last_view: dict[str, str] = {}
+
+    def ask(self, op: str) -> str:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the container process has exited (status {self.proc.returncode})")
+        self.proc.stdin.write(json.dumps({"op": op}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(5)
+            raise RuntimeError(f"the container process exited during {op!r} (status {self.proc.returncode})")
+        ans = json.loads(line)
+        self.last_view = ans["view"]
+        if op == "exit":
+            self.proc.wait(10)
+            self.last_view = {"status": f"PID 1 gone; the intermediate process exited with {self.proc.returncode}"}
+        if not ans["ok"]:
+            raise OSError(ans["result"])
+        return ans["result"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def setup_stepper(bundle, hostname: str | None = None) -> RuntimeStepper:
+    """A :class:`RuntimeStepper` that turns a fresh process into a container, one real
+    setup step per click, for the bundle at ``bundle`` (``config.json`` + ``rootfs/``).
+
+    The steps are :data:`SETUP_STEPS`: unshare → private mounts → sethostname → bind the
+    rootfs → mount proc → pivot_root → run the image's process → exit. They run in a
+    child process (``python -c``), never in the kernel; after each one the view shows what
+    that process sees: hostname, its PID, /proc, its mounts and /. As an ordinary user a
+    user namespace maps you to root first (rootless). The child is killed if the kernel
+    dies (PR_SET_PDEATHSIG), and its mounts vanish with its mount namespace.
+
+    Args:
+        bundle: path of an unpacked bundle (``ocilearn.unpack``'s result).
+        hostname: default: config.json ``hostname``, else ``"ocilearn"``.
+
+    Returns:
+        the stepper (``.close()`` kills the process early).
+
+    Raises:
+        FileNotFoundError: no config.json; KeyError: no ``process.args`` in it.
+    """
+    from pathlib import Path
+
+    bundle = Path(bundle)
+    cfg = json.loads((bundle / "config.json").read_text())
+    rootfs = Path(cfg.get("root", {}).get("path", "rootfs"))
+    rootfs = rootfs if rootfs.is_absolute() else bundle / rootfs
+    proc = cfg["process"]
+    child_cfg = {
+        "rootfs": str(rootfs.resolve()),
+        "hostname": hostname or cfg.get("hostname") or "ocilearn",
+        "args": list(proc["args"]),
+        "env": list(proc.get("env") or []),
+        "cwd": proc.get("cwd") or "/",
+        "uid": int((proc.get("user") or {}).get("uid", 0)),
+        "gid": int((proc.get("user") or {}).get("gid", 0)),
+        "rootless": os.geteuid() != 0,
+    }
+    sp = _SetupProcess(child_cfg)
+    subst = {"HOSTNAME": repr(child_cfg["hostname"]), "ROOTFS": child_cfg["rootfs"]}
+
+    def describe(text: str) -> str:
+        for k, v in subst.items():
+            text = text.replace(k, v)
+        return text
+
+    steps = [(describe(what), (lambda op=op: sp.ask(op))) for op, what in SETUP_STEPS]
+
+    def view() -> dict[str, str]:
+        return dict(sp.last_view)
+
+    stepper = RuntimeStepper(steps, view=view, title=f"a container from {bundle}, one setup step at a time")
+    stepper.process = sp
+    stepper.close = sp.close
+    sp.ask("view")  # the starting point: the host's view
+    stepper.view_html.value = "<b>before any step — the view of an ordinary process</b>" + "".join(
+        f"<b>{html.escape(k)}</b>{_pre(v)}" for k, v in sp.last_view.items()
+    )
+    return stepper

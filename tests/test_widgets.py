@@ -6,6 +6,7 @@ import gzip
 import html
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -139,3 +140,89 @@ def test_widgets_module_imports_no_ipywidgets():
     code = "import sys, ocilearn.widgets, ocilearn.course; print('ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     assert out.stdout.strip() == "False"
+
+
+def _bundle(tmp_path, rootless: bool) -> Path:
+    from ocilearn.unpack import unpack
+
+    bundle = tmp_path / "bundle"
+    unpack(f"{embedded.layout_path()}:{embedded.REF}", bundle, rootless=rootless)
+    return bundle
+
+
+STEPPER_SCRIPT = r"""
+import html, json, os, sys
+from ocilearn import widgets
+s = widgets.setup_stepper(sys.argv[1])
+before = dict(s.process.last_view)
+views = []
+while not s.finished:
+    s.next()
+    views.append(dict(s.process.last_view))
+print(json.dumps({"before": before, "views": views, "done": [[n, str(r)] for n, r in s.done],
+                  "error": repr(s.error), "rc": s.process.proc.returncode}))
+"""
+
+
+def _check_setup_views(out: dict, bundle: Path, user_line: str) -> None:
+    assert out["error"] == "None", out["error"]
+    views, done = out["views"], dict(out["done"])
+    assert out["before"]["my PID"] != "1" and int(out["before"]["/proc"].split()[0]) > 5
+    unshared, hostname, proc, pivoted, ran = views[0], views[2], views[4], views[5], views[6]
+    assert unshared["my PID"] == "1"  # PID 1 of the new PID namespace ...
+    assert int(unshared["/proc"].split()[0]) > 5  # ... but /proc is still the host's
+    assert unshared["hostname"] == out["before"]["hostname"] and hostname["hostname"] == "ocilearn"
+    assert f"{bundle}/rootfs/proc lists PIDs [1]" in [v for k, v in done.items() if k.startswith("mount -t proc")][0]
+    assert int(proc["/proc"].split()[0]) > 5  # until pivot_root
+    assert pivoted["/proc"] == "1 processes: 1" and pivoted["mounts"].startswith("2 mounts")
+    assert "linuxrc" in pivoted["/"].split() and ".dockerenv" not in pivoted["/"]
+    assert user_line in [v for k, v in done.items() if k.startswith("fork, setuid")][0]
+    assert ran["/proc"] == "1 processes: 1"  # the image's process has exited and was reaped by PID 1
+    assert out["rc"] == 0
+
+
+def test_setup_stepper_builds_a_container_step_by_step(tmp_path):
+    """Root path: each step's view is the real one, the image's process prints what runc's
+    run prints for this image, and nothing stays mounted on the host."""
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the root path of the stepper (the rootless path is tested as a user below)")
+    bundle = _bundle(tmp_path, rootless=False)
+    p = subprocess.run([sys.executable, "-c", STEPPER_SCRIPT, str(bundle)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    _check_setup_views(json.loads(p.stdout), bundle, "hello from app in /home/app")
+    assert str(bundle) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_setup_stepper_rootless_as_unprivileged_user(unpriv_user):
+    """Rootless path: a user namespace maps the user to root; same views; the process
+    runs as root in the namespace (uid 1000 is not mapped)."""
+    import shutil
+    import tempfile
+
+    from conftest import as_user
+    from test_notebooks import _user_python
+
+    py, env = _user_python(unpriv_user)
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-stepper-"))
+    try:
+        os.chmod(work, 0o755)
+        if os.geteuid() == 0:
+            os.chown(work, unpriv_user[1], unpriv_user[2])
+        bundle = work / "bundle"
+        script = work / "run.py"
+        script.write_text(
+            "import sys\nfrom ocilearn.unpack import unpack\nfrom ocilearn import embedded\n"
+            f"unpack(f'{{embedded.layout_path()}}:{{embedded.REF}}', {str(bundle)!r}, rootless=True)\n"
+        )
+        os.chmod(script, 0o644)
+        env = {**env, "HOME": str(work), "TMPDIR": str(work)}
+        p = as_user(unpriv_user, [py, str(script)], env=env, timeout=60)
+        assert p.returncode == 0, p.stderr
+        p = as_user(unpriv_user, [py, "-c", STEPPER_SCRIPT, str(bundle)], env=env, timeout=60)
+        assert p.returncode == 0, p.stderr
+        _check_setup_views(json.loads(p.stdout), bundle, "hello from root in /home/app")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
