@@ -1117,6 +1117,8 @@ def _scrub(text: str) -> str:
 
     text = re.sub(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(basic|bearer)\s+[A-Za-z0-9._~+/=-]+", r"\1\2 " + REDACTED, text)
     text = re.sub(r"://[^/@\s]+@", "://" + REDACTED + "@", text)
+    names = "|".join(re.escape(n) for n in sorted(_SECRET_PARAMS, key=len, reverse=True))
+    text = re.sub(rf"(?i)([?&](?:{names})=)[^&\s'\")]+", r"\1" + REDACTED, text)
     return text
 
 

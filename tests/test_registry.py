@@ -398,3 +398,22 @@ def test_plain_http_only_for_loopback_or_when_allowed():
     assert RegistryClient("registry.example.invalid:5000", tls_verify=False).allow_http is True
     assert RegistryClient("127.0.0.1:5000").allow_http is True
     assert RegistryClient("localhost:5000").allow_http is True
+
+
+def test_unreachable_redirect_target_error_hides_the_signature(stub, tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    dead = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    img = tiny_image()
+    routes = serve_image(img)
+    routes[("GET", f"/v2/test/blobs/{sha256(img['layer'])}")] = (
+        307, {"Location": f"http://127.0.0.2:{dead}/b?X-Amz-Signature=topsecret-sig&X-Amz-Expires=60"}, b"")
+    reg = stub(routes)
+    with pytest.raises(RegistryError) as e:
+        transfer.copy(f"docker://{reg.host}/test:latest", f"oci:{tmp_path / 'o'}:latest",
+                      src_client=RegistryClient(reg.host, backoff=0.01, use_stored_credentials=False))
+    assert "topsecret-sig" not in str(e.value)
+    assert ImageLayout(tmp_path / "o").fsck().ok and ImageLayout(tmp_path / "o").refs() == {}
