@@ -260,8 +260,12 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
         if exp.widgets:
             page.locator(".jupyter-widgets").first.wait_for(timeout=30_000)
             assert page.locator(".jp-OutputArea-output .jupyter-widgets").count() >= 1, "no widget rendered"
+            if exp.stepper:
+                assert page.locator("button.jupyter-button", has_text="Next").count(), f"{nb_path.name}: no stepper (Next button)"
             responded = click_widgets(page)
             assert responded, f"{nb_path.name}: widgets rendered but none could be clicked"
+            if exp.stepper:
+                assert any(r.startswith("stepper: ") for r in responded), f"{nb_path.name}: the stepper did not advance: {responded}"
             focus = focus or page.locator(".jupyter-widgets").first
         if exp.screenshot_focus:
             focus = page.locator(exp.screenshot_focus).first

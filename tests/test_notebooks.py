@@ -20,6 +20,7 @@ markers (regular expressions over all text outputs).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import as_user
+from conftest import as_user, run
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = Path(os.environ.get("OCILEARN_NOTEBOOK_DIR", REPO / "notebooks"))  # another folder: run the harness on it
@@ -59,6 +60,7 @@ class Expect:
     registry_markers: tuple[str, ...] = ()
     rootless_markers: tuple[str, ...] = field(default=())
     root_markers: tuple[str, ...] = ()
+    stepper: bool = False  # a RuntimeStepper (Next button) must be present and advance in the browser
     screenshot_focus: str | None = None  # CSS selector scrolled into view for the browser screenshot
 
 
@@ -112,7 +114,25 @@ EXPECT: dict[str, Expect] = {
         widget_markers=(r"process\.args", r"rootfs /etc/passwd"),
         rootless_markers=(r"running as uid \d+ \(rootless\)",),
     ),
-    "04": Expect(),
+    "04": Expect(
+        markers=(
+            r"cannot allocate a tty when the container is detached",  # the article's tty error, shown
+            r"I am pid \d+ in ocilearn",  # exec into the created container: its hostname
+            r"my pid: 1; /proc shows pids \[1\]",  # PID namespace + its own /proc
+            r"hostname=\S+\s+hostname=ocilearn",  # host vs container, side by side
+            r"pid=\d+\s+pid=1\b",  # ... the container's process is PID 1
+            r"containers left: \[\]",  # nothing leaks
+        ),
+        root_markers=(
+            r"\$ runc [^\n]* run [^\n]*\n(hello from [^\n]+)\n\$ ocilearn run [^\n]*\n\1",  # runc and ocilearn print the same
+            r"after KILL: stopped",
+        ),
+        # the issue's runtime stepper: a Next button performing the next setup step
+        # (ocilearn.widgets.setup_stepper / RuntimeStepper) — required in 04
+        widgets=True,
+        widget_markers=(r"ocilearn-stepper-status'>step \d+/\d+",),
+        stepper=True,
+    ),
 }
 
 
@@ -285,24 +305,54 @@ def test_notebook_registry_image(nb_path, tmp_path, registry_image):
 # -- third pass: as an unprivileged user
 
 
-def _user_python(user) -> tuple[str, dict[str, str]]:
-    """An interpreter the user may execute, and the env it needs to find the venv's packages.
+_SHIM_VENV: dict[str, tuple[str, dict[str, str]]] = {}
 
-    ``.venv/bin/python`` when the user can run it; otherwise (the venv's base interpreter
-    lives in a private home, e.g. pyenv under /root) a system Python of the same minor
-    version with the venv's site-packages on PYTHONPATH."""
+
+def _user_python(user) -> tuple[str, dict[str, str]]:
+    """An interpreter the user may execute, and the env it needs.
+
+    ``.venv/bin/python`` when the user can run it (CI: the venv is built on Debian's
+    /usr/bin/python3). Otherwise — the venv's base interpreter lives in a private home,
+    e.g. pyenv under /root — a shim venv (once per session, world-readable, under /tmp) on
+    a system Python of the same minor version, whose site-packages points at the repo's
+    venv and whose ``bin/`` has the venv's console scripts (``ocilearn`` …) re-pointed at it:
+    ``Path(sys.executable).parent / "ocilearn"`` then works as it does for the learner."""
     venv_py = REPO / ".venv" / "bin" / "python"
     base_env = {"PYTHONPATH": str(REPO)}
     if as_user(user, [str(venv_py), "-c", "import nbclient, ipykernel, ocilearn"], env=base_env).returncode == 0:
         return str(venv_py), base_env
+    if "shim" in _SHIM_VENV:
+        return _SHIM_VENV["shim"]
     minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site = REPO / ".venv" / "lib" / minor / "site-packages"
     sys_py = shutil.which(minor, path="/usr/bin:/usr/local/bin")
     assert sys_py, f"the unprivileged user cannot run {venv_py} and there is no system {minor}"
-    env = {"PYTHONPATH": f"{REPO}:{site}"}
-    p = as_user(user, [sys_py, "-c", "import nbclient, ipykernel, ocilearn"], env=env)
+    shim = Path(tempfile.mkdtemp(prefix="ocilearn-shim-venv-"))
+    os.chmod(shim, 0o755)
+    atexit.register(shutil.rmtree, shim, True)
+    run([sys_py, "-m", "venv", "--without-pip", str(shim)])
+    (shim / "lib" / minor / "site-packages" / "ocilearn-repo-venv.pth").write_text(
+        f"import site; site.addsitedir({str(site)!r})\n{REPO}\n"
+    )
+    py = shim / "bin" / "python"
+    for script in (REPO / ".venv" / "bin").iterdir():
+        if script.is_file() and not script.name.startswith(("python", "activate", "pip")):
+            head = script.read_bytes()[:200]
+            if head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]:
+                body = script.read_text().split("\n", 1)[1]
+                (shim / "bin" / script.name).write_text(f"#!{py}\n{body}")
+                os.chmod(shim / "bin" / script.name, 0o755)
+    for d, _dirs, files in os.walk(shim):
+        os.chmod(d, 0o755)
+        for f in files:
+            fp = os.path.join(d, f)
+            if not os.path.islink(fp):
+                os.chmod(fp, os.stat(fp).st_mode | 0o444)
+    env = {"PYTHONPATH": str(REPO)}
+    p = as_user(user, [str(py), "-c", "import nbclient, ipykernel, ocilearn"], env=env)
     assert p.returncode == 0, f"unprivileged user cannot import the course's packages: {p.stderr}"
-    return sys_py, env
+    _SHIM_VENV["shim"] = (str(py), env)
+    return _SHIM_VENV["shim"]
 
 
 @pytest.fixture(scope="module")
