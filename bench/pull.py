@@ -78,6 +78,9 @@ def main() -> None:
     debian = REPO / ".cache" / "images" / "debian"
     if not debian.exists():
         raise SystemExit(f"{debian} missing: run scripts/build-test-images.sh")
+    # an installed package has its bytecode compiled; do the same here (a
+    # PYTHONDONTWRITEBYTECODE environment would otherwise recompile on every start)
+    subprocess.run([ocilearn[0], "-m", "compileall", "-q", str(REPO / "ocilearn")], check=True, capture_output=True)
     base = Path(tempfile.mkdtemp(prefix="ocilearn-bench-pull-"))
     env = {**os.environ, "OCILEARN_REGISTRY_RUNDIR": str(base / "run")}
     script = REPO / "scripts" / "start-registry.sh"

@@ -34,13 +34,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
-import html
 import ipaddress
 import json
 import os
 import random
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -145,6 +142,8 @@ def _normalise_key(key: str) -> str:
 def _credential_helper(helper: str, server: str, source: str, env: dict[str, str]) -> Credentials | None:
     """Ask ``docker-credential-<helper> get`` (Docker's credential helper protocol:
     the server URL on stdin, ``{"Username":…,"Secret":…}`` on stdout)."""
+    import subprocess
+
     prog = f"docker-credential-{helper}"
     try:
         p = subprocess.run([prog, "get"], input=server, capture_output=True, text=True, timeout=30, env=env)
@@ -422,6 +421,8 @@ class ExchangeLog(list):
         return "\n".join(f"{e.method:5s} {e.status:3d} {e.bytes:>10d} B  {e.url}  [{e.note}]" for e in list(self))
 
     def _repr_html_(self) -> str:
+        import html
+
         head = "".join(f"<th>{h}</th>" for h in ("#", "method", "URL", "status", "bytes", "note", "request headers",
                                                   "response headers (secrets redacted)"))
         body = "".join(
@@ -482,6 +483,8 @@ def _retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
