@@ -297,7 +297,7 @@ def parse_challenges(value: str) -> list[Challenge]:
         k = j
         while k < n and s[k] in " \t":
             k += 1
-        if k < n and s[k] == "=" and current is not None and not (k + 1 < n and s[k + 1] == "=" and tok.endswith("=")):
+        if k < n and s[k] == "=" and current is not None:
             # auth-param
             k += 1
             while k < n and s[k] in " \t":

@@ -417,3 +417,25 @@ def test_unreachable_redirect_target_error_hides_the_signature(stub, tmp_path):
                       src_client=RegistryClient(reg.host, backoff=0.01, use_stored_credentials=False))
     assert "topsecret-sig" not in str(e.value)
     assert ImageLayout(tmp_path / "o").fsck().ok and ImageLayout(tmp_path / "o").refs() == {}
+
+
+def test_challenge_parser_never_crashes_and_round_trips_quoted_values():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(max_size=200))
+    def anything(text):
+        for c in parse_challenges(text):
+            assert c.scheme and c.scheme == c.scheme.lower()
+
+    anything()
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\'), max_size=60),
+           st.text(alphabet="abcdefghijklmnopqrstuvwxyz:/, ", max_size=60))
+    def quoted(realm, scope):
+        c = parse_challenges(f'Bearer realm="{realm}",service="svc",scope="{scope}"')
+        assert c[0].params == {"realm": realm, "service": "svc", "scope": scope}
+
+    quoted()
