@@ -716,7 +716,7 @@ class _Applier:
         return True
 
     def _clear_dir(self, pfd: int, name: str, rel: str) -> None:
-        if self.rootless and st_mode_lacks_rwx(pfd, name):
+        if self.rootless and _lacks_rwx(pfd, name):
             dfd0 = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 self.root.make_writable(dfd0, rel)
@@ -927,7 +927,7 @@ class _Applier:
             os.ftruncate(fd, m.size)
 
 
-def st_mode_lacks_rwx(pfd: int, name: str) -> bool:
+def _lacks_rwx(pfd: int, name: str) -> bool:
     return os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode & 0o700 != 0o700
 
 
