@@ -821,6 +821,8 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
     sock = c._init_sock
     master = getattr(c, "_pty_master", None)
     try:
+        if master is not None:
+            _copy_winsize(master)  # before the program starts: it may ask at once (stty size)
         _send(sock, {"t": "start"})
         error = ""
         try:
@@ -867,18 +869,25 @@ def _forward(pid: int, sig: int) -> None:
         pass
 
 
+def _copy_winsize(master: int) -> None:
+    """Give the container's pty our terminal's size (ioctl_tty(2) TIOCGWINSZ/TIOCSWINSZ)."""
+    import fcntl
+    import termios
+
+    try:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+    except OSError:
+        pass
+
+
 def _proxy_pty(master: int, monitor: int) -> None:
     """Copy stdin -> pty master and master -> stdout until the container closes the pty;
     pass the window size (TIOCGWINSZ/TIOCSWINSZ, also on SIGWINCH); raw mode on a tty."""
-    import fcntl
     import termios
     import tty
 
     def winsize(*_a) -> None:
-        try:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-        except OSError:
-            pass
+        _copy_winsize(master)
 
     saved = None
     if os.isatty(0):

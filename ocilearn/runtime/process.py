@@ -151,6 +151,9 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     caps = process.get("capabilities")
     drop_bounding(caps)
     set_user(user)
+    # a uid change cleared the parent-death signal (prctl(2)): re-arm it, so the container
+    # dies with its monitor instead of living on unsupervised
+    sc.prctl(sc.PR_SET_PDEATHSIG, 9)
     set_caps(caps)
     # close every fd the runtime held *before* chdir: a leaked directory fd is how
     # WorkingDir=/proc/self/fd/N reached the host in CVE-2024-21626 (C24)
