@@ -235,12 +235,26 @@ def click_widgets(page) -> list[str]:
 
 
 @pytest.mark.parametrize("nb_path", notebook_paths(), ids=[p.stem for p in notebook_paths()])
+def _screenshot(page, nb_path: Path, focus) -> Path:
+    if focus is not None:
+        focus.scroll_into_view_if_needed()
+        focus.evaluate("e => e.scrollIntoView({block: 'start'})")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{nb_path.stem}.png"
+    page.screenshot(path=str(shot))
+    return shot
+
+
 def test_notebook_in_browser(nb_path, lab, browser_context):
-    base, token = lab
+    """Run All from the menu; no error output; graph and widgets rendered; widgets respond
+    to a click. A screenshot is saved whatever the outcome (test-output/screenshots/), and
+    copied to docs/screenshots/ only when the notebook passed (OCILEARN_UPDATE_SCREENSHOTS=1)."""
     import nbformat
 
+    base, token = lab
     exp = expect_for_notebook(nbformat.read(nb_path, as_version=4), nb_path)
     page = browser_context.new_page()
+    focus = None
     try:
         page.goto(f"{base}/lab/tree/{nb_path.name}?reset&token={token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
@@ -251,15 +265,18 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
         assert page.locator(".jp-Dialog").count() == 0, "a dialog is open (kernel selection? error?)"
         bad = stderr_problems(page)
         assert not bad, f"{nb_path.name}: error output in the browser:\n" + "\n---\n".join(b[-2000:] for b in bad)
-        focus = None
         if exp.svg:
             svg = page.locator(".jp-RenderedSVG img, .jp-RenderedSVG svg, .jp-RenderedImage img[src^='data:image/svg']")
             svg.first.wait_for(timeout=30_000)
             assert svg.count() >= 1, f"{nb_path.name}: the image graph (SVG) is not rendered"
             focus = svg.first
         if exp.widgets:
-            page.locator(".jupyter-widgets").first.wait_for(timeout=30_000)
-            assert page.locator(".jp-OutputArea-output .jupyter-widgets").count() >= 1, "no widget rendered"
+            widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")
+            try:
+                widgets.first.wait_for(timeout=10_000)
+            except Exception:  # noqa: BLE001 - turned into a clear assertion below
+                pass
+            assert widgets.count() >= 1, f"{nb_path.name}: no widget rendered"
             if exp.stepper:
                 assert page.locator("button.jupyter-button", has_text="Next").count(), f"{nb_path.name}: no stepper (Next button)"
             responded = click_widgets(page)
@@ -269,16 +286,17 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
             focus = focus or page.locator(".jupyter-widgets").first
         if exp.screenshot_focus:
             focus = page.locator(exp.screenshot_focus).first
-        if focus is not None:
-            focus.scroll_into_view_if_needed()
-            focus.evaluate("e => e.scrollIntoView({block: 'start'})")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shot = SCREENSHOTS / f"{nb_path.stem}.png"
-        page.screenshot(path=str(shot))
+        shot = _screenshot(page, nb_path, focus)
         assert shot.stat().st_size > 10_000, f"screenshot {shot} is suspiciously small"
         if os.environ.get("OCILEARN_UPDATE_SCREENSHOTS") == "1":
             DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copy2(shot, DOCS_SCREENSHOTS / shot.name)
+    except BaseException:
+        try:
+            _screenshot(page, nb_path, None)  # what the failure looked like
+        except Exception:  # noqa: BLE001
+            pass
+        raise
     finally:
         # shut the notebook's kernel down before the next notebook
         try:
