@@ -40,7 +40,8 @@ Rules (conversion.md sections in brackets)
       difference).
     - Volumes → one ``tmpfs`` mount each (nosuid, nodev, mode=755), destination checked
       like WorkingDir and resolved through the rootfs's symlinks *inside* the rootfs ("SHOULD provide mounts … so that application data is not
-      written to the container's root filesystem").
+      written to the container's root filesystem"). A tmpfs starts empty: image files under
+      a volume path are hidden (Docker copies them into a new volume; ocilearn does not).
     - Defaults: namespaces, mounts, masked/read-only paths, capabilities, rlimits,
       ``noNewPrivileges`` exactly as ``runc spec`` 1.1.5 writes them; hostname
       ``ocilearn``; ``root.readonly`` only for :func:`default_spec` (an unpacked image
