@@ -234,7 +234,6 @@ def click_widgets(page) -> list[str]:
     return responded
 
 
-@pytest.mark.parametrize("nb_path", notebook_paths(), ids=[p.stem for p in notebook_paths()])
 def _screenshot(page, nb_path: Path, focus) -> Path:
     if focus is not None:
         focus.scroll_into_view_if_needed()
@@ -245,6 +244,7 @@ def _screenshot(page, nb_path: Path, focus) -> Path:
     return shot
 
 
+@pytest.mark.parametrize("nb_path", notebook_paths(), ids=[p.stem for p in notebook_paths()])
 def test_notebook_in_browser(nb_path, lab, browser_context):
     """Run All from the menu; no error output; graph and widgets rendered; widgets respond
     to a click. A screenshot is saved whatever the outcome (test-output/screenshots/), and
