@@ -427,10 +427,14 @@ class ArchiveSource:
 
 
 class ArchiveDest:
-    """A :class:`ocilearn.transfer.Destination` writing a docker-archive (legacy form,
-    as skopeo writes it). The archive appears atomically when the copy finishes."""
+    """A :class:`ocilearn.transfer.Destination` writing a docker-archive: ``form="legacy"``
+    as skopeo writes it, or ``"docker25"`` (Docker 25's ``docker save``: also an OCI
+    layout, layers uncompressed). The archive appears atomically when the copy finishes."""
 
-    def __init__(self, path: Path, ref: str | None) -> None:
+    def __init__(self, path: Path, ref: str | None, form: str = "legacy") -> None:
+        if form not in ("legacy", "docker25"):
+            raise ArchiveError(f"docker-archive form {form!r}: expected 'legacy' or 'docker25'")
+        self.form = form
         self.path = Path(path)
         self.ref = ref
         if ref and ref.startswith("@"):
@@ -484,7 +488,29 @@ class ArchiveDest:
             layer_names.append(f"{got.encoded}.tar")
         if len(diff_ids) != len(m.layers):
             raise ArchiveError(f"{self.name}: {len(m.layers)} layers but {len(diff_ids)} diff_ids in the config")
-        cfg_name = f"{m.config.digest.encoded}.json"
+        extra: list[tuple[str, bytes]] = []
+        if self.form == "docker25":
+            # Docker 25's `docker save`: the same files named as an OCI layout's blobs, plus
+            # index.json/oci-layout; layers uncompressed, so their digest is their diff ID
+            staged = {name: self._stage / name for name in layer_names}
+            layer_names = [f"blobs/sha256/{n[:-4]}" for n in layer_names]
+            for old_name, new_name in zip(list(staged), layer_names, strict=True):
+                staged[new_name] = staged.pop(old_name)
+            cfg_name = f"blobs/sha256/{m.config.digest.encoded}"
+            oci_manifest = Manifest(
+                config=Descriptor(mt.OCI_CONFIG, m.config.digest, m.config.size),
+                layers=tuple(Descriptor(mt.OCI_LAYER_TAR, d, staged[f"blobs/sha256/{d.encoded}"].stat().st_size) for d in diff_ids),
+                media_type=mt.OCI_MANIFEST,
+            ).to_json()
+            md = Digest.of(oci_manifest)
+            ann = {"io.containerd.image.name": self.tag, "org.opencontainers.image.ref.name": parse_reference(self.tag).tag or "latest"} if self.tag else None
+            index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
+                     "manifests": [Descriptor(mt.OCI_MANIFEST, md, len(oci_manifest), annotations=ann).to_dict()]}
+            extra = [(f"blobs/sha256/{md.encoded}", oci_manifest), ("index.json", dumps(index)),
+                     ("oci-layout", dumps({"imageLayoutVersion": "1.0.0"}))]
+        else:
+            staged = {name: self._stage / name for name in layer_names}
+            cfg_name = f"{m.config.digest.encoded}.json"
         entry = {"Config": cfg_name, "RepoTags": [self.tag] if self.tag else [], "Layers": layer_names}
         tmp = self._stage / "archive.tar"
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -504,9 +530,11 @@ class ArchiveDest:
             seen = set()
             for name in layer_names:
                 if name not in seen:
-                    add(name, self._stage / name)
+                    add(name, staged[name])
                     seen.add(name)
             add(cfg_name, data=cfg)
+            for name, data in extra:
+                add(name, data=data)
             add("manifest.json", data=dumps([entry]))
             if self.tag:
                 r = parse_reference(self.tag)

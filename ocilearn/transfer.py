@@ -679,7 +679,8 @@ def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = T
 
 
 def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
-                     client: RegistryClient | None = None, chunk_size: int | None = None) -> Destination:
+                     client: RegistryClient | None = None, chunk_size: int | None = None,
+                     archive_form: str = "legacy") -> Destination:
     """A :class:`Destination` for a parsed endpoint."""
     if ep.transport == "docker":
         assert ep.reference is not None
@@ -691,14 +692,15 @@ def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: boo
     from .archive import ArchiveDest
 
     assert ep.path is not None
-    return ArchiveDest(ep.path, ep.ref)
+    return ArchiveDest(ep.path, ep.ref, archive_form)  # type: ignore[return-value]
 
 
 def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, authfile: str | os.PathLike | None = None,
          src_tls_verify: bool = True, dest_tls_verify: bool = True, src_ca_bundle=None, dest_ca_bundle=None,
          platform: Platform | str | None = None, all_platforms: bool = False, format: str | None = None,
          quiet: bool = True, workers: int = DEFAULT_WORKERS, chunk_size: int | None = None,
-         src_client: RegistryClient | None = None, dest_client: RegistryClient | None = None) -> CopyResult:
+         src_client: RegistryClient | None = None, dest_client: RegistryClient | None = None,
+         archive_form: str = "legacy") -> CopyResult:
     """Copy an image from ``src`` to ``dst`` (``skopeo copy SRC DST``).
 
     Args:
@@ -719,6 +721,8 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         chunk_size: push blobs larger than this in ``PATCH`` chunks of this many bytes.
         src_client, dest_client: ready :class:`~ocilearn.registry.RegistryClient` s to use
             (e.g. to read their exchange logs).
+        archive_form: for a ``docker-archive:`` destination, ``"legacy"`` (skopeo's) or
+            ``"docker25"`` (also an OCI layout inside the tar, as Docker 25 saves).
 
     Returns:
         :class:`CopyResult`.
@@ -737,7 +741,7 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         platform = Platform.parse(platform)
     source = open_source(s_ep, creds=src_creds, authfile=authfile, tls_verify=src_tls_verify, ca_bundle=src_ca_bundle, client=src_client)
     dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
-                            client=dest_client, chunk_size=chunk_size)
+                            client=dest_client, chunk_size=chunk_size, archive_form=archive_form)
     if all_platforms and d_ep.transport == "docker-archive":
         raise TransportError("docker-archive: holds single-platform images; drop --all and choose a platform")
     clients = [c for c in (getattr(source, "client", None), getattr(dest, "client", None)) if c is not None]

@@ -29,11 +29,14 @@ def uncompressed_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def image_summary(layout_dir, ref: str) -> tuple[str, list[str]]:
+def image_summary(layout_dir, ref: str, platform: str | None = None) -> tuple[str, list[str]]:
     """(config digest, diff IDs of the layers as stored) of the image ``ref``."""
     lay = ImageLayout(layout_dir)
-    entry = next(d for d in lay.index().manifests if d.ref_name == ref)
-    m = json.loads(lay.read_blob(entry))
+    if platform:
+        m = json.loads(lay.read_blob(lay.resolve(ref, platform).descriptor))
+    else:
+        entry = next(d for d in lay.index().manifests if d.ref_name == ref)
+        m = json.loads(lay.read_blob(entry))
     diffs = [uncompressed_digest(lay.read_blob(x["digest"])) for x in m["layers"]]
     return m["config"]["digest"], diffs
 
@@ -198,3 +201,29 @@ def test_registry_to_archive_and_back(plain_registry, tmp_path):
          f"docker://{plain_registry.host}/from-archive:latest", f"oci:{back}:x"])
     assert top_digest(back, "x") == str(r.digest)
     assert image_summary(back, "x") == image_summary(built_image("busybox"), "latest")
+
+
+def test_write_docker25_form(tmp_path):
+    """``archive_form="docker25"``: the tar is a docker-archive *and* an OCI layout (as
+    Docker 25 saves): skopeo reads it, ocilearn reads back the indexed manifest, and the
+    extracted tar passes ocilearn's layout fsck."""
+    arc = tmp_path / "d25.tar"
+    from ocilearn.cli import run as cli
+
+    assert cli(["copy", "-q", "--archive-form", "docker25", f"oci:{built_image('multiarch')}:latest",
+                "--override-arch", "arm64", f"docker-archive:{arc}:busybox:arm64"]) == 0
+    src = image_summary(built_image("multiarch"), "latest", "linux/arm64")
+    with tarfile.open(arc) as t:
+        index = json.loads(t.extractfile("index.json").read())
+        mj = json.loads(t.extractfile("manifest.json").read())
+        t.extractall(tmp_path / "x", filter="data")
+    entry = index["manifests"][0]
+    assert entry["annotations"] == {"io.containerd.image.name": "docker.io/library/busybox:arm64",
+                                    "org.opencontainers.image.ref.name": "arm64"}
+    assert mj[0]["Layers"] == [f"blobs/sha256/{d.split(':')[1]}" for d in src[1]]  # uncompressed: digest = diff ID
+    assert ImageLayout(tmp_path / "x").fsck().ok
+    assert image_summary(tmp_path / "x", "arm64") == src
+    r = transfer.copy(f"docker-archive:{arc}:busybox:arm64", f"oci:{tmp_path / 'o'}:x")
+    assert str(r.digest) == entry["digest"]
+    run([require_tool("skopeo"), "copy", "-q", "--preserve-digests", f"docker-archive:{arc}", f"oci:{tmp_path / 's'}:x"])
+    assert image_summary(tmp_path / "s", "x") == src

@@ -38,13 +38,15 @@ def _bool(value: str) -> bool:
 @click.option("--format", "-f", "fmt", type=click.Choice(["oci"]), default=None,
               help="Convert Docker schema2 manifests to OCI media types (changes manifest digests).")
 @click.option("--preserve-digests", is_flag=True, help="Keep bytes and digests (the default; refused with --format oci).")
+@click.option("--archive-form", type=click.Choice(["legacy", "docker25"]), default="legacy", show_default=True,
+              help="docker-archive destination: skopeo's legacy layout, or Docker 25's (also an OCI layout).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--jobs", "-j", default=4, show_default=True, metavar="N", help="Blobs transferred in parallel.")
 @click.pass_context
 def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_verify: str, src_creds: str | None,
          dest_creds: str | None, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
          override_os: str | None, override_arch: str | None, override_variant: str | None, all_platforms: bool,
-         fmt: str | None, preserve_digests: bool, quiet: bool, jobs: int) -> None:
+         fmt: str | None, preserve_digests: bool, archive_form: str, quiet: bool, jobs: int) -> None:
     """Copy an image from SRC to DST (like ``skopeo copy``).
 
     \b
@@ -83,6 +85,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
         src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
         src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
         platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
+        archive_form=archive_form,
     )
     if fmt == "oci":
         click.echo("note: --format oci rewrote Docker media types as OCI ones, so manifest digests changed; "
