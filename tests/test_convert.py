@@ -25,8 +25,13 @@ def image(cfg: dict | None = None, **top) -> ImageConfig:
     return ImageConfig.from_json(json.dumps(doc).encode())
 
 
-def schema_validate(cfg: dict) -> None:
-    C.validate(cfg, shared_path("fixtures", "runtime-spec-schema"))
+WRITTEN: list[tuple[str, dict]] = []
+
+
+def schema_validate(cfg: dict, name: str = "") -> None:
+    """Keep every config a test writes; test_every_written_config_validates checks them all
+    against the official schema (so the case tests still run where ../shared is absent)."""
+    WRITTEN.append((name, cfg))
 
 
 # ------------------------------------------------------------------ C28
@@ -47,7 +52,7 @@ def test_c28_entrypoint_cmd_table(entrypoint, cmd, expected):
     cfg = {"Entrypoint": entrypoint, "Cmd": cmd}
     spec = C.convert(image(cfg))
     assert spec["process"]["args"] == expected
-    schema_validate(spec)
+    schema_validate(spec, f"C28 {entrypoint} {cmd}")
 
 
 @pytest.mark.parametrize("entrypoint", [None, [], [""]])
@@ -264,3 +269,23 @@ def test_volume_destination_resolved_through_rootfs_symlinks(users_rootfs):
     os.symlink("/srv/data", users_rootfs / "data")
     spec = C.convert(image({"Cmd": ["x"], "Volumes": {"/data": {}}}), users_rootfs)
     assert spec["mounts"][-1]["destination"] == "/srv/data"
+
+
+def test_every_written_config_validates_against_runtime_spec_schema(users_rootfs):
+    schema = shared_path("fixtures", "runtime-spec-schema")
+    configs = list(WRITTEN) + [
+        ("busybox-like", C.convert(image({"User": "app", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo"], "Volumes": {"/v": {}}},
+                                         author="a", created="2025-01-01T00:00:00Z"), users_rootfs)),
+        ("rootless", C.convert(image({"Cmd": ["sh"]}), users_rootfs, rootless=True, terminal=True)),
+        ("runc spec", C.default_spec()),
+        ("runc spec --rootless", C.default_spec(rootless=True)),
+    ]
+    for name, cfg in configs:
+        try:
+            C.validate(cfg, schema)
+        except ConfigError as e:
+            pytest.fail(f"config of {name or 'a case test'} does not validate: {e}")
+    bad = C.default_spec()
+    bad["process"]["args"] = "sh"  # must be an array
+    with pytest.raises(ConfigError, match="process/args"):
+        C.validate(bad, schema)

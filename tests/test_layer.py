@@ -135,12 +135,12 @@ def test_diff_id_mismatch_and_blob_digest_mismatch(tmp_path):
 
 
 def test_diff_ids_and_chain_ids_of_debian(tmp_path):
-    from conftest import shared_path
+    from conftest import built_image
 
     from ocilearn.layout import ImageLayout
     from ocilearn.model import chain_ids
 
-    lay = ImageLayout.open(shared_path("images", "debian"))
+    lay = ImageLayout.open(built_image("debian"))
     img = lay.resolve("bookworm")
     cfg = lay.image_config(img)
     small = img.manifest.layers[1:]
