@@ -60,9 +60,13 @@ def main(runs: int | None = None) -> dict:
         print("bench/run.py needs root (runc and crun as root; cgroups)")
         return {}
     runs = runs or int(os.environ.get("BENCH_RUNS", "30"))
-    work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-run-"))
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-run-", dir="/run" if os.access("/run", os.W_OK) else None))
     py = str(REPO / ".venv" / "bin" / "python")
     ocilearn = str(REPO / ".venv" / "bin" / "ocilearn")
+    # fresh .pyc files, as after an install: with PYTHONDONTWRITEBYTECODE set in the
+    # environment every run would otherwise recompile the runtime's sources
+    subprocess.run([py, "-m", "compileall", "-q", str(REPO / "ocilearn")], capture_output=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
     try:
         bundle, made = _bundle(work)
         tools: dict[str, callable] = {
@@ -84,8 +88,11 @@ def main(runs: int | None = None) -> dict:
             for name, make in tools.items():
                 samples[name].append(_time(make(i)))
         lib = float(subprocess.run([py, "-c", inproc], capture_output=True, text=True, check=True).stdout)
+        imp = [py, "-c", "import ocilearn.cli, ocilearn.cli.runtime"]
+        med_import = statistics.median(_time(imp) for _ in range(runs))
         med = {k: statistics.median(v) for k, v in samples.items()}
         med["ocilearn library run() in-process"] = lib
+        med["python -c 'import ocilearn.cli, ocilearn.cli.runtime'"] = med_import
         base = med["runc run"]
         print(f"bundle made by {made}; {runs} interleaved runs each; median wall time")
         print("| command | median | min | ratio to runc |\n| --- | --- | --- | --- |")

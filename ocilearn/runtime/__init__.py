@@ -11,3 +11,14 @@ Modules (imported lazily; the runtime path never imports requests, graphviz or i
 - :mod:`.container`  the lifecycle of runtime-spec runtime.md: create, start, state, kill,
   delete (+ run, exec, ps) with a state directory like runc's.
 """
+
+import sys as _sys
+
+
+def step(area: str, action: str, detail: str = "", equivalent: str = "", **data) -> None:
+    """Narrate one real action through :func:`ocilearn.explain.step` — but only when
+    ``ocilearn.explain`` has been imported (``--explain``, notebooks): otherwise nothing
+    can be recording, and the runtime path skips importing it (start-up time)."""
+    ex = _sys.modules.get("ocilearn.explain")
+    if ex is not None:
+        ex.step(area, action, detail, equivalent, **data)

@@ -23,7 +23,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from .. import explain
+from . import step
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -110,7 +110,7 @@ class Cgroup:
             if name == "cpuset":
                 for f in ("cpuset.cpus", "cpuset.mems"):
                     self._fill_cpuset(root, p, f)
-        explain.step("runtime", "create cgroup", ", ".join(self.paths.values()), "mkdir /sys/fs/cgroup/…/ID")
+        step("runtime", "create cgroup", ", ".join(self.paths.values()), "mkdir /sys/fs/cgroup/…/ID")
 
     @staticmethod
     def _fill_cpuset(root: str, p: str, f: str) -> None:
@@ -213,7 +213,7 @@ class Cgroup:
                 _write(path, value)
             except OSError as e:
                 raise OSError(e.errno, f"cgroup: cannot write {value!r}: {e.strerror}", path)
-            explain.step("runtime", "cgroup limit", f"{os.path.basename(path)} = {value}", f"echo {value} > {path}")
+            step("runtime", "cgroup limit", f"{os.path.basename(path)} = {value}", f"echo {value} > {path}")
 
     def add(self, pid: int = 0, paths: dict[str, str] | None = None) -> None:
         """Move process ``pid`` (0 = the caller) into every hierarchy of the cgroup (or
@@ -294,4 +294,4 @@ class Cgroup:
                         raise
                     self.kill_all()
                     time.sleep(0.0005)  # the last task is still being released
-        explain.step("runtime", "remove cgroup", ", ".join(self.paths.values()), "rmdir /sys/fs/cgroup/…/ID")
+        step("runtime", "remove cgroup", ", ".join(self.paths.values()), "rmdir /sys/fs/cgroup/…/ID")

@@ -25,7 +25,6 @@ again, which keeps ``ocilearn run`` start-to-exit time close to runc's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import select
@@ -34,9 +33,9 @@ import socket
 import sys
 import time
 
-from .. import explain
 from ..errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
 from . import namespaces as nsmod
+from . import step
 from . import syscalls as sc
 
 STATUSES = ("creating", "created", "running", "stopped")
@@ -70,6 +69,14 @@ def parse_signal(s: str | int) -> int:
         return int(signal.Signals[name])
     except KeyError:
         raise ContainerError(f"unknown signal {s!r} (signal(7))")
+
+
+def _fnv1a(text: str) -> int:
+    """32-bit FNV-1a hash (a short, stable tag; no hashlib import on the start-up path)."""
+    h = 0x811C9DC5
+    for b in text.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return h
 
 
 def _proc_start(pid: int) -> tuple[int, str] | None:
@@ -249,7 +256,7 @@ class Container:
             os.mkdir(c.dir, 0o711)
         except FileExistsError:
             raise ContainerExists(f"container {cid!r} already exists in {root}")
-        explain.step("runtime", "create", f"container {cid} from {bundle}", f"runc create --bundle {bundle} {cid}")
+        step("runtime", "create", f"container {cid} from {bundle}", f"runc create --bundle {bundle} {cid}")
         me = _proc_start(os.getpid())
         st = {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": cid, "status": "creating", "pid": 0, "bundle": bundle,
               "annotations": cfg.get("annotations") or {},
@@ -295,7 +302,7 @@ class Container:
         if rootless and not userns:
             flags |= sc.CLONE_NEWUSER  # rootless: always a user namespace, container root = the caller
             userns = True
-            explain.step("runtime", "rootless", "added a user namespace mapping root to the caller", "runc spec --rootless")
+            step("runtime", "rootless", "added a user namespace mapping root to the caller", "runc spec --rootless")
         if flags & sc.CLONE_NEWUSER and not uidm:
             uidm, gidm = nsmod.default_rootless_mappings() if rootless else ([{"containerID": 0, "hostID": 0, "size": 4294967295}],) * 2
         if flags & sc.CLONE_NEWUSER:
@@ -316,7 +323,7 @@ class Container:
 
             try:
                 # default path /ocilearn-<root hash>-<id>: two state roots may hold the same ID
-                tag = hashlib.sha256(os.path.abspath(self.root).encode()).hexdigest()[:8]
+                tag = f"{_fnv1a(os.path.abspath(self.root)):08x}"
                 cg = Cgroup.for_container(linux.get("cgroupsPath") or f"/ocilearn-{tag}-{self.id}", self.id)
                 o["cgroup"] = {"version": cg.version, "paths": cg.paths, "base": cg.base}
             except OSError:
@@ -324,7 +331,7 @@ class Container:
         elif (linux.get("resources") or {}).keys() - {"devices"}:
             print("ocilearn: warning: rootless: cgroup limits in linux.resources are not applied (cgroups are not delegated to this user)", file=sys.stderr)
         self.write(st)
-        explain.step("runtime", "state", f"{self.dir}/state.json (creating)", "")
+        step("runtime", "state", f"{self.dir}/state.json (creating)", "")
         if cg:
             cg.create()
             cg.apply(linux.get("resources"))
@@ -339,7 +346,7 @@ class Container:
                "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
                "preserve_fds": preserve_fds, "id": self.id, "init": init}
         parent_pid = os.getpid()
-        explain.step("runtime", "fork monitor", "", "")
+        step("runtime", "fork monitor", "", "")
         sys.stdout.flush()
         sys.stderr.flush()
         monitor = os.fork()
@@ -395,7 +402,7 @@ class Container:
         cg = self._cgroup(st)
         if cg:
             cg.add(init_pid)
-            explain.step("runtime", "join cgroup", f"init {init_pid}", f"echo {init_pid} > …/cgroup.procs")
+            step("runtime", "join cgroup", f"init {init_pid}", f"echo {init_pid} > …/cgroup.procs")
         if o.get("new_cgroupns"):
             _send(s2, {"t": "cgroup"})
         msg, _ = expect(s2, "setup")  # init reached the runtime namespace hooks point
@@ -425,7 +432,7 @@ class Container:
         self.write(st)
         if pid_file:
             _atomic_text(pid_file, f"{init_pid}")
-        explain.step("runtime", "created", f"init pid {init_pid} waits on {self.fifo}", f"runc create {self.id}")
+        step("runtime", "created", f"init pid {init_pid} waits on {self.fifo}", f"runc create {self.id}")
         if detach:
             _send(s1, {"t": "detach"})
             expect(s1, "detach")
@@ -457,7 +464,7 @@ class Container:
         finally:
             os.close(fd)
         os.unlink(self.fifo)
-        explain.step("runtime", "start", f"released init {st['pid']} through exec.fifo", f"runc start {self.id}")
+        step("runtime", "start", f"released init {st['pid']} through exec.fifo", f"runc start {self.id}")
         run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart")
 
     def kill(self, sig: int = signal.SIGTERM, all_: bool = False) -> None:
@@ -473,7 +480,7 @@ class Container:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        explain.step("runtime", "kill", f"signal {sig} to {targets}", f"runc kill {'--all ' if all_ else ''}{self.id} {sig}")
+        step("runtime", "kill", f"signal {sig} to {targets}", f"runc kill {'--all ' if all_ else ''}{self.id} {sig}")
 
     def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> str:
         """Stop the container like ``docker stop``: send ``sig`` (SIGTERM) to the init,
@@ -489,7 +496,7 @@ class Container:
             return "exited"
         self.kill(signal.SIGKILL, all_=True)
         _wait_gone(pid, start, 5)
-        explain.step("runtime", "stop", f"{self.id} ignored signal {sig} for {grace} s: SIGKILL", f"docker stop -t {grace:g}")
+        step("runtime", "stop", f"{self.id} ignored signal {sig} for {grace} s: SIGKILL", f"docker stop -t {grace:g}")
         return "killed"
 
     def pids(self, st: dict | None = None) -> list[int]:
@@ -552,7 +559,7 @@ class Container:
         if status != "creating":
             run_hooks(o.get("hooks", {}).get("poststop", []), self._hook_state(st, "stopped"), "poststop", warn_only=True)
         _rmtree(self.dir)
-        explain.step("runtime", "delete", f"container {self.id}: processes, cgroup and {self.dir} removed", f"runc delete {self.id}")
+        step("runtime", "delete", f"container {self.id}: processes, cgroup and {self.dir} removed", f"runc delete {self.id}")
 
     def exit_status(self) -> dict | None:
         """``{"code": N}`` or ``{"signal": N}`` as recorded by the monitor, or None."""
@@ -597,7 +604,7 @@ def run_hooks(hooks: list[dict], state: dict, kind: str, warn_only: bool = False
             err = str(e)
         else:
             err = f"exit status {p.returncode}: {p.stderr.decode(errors='replace').strip()}" if p.returncode else ""
-        explain.step("runtime", f"{kind} hook", f"{h['path']} {' '.join(args[1:])}", h["path"])
+        step("runtime", f"{kind} hook", f"{h['path']} {' '.join(args[1:])}", h["path"])
         if err:
             msg = f"{kind} hook {h['path']} failed: {err}"
             if warn_only:
@@ -628,7 +635,7 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
     # the cgroup namespace is unshared by the init once the runtime has put it in its cgroup
     # (the namespace is rooted at the cgroup it is made in); the monitor stays outside
     sc.unshare(ctx["flags"] & ~sc.CLONE_NEWCGROUP)
-    explain.step("runtime", "unshare", f"flags 0x{ctx['flags']:x}", "unshare --mount --pid --uts --ipc --net …")
+    step("runtime", "unshare", f"flags 0x{ctx['flags']:x}", "unshare --mount --pid --uts --ipc --net …")
     if ctx["flags"] & sc.CLONE_NEWUSER:
         _send(s1, {"t": "idmap"})
         msg, _ = _recv(s1)
@@ -715,7 +722,7 @@ def _stage2(ctx: dict, s2: socket.socket) -> None:
             sc.sethostname(cfg["hostname"])
         if cfg.get("domainname"):
             sc.setdomainname(cfg["domainname"])
-        explain.step("runtime", "sethostname", cfg.get("hostname", ""), f"hostname {cfg.get('hostname', '')}")
+        step("runtime", "sethostname", cfg.get("hostname", ""), f"hostname {cfg.get('hostname', '')}")
     if flags & sc.CLONE_NEWNET:
         from .network import lo_up
 
@@ -833,7 +840,7 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
             pass
         sock.close()
         run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart")
-        explain.step("runtime", "started", f"container {cid}: program running", "")
+        step("runtime", "started", f"container {cid}: program running", "")
         if master is not None:
             _proxy_pty(master, monitor)
         while True:
@@ -844,7 +851,7 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
                 continue
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
-        explain.step("runtime", "exited", f"container {cid}: status {code}", "")
+        step("runtime", "exited", f"container {cid}: status {code}", "")
         cg = c._cgroup(st)
         if cg and cg.oom_kills():
             print(f"ocilearn: container {cid} was OOM-killed: the kernel's OOM killer killed {cg.oom_kills()} process(es) "

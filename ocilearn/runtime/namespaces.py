@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from .. import explain
 from ..errors import RuntimeSpecError
+from . import step
 from . import syscalls as sc
 
 #: order in which existing namespaces are joined: the user namespace first (it grants the
@@ -56,7 +56,7 @@ def join(fds: list[tuple[str, int]]) -> None:
     for t, fd in sorted(fds, key=lambda j: JOIN_ORDER.index(j[0])):
         sc.setns(fd, sc.NAMESPACES[t][0])
         os.close(fd)
-        explain.step("runtime", f"setns {t}", f"fd {fd}", f"nsenter --{t}")
+        step("runtime", f"setns {t}", f"fd {fd}", f"nsenter --{t}")
 
 
 def ns_ids(pid: int | str = "self") -> dict[str, str]:
@@ -100,7 +100,7 @@ def write_id_maps(pid: int, uid_mappings: list[dict], gid_mappings: list[dict]) 
                 f.write(fmt(ms))
         except OSError as e:
             raise RuntimeSpecError(f"cannot write /proc/{pid}/{name} {fmt(ms)!r}: {e.strerror}")
-    explain.step("runtime", "uid/gid map", f"uid {fmt(uid_mappings).strip()}; gid {fmt(gid_mappings).strip()}", f"newuidmap {pid} …")
+    step("runtime", "uid/gid map", f"uid {fmt(uid_mappings).strip()}; gid {fmt(gid_mappings).strip()}", f"newuidmap {pid} …")
 
 
 def in_mapping(uid: int, mappings: list[dict]) -> bool:

@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 
-from .. import explain
+from . import step
 
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 SUBNET_BASE = "10.213.0.0"
@@ -32,7 +32,7 @@ def lo_up() -> None:
         ifr = struct.pack("16sh14x", b"lo", 0)
         flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifr))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
-    explain.step("runtime", "lo up", "loopback of the new network namespace", "ip link set lo up")
+    step("runtime", "lo up", "loopback of the new network namespace", "ip link set lo up")
 
 
 def subnet_for(container_id: str, used: set[str] | None = None) -> tuple[str, str, str]:
@@ -83,6 +83,6 @@ def setup_veth(pid: int, container_id: str) -> dict:
         ns.addr("add", index=idx, address=cont, prefixlen=30)
         ns.link("set", index=idx, state="up")
         ns.route("add", dst="0.0.0.0/0", gateway=host)
-    explain.step("runtime", "veth", f"{ifname} {host}/30 <-> eth0 {cont}/30 in pid {pid}'s netns",
+    step("runtime", "veth", f"{ifname} {host}/30 <-> eth0 {cont}/30 in pid {pid}'s netns",
                  f"ip link add {ifname} type veth peer name eth0 netns {pid}")
     return {"host": host, "container": cont, "ifname": ifname, "prefixlen": 30}

@@ -17,8 +17,8 @@ import signal
 import struct
 import termios
 
-from .. import explain
 from ..errors import ContainerError
+from . import step
 from . import syscalls as sc
 
 TIOCSPTLCK, TIOCGPTN = 0x40045431, 0x80045430
@@ -86,7 +86,7 @@ def set_user(user: dict | None) -> None:
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     if user.get("umask") is not None:
         os.umask(user["umask"])
-    explain.step("runtime", "user", f"uid {uid} gid {gid} groups {groups}", f"setpriv --reuid={uid} --regid={gid}")
+    step("runtime", "user", f"uid {uid} gid {gid} groups {groups}", f"setpriv --reuid={uid} --regid={gid}")
 
 
 def drop_bounding(caps: dict | None) -> None:
@@ -116,7 +116,7 @@ def set_caps(caps: dict | None) -> None:
     for n in range(sc.last_cap() + 1):
         if amb & prm & inh & (1 << n):
             sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, n)
-    explain.step("runtime", "capabilities", f"effective 0x{eff:x} permitted 0x{prm:x} inheritable 0x{inh:x}", "capsh --caps=…")
+    step("runtime", "capabilities", f"effective 0x{eff:x} permitted 0x{prm:x} inheritable 0x{inh:x}", "capsh --caps=…")
 
 
 def home_for(uid: int) -> str:
@@ -166,7 +166,7 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     enter_cwd(process.get("cwd") or "/")
     if process.get("noNewPrivileges"):
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    explain.step("runtime", "execve", " ".join(args), "exec " + " ".join(args))
+    step("runtime", "execve", " ".join(args), "exec " + " ".join(args))
     if init:
         reaper_init()  # returns in the child only
     try:

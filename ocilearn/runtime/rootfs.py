@@ -13,7 +13,7 @@ import errno
 import os
 import stat
 
-from .. import explain
+from . import step
 from . import syscalls as sc
 
 # mount(8) option -> (set flags, clear flags); anything else is filesystem data
@@ -131,14 +131,14 @@ def make_root_private(propagation: str | None = None) -> None:
     slave (runc's default) or private. mount(2) MS_REC|MS_SLAVE; C31 cause "shared"."""
     flag = sc.MS_REC | (sc.MS_PRIVATE if propagation and "private" in propagation else sc.MS_SLAVE)
     sc.mount(None, "/", None, flag)
-    explain.step("runtime", "mount --make-rslave /", "host mounts stay untouched by the container's", "mount --make-rslave /")
+    step("runtime", "mount --make-rslave /", "host mounts stay untouched by the container's", "mount --make-rslave /")
 
 
 def bind_rootfs(rootfs: str) -> None:
     """Bind-mount the rootfs onto itself so it is a mount point, as pivot_root(2) requires
     (case C31: a plain directory as rootfs)."""
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    explain.step("runtime", "bind rootfs", rootfs, f"mount --rbind {rootfs} {rootfs}")
+    step("runtime", "bind rootfs", rootfs, f"mount --rbind {rootfs} {rootfs}")
 
 
 def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[str, str] | None = None, cgroupns: bool = False) -> None:
@@ -165,7 +165,7 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         extra = flags & ~(sc.MS_BIND | sc.MS_REC)
         if extra:
             sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | extra | (_locked_flags(dest) if userns else 0))
-        explain.step("runtime", "bind mount", f"{src} -> {dest_rel} {m.get('options') or ''}", f"mount --bind {src} {dest}")
+        step("runtime", "bind mount", f"{src} -> {dest_rel} {m.get('options') or ''}", f"mount --bind {src} {dest}")
     elif typ == "cgroup":
         _mount_cgroup(rootfs, dest_rel, flags, cgroup_paths or {}, cgroupns)
         return
@@ -174,7 +174,7 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
         sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT, data or None)
-        explain.step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
+        step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
 
@@ -197,7 +197,7 @@ def _mount_cgroup(rootfs: str, dest_rel: str, flags: int, paths: dict[str, str],
             for alias in name.split(","):
                 if not os.path.lexists(os.path.join(base, alias)):
                     os.symlink(name, os.path.join(base, alias))
-    explain.step("runtime", "mount cgroup", f"{dest_rel}: {', '.join(paths) or 'none'}", f"mount -t cgroup … {base}")
+    step("runtime", "mount cgroup", f"{dest_rel}: {', '.join(paths) or 'none'}", f"mount -t cgroup … {base}")
 
 
 def _hierarchy_options(name: str, base: str = "/sys/fs/cgroup") -> str:
@@ -250,7 +250,7 @@ def create_devices(rootfs: str, devices: list[dict] | None = None, *, userns: bo
             os.symlink(target, p)
     finally:
         os.umask(old)
-    explain.step("runtime", "populate /dev", ", ".join([*DEFAULT_DEVICES, "ptmx", *DEV_SYMLINKS]), "mknod /dev/null c 1 3 …")
+    step("runtime", "populate /dev", ", ".join([*DEFAULT_DEVICES, "ptmx", *DEV_SYMLINKS]), "mknod /dev/null c 1 3 …")
 
 
 def pivot(rootfs: str, *, no_pivot: bool = False) -> None:
@@ -269,12 +269,12 @@ def pivot(rootfs: str, *, no_pivot: bool = False) -> None:
             sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
             sc.umount2(".", sc.MNT_DETACH)
             os.chdir("/")
-            explain.step("runtime", "pivot_root", f"{rootfs} is now /; old root detached", "pivot_root . . && umount -l .")
+            step("runtime", "pivot_root", f"{rootfs} is now /; old root detached", "pivot_root . . && umount -l .")
             return
     sc.mount(rootfs, "/", None, sc.MS_MOVE)
     os.chroot(".")
     os.chdir("/")
-    explain.step("runtime", "move + chroot", f"{rootfs} moved onto / (no pivot_root: initramfs or --no-pivot)", "mount --move . / && chroot .")
+    step("runtime", "move + chroot", f"{rootfs} moved onto / (no pivot_root: initramfs or --no-pivot)", "mount --move . / && chroot .")
 
 
 def _host_root_is_initramfs() -> bool:
@@ -299,7 +299,7 @@ def mask_paths(paths: list[str] | None) -> None:
             if e.errno != errno.ENOENT:
                 raise
     if paths:
-        explain.step("runtime", "mask paths", ", ".join(paths), "mount --bind /dev/null PATH")
+        step("runtime", "mask paths", ", ".join(paths), "mount --bind /dev/null PATH")
 
 
 def readonly_paths(paths: list[str] | None) -> None:
@@ -314,10 +314,10 @@ def readonly_paths(paths: list[str] | None) -> None:
             raise
         sc.mount(None, p, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _locked_flags(p))
     if paths:
-        explain.step("runtime", "read-only paths", ", ".join(paths), "mount -o bind,remount,ro PATH")
+        step("runtime", "read-only paths", ", ".join(paths), "mount -o bind,remount,ro PATH")
 
 
 def readonly_root() -> None:
     """``root.readonly``: remount ``/`` read-only (config.md "Root")."""
     sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | _locked_flags("/"))
-    explain.step("runtime", "read-only root", "/", "mount -o remount,bind,ro /")
+    step("runtime", "read-only root", "/", "mount -o remount,bind,ro /")

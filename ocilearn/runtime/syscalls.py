@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -99,7 +98,7 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _SYS = {
     "x86_64": {"pivot_root": 155, "close_range": 436},
     "aarch64": {"pivot_root": 41, "close_range": 436},
-}.get(platform.machine(), {"pivot_root": 155, "close_range": 436})
+}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436})
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
