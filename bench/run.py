@@ -71,6 +71,7 @@ def main(runs: int | None = None) -> dict:
         bundle, made = _bundle(work)
         tools: dict[str, callable] = {
             "ocilearn run": lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"],
+            "python -m ocilearn.runtime run (no click)": lambda i: [py, "-m", "ocilearn.runtime", "--root", str(work / "ol"), "run", "-b", str(bundle), f"f{i}"],
             "runc run": lambda i: ["runc", "--root", str(work / "runc"), "run", "-b", str(bundle), f"b{i}"],
         }
         if shutil.which("crun"):
