@@ -267,19 +267,27 @@ class ImageLayout:
         """Create an empty layout at ``path`` (like ``umoci init --layout``), or open the
         existing one when ``exist_ok``.
 
+        ``index.json`` is written before ``oci-layout``, so a process killed half-way
+        leaves a directory that is not yet a layout; such a half-made layout (nothing in
+        it but ``blobs/``, ``index.json`` and ``oci-layout``) is completed by the next
+        ``init``.
+
         Raises:
             LayoutError: ``path`` exists, is not empty and is not a layout.
         """
         p = Path(path)
-        if (p / "oci-layout").exists():
+        half_made = p.is_dir() and {e.name for e in p.iterdir()} <= {"blobs", "index.json", "oci-layout"}
+        if (p / "oci-layout").exists() and (p / "index.json").exists():
             if not exist_ok:
                 raise LayoutError(f"{p}: an image layout already exists")
             return cls(p)
-        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        if p.exists() and not (p.is_dir() and half_made):
             raise LayoutError(f"{p}: exists and is not an empty directory or an image layout")
         (p / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        atomic_write(p / "oci-layout", dumps({"imageLayoutVersion": LAYOUT_VERSION}))
-        atomic_write(p / "index.json", dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
+        if not (p / "index.json").exists():
+            atomic_write(p / "index.json", dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
+        if not (p / "oci-layout").exists():
+            atomic_write(p / "oci-layout", dumps({"imageLayoutVersion": LAYOUT_VERSION}))
         explain.step("layout", "init", str(p), f"umoci init --layout {p}")
         return cls(p)
 

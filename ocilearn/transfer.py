@@ -45,7 +45,7 @@ from .errors import (
     TransportError,
     VerificationError,
 )
-from .layout import MAX_DOCUMENT, ImageLayout, atomic_write, host_platform, parse_oci_ref, select_platform
+from .layout import MAX_DOCUMENT, ImageLayout, host_platform, parse_oci_ref, select_platform
 from .model import Descriptor, Index, Manifest, Platform, dumps, parse_document
 from .reference import Reference
 from .reference import parse as parse_reference
@@ -379,30 +379,11 @@ class Destination:
         pass
 
 
-def _finish_half_made_layout(path: Path) -> None:
-    """A pull killed while ``ImageLayout.init`` was creating the layout leaves either
-    empty ``blobs/`` directories without ``oci-layout``, or ``oci-layout`` without
-    ``index.json``. Both are completed here (nothing else is touched), so the next pull
-    can proceed."""
-    path = Path(path)
-    if not path.is_dir():
-        return
-    if (path / "oci-layout").is_file() and not (path / "index.json").exists():
-        atomic_write(path / "index.json", dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
-        explain.step("layout", "finish half-made layout", f"{path}: wrote the missing empty index.json")
-    elif not (path / "oci-layout").exists() and path.exists():
-        entries = list(path.rglob("*"))
-        if entries and all(e.is_dir() for e in entries) and {e.relative_to(path).parts[0] for e in entries} == {"blobs"}:
-            for e in sorted(entries, key=lambda x: len(x.parts), reverse=True):
-                e.rmdir()  # only empty directories made by an interrupted init
-
-
 class LayoutDest(Destination):
     """Writes into an OCI layout (created if needed): blobs through
     :meth:`~ocilearn.layout.ImageLayout.put_blob` (verified, atomic), the ref last."""
 
     def __init__(self, path: Path, ref: str | None) -> None:
-        _finish_half_made_layout(path)
         self.layout = ImageLayout.init(path)
         self.ref = ref
         self.name = f"oci:{path}" + (f":{ref}" if ref else "")

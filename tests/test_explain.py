@@ -38,4 +38,4 @@ def test_nested_recordings_are_independent(tmp_path):
             layout.put_blob(b"b")
         layout.put_blob(b"c")
     assert len(inner) == 1 and str(Digest.of(b"b")) in inner[0].detail
-    assert [str(Digest.of(x)) in s.detail for s, x in zip(outer, [b"a", b"c"])] == [True, True]
+    assert [str(Digest.of(x)) in s.detail for s, x in zip(outer, [b"a", b"c"], strict=True)] == [True, True]
