@@ -54,6 +54,9 @@ if [[ ! -f $stamp ]]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" 2> >(grep -v "is ignored: it is neither" >&2)
   touch "$stamp"
 fi
+# Bytecode for ocilearn itself (an editable install is not compiled by pip): with
+# PYTHONDONTWRITEBYTECODE set, every `ocilearn` process would otherwise recompile it.
+.venv/bin/python -m compileall -q -j 0 ocilearn >/dev/null
 # JupyterLab: no news/update toasts (they cover the notebook in workshops and screenshots)
 settings=.venv/share/jupyter/lab/settings
 mkdir -p "$settings"
