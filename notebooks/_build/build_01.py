@@ -92,6 +92,7 @@ cells = [
                 print(f"  … {len(lines) - limit} more lines")
 
 
+        PULL = None  # the CopyResult when IMAGE is pulled from a registry
         with explain.recording() as steps:
             if IMAGE is None:
                 layout = embedded.copy_to(WORK / "image")
@@ -102,7 +103,7 @@ cells = [
             else:
                 from ocilearn import transfer
 
-                transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course")
+                PULL = transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
                 layout = ImageLayout.open(WORK / "image")
                 REF = "course"
         # the layout's path for the shell commands (they run in WORK)
@@ -390,6 +391,79 @@ cells = [
         from ocilearn import layout as layout_module
 
         ocilearn.show_source(layout_module._platform_rank)
+        """
+    ),
+    md(
+        """
+        ## 9b · Pull it yourself: the HTTP behind `skopeo copy docker://…`
+
+        A registry speaks the OCI **distribution-spec** over HTTP. A pull is a handful of
+        requests: `GET /v2/` (ping; a registry with auth answers `401` and a
+        `WWW-Authenticate` challenge, then a token is fetched), `GET /v2/NAME/manifests/TAG`
+        with an `Accept` header listing the manifest and index media types, then
+        `GET /v2/NAME/blobs/DIGEST` for the config and each layer — every one verified
+        against its digest before it lands in the layout.
+
+        If you set `IMAGE = "docker://…"` above, the table below is the real exchange of
+        that pull. Otherwise, when Debian's `docker-registry` (the reference registry,
+        distribution 2.8) is installed, this cell starts one on `127.0.0.1`, pushes the image
+        into it with ocilearn, and pulls it back — all on this machine, offline.
+        With a network, try `IMAGE = "docker://docker.io/library/busybox:latest"`.
+        """
+    ),
+    code(
+        """
+        import socket
+        import time
+
+        import requests
+
+        from ocilearn import transfer
+
+
+        def local_registry(storage: Path):
+            \"\"\"Start Debian's docker-registry on a free 127.0.0.1 port; returns (process, 'host:port').\"\"\"
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            config = storage / "config.yml"
+            config.write_text(
+                "version: 0.1\\nlog: {level: error}\\n"
+                f"storage: {{filesystem: {{rootdirectory: {storage}}}}}\\n"
+                f"http: {{addr: 127.0.0.1:{port}}}\\n"
+            )
+            proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(100):
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200:
+                        return proc, f"127.0.0.1:{port}"
+                except requests.ConnectionError:
+                    time.sleep(0.1)
+            proc.kill()
+            raise RuntimeError("docker-registry did not start")
+
+
+        if PULL is None and shutil.which("docker-registry"):
+            (WORK / "registry").mkdir(exist_ok=True)
+            proc, host = local_registry(WORK / "registry")
+            try:
+                transfer.copy(f"oci:{layout.path}:{REF}", f"docker://{host}/course/image:latest", all_platforms=True)
+                print(f"$ skopeo copy --src-tls-verify=false docker://{host}/course/image:latest oci:pulled:latest")
+                with explain.recording() as pull_steps:
+                    PULL = transfer.copy(f"docker://{host}/course/image:latest", f"oci:{WORK / 'pulled'}:latest", quiet=False)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+        if PULL is None:
+            print("No registry here: install docker-registry (apt-get install docker-registry) or set IMAGE = 'docker://…'.")
+        else:
+            print("pulled manifest", PULL.digest, f"({len(PULL.copied)} blobs, {PULL.bytes} bytes, {PULL.seconds:.2f} s)")
+        """
+    ),
+    code(
+        """
+        # method, URL, status, bytes and the key headers of every request (secrets redacted)
+        PULL.exchanges if PULL is not None else None
         """
     ),
     md(
