@@ -293,7 +293,7 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
             shutil.copy2(shot, DOCS_SCREENSHOTS / shot.name)
     except BaseException:
         try:
-            _screenshot(page, nb_path, None)  # what the failure looked like
+            _screenshot(page, nb_path, page.locator(exp.screenshot_focus).first if exp.screenshot_focus else None)
         except Exception:  # noqa: BLE001
             pass
         raise

@@ -132,6 +132,7 @@ EXPECT: dict[str, Expect] = {
         widgets=True,
         widget_markers=(r"ocilearn-stepper-status'>step \d+/\d+",),
         stepper=True,
+        screenshot_focus="text=/HOST +CONTAINER/",  # the host vs container table
     ),
 }
 
