@@ -25,11 +25,12 @@ again, which keeps ``ocilearn run`` start-to-exit time close to runc's.
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import select
 import signal
-import socket
+import struct
 import sys
 import time
 
@@ -117,17 +118,33 @@ def _wait_gone(pid: int, start: int | None, timeout: float) -> bool:
         os.close(fd)
 
 
-def _send(sock: socket.socket, obj: dict, fds: list[int] | None = None) -> None:
+# The sync sockets use the C module ``_socket`` directly: ``socket.py`` (and the selectors it
+# imports) would add a few milliseconds to every start; send_fds/recv_fds are 6 lines each.
+_SCM_RIGHTS, _SOL_SOCKET = 1, 1
+
+
+def _socketpair():
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+
+
+def _send(sock, obj: dict, fds: list[int] | None = None) -> None:
+    """One JSON message, with fds passed as SCM_RIGHTS (unix(7)) when given."""
     data = json.dumps(obj).encode()
     if fds:
-        socket.send_fds(sock, [data], fds)
+        sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
     else:
         sock.send(data)
 
 
-def _recv(sock: socket.socket) -> tuple[dict | None, list[int]]:
-    data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
-    return (json.loads(data) if data else None), list(fds)
+def _recv(sock) -> tuple[dict | None, list[int]]:
+    """The next message (None at EOF) and the fds that came with it."""
+    data, anc, _flags, _addr = sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 4))
+    fds: list[int] = []
+    for level, kind, payload in anc:
+        if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
+            n = len(payload) // 4
+            fds += list(struct.unpack(f"{n}i", payload[: 4 * n]))
+    return (json.loads(data) if data else None), fds
 
 
 def _atomic_json(path: str, obj: dict) -> None:
@@ -338,8 +355,8 @@ class Container:
         if detach:
             os.mkfifo(self.fifo, 0o600)
         ns_files = nsmod.open_ns(joins)
-        s1_parent, s1_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        s2_parent, s2_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s1_parent, s1_child = _socketpair()
+        s2_parent, s2_child = _socketpair()
         for s in (s1_parent, s2_parent):
             s.settimeout(60)
         ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach,
@@ -383,7 +400,7 @@ class Container:
         def expect(sock, what):
             try:
                 msg, fds = _recv(sock)
-            except socket.timeout:
+            except TimeoutError:
                 raise ContainerError(f"container {self.id}: init did not answer ({what}) within 60 s")
             if msg is None:
                 raise ContainerError(f"container {self.id}: init exited during setup ({what})")
@@ -616,6 +633,8 @@ def run_hooks(hooks: list[dict], state: dict, kind: str, warn_only: bool = False
 def send_console(path: str, master: int, name: str) -> None:
     """Send the pty master to the Unix socket ``path`` with SCM_RIGHTS, as ``runc create
     --console-socket`` does (runc docs/terminals.md)."""
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(path)
         socket.send_fds(s, [name.encode() or b"/dev/pts/0"], [master])
@@ -689,7 +708,7 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
     return 128 - code if code < 0 else code
 
 
-def _stage2(ctx: dict, s2: socket.socket) -> None:
+def _stage2(ctx: dict, s2) -> None:
     """The init: PID 1 of the container. Builds the rootfs, waits for start, execs."""
     from . import process
     from . import rootfs as rfs

@@ -13,10 +13,9 @@ route, no /etc/hosts entry for the hostname.
 
 from __future__ import annotations
 
+import _socket
 import fcntl
-import hashlib
 import os
-import socket
 import struct
 
 from . import step
@@ -28,16 +27,22 @@ SUBNET_BASE = "10.213.0.0"
 def lo_up() -> None:
     """Set ``lo`` up in the calling process's network namespace (netdevice(7)
     SIOCSIFFLAGS), like ``ip link set lo up``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)  # C module: no socket.py import cost
+    try:
         ifr = struct.pack("16sh14x", b"lo", 0)
         flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifr))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
     step("runtime", "lo up", "loopback of the new network namespace", "ip link set lo up")
 
 
 def subnet_for(container_id: str, used: set[str] | None = None) -> tuple[str, str, str]:
     """Pick a /30 for a container: ``(host address, container address, host ifname)``,
     derived from the ID and skipping addresses in ``used``."""
+    import hashlib
+    import socket
+
     base = struct.unpack("!I", socket.inet_aton(SUBNET_BASE))[0]
     n = int(hashlib.sha256(container_id.encode()).hexdigest(), 16) % 16384
     for k in range(16384):
@@ -63,7 +68,9 @@ def setup_veth(pid: int, container_id: str) -> dict:
     host address, ``eth0`` moves into the network namespace of ``pid`` with the container
     address and a default route via the host side. Returns ``{"host": …, "container": …,
     "ifname": …, "prefixlen": 30}``. The pair vanishes with the container's namespace."""
-    from pyroute2 import IPRoute, NetNS  # noqa: PLC0415 - lazy: only --net veth pays for it
+    import socket
+
+    from pyroute2 import IPRoute, NetNS  # lazy: only --net veth pays for it
 
     with IPRoute() as ipr:
         used = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=socket.AF_INET)}
