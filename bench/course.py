@@ -9,6 +9,7 @@ the figure is absolute.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,8 @@ def run_once(paths: list[Path]) -> dict[str, float]:
         nb = nbformat.read(p, as_version=4)
         with tempfile.TemporaryDirectory(prefix=f"ocilearn-bench-{p.stem[:2]}-") as cwd:
             t0 = time.perf_counter()
-            NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": cwd}}).execute()
+            client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": cwd}})
+            client.execute(env={**os.environ, "TMPDIR": cwd})  # the notebooks' work dirs go with cwd
             times[p.name] = time.perf_counter() - t0
     return times
 

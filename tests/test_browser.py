@@ -131,6 +131,7 @@ def lab():
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "TMPDIR": str(tmp),  # the notebooks' work dirs, removed with tmp
     }
     with open(log, "wb") as out:
         proc = subprocess.Popen(lab_command(port, token, root), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp)

@@ -175,7 +175,8 @@ def execute(path: Path, cwd: Path, params: dict[str, str] | None = None):
     client = NotebookClient(
         nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}, store_widget_state=True
     )
-    client.execute()
+    # TMPDIR: the notebooks' tempfile.mkdtemp() work dirs land in cwd and go with it
+    client.execute(env={**os.environ, "TMPDIR": str(cwd)})
     return nb
 
 
