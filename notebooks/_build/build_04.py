@@ -549,8 +549,12 @@ cells = [
         - `ocilearn/runtime/container.py` — the lifecycle and the three processes (runtime,
           monitor, init); `rootfs.py` — mounts, `/dev`, `pivot_root`; `process.py` — user,
           capabilities, `execve`; `cgroups.py` — v1 and v2 limits.
-        - Deliberate differences from runc are listed in the runtime section of `BENCHMARKS.md`
-          and in `ocilearn/runtime/container.py`'s docstring.
+        - Deliberate differences from runc are listed in the docstring of
+          `ocilearn/runtime/__init__.py` (`help(ocilearn.runtime)`); start-up time against runc
+          and crun is in `BENCHMARKS.md` ("Run").
+        - PID 1 and signals: by default the program *is* PID 1, as with runc — it must reap its
+          orphans and handle SIGTERM itself. `ocilearn run --init` puts a tiny reaper in front
+          (like `docker run --init`).
         """
     ),
 ]

@@ -10,6 +10,39 @@ Modules (imported lazily; the runtime path never imports requests, graphviz or i
 - :mod:`.network`    ``lo`` up, veth pair to the host namespace, /etc/hosts (pyroute2)
 - :mod:`.container`  the lifecycle of runtime-spec runtime.md: create, start, state, kill,
   delete (+ run, exec, ps) with a state directory like runc's.
+- ``python -m ocilearn.runtime …`` (:mod:`.__main__`): the same command line without click.
+
+Deliberate differences from runc 1.1 (the probe in tests/test_runtime.py shows everything
+else — pid, hostname, ids, capabilities, mountinfo, rlimits, cgroup limits, env, cwd —
+equal on the same bundle):
+
+- **A monitor per container.** ``create`` leaves a small process (a fork of the CLI, not a
+  new interpreter) that waits for the container's PID 1, writes ``exit.json`` (exit code or
+  signal) and exits with it; the init carries a parent-death signal, so killing the monitor
+  kills the container. runc's ``runc init`` execs the program and nobody records its status.
+  On a host whose PID 1 never reaps orphans (like this course's CI VM), a detached
+  container's monitor stays a zombie after it exits unless a subreaper adopted it (runc's
+  init has the same fate there); ``run`` and library use reap it.
+- **Foreground ``run``** starts the program through the setup socket, not ``exec.fifo``.
+- **Extras:** ``--init`` (a reaping, signal-forwarding PID 1, case C33),
+  :meth:`.container.Container.stop` (SIGTERM, then SIGKILL after a grace period),
+  ``--net veth`` (:mod:`.network`), ``--no-pivot`` also used automatically on initramfs.
+- **Rootless:** a config without a user namespace gets one mapping the caller to root
+  (runc wants ``runc spec --rootless``); ``gid=`` is dropped from devpts options when that
+  gid is unmapped; ``/sys`` is bind-mounted when there is no new network namespace; the
+  ``cgroup`` mount and all cgroup limits are skipped (with a warning when limits were
+  asked for) — no systemd delegation is attempted.
+- **cgroups:** default path ``/ocilearn-<hash of --root>-<id>`` in every v1 hierarchy;
+  on a hybrid host the ``unified`` v2 tree is neither joined nor mounted; the v2 device
+  controller (eBPF) is not implemented (device rules apply on v1 only).
+- **Not implemented** (fields ignored): seccomp, AppArmor/SELinux labels, personality,
+  intelRdt, hugepage/blkio/network/rdma limits, ``update``/``pause``/``resume``/
+  ``checkpoint``/``events``/``features``; ``/dev/console`` is not bind-mounted for
+  terminals; ``exec --tty`` opens the pty on the host side; ``ps`` lists PIDs and command
+  lines instead of running ps(1).
+- A ``process.cwd`` that resolves outside the container (``/proc/self/fd/N``, C24) is
+  refused rather than relying on fd hygiene alone; ambient capabilities that are not also
+  inheritable are skipped with a warning on stderr (runc logs it).
 """
 
 import sys as _sys
