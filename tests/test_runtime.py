@@ -76,6 +76,16 @@ def test_probe_matches_runc_busybox(busybox_base, tmp_path, runner):
     assert "mnt / ext4 rw,relatime" in ours or any(line.startswith("mnt / ") for line in ours)
 
 
+def test_probe_matches_runc_with_cgroup_namespace_and_rootfs_propagation(busybox_base, tmp_path, runner):
+    """With a cgroup namespace the container mounts its own cgroup hierarchies (rooted at
+    its cgroup) instead of bind mounts; /proc/self/cgroup shows "/" paths."""
+    cfg = json.loads((busybox_base / "config.json").read_text())
+    nss = cfg["linux"]["namespaces"] + [{"type": "cgroup"}]
+    theirs, ours = _probe_pair(busybox_base, tmp_path, runner, **{"linux.namespaces": nss, "linux.rootfsPropagation": "rprivate"})
+    assert ours == theirs
+    assert "mnt /sys/fs/cgroup/memory cgroup ro,nosuid,nodev,noexec,relatime" in ours
+
+
 @pytest.fixture(scope="session")
 def debian_base(tmp_path_factory) -> Path:
     from test_runtime_helpers import unpack_reference
@@ -377,9 +387,17 @@ def test_c33_pid1_reaping_with_and_without_init(busybox_base, tmp_path, runner):
     time.sleep(1.2)
     assert [z.split()[1] for z in _zombies_in(runner, plain)] == ["(sleep)"]
     assert _zombies_in(runner, withinit) == []
+    ps = json.loads(runner.oc("ps", "--format", "json", withinit).stdout)
+    assert len(ps) == 2  # the reaper (PID 1) and sleep, both in the container's cgroup
+    runner.oc("kill", "--all", withinit, "KILL")
+    runner.oc("kill", plain, "9")
     for name in (plain, withinit):
-        runner.oc("kill", name, "KILL")
+        deadline = time.monotonic() + 5
+        while _state(runner, name)["status"] != "stopped":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         runner.oc("delete", name)
+    assert runner.oc("list", "-q").stdout == ""
     assert runner.children() == []
 
 

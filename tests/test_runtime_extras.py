@@ -108,3 +108,41 @@ def test_join_existing_namespace_by_path_and_sysctl(busybox_base, tmp_path, runn
     assert out[0] == os.readlink(f"/proc/{pid}/ns/net")  # same network namespace as the first container
     assert out[1] == "1"  # the first container's sysctl, set in that namespace
     assert os.readlink("/proc/self/ns/net") != out[0]
+
+
+def test_exec_tty_gets_a_pty_of_the_container(busybox_base, tmp_path, runner):
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "20"])
+    name = cid("xtty")
+    runner.oc("run", "-d", "-b", str(b), name)
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 21, 77, 0, 0))
+    p = subprocess.Popen([OCILEARN, "--root", runner.root, "exec", "--tty", name, "/bin/sh", "-c", "tty; stty size; exit 4"],
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif p.poll() is not None:
+                break
+        assert p.wait(10) == 4, out
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = out.decode(errors="replace")
+    assert "/dev/pts/0" in text and "21 77" in text  # a pty from the container's devpts, our window size

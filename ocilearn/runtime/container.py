@@ -974,28 +974,38 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
     joins = [(t, f"/proc/{init}/ns/{sc.NAMESPACES[t][1]}") for t in o.get("namespaces", [])]
     fds = nsmod.open_ns(joins)
     cg = c._cgroup(st)
-    master = slave = None
-    if tty:
-        master, slave = os.openpty()
+    master = None
+    ours, theirs = _socketpair() if tty else (None, None)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            if ours is not None:
+                ours.close()
             if cg:
                 cg.add(0)
             nsmod.join(fds)
             child = os.fork()
             if child == 0:
                 try:
-                    if slave is not None:
+                    if theirs is not None:
+                        # the pty comes from the container's own devpts (like runc), so
+                        # `tty` inside names a /dev/pts/N that exists there
+                        m, slave, path = pr.open_pty()
+                        _send(theirs, {"t": "pty", "path": path}, [m])
+                        os.close(m)
+                        _recv(theirs)  # the window size is set: go
+                        theirs.close()
                         pr.become_tty_session(slave)
                     pr.exec_process(proc)
                 except BaseException as e:  # noqa: BLE001
                     print(f"ocilearn: exec: {e}", file=sys.stderr)
                 finally:
                     os._exit(127)
+            if theirs is not None:
+                theirs.close()
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             for s in FORWARD:
                 signal.signal(s, lambda n, f: _forward(child, n))
@@ -1008,8 +1018,16 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
             os._exit(code)
     for _t, fd in fds:
         os.close(fd)
-    if slave is not None:
-        os.close(slave)
+    if ours is not None:
+        theirs.close()
+        msg, got = _recv(ours)
+        if not msg or not got:
+            ours.close()
+            raise ContainerError(f"exec in {cid}: no pseudo-terminal came back from the container")
+        master = got[0]
+        _copy_winsize(master)
+        _send(ours, {"t": "go"})
+        ours.close()
     if detach:
         return 0
     old = {s: signal.signal(s, lambda n, f: _forward(pid, n)) for s in FORWARD}
