@@ -474,13 +474,27 @@ class Container:
             p = select.poll()
             p.register(fd, select.POLLIN)
             deadline = time.monotonic() + timeout
-            while not p.poll(20):
-                if time.monotonic() > deadline or not _alive(st["pid"], st["ocilearn"].get("init_start")):
-                    raise ContainerError(f"container {self.id}: init did not take the start signal")
-            os.read(fd, 1)
+            got = b""
+            alive = lambda: _alive(st["pid"], st["ocilearn"].get("init_start"))  # noqa: E731
+            while True:  # first the byte, then EOF when the init's write end closes at execve
+                if p.poll(20):
+                    chunk = os.read(fd, 16)
+                    if chunk:
+                        if not got:
+                            os.unlink(self.fifo)  # "running" from now on
+                            deadline = time.monotonic() + timeout
+                        got += chunk
+                        continue
+                    if got:
+                        break  # EOF after the byte: the program has been executed
+                if time.monotonic() > deadline or not alive():
+                    if not got:
+                        raise ContainerError(f"container {self.id}: init did not take the start signal")
+                    break
         finally:
             os.close(fd)
-        os.unlink(self.fifo)
+        if os.path.exists(self.fifo):
+            os.unlink(self.fifo)
         step("runtime", "start", f"released init {st['pid']} through exec.fifo", f"runc start {self.id}")
         run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart")
 
@@ -790,17 +804,20 @@ def _stage2(ctx: dict, s2) -> None:
         # blocks until `start` opens the fifo for reading (runc's exec.fifo)
         wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(wfd, b"0")
-        os.close(wfd)
         os.close(fifo_fd)
+        # wfd stays open until execve closes it (O_CLOEXEC): `start` reads to EOF, so it
+        # returns (and runs poststart hooks) only once the program has been executed
+        keep_sync = wfd
     else:
         msg, _ = _recv(s2)
         if not msg or msg.get("t") != "start":
             os._exit(1)
+        keep_sync = s2.fileno()
     if hooks.get("startContainer"):
         run_hooks(hooks["startContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "running",
                                             "pid": 1, "bundle": ctx["bundle"]}, "startContainer")
     keep = 3 + ctx.get("preserve_fds", 0)
-    process.exec_process(proc, keep_fds=keep, also_keep=-1 if ctx["detach"] else s2.fileno(), init=ctx.get("init", False))
+    process.exec_process(proc, keep_fds=keep, also_keep=keep_sync, init=ctx.get("init", False))
 
 
 # ---------------------------------------------------------------- list, run, exec

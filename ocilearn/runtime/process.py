@@ -216,6 +216,7 @@ def reaper_init() -> None:
         for s in FORWARDED:
             signal.signal(s, signal.SIG_DFL)
         return
+    sc.close_range(3)  # the sync fd must close when the *program* is exec'd, not stay with us
     for s in FORWARDED:
         signal.signal(s, lambda n, _f: _kill(child, n))
     status = 0
