@@ -103,3 +103,38 @@ def test_real_host_cgroup_limits_and_removal():
     finally:
         cg.destroy()
     assert not any(os.path.exists(p) for p in cg.paths.values())
+
+
+def _v2_mount() -> str | None:
+    for line in open("/proc/self/mountinfo"):
+        a, _, b = line.partition(" - ")
+        if b.split()[0] == "cgroup2":
+            return a.split()[4]
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: writes the host's cgroupfs")
+def test_real_cgroup2_tree_create_join_destroy():
+    """The v2 code path on the real unified hierarchy of this host (on a hybrid host it is
+    mounted at /sys/fs/cgroup/unified with few controllers: no limits to set there, but
+    mkdir, joining a process, listing and removal are real)."""
+    import subprocess
+    import sys
+
+    base = _v2_mount()
+    assert base is not None, "no cgroup2 hierarchy mounted"
+    version, _ = detect(base)
+    assert version == 2
+    cg = Cgroup.for_container(f"/ocilearn-unit-{os.getpid()}", "x", base=base)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        cg.create()
+        cg.add(child.pid)
+        assert cg.pids() == [child.pid]
+        assert open(f"/proc/{child.pid}/cgroup").read().count(f"ocilearn-unit-{os.getpid()}") == 1
+        assert cg.oom_kills() == 0
+    finally:
+        child.kill()
+        child.wait()
+        cg.destroy()
+    assert not os.path.exists(cg.paths[""])
