@@ -146,3 +146,21 @@ def test_exec_tty_gets_a_pty_of_the_container(busybox_base, tmp_path, runner):
             p.wait()
     text = out.decode(errors="replace")
     assert "/dev/pts/0" in text and "21 77" in text  # a pty from the container's devpts, our window size
+
+
+def test_explain_narrates_the_children_steps(busybox_base, tmp_path):
+    """--explain shows what the monitor and the init did (they are forked processes: their
+    steps travel back over the setup socket), each with the equivalent command."""
+    from ocilearn import explain
+    from ocilearn.runtime.container import run
+
+    b = make_bundle(busybox_base, tmp_path / "b", ["true"])
+    with explain.recording() as steps:
+        assert run(str(tmp_path / "st"), cid("expl"), str(b)) == 0
+    actions = [s.action for s in steps]
+    for expected in ("create", "unshare", "bind rootfs", "mount proc", "populate /dev", "sethostname", "pivot_root", "created", "delete"):
+        assert expected in actions, actions
+    assert actions.index("unshare") < actions.index("pivot_root") < actions.index("created")
+    assert actions.count("unshare") == 1
+    piv = steps[actions.index("pivot_root")]
+    assert piv.equivalent == "pivot_root . . && umount -l ." and piv.detail.startswith(str(busybox_base / "rootfs"))

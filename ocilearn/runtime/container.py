@@ -369,6 +369,9 @@ class Container:
         monitor = os.fork()
         if monitor == 0:  # ---- stage 1: the monitor ----
             code = 1
+            global _sent_steps
+            ex = sys.modules.get("ocilearn.explain")
+            _sent_steps = len(ex._current.get() or ()) if ex is not None else 0
             try:
                 s1_parent.close()
                 s2_parent.close()
@@ -404,6 +407,8 @@ class Container:
                 raise ContainerError(f"container {self.id}: init did not answer ({what}) within 60 s")
             if msg is None:
                 raise ContainerError(f"container {self.id}: init exited during setup ({what})")
+            for d in msg.get("steps", ()):  # narration from the monitor and the init
+                step(**d)
             if "error" in msg:
                 raise ContainerError(f"container {self.id}: {msg['error']}")
             return msg, fds
@@ -449,7 +454,8 @@ class Container:
         self.write(st)
         if pid_file:
             _atomic_text(pid_file, f"{init_pid}")
-        step("runtime", "created", f"init pid {init_pid} waits on {self.fifo}", f"runc create {self.id}")
+        step("runtime", "created", f"init pid {init_pid} waits " + (f"on {self.fifo}" if detach else "for the start message"),
+             f"runc create {self.id}")
         if detach:
             _send(s1, {"t": "detach"})
             expect(s1, "detach")
@@ -657,6 +663,22 @@ def send_console(path: str, master: int, name: str) -> None:
 # ---------------------------------------------------------------- the child side
 
 
+_sent_steps = 0
+
+
+def _new_steps() -> list[dict]:
+    """Steps recorded in this forked process since the last call, for the runtime to add to
+    its own narration (``--explain``): a fork copies the recording, not its future."""
+    global _sent_steps
+    ex = sys.modules.get("ocilearn.explain")
+    steps = ex._current.get() if ex is not None else None
+    if not steps:
+        return []
+    new = [{"area": x.area, "action": x.action, "detail": x.detail, "equivalent": x.equivalent} for x in steps[_sent_steps:]]
+    _sent_steps = len(steps)
+    return new
+
+
 def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int:
     """The monitor: cgroup, namespaces, one fork (the init); then wait for it."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -668,7 +690,9 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
     # the cgroup namespace is unshared by the init once the runtime has put it in its cgroup
     # (the namespace is rooted at the cgroup it is made in); the monitor stays outside
     sc.unshare(ctx["flags"] & ~sc.CLONE_NEWCGROUP)
-    step("runtime", "unshare", f"flags 0x{ctx['flags']:x}", "unshare --mount --pid --uts --ipc --net …")
+    names = [t for t, (f, _) in sc.NAMESPACES.items() if ctx["flags"] & f and f != sc.CLONE_NEWCGROUP]
+    step("runtime", "unshare", f"new namespaces: {', '.join(names)}; the next child is PID 1 of the new PID namespace",
+         "unshare " + " ".join(f"--{ {'network': 'net'}.get(t, t) }" for t in names) + " --fork")
     if ctx["flags"] & sc.CLONE_NEWUSER:
         _send(s1, {"t": "idmap"})
         msg, _ = _recv(s1)
@@ -676,6 +700,7 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
             return 1
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+    early = _new_steps()  # sent by the monitor; the init's copy must not repeat them
     init = os.fork()
     if init == 0:
         code = 1
@@ -692,7 +717,7 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
         finally:
             os._exit(code)
     s2.close()
-    _send(s1, {"t": "pid", "pid": init})
+    _send(s1, {"t": "pid", "pid": init, "steps": early})
     if ctx["detach"]:
         msg, _ = _recv(s1)
         if msg and msg.get("t") == "detach":
@@ -763,7 +788,7 @@ def _stage2(ctx: dict, s2) -> None:
     if proc.get("oomScoreAdj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc["oomScoreAdj"]))
-    _send(s2, {"t": "setup"})
+    _send(s2, {"t": "setup", "steps": _new_steps()})
     msg, _ = _recv(s2)
     if not msg or msg.get("t") != "ok":
         raise ContainerError("runtime went away during setup")
@@ -798,7 +823,7 @@ def _stage2(ctx: dict, s2) -> None:
         _send(s2, {"t": "pty", "path": path}, [master])
         os.close(master)
         process.become_tty_session(slave)
-    _send(s2, {"t": "ready"})
+    _send(s2, {"t": "ready", "steps": _new_steps()})
     if ctx["detach"]:
         s2.close()
         # blocks until `start` opens the fifo for reading (runc's exec.fifo)
