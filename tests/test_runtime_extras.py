@@ -164,3 +164,24 @@ def test_explain_narrates_the_children_steps(busybox_base, tmp_path):
     assert actions.count("unshare") == 1
     piv = steps[actions.index("pivot_root")]
     assert piv.equivalent == "pivot_root . . && umount -l ." and piv.detail.startswith(str(busybox_base / "rootfs"))
+
+
+def test_no_runtime_fd_leaks_and_preserve_fds(busybox_base, tmp_path):
+    """The container gets stdio only (C24 hygiene), or stdio + N fds with --preserve-fds."""
+    secret = tmp_path / "passed.txt"
+    secret.write_text("through fd 3\n")
+    b = make_bundle(busybox_base, tmp_path / "b", ["/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '; echo; cat <&3 2>/dev/null || true"])
+    root = str(tmp_path / "st")
+    fd = os.open(secret, os.O_RDONLY)
+    try:
+        plain = subprocess.run([OCILEARN, "--root", root, "run", "-b", str(b), cid("fd")], capture_output=True, text=True, pass_fds=(fd,))
+        assert plain.returncode == 0, plain.stderr
+        # 0, 1, 2 and the fd `ls` opens on /proc/self/fd itself: nothing of the runtime's
+        assert plain.stdout.splitlines()[0].split() == ["0", "1", "2", "3"] and "through fd 3" not in plain.stdout
+        # make the file fd 3 of the runtime (in a shell, never in this test process)
+        kept = subprocess.run(["sh", "-c", f"exec 3<&{fd}; exec {OCILEARN} --root {root} run --preserve-fds 1 -b {b} {cid('fd')}"],
+                              capture_output=True, text=True, pass_fds=(fd,))
+        assert kept.returncode == 0, kept.stderr
+        assert kept.stdout.splitlines()[1] == "through fd 3"
+    finally:
+        os.close(fd)
