@@ -179,7 +179,7 @@ def test_no_runtime_fd_leaks_and_preserve_fds(busybox_base, tmp_path):
         # 0, 1, 2 and the fd `ls` opens on /proc/self/fd itself: nothing of the runtime's
         assert plain.stdout.splitlines()[0].split() == ["0", "1", "2", "3"] and "through fd 3" not in plain.stdout
         # make the file fd 3 of the runtime (in a shell, never in this test process)
-        kept = subprocess.run(["sh", "-c", f"exec 3<&{fd}; exec {OCILEARN} --root {root} run --preserve-fds 1 -b {b} {cid('fd')}"],
+        kept = subprocess.run(["bash", "-c", f"exec 3<&{fd}; exec {OCILEARN} --root {root} run --preserve-fds 1 -b {b} {cid('fd')}"],
                               capture_output=True, text=True, pass_fds=(fd,))
         assert kept.returncode == 0, kept.stderr
         assert kept.stdout.splitlines()[1] == "through fd 3"
