@@ -185,3 +185,15 @@ def test_no_runtime_fd_leaks_and_preserve_fds(busybox_base, tmp_path):
         assert kept.stdout.splitlines()[1] == "through fd 3"
     finally:
         os.close(fd)
+
+
+def test_exec_user_cwd_env_options(busybox_base, tmp_path, runner):
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "20"], **{"process.user": {"uid": 0, "gid": 0}})
+    name = cid("xopt")
+    PATH = next(e for e in json.loads((b / "config.json").read_text())["process"]["env"] if e.startswith("PATH=")).split("=", 1)[1]
+    runner.oc("run", "-d", "-b", str(b), name)
+    out = runner.oc("exec", "--user", "1000:1000", "--cwd", "/tmp", "--env", "FOO=bar", "-e", "GREETING=hi", name,
+                    "/bin/sh", "-c", "id -u; id -g; pwd; echo $FOO $GREETING").stdout.split()
+    assert out == ["1000", "1000", "/tmp", "bar", "hi"]
+    bad = runner.oc("exec", name, "/no/such/program", check=False)
+    assert (bad.returncode, bad.stderr.strip()) == (127, 'ocilearn: exec: exec: "/no/such/program": executable file not found in $PATH (' + PATH + ")")
