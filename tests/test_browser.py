@@ -164,11 +164,17 @@ def browser_context():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-# JS: true when every code cell has an execution count and none is queued/running.
+# JS: true when every code cell has an execution count and none is queued/running — or
+# when Run All stopped at an error (kernel idle, nothing queued, an error output shown).
 ALL_CELLS_RAN = """() => {
   const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
   if (!prompts.length) return false;
-  return prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+  if (prompts.every(p => /\\[\\d+\\]/.test(p.textContent))) return true;
+  const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+  const queued = prompts.some(p => p.textContent.includes('[*]'));
+  const errors = [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .some(e => /Traceback|Error/.test(e.textContent));
+  return !!idle && !queued && errors;
 }"""
 
 

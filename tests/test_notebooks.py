@@ -124,7 +124,7 @@ EXPECT: dict[str, Expect] = {
             r"containers left: \[\]",  # nothing leaks
         ),
         root_markers=(
-            r"\$ runc [^\n]* run [^\n]*\n(hello from [^\n]+)\n\$ ocilearn run [^\n]*\n\1",  # runc and ocilearn print the same
+            r"\$ runc [^\n]* run [^\n]*\n(hello from [^\n]+)\n+\$ ocilearn run [^\n]*\n\1",  # runc and ocilearn print the same
             r"after KILL: stopped",
         ),
         # the runtime stepper: a Next button performing the next setup step
