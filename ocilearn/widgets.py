@@ -8,9 +8,11 @@ Four widgets, each usable headless (tests call their methods and read the
   (image-spec descriptor.md, manifest.md, config.md, image-index.md).
 - :class:`ProvenanceTable` — the runtime-spec ``config.json`` fields with the
   image-config field each one came from (image-spec conversion.md).
-- :class:`RuntimeStepper` — a Next button performs the next container setup
-  step (any list of ``(name, callable)``) and shows the container's view of
-  /proc, mounts and hostname after it.
+- :class:`RuntimeStepper` — a Next button performs the next step of any list of
+  ``(name, callable)`` and shows a view after it; :func:`setup_stepper` makes
+  one whose steps are the real syscalls that turn a fresh process into a
+  container (unshare, private mounts, sethostname, bind, proc, pivot_root,
+  exec), showing that process's hostname, PID, /proc, mounts and / each time.
 - :class:`LayerBrowser` — the file tree of each layer with whiteouts, opaque
   whiteouts and changes marked (image-spec layer.md "Whiteouts").
 
@@ -30,12 +32,14 @@ from typing import Any, Callable, Iterable, Sequence
 from . import mediatypes as mt
 
 __all__ = [
+    "SETUP_STEPS",
     "ImageExplorer",
     "LayerBrowser",
     "LayerEntry",
     "ProvenanceTable",
     "RuntimeStepper",
     "layer_entries",
+    "setup_stepper",
 ]
 
 
