@@ -22,10 +22,12 @@ Safety rules kept here:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +52,7 @@ from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform,
 
 LAYOUT_VERSION = "1.0.0"
 MAX_DOCUMENT = 4 * 1024 * 1024  # bytes; manifests/indexes/configs larger than this are refused
+MAX_NESTING = 16  # image indexes opened while resolving one ref
 _TMP_PREFIX = ".tmp-"
 
 # image-layout.md "index.json": ref ::= component ("/" component)* ;
@@ -117,6 +120,33 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def read_regular(path: Path, limit: int, what: str = "file") -> bytes:
+    """Read a small file that must be a *regular* file, at most ``limit`` bytes.
+
+    Opened with ``O_NOFOLLOW|O_NONBLOCK``: a symlink, a FIFO (which would block), a device
+    (``/dev/zero`` would never end) or anything over ``limit`` is refused rather than read.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        LayoutError: not a regular file, or a symlink.
+        InvalidDocument: larger than ``limit`` bytes.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LayoutError(f"{path}: is a symlink; a layout's {what} must be a regular file") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise LayoutError(f"{path}: is not a regular file (mode {stat.filemode(st.st_mode)}); refusing to read it as the {what}")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidDocument(f"{path}: over the {limit}-byte limit for the {what}")
+    return data
 
 
 # ------------------------------------------------------------------ results
@@ -302,18 +332,21 @@ class ImageLayout:
             raise LayoutError(f"{p}: no such image layout directory")
         marker = p / "oci-layout"
         try:
-            raw = marker.read_bytes()
+            raw = read_regular(marker, 4096, "oci-layout file")
         except FileNotFoundError:
             raise LayoutError(f"{p}: not an OCI image layout (no 'oci-layout' file; image-layout.md)") from None
         try:
             obj = json.loads(raw)
             version = obj["imageLayoutVersion"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise LayoutError(f"{marker}: malformed; expected {{\"imageLayoutVersion\": \"1.0.0\"}}") from None
         if not isinstance(version, str) or not re.fullmatch(r"1\.0\.\d+", version):
             raise LayoutError(f"{marker}: imageLayoutVersion {version!r} is not supported (expected 1.0.x)")
-        if not (p / "index.json").is_file():
+        index = p / "index.json"
+        if not os.path.lexists(index):
             raise LayoutError(f"{p}: image layout has no index.json (image-layout.md: it MUST exist)")
+        if not stat.S_ISREG(os.lstat(index).st_mode):
+            raise LayoutError(f"{index}: is not a regular file; refusing to read it as the index.json")
 
     def __repr__(self) -> str:
         return f"ImageLayout('{self.path}')"
@@ -326,14 +359,45 @@ class ImageLayout:
 
     # -- blobs -----------------------------------------------------------
 
+    def _blob_dir(self, algorithm: str, create: bool = False) -> Path:
+        """``blobs/<algorithm>``, checked to be real directories inside the layout (not
+        symlinks: a layout whose ``blobs/sha256`` points elsewhere would make ``gc`` delete
+        and ``put_blob`` write outside it). ``create`` makes missing ones.
+
+        Raises:
+            LayoutError: ``blobs`` or ``blobs/<algorithm>`` is a symlink or not a directory.
+            UnsupportedAlgorithm: an algorithm ocilearn cannot verify (never used as a path).
+        """
+        new_hasher(algorithm)  # refuses unregistered algorithms before any path is built
+        d = self.path / "blobs"
+        for part in (d, d / algorithm):
+            try:
+                st = os.lstat(part)
+            except FileNotFoundError:
+                if not create:
+                    return d / algorithm
+                os.mkdir(part, 0o755)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+                raise LayoutError(f"{part}: is {kind}; refusing to use it as the layout's blob store")
+        return d / algorithm
+
     def blob_path(self, digest: Digest | str) -> Path:
-        """``blobs/<algorithm>/<encoded>`` for a validated digest (never outside the layout)."""
+        """``blobs/<algorithm>/<encoded>`` for a validated digest (never outside the layout).
+
+        Raises:
+            InvalidDigest, UnsupportedAlgorithm, LayoutError (see :meth:`_blob_dir`).
+        """
         d = Digest.parse(digest)
-        return self.path / "blobs" / d.algorithm / d.encoded
+        return self._blob_dir(d.algorithm) / d.encoded
 
     def has_blob(self, digest: Digest | str) -> bool:
         """True when the blob file exists (not verified: see :meth:`verify_blob`)."""
-        return self.blob_path(digest).is_file()
+        try:
+            return stat.S_ISREG(os.lstat(self.blob_path(digest)).st_mode)
+        except FileNotFoundError:
+            return False
 
     def blob_size(self, digest: Digest | str) -> int:
         """Size of a stored blob in bytes.
@@ -342,7 +406,7 @@ class ImageLayout:
             BlobNotFound.
         """
         try:
-            return self.blob_path(digest).stat().st_size
+            return os.lstat(self.blob_path(digest)).st_size
         except FileNotFoundError:
             raise BlobNotFound(f"{self.path}: blob {digest} not found") from None
 
@@ -363,9 +427,18 @@ class ImageLayout:
             digest = Digest.parse(desc)
         path = self.blob_path(digest)
         try:
-            f = open(path, "rb")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise BlobNotFound(f"{self.path}: blob {digest} not found (expected at {path})") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LayoutError(f"{path}: blob {digest} is a symlink; blobs must be regular files") from None
+            raise
+        f = os.fdopen(fd, "rb")
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            f.close()
+            raise LayoutError(f"{path}: blob {digest} is not a regular file (mode {stat.filemode(mode)})")
         return VerifyingReader(f, digest, size, source=f"{self.path}: blob {digest}")
 
     def read_blob(self, desc: Descriptor | Digest | str, size: int | None = None, limit: int | None = None) -> bytes:
@@ -395,15 +468,13 @@ class ImageLayout:
         Raises:
             DigestMismatch, SizeMismatch: the content is not what was expected.
         """
-        blobs = self.path / "blobs"
         if expected is not None:
             exp = Digest.parse(expected)
             algorithm = exp.algorithm
         else:
             exp = None
         hasher = new_hasher(algorithm)
-        d = blobs / algorithm
-        d.mkdir(parents=True, exist_ok=True)
+        d = self._blob_dir(algorithm, create=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=d)
         try:
             count = 0
@@ -426,7 +497,7 @@ class ImageLayout:
             if exp is not None and digest != exp:
                 raise DigestMismatch(exp, digest, f"blob written to {self.path}")
             final = d / digest.encoded
-            if final.exists():
+            if os.path.lexists(final) and stat.S_ISREG(os.lstat(final).st_mode):
                 os.unlink(tmp)
             else:
                 os.chmod(tmp, 0o644)
@@ -463,11 +534,19 @@ class ImageLayout:
             r.drain()
 
     def blobs(self) -> Iterator[Digest]:
-        """Every stored blob's digest (files under ``blobs/<alg>/``; temp files skipped)."""
+        """Every stored blob's digest (files under ``blobs/<alg>/``; temp files skipped).
+
+        Raises:
+            LayoutError: ``blobs`` or one of its algorithm directories is a symlink.
+        """
         root = self.path / "blobs"
-        if not root.is_dir():
+        if not os.path.lexists(root):
             return
+        if os.path.islink(root):
+            raise LayoutError(f"{root}: is a symlink; refusing to use it as the layout's blob store")
         for algdir in sorted(root.iterdir()):
+            if os.path.islink(algdir):
+                raise LayoutError(f"{algdir}: is a symlink; refusing to use it as the layout's blob store")
             if not algdir.is_dir():
                 continue
             for f in sorted(algdir.iterdir()):
@@ -487,10 +566,7 @@ class ImageLayout:
             InvalidDocument: malformed index.json (named in the message).
         """
         p = self.path / "index.json"
-        raw = p.read_bytes()
-        if len(raw) > MAX_DOCUMENT:
-            raise InvalidDocument(f"{p}: {len(raw)} bytes, over the {MAX_DOCUMENT}-byte limit")
-        return Index.from_json(raw, str(p))
+        return Index.from_json(read_regular(p, MAX_DOCUMENT, "index.json"), str(p))
 
     def read_document(self, desc: Descriptor) -> Manifest | Index:
         """Read, verify and parse the manifest or index that ``desc`` points to."""
@@ -632,26 +708,34 @@ class ImageLayout:
         desc = self._entry(ref)
         path: list[Descriptor] = [desc]
         seen: set[Digest] = set()
+        opened = [0]  # index documents opened so far, nested ones included
         while True:
-            if desc.digest in seen or len(path) > 16:
-                raise InvalidDocument(f"{self.path}: index loop or nesting deeper than 16 at {desc.digest}")
+            if desc.digest in seen:
+                raise InvalidDocument(f"{self.path}: index loop at {desc.digest}")
             seen.add(desc.digest)
             doc = self.read_document(desc)
             if isinstance(doc, Manifest):
                 return ResolvedImage(replace(desc, annotations=desc.annotations), doc, tuple(path))
-            candidates = self._flatten(doc, desc, seen=set(seen))
+            opened[0] += 1
+            if opened[0] > MAX_NESTING:
+                raise InvalidDocument(f"{self.path}: indexes nested deeper than {MAX_NESTING} at {desc.digest}")
+            candidates = self._flatten(doc, desc, seen=set(seen), opened=opened)
             chosen = select_platform(candidates, want, f"{self.path}: index {desc.digest}")
             path.append(chosen)
             desc = chosen
 
-    def _flatten(self, index: Index, desc: Descriptor, seen: set[Digest], depth: int = 0) -> list[Descriptor]:
+    def _flatten(self, index: Index, desc: Descriptor, seen: set[Digest], opened: list[int]) -> list[Descriptor]:
         """Candidate manifests of an index; nested indexes without a platform are opened
-        and their entries take part in the choice (go-containerregistry writes such)."""
+        and their entries take part in the choice (go-containerregistry writes such).
+        ``opened`` counts every index opened; more than MAX_NESTING is an error."""
         out: list[Descriptor] = []
         for d in index.manifests:
-            if mt.is_index(d.media_type) and d.platform is None and depth < 8 and d.digest not in seen:
+            if mt.is_index(d.media_type) and d.platform is None and d.digest not in seen:
                 seen.add(d.digest)
-                out.extend(self._flatten(self.read_document(d), d, seen, depth + 1))  # type: ignore[arg-type]
+                opened[0] += 1
+                if opened[0] > MAX_NESTING:
+                    raise InvalidDocument(f"{self.path}: indexes nested deeper than {MAX_NESTING} at {d.digest}")
+                out.extend(self._flatten(self.read_document(d), d, seen, opened))  # type: ignore[arg-type]
             elif mt.is_manifest(d.media_type) or mt.is_index(d.media_type):
                 out.append(d)
         return out
@@ -689,9 +773,9 @@ class ImageLayout:
             yield desc, parent
             if desc.kind not in ("manifest", "index"):
                 continue
-            if not self.has_blob(desc.digest) and desc.data is None:
-                continue
             try:
+                if desc.data is None and not self.has_blob(desc.digest):
+                    continue
                 doc = self.read_document(desc)
             except OcilearnError as e:
                 if report is None:
@@ -715,10 +799,15 @@ class ImageLayout:
         reachable: set[Digest] = set()
         for desc, parent in self.walk(report):
             reachable.add(desc.digest)
-            if desc.data is not None and not self.has_blob(desc.digest):
+            try:
+                present = self.has_blob(desc.digest)
+            except OcilearnError as e:  # unsupported algorithm, symlinked blob store
+                report.corrupt.append((desc, str(e)))
+                continue
+            if desc.data is not None and not present:
                 report.checked += 1
                 continue
-            if not self.has_blob(desc.digest):
+            if not present:
                 # a subject may legitimately live elsewhere (referrers); layers with urls too
                 if parent.endswith("(subject)") or desc.urls or desc.media_type in mt.NONDISTRIBUTABLE_TYPES:
                     continue
@@ -733,7 +822,10 @@ class ImageLayout:
                 report.checked += 1
             except OcilearnError as e:
                 report.corrupt.append((desc, str(e)))
-        report.dangling = [d for d in self.blobs() if d not in reachable]
+        try:
+            report.dangling = [d for d in self.blobs() if d not in reachable]
+        except LayoutError as e:
+            report.errors.append(str(e))
         explain.step("layout", "fsck", f"{report.checked} blobs checked, {len(report.missing)} missing, {len(report.corrupt)} corrupt, {len(report.dangling)} dangling", f"umoci gc --layout {self.path} (after checking)")
         return report
 
@@ -769,7 +861,7 @@ class ImageLayout:
                 for d in removed:
                     self.delete_blob(d)
                 for algdir in (self.path / "blobs").iterdir():
-                    if algdir.is_dir():
+                    if algdir.is_dir() and not algdir.is_symlink():
                         for f in algdir.glob(_TMP_PREFIX + "*"):
                             with contextlib.suppress(FileNotFoundError):
                                 f.unlink()

@@ -35,11 +35,33 @@ REF_NAME = "org.opencontainers.image.ref.name"
 # --------------------------------------------------------------------------- helpers
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
+
+
 def _load(data: bytes | str | Mapping, source: str) -> dict:
     if isinstance(data, Mapping):
         return dict(data)
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as e:
+        raise InvalidDocument(
+            f"{source}: key {e.args[0]!r} appears twice in one object; refused, since two parsers could "
+            "read different values (RFC 8259 §4: names SHOULD be unique)"
+        ) from None
+    except RecursionError:
+        raise InvalidDocument(f"{source}: JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidDocument(f"{source}: not valid JSON ({e})") from None
     if not isinstance(obj, dict):

@@ -125,11 +125,19 @@ def test_c16_bad_layer_digest_rejected_before_any_open(tmp_path, bad, monkeypatc
         opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else str(file))
         return real_open(file, *a, **k)
 
+    real_os_open = os.open
+
+    def os_spy(file, *a, **k):
+        opened.append(os.fspath(file))
+        return real_os_open(file, *a, **k)
+
     monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(os, "open", os_spy)
     with pytest.raises(InvalidDigest) as e:
         lay.resolve("evil")
     report = lay.fsck()
     monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(os, "open", real_os_open)
     assert "layers[0]" in str(e.value) and "descriptor.md" in str(e.value)
     assert not report.ok and any(d.digest == md.digest for d, _ in report.corrupt)
     # only blobs of the layout were opened, never a path built from the bad digest
