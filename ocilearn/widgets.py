@@ -771,6 +771,9 @@ def setup_stepper(bundle, hostname: str | None = None) -> RuntimeStepper:
     stepper = RuntimeStepper(steps, view=view, title=f"a container from {bundle}, one setup step at a time")
     stepper.process = sp
     stepper.close = sp.close
+    import weakref
+
+    weakref.finalize(stepper, sp.close)  # re-running the cell does not leave the old process behind
     sp.ask("view")  # the starting point: the host's view
     stepper.view_html.value = "<b>before any step — the view of an ordinary process</b>" + "".join(
         f"<b>{html.escape(k)}</b>{_pre(v)}" for k, v in sp.last_view.items()
