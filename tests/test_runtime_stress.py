@@ -29,12 +29,10 @@ print(f"{n} cycles in {time.monotonic() - t0:.2f} s")
 
 
 def _cgroup_entries(prefix: str) -> list[str]:
-    found = []
-    for h in os.listdir("/sys/fs/cgroup"):
-        d = os.path.join("/sys/fs/cgroup", h)
-        if os.path.isdir(d) and not os.path.islink(d):
-            found += [os.path.join(d, e) for e in os.listdir(d) if prefix in e]
-    return found
+    """Directories naming ``prefix`` at the top of every cgroup hierarchy (v1 or v2)."""
+    from ocilearn.runtime.cgroups import detect
+
+    return [os.path.join(d, e) for d in detect()[1].values() for e in os.listdir(d) if prefix in e]
 
 
 def _processes_in(rootfs: Path, prefix: str) -> list[str]:

@@ -454,8 +454,9 @@ cells = [
         """
         _ = set_config(**{"linux.resources": {"pids": {"limit": 12}},
                       "process.args": ["/bin/sh", "-c", "(i=0; while [ $i -lt 50 ]; do sleep 2 & i=$((i+1)); done) 2>/dev/null; "
-                                       "read n < /sys/fs/cgroup/pids/pids.current 2>/dev/null && echo pids.current=$n; "
-                                       "read k v < /sys/fs/cgroup/pids/pids.events 2>/dev/null && echo refused forks: $v"]})
+                                       "d=/sys/fs/cgroup/pids; [ -e $d/pids.current ] || d=/sys/fs/cgroup; "  # cgroup v1, else v2
+                                       "read n < $d/pids.current 2>/dev/null && echo pids.current=$n; "
+                                       "read k v < $d/pids.events 2>/dev/null && echo refused forks: $v"]})
         if ROOT_USER:
             oc("run", "--bundle", str(bundle), "bomb");
         else:  # no cgroup: ocilearn says so, and the loop would only be bounded by your user's limits

@@ -181,6 +181,14 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
 
 def _mount_cgroup(rootfs: str, dest_rel: str, flags: int, paths: dict[str, str], cgroupns: bool) -> None:
     base = mkdir_in_root(rootfs, dest_rel)
+    if list(paths) == [""]:  # cgroup v2: one tree, mounted right at the destination
+        if cgroupns:
+            sc.mount("cgroup2", base, "cgroup2", flags)
+        else:
+            sc.mount(paths[""], base, None, sc.MS_BIND)
+            sc.mount(None, base, None, sc.MS_BIND | sc.MS_REMOUNT | flags | _locked_flags(base))
+        step("runtime", "mount cgroup2", dest_rel, f"mount -t cgroup2 cgroup2 {base}")
+        return
     sc.mount("tmpfs", base, "tmpfs", (flags & ~sc.MS_RDONLY) | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
     for name, host in paths.items():
         target = os.path.join(base, name)
