@@ -733,7 +733,9 @@ def setup_stepper(bundle, hostname: str | None = None) -> RuntimeStepper:
         hostname: default: config.json ``hostname``, else ``"ocilearn"``.
 
     Returns:
-        the stepper (``.close()`` kills the process early).
+        the stepper. Its process ends after the last step, with ``stepper.close()``, or
+        when the kernel exits (ipywidgets keeps every widget alive, so dropping the
+        stepper does not end it).
 
     Raises:
         FileNotFoundError: no config.json; KeyError: no ``process.args`` in it.
@@ -771,9 +773,7 @@ def setup_stepper(bundle, hostname: str | None = None) -> RuntimeStepper:
     stepper = RuntimeStepper(steps, view=view, title=f"a container from {bundle}, one setup step at a time")
     stepper.process = sp
     stepper.close = sp.close
-    import weakref
 
-    weakref.finalize(stepper, sp.close)  # re-running the cell does not leave the old process behind
     sp.ask("view")  # the starting point: the host's view
     stepper.view_html.value = "<b>before any step — the view of an ordinary process</b>" + "".join(
         f"<b>{html.escape(k)}</b>{_pre(v)}" for k, v in sp.last_view.items()
