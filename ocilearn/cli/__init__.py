@@ -109,5 +109,6 @@ def run(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
-def entry() -> None:  # console_scripts target
+def entry() -> None:
+    """``python -m ocilearn`` and the ``ocilearn`` command (via :mod:`ocilearn.entry`)."""
     sys.exit(run())
