@@ -86,6 +86,12 @@ def unpriv_user() -> tuple[str, int, int]:
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", UNPRIV_USER], check=True)
         pw = pwd.getpwnam(UNPRIV_USER)
+    # the user must reach the repository (its code and .venv's site-packages)
+    for parent in [REPO, *REPO.parents]:
+        if not os.stat(parent).st_mode & 0o001:
+            pytest.fail(f"{parent} is not searchable by other users (mode {oct(os.stat(parent).st_mode & 0o777)}): "
+                        f"the unprivileged test user {UNPRIV_USER} cannot reach the repository; clone it elsewhere "
+                        "(e.g. under /work or /srv) or `chmod o+x` that directory")
     return pw.pw_name, pw.pw_uid, pw.pw_gid
 
 
