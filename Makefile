@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PORT ?= 8888
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: lab test setup-lab setup-test test-images bench lint clean
 
@@ -19,7 +20,7 @@ test-images: setup-test
 
 lab: setup-lab
 	@scripts/build-test-images.sh --embedded-only
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 test: setup-test test-images
 	$(VENV)/bin/ruff check ocilearn tests bench
