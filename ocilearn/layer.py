@@ -166,7 +166,13 @@ class _Counting(io.RawIOBase):
 
 
 class _GzipStream(io.RawIOBase):
-    """gzip decoder for concatenated members with a trailing-bytes policy (module docstring)."""
+    """gzip decoder for concatenated members with a trailing-bytes policy (module docstring).
+
+    Memory is bounded whatever the compression ratio (a gzip bomb): each ``decompress``
+    call is limited to ``_BUF`` bytes of output (``max_length``) and the compressed input
+    it did not consume yet is kept in ``unconsumed_tail`` (zlib module docs), so at most
+    about one ``_BUF`` of output and one ``_BUF`` of input are held at a time.
+    """
 
     def __init__(self, raw, source: str, warn: Callable[[str], None]) -> None:
         super().__init__()
@@ -175,6 +181,8 @@ class _GzipStream(io.RawIOBase):
         self.members = 1
         self.buf = b""
         self.pos = 0
+        self.inbuf = b""  # compressed bytes not yet given to zlib (or its unconsumed_tail)
+        self.more = False  # the last decompress() hit max_length: zlib may hold more output
         self.after = False  # the current member ended; looking at what follows
         self.pending = b""
         self.padding = 0
@@ -184,56 +192,71 @@ class _GzipStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _feed(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            if self.garbage:
-                self.garbage += len(data)
-                break
-            if self.after:
-                data = self.pending + data
-                self.pending = b""
-                stripped = data.lstrip(b"\0")
-                self.padding += len(data) - len(stripped)
-                data = stripped
-                if not data:
-                    break
-                if len(data) < 2 and data == _GZIP_MAGIC[: len(data)]:
-                    self.pending = data
-                    break
-                if data.startswith(_GZIP_MAGIC) and not self.padding:
-                    self.d = zlib.decompressobj(31)
-                    self.members += 1
-                    self.after = False
+    def _after_member(self, data: bytes) -> bytes:
+        """Look at the bytes after a member's end: a new member, NUL padding or garbage.
+        Returns the compressed bytes of a new member to decode (b"" when none)."""
+        if self.garbage:
+            self.garbage += len(data)
+            return b""
+        data = self.pending + data
+        self.pending = b""
+        stripped = data.lstrip(b"\0")
+        self.padding += len(data) - len(stripped)
+        data = stripped
+        if not data:
+            return b""
+        if len(data) < 2 and data == _GZIP_MAGIC[: len(data)]:
+            self.pending = data
+            return b""
+        if data.startswith(_GZIP_MAGIC) and not self.padding:
+            self.d = zlib.decompressobj(31)
+            self.members += 1
+            self.after = False
+            return data
+        self.garbage = len(data)
+        return b""
+
+    def _produce(self) -> bytes:
+        """Up to ``_BUF`` decompressed bytes; b"" only at the end of the stream."""
+        while True:
+            if not self.inbuf and not self.more:
+                chunk = self.raw.read(_BUF)
+                if not chunk:
+                    self._end()
+                    return b""
+                if self.after:
+                    self.inbuf = self._after_member(chunk)
                     continue
-                self.garbage = len(data)
-                break
+                self.inbuf = chunk
             try:
-                out.append(self.d.decompress(data))
+                out = self.d.decompress(self.inbuf, _BUF)
             except zlib.error as e:
                 raise LayerError(f"{self.source}: corrupt gzip data in member {self.members} ({e})") from None
+            self.more = len(out) >= _BUF
             if self.d.eof:
+                self.more = False
                 self.after = True
-                data = self.d.unused_data
+                rest = self.d.unused_data
+                self.inbuf = self._after_member(rest) if rest else b""
             else:
-                data = b""
-        return b"".join(out)
+                self.inbuf = self.d.unconsumed_tail
+            if out:
+                return out
+
+    def _end(self) -> None:
+        self.done = True
+        if not self.after:
+            raise LayerError(f"{self.source}: gzip stream is truncated (no end of member {self.members})")
+        if self.pending:
+            self.garbage += len(self.pending)
+        if self.padding:
+            self.warn(f"{self.source}: {self.padding} NUL bytes of padding after the gzip stream (ignored, covered by the blob digest)")
+        if self.garbage:
+            self.warn(f"{self.source}: {self.garbage} bytes of trailing garbage after the gzip stream (ignored like umoci and gzip -d; covered by the blob digest)")
 
     def _fill(self) -> None:
-        while self.pos >= len(self.buf) and not self.done:
-            chunk = self.raw.read(_BUF)
-            if not chunk:
-                self.done = True
-                if not self.after:
-                    raise LayerError(f"{self.source}: gzip stream is truncated (no end of member {self.members})")
-                if self.pending:
-                    self.garbage += len(self.pending)
-                if self.padding:
-                    self.warn(f"{self.source}: {self.padding} NUL bytes of padding after the gzip stream (ignored, covered by the blob digest)")
-                if self.garbage:
-                    self.warn(f"{self.source}: {self.garbage} bytes of trailing garbage after the gzip stream (ignored like umoci and gzip -d; covered by the blob digest)")
-                return
-            self.buf, self.pos = self._feed(chunk), 0
+        if self.pos >= len(self.buf) and not self.done:
+            self.buf, self.pos = self._produce(), 0
 
     def readinto(self, b) -> int:
         self._fill()
@@ -516,7 +539,11 @@ def _kind(m: tarfile.TarInfo) -> str:
     raise LayerError(f"tar entry {m.name!r}: unsupported type {m.type!r}")
 
 
-def _entry(m: tarfile.TarInfo) -> LayerEntry:
+def _entry(m: tarfile.TarInfo, source: str = "layer") -> LayerEntry:
+    """A :class:`LayerEntry` of ``m``, its numbers checked (finding #15): uid/gid/device
+    numbers must fit 32 bits and sizes be ≥ 0, else :class:`LayerError`; an mtime that is
+    not a finite number is an error, a finite one is clamped to ±9 223 372 035 s (what fits
+    a timespec in int64 nanoseconds), with a warning."""
     path = clean_path(m.name)
     kind = _kind(m)
     base = path.rpartition("/")[2]
@@ -526,17 +553,170 @@ def _entry(m: tarfile.TarInfo) -> LayerEntry:
     elif base.startswith(WHITEOUT_PREFIX):
         kind = "whiteout"
         target = path[: len(path) - len(base)] + base[len(WHITEOUT_PREFIX):]
+    for what in ("uid", "gid", "devmajor", "devminor"):
+        v = getattr(m, what)
+        if not isinstance(v, int) or not 0 <= v <= _ID_MAX:
+            raise LayerError(f"{source}: entry {m.name!r}: {what} {v!r} is out of range (0..{_ID_MAX})")
+    if not isinstance(m.size, int) or m.size < 0:
+        raise LayerError(f"{source}: entry {m.name!r}: size {m.size!r} is negative")
+    try:
+        mtime = float(m.mtime)
+    except (TypeError, ValueError, OverflowError):
+        mtime = float("nan")
+    if mtime != mtime or mtime in (float("inf"), float("-inf")):
+        raise LayerError(f"{source}: entry {m.name!r}: mtime {m.mtime!r} is not a finite number of seconds")
+    if not -_TIME_LIMIT <= mtime <= _TIME_LIMIT:
+        warnings.warn(f"{source}: entry {m.name!r}: mtime {mtime:g} s clamped to ±{_TIME_LIMIT} s", LayerWarning, stacklevel=3)
+        mtime = max(-_TIME_LIMIT, min(_TIME_LIMIT, mtime))
     return LayerEntry(
         name=m.name, path=path, type=kind, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid,
-        size=m.size if kind == "file" else 0, mtime=float(m.mtime), linkname=m.linkname, target=target,
+        size=m.size if kind == "file" else 0, mtime=mtime, linkname=m.linkname, target=target,
         devmajor=m.devmajor, devminor=m.devminor, xattrs=_xattrs(m),
     )
 
 
+# Limits on what a tar header may make the reader hold or do (hostile layers; module
+# docstring "Bounded resources"). Python's tarfile reads an extended header's data whole
+# and follows chains of them recursively, so these are checked before it does.
+MAX_EXTENDED_HEADER = 1 << 20  # bytes of one PAX (x/g) or GNU long name/link (L/K) header
+MAX_GLOBAL_HEADERS = 1 << 20  # bytes of all PAX global (g) records kept for the stream
+MAX_HEADER_CHAIN = 16  # extended headers in front of one member
+MAX_SPARSE_CHUNKS = 1 << 18  # (offset, size) pairs in one sparse file's map
+_TIME_LIMIT = (2**63 - 1) // 10**9  # seconds: the largest timespec that fits int64 nanoseconds
+_ID_MAX = 2**32 - 1  # uid_t/gid_t are 32-bit; (uid_t)-1 means "leave unchanged" to chown(2)
+
+
+class _TarLimit(tarfile.TarError):
+    """A tar header asks for more than the limits above (turned into LayerError)."""
+
+
+class _TarInfo(tarfile.TarInfo):
+    """tarfile.TarInfo whose extended-header handlers refuse oversized or endless input
+    *before* tarfile reads it (CPython 3.11 ``_proc_*`` hooks, the documented extension
+    point of ``TarInfo._proc_member``)."""
+
+    def _chain(self, tf) -> None:
+        n = getattr(tf, "_ocilearn_chain", 0) + 1
+        tf._ocilearn_chain = n
+        if n > MAX_HEADER_CHAIN:
+            raise _TarLimit(f"more than {MAX_HEADER_CHAIN} extended headers in a row (at byte {self.offset})")
+        if not 0 <= self.size <= MAX_EXTENDED_HEADER:
+            kind = {tarfile.GNUTYPE_LONGNAME: "GNU long name", tarfile.GNUTYPE_LONGLINK: "GNU long link name",
+                    tarfile.XGLTYPE: "PAX global"}.get(self.type, "PAX extended")
+            raise _TarLimit(f"{kind} header at byte {self.offset} claims {self.size} bytes (limit {MAX_EXTENDED_HEADER})")
+
+    def _proc_gnulong(self, tf):
+        self._chain(tf)
+        return super()._proc_gnulong(tf)
+
+    def _proc_pax(self, tf):
+        self._chain(tf)
+        out = super()._proc_pax(tf)
+        if sum(len(k) + len(v) for k, v in tf.pax_headers.items()) > MAX_GLOBAL_HEADERS:
+            raise _TarLimit(f"PAX global headers hold more than {MAX_GLOBAL_HEADERS} bytes")
+        return out
+
+    def _proc_sparse(self, tf):
+        """Old GNU sparse member ('S'): the map continues in extension blocks; bounded."""
+        structs, isextended, origsize = self._sparse_structs
+        del self._sparse_structs
+        structs = [(o, n) for o, n in structs if n]
+        while isextended:
+            buf = tf.fileobj.read(tarfile.BLOCKSIZE)
+            if len(buf) < tarfile.BLOCKSIZE:
+                raise _TarLimit(f"GNU sparse member at byte {self.offset}: the sparse map is truncated")
+            for pos in range(0, 21 * 24, 24):
+                try:
+                    o, n = tarfile.nti(buf[pos : pos + 12]), tarfile.nti(buf[pos + 12 : pos + 24])
+                except ValueError:
+                    break
+                if n:
+                    structs.append((o, n))
+            if len(structs) > MAX_SPARSE_CHUNKS:
+                raise _TarLimit(f"GNU sparse member at byte {self.offset}: more than {MAX_SPARSE_CHUNKS} chunks")
+            isextended = bool(buf[504])
+        self.sparse = structs
+        self.offset_data = tf.fileobj.tell()
+        tf.offset = self.offset_data + self._block(self.size)
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_10(self, next, pax_headers, tf):
+        """PAX sparse 1.0: the map is decimal lines at the start of the data; bounded."""
+        buf = b""
+        numbers: list[int] = []
+        want = None
+        limit = 2 * MAX_SPARSE_CHUNKS * 21 + tarfile.BLOCKSIZE
+        read = 0
+        while want is None or len(numbers) < want:
+            if b"\n" not in buf:
+                more = tf.fileobj.read(tarfile.BLOCKSIZE)
+                read += len(more)
+                if not more or read > limit:
+                    raise _TarLimit(f"PAX sparse map of {next.name!r} is truncated or too long")
+                buf += more
+                continue
+            line, buf = buf.split(b"\n", 1)
+            if not line.isdigit() or len(line) > 20:
+                raise _TarLimit(f"PAX sparse map of {next.name!r}: {line[:30]!r} is not a number")
+            if want is None:
+                if int(line) > MAX_SPARSE_CHUNKS:
+                    raise _TarLimit(f"PAX sparse map of {next.name!r} claims {int(line)} chunks (limit {MAX_SPARSE_CHUNKS})")
+                want = 2 * int(line)
+            else:
+                numbers.append(int(line))
+        next.offset_data = tf.fileobj.tell()
+        next.sparse = list(zip(numbers[::2], numbers[1::2], strict=True))
+
+
+def _open_tar(op: "_Opened", source: str) -> tarfile.TarFile:
+    """``tarfile.open`` of the decompressed stream, its errors as :class:`LayerError`."""
+    try:
+        return tarfile.open(fileobj=op.tar, mode="r|", errorlevel=2, tarinfo=_TarInfo)
+    except _TarLimit as e:
+        raise LayerError(f"{source}: refused tar header: {e}") from None
+    except tarfile.ReadError as e:
+        if str(e) == "empty file":
+            raise LayerError(f"{source}: the layer is empty (0 bytes after decompression): not a tar archive") from None
+        raise LayerError(f"{source}: not a tar archive ({e})") from None
+    except (tarfile.TarError, ValueError, OverflowError, IndexError, RecursionError) as e:
+        raise LayerError(f"{source}: not a valid tar stream ({type(e).__name__}: {e})") from None
+
+
+def _data_end(m: tarfile.TarInfo) -> int:
+    """Stream offset where member ``m``'s stored data ends (sparse: the sum of its chunks)."""
+    if not m.isreg():
+        return m.offset_data
+    stored = sum(n for _o, n in m.sparse) if m.sparse is not None else m.size
+    return m.offset_data + stored
+
+
+def _skip_data(tf: tarfile.TarFile, m: tarfile.TarInfo, source: str) -> None:
+    """Read (and drop) what is left of ``m``'s data, in bounded chunks, so that a size
+    header larger than the stream fails at the stream's end instead of letting tarfile
+    'seek' forward over data that does not exist (finding #5: a whiteout claiming 2**44
+    bytes). Also checks that tarfile's idea of the next header agrees (< one block of
+    padding away)."""
+    fo = tf.fileobj
+    end = _data_end(m)
+    pos = fo.tell()
+    while pos < end:
+        chunk = fo.read(min(_BUF, end - pos))
+        if not chunk:
+            raise LayerError(f"{source}: entry {m.name!r}: tar data ends early ({end - pos} of {end - m.offset_data} bytes missing)")
+        pos += len(chunk)
+    if not 0 <= tf.offset - pos < tarfile.BLOCKSIZE:
+        raise LayerError(f"{source}: entry {m.name!r}: its size headers disagree (data ends at byte {end}, next header at {tf.offset})")
+
+
 def _members(tf: tarfile.TarFile, source: str, warn) -> Iterator[tarfile.TarInfo]:
-    """Iterate a streamed tar, tolerating a missing end-of-archive after a complete member."""
+    """Iterate a streamed tar, tolerating a missing end-of-archive after a complete member.
+
+    After the caller is done with a member, what is left of its data is read through
+    :func:`_skip_data` (bounded; a member cut short is an error, in listings too)."""
     it = iter(tf)
     while True:
+        tf._ocilearn_chain = 0  # type: ignore[attr-defined]
         try:
             m = next(it)
         except StopIteration:
@@ -546,10 +726,15 @@ def _members(tf: tarfile.TarFile, source: str, warn) -> Iterator[tarfile.TarInfo
                 warn(f"{source}: tar stream ends without end-of-archive blocks after its last complete entry (accepted like umoci/Go archive/tar; umoci issue #436)")
                 return
             raise LayerError(f"{source}: not a valid tar stream ({e})") from None
+        except _TarLimit as e:
+            raise LayerError(f"{source}: refused tar header: {e}") from None
         except tarfile.TarError as e:
             raise LayerError(f"{source}: not a valid tar stream ({e})") from None
+        except (ValueError, OverflowError, IndexError, RecursionError) as e:  # tarfile's own parsers
+            raise LayerError(f"{source}: not a valid tar stream ({type(e).__name__}: {e})") from None
         tf.members.clear()  # streaming: do not keep every TarInfo in memory
         yield m
+        _skip_data(tf, m, source)
 
 
 def list_layer(blob: BinaryIO, media_type: str | None = None, *, digest=None, size=None, diff_id=None, source: str = "layer") -> list[LayerEntry]:
@@ -564,9 +749,9 @@ def list_layer(blob: BinaryIO, media_type: str | None = None, *, digest=None, si
     op = open_layer(blob, media_type, digest=digest, size=size, source=source)
     out = []
     try:
-        with tarfile.open(fileobj=op.tar, mode="r|", errorlevel=2) as tf:
+        with _open_tar(op, source) as tf:
             for m in _members(tf, source, _default_warn):
-                out.append(_entry(m))
+                out.append(_entry(m, source))
         dig, n = _finish(op, diff_id, source, _default_warn)
     finally:
         op.close()
@@ -907,24 +1092,41 @@ class _Applier:
         finally:
             os.close(fd)
 
-    def _write(self, fd: int, tf: tarfile.TarInfo, m: tarfile.TarInfo) -> None:
-        src = tf.extractfile(m)
-        if src is None:
+    def _write(self, fd: int, tf: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        """Copy ``m``'s data from the tar stream into ``fd``. Sparse members (GNU old,
+        PAX 0.0/0.1/1.0) are written chunk by chunk at their offsets from the map
+        (``lseek`` over the holes, then ``ftruncate`` to the real size), so the time is
+        proportional to the data stored, not to the size claimed (finding #5b)."""
+        fo = tf.fileobj
+        if fo.tell() != m.offset_data:  # nothing read it yet, so this never moves backwards
+            fo.seek(m.offset_data)
+        if m.sparse is None:
+            self._copy(fd, fo, m, m.size)
             return
-        sparse = m.sparse is not None
-        left = m.size
-        step = 65536 if sparse else _BUF  # small steps find the holes of sparse files
+        chunks = m.sparse
+        if len(chunks) > MAX_SPARSE_CHUNKS:
+            raise LayerError(f"{self.source}: sparse file {m.name!r} has {len(chunks)} chunks (limit {MAX_SPARSE_CHUNKS})")
+        at = 0
+        for off, n in chunks:
+            if not (isinstance(off, int) and isinstance(n, int)) or off < at or n < 0 or off + n > m.size:
+                raise LayerError(f"{self.source}: sparse file {m.name!r}: invalid sparse map entry ({off}, {n}) for a file of {m.size} bytes")
+            if n:
+                os.lseek(fd, off, os.SEEK_SET)
+                self._copy(fd, fo, m, n)
+            at = off + n
+        os.ftruncate(fd, m.size)
+
+    def _copy(self, fd: int, fo, m: tarfile.TarInfo, left: int) -> None:
+        total = left
         while left > 0:
-            chunk = src.read(min(step, left))
+            chunk = fo.read(min(_BUF, left))
             if not chunk:
-                raise LayerError(f"{self.source}: {m.name!r}: tar data ends early ({left} of {m.size} bytes missing)")
+                raise LayerError(f"{self.source}: {m.name!r}: tar data ends early ({left} of {total} bytes missing)")
             left -= len(chunk)
-            if sparse and not chunk.strip(b"\0"):
-                os.lseek(fd, len(chunk), os.SEEK_CUR)  # keep the hole
+            if len(chunk) < 65536:
+                os.write(fd, chunk)
             else:
-                os.write(fd, chunk) if len(chunk) < 65536 else _write_all(fd, chunk)
-        if sparse:
-            os.ftruncate(fd, m.size)
+                _write_all(fd, chunk)
 
 
 def _lacks_rwx(pfd: int, name: str) -> bool:
@@ -997,11 +1199,11 @@ def apply_layer(
             "layer", "apply", f"{source}: {op.compression} layer onto {root.path}" + (" (rootless)" if rootless else ""),
             f"tar -x{'z' if op.compression == 'gzip' else ''}f BLOB -C {root.path}" + (" --zstd" if op.compression == "zstd" else ""),
         )
-        with tarfile.open(fileobj=op.tar, mode="r|", errorlevel=2) as tf:
+        with _open_tar(op, source) as tf:
             for m in _members(tf, source, warn):
                 result.entries += 1
                 try:
-                    ap.apply(_entry(m), tf, m)
+                    ap.apply(_entry(m, source), tf, m)
                 except (UnsafePath, LayerError):
                     raise
                 except OSError as ex:

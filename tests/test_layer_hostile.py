@@ -1,0 +1,282 @@
+"""Hostile layers from the security report (/work/brief/hostile-report.md): each test is
+built from the report's reproduction and names its finding number.
+
+Memory and hang findings run in a child interpreter with an address-space limit
+(``RLIMIT_AS``) and a timeout, so a regression fails fast instead of exhausting the
+machine or hanging the suite. The child prints its peak RSS growth (``ru_maxrss``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import textwrap
+
+import pytest
+from conftest import REPO
+from layer_helpers import F, apply, tar_bytes
+
+from ocilearn import layer as L
+from ocilearn.errors import LayerError
+
+AS_LIMIT = 1 << 30  # bytes of address space for the child (threads reserve stacks too)
+
+_PRELUDE = """
+import io, os, resource, sys, tarfile, zlib
+sys.path.insert(0, {tests!r})
+from ocilearn import layer as L
+from ocilearn.errors import LayerError
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def done(what):
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    print("RESULT", what, "RSS_GREW_KB", grew, flush=True)
+"""
+
+
+def run_child(body: str, timeout: float = 20) -> tuple[str, int]:
+    """Run ``body`` in a fresh interpreter (RLIMIT_AS = 1 GiB, ``timeout`` seconds);
+    returns (the text after RESULT, peak RSS growth in KiB)."""
+    import resource
+
+    code = _PRELUDE.format(tests=str(REPO / "tests")) + textwrap.dedent(body)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=limit, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"child did not finish within {timeout} s (the hang is back)")
+    line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert p.returncode == 0 and line, f"child failed rc={p.returncode}\nstdout={p.stdout}\nstderr={p.stderr[-3000:]}"
+    what, _, grew = line[len("RESULT "):].rpartition(" RSS_GREW_KB ")
+    return what, int(grew)
+
+
+# ------------------------------------------------------------------ #5 huge size on skipped data
+
+
+def test_h05_whiteout_claiming_2_pow_44_bytes_fails_fast():
+    """A 1.5 KB layer whose whiteout header claims 2**44 bytes hung apply_layer (tarfile
+    'seeked' over the missing data in 10 KB reads); list_layer did the same for any file."""
+    what, _ = run_child("""
+        import tempfile
+        t = tarfile.TarInfo(".wh.foo"); t.size = 1 << 44
+        blob = t.tobuf(tarfile.GNU_FORMAT) + bytes(1024)
+        out = []
+        try:
+            L.apply_layer(tempfile.mkdtemp(), io.BytesIO(blob))
+        except LayerError as e:
+            out.append("apply:" + str(e))
+        t = tarfile.TarInfo("huge"); t.size = 1 << 44
+        try:
+            L.list_layer(io.BytesIO(t.tobuf(tarfile.GNU_FORMAT) + bytes(1024)))
+        except LayerError as e:
+            out.append("list:" + str(e))
+        done(" | ".join(out))
+    """, timeout=20)
+    assert "apply:layer: entry '.wh.foo': tar data ends early (17592186043392 of 17592186044416 bytes missing)" in what
+    assert "list:layer: entry 'huge': tar data ends early" in what
+
+
+def test_h20_list_layer_fails_on_a_truncated_member():
+    """list_layer said OK for TarInfo('huge', size=1<<30) without data; apply errored."""
+    t = tarfile.TarInfo("huge")
+    t.size = 1 << 30
+    blob = t.tobuf(tarfile.GNU_FORMAT) + b"abc"
+    with pytest.raises(LayerError, match=r"'huge': tar data ends early \(1073741821 of 1073741824 bytes missing\)"):
+        L.list_layer(io.BytesIO(blob))
+    # a complete tar lists fine, and a member cut in its data is an error in both
+    good = tar_bytes([F("a", b"x" * 3000), F("b", b"y")])
+    assert [e.path for e in L.list_layer(io.BytesIO(good))] == ["a", "b"]
+    with pytest.raises(LayerError, match="ends early"):
+        L.list_layer(io.BytesIO(good[:1800]))
+
+
+def _pax_sparse(realsize: int, mapstr: str, data: bytes = b"") -> bytes:
+    t = tarfile.TarInfo("GNUSparseFile.0/s")
+    t.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "s", "GNU.sparse.realsize": str(realsize)}
+    blk = mapstr.encode()
+    blk += b"\0" * (-len(blk) % 512)
+    t.size = len(blk) + len(data)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        tf.addfile(t, io.BytesIO(blk + data))
+    return buf.getvalue()
+
+
+def test_h05b_huge_sparse_file_is_written_from_its_map(tmp_path):
+    """realsize 2**40 with one 4-byte chunk: written by seeking, not by generating 1 TiB
+    of zeros (2**33 took 19 s, 2**62 never ended)."""
+    L.apply_layer(tmp_path, io.BytesIO(_pax_sparse(2**40, "1\n0\n4\n", b"abcd")))
+    st = os.stat(tmp_path / "s")
+    assert st.st_size == 2**40 and st.st_blocks <= 64
+    with open(tmp_path / "s", "rb") as f:
+        assert f.read(4) == b"abcd"
+        f.seek(2**40 - 4)
+        assert f.read() == b"\0" * 4
+
+
+def test_h05b_sparse_realsize_2_pow_62_and_absurd_map_are_errors(tmp_path):
+    blobs = [_pax_sparse(2**62, "1\n0\n4\n", b"abcd"), _pax_sparse(10, "1000000000\n0\n4\n", b"abcd"),
+             _pax_sparse(10, "1\n8\n4\n", b"abcd")]
+    what, _ = run_child(f"""
+        out = []
+        for blob in {blobs!r}:
+            try:
+                L.apply_layer({str(tmp_path)!r}, io.BytesIO(blob)); out.append("ok")
+            except LayerError as e:
+                out.append(str(e))
+        done(" | ".join(out))
+    """, timeout=20)
+    big, many, past_end = what.split(" | ")
+    assert big.startswith("layer: cannot apply entry 's': [Errno 27] File too large")
+    assert many == "layer: refused tar header: PAX sparse map of 'GNUSparseFile.0/s' claims 1000000000 chunks (limit 262144)"
+    assert past_end == "layer: sparse file 's': invalid sparse map entry (8, 4) for a file of 10 bytes"
+
+
+# ------------------------------------------------------------------ #6 decompression bombs
+
+
+_BOMB = """
+N = {n}
+hdr = tarfile.TarInfo("big"); hdr.size = N
+def raw_chunks():
+    yield hdr.tobuf(tarfile.GNU_FORMAT)
+    z = bytes(1 << 20)
+    for _ in range(N >> 20):
+        yield z
+    yield bytes(1024)
+"""
+
+
+def test_h06_gzip_bomb_decompresses_in_bounded_memory():
+    """A 256 KiB gzip of 256 MiB of zeros: the old reader inflated a whole 1 MiB chunk of
+    input at once (~1 GB of output per MiB; 2 MB → 3.1 GB RSS). Now ≤ 1 MiB per call."""
+    what, grew = run_child(_BOMB.format(n=256 << 20) + textwrap.dedent("""
+        c = zlib.compressobj(9, zlib.DEFLATED, 31)
+        blob = b"".join(c.compress(x) for x in raw_chunks()) + c.flush()
+        assert len(blob) < 400_000, len(blob)
+        es = L.list_layer(io.BytesIO(blob))
+        done(f"{es[0].path} {es[0].size} compressed={len(blob)}")
+    """), timeout=30)
+    assert what.startswith("big 268435456 compressed=")
+    assert grew < 100_000, f"peak RSS grew by {grew} KiB"
+
+
+def test_h06_zstd_bomb_decompresses_in_bounded_memory():
+    what, grew = run_child(_BOMB.format(n=256 << 20) + textwrap.dedent("""
+        import zstandard
+        c = zstandard.ZstdCompressor(level=3).compressobj()
+        blob = b"".join(c.compress(x) for x in raw_chunks()) + c.flush()
+        es = L.list_layer(io.BytesIO(blob))
+        done(f"{es[0].path} {es[0].size} compressed={len(blob)}")
+    """), timeout=30)
+    assert what.startswith("big 268435456 compressed=")
+    assert grew < 100_000, f"peak RSS grew by {grew} KiB"
+
+
+# ------------------------------------------------------------------ #7 huge extended headers
+
+
+@pytest.mark.parametrize("kind", ["x", "L", "g"])
+def test_h07_extended_header_claiming_256_mib_is_refused_before_reading(kind):
+    """A PAX ('x', 'g') or GNU long-name ('L') header claiming 3 GB made tarfile read it
+    whole (7.2 GB RSS) and then raise a raw ReadError. Here: 256 MiB of real (gzip'd)
+    header data; refused at the header, without reading it."""
+    what, grew = run_child(f"""
+        N = 256 << 20
+        t = tarfile.TarInfo("././@LongLink" if {kind!r} == "L" else "././@PaxHeader")
+        t.type = {{"x": tarfile.XHDTYPE, "g": tarfile.XGLTYPE, "L": tarfile.GNUTYPE_LONGNAME}}[{kind!r}]
+        t.size = N
+        c = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [c.compress(t.tobuf(tarfile.GNU_FORMAT))]
+        z = b"9" * (1 << 20)
+        parts += [c.compress(z) for _ in range(N >> 20)]
+        parts.append(c.compress(bytes(2048)) + c.flush())
+        blob = b"".join(parts)
+        try:
+            L.list_layer(io.BytesIO(blob)); done("ok")
+        except LayerError as e:
+            done(str(e))
+    """, timeout=30)
+    name = {"x": "PAX extended", "g": "PAX global", "L": "GNU long name"}[kind]
+    assert what == f"layer: refused tar header: {name} header at byte 0 claims 268435456 bytes (limit 1048576)"
+    assert grew < 100_000, f"peak RSS grew by {grew} KiB"
+
+
+def test_h07_endless_chain_of_long_name_headers_is_refused():
+    """Each GNU 'L' header makes tarfile recurse into the next: 2000 of them → RecursionError."""
+    one = tarfile.TarInfo("././@LongLink")
+    one.type, one.size = tarfile.GNUTYPE_LONGNAME, 3
+    blob = (one.tobuf(tarfile.GNU_FORMAT) + b"abc".ljust(512, b"\0")) * 2000 + bytes(1024)
+    with pytest.raises(LayerError, match=r"refused tar header: more than 16 extended headers in a row \(at byte 16384\)"):
+        L.list_layer(io.BytesIO(blob))
+
+
+def test_h07_long_names_and_big_pax_records_within_the_limits_still_work(tmp_path):
+    long_dir = "/".join(["d" * 200] * 20)  # a 4019-byte name: GNU 'L' and PAX 'path'
+    for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        es = L.list_layer(io.BytesIO(tar_bytes([F(long_dir + "/f", b"long")], fmt=fmt)))
+        assert es[0].path == long_dir + "/f"
+    es = L.list_layer(io.BytesIO(tar_bytes([F("p", b"pax", **{"SCHILY.xattr.user.k": "v" * 900_000})])))
+    assert es[0].xattrs == {"user.k": b"v" * 900_000}
+
+
+# ------------------------------------------------------------------ #12 garbage
+
+
+@pytest.mark.parametrize("blob,message", [
+    (b"", "the layer is empty (0 bytes after decompression): not a tar archive"),
+    (b"x", "not a tar archive"),
+    (b"\x01" * 512, "not a tar archive"),
+])
+def test_h12_garbage_is_a_layer_error(tmp_path, blob, message):
+    for fn in (lambda: L.list_layer(io.BytesIO(blob)), lambda: L.apply_layer(tmp_path, io.BytesIO(blob))):
+        with pytest.raises(LayerError) as ei:
+            fn()
+        assert message in str(ei.value) and not isinstance(ei.value, tarfile.TarError)
+
+
+def test_h12_bad_checksum_is_a_layer_error():
+    t = bytearray(tar_bytes([F("a", b"x")]))
+    t[148:156] = b"0000000\0"  # header checksum
+    with pytest.raises(LayerError, match="not a tar archive .*checksum"):
+        L.list_layer(io.BytesIO(bytes(t)))
+
+
+# ------------------------------------------------------------------ #15 numbers
+
+
+def _pax(name: str, data: bytes, headers: dict) -> bytes:
+    """A PAX 'x' header with ``headers`` verbatim (tarfile's writer would check them) + a file."""
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    x = tarfile.TarInfo._create_pax_generic_header(headers, tarfile.XHDTYPE, "utf-8")
+    return x + ti.tobuf(tarfile.USTAR_FORMAT) + data.ljust(512, b"\0") + bytes(1024)
+
+
+@pytest.mark.parametrize("headers,message", [
+    ({"uid": str(2**40)}, "uid 1099511627776 is out of range (0..4294967295)"),
+    ({"gid": "-5"}, "gid -5 is out of range"),
+    ({"mtime": "nan"}, "mtime nan is not a finite number of seconds"),
+    ({"mtime": "inf"}, "mtime inf is not a finite number of seconds"),
+])
+def test_h15_out_of_range_numbers_are_layer_errors(tmp_path, headers, message):
+    blob = _pax("u", b"x", headers)
+    for fn in (lambda: L.list_layer(io.BytesIO(blob)), lambda: L.apply_layer(tmp_path, io.BytesIO(blob))):
+        with pytest.raises(LayerError, match=f"entry 'u': {message}".replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+            fn()
+
+
+def test_h15_huge_finite_mtime_is_clamped(tmp_path):
+    with pytest.warns(L.LayerWarning, match=r"mtime 1e\+300 s clamped to ±9223372036 s"):
+        (res,) = apply(tmp_path, _pax("m", b"x", {"mtime": "1e300"}))
+    assert (tmp_path / "m").read_bytes() == b"x"
+    assert os.stat(tmp_path / "m").st_mtime > 1e9  # the file system's latest time, not an error
+    with pytest.warns(L.LayerWarning):
+        (e,) = L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "-1e300"})))
+    assert e.mtime == -9223372036.0 and e.tar_line().startswith("-rw-r--r-- 0/0")
