@@ -14,6 +14,7 @@ cells = [
         # Parameters.
         # IMAGE = None copies the small image shipped inside ocilearn into a temp work dir (offline).
         # IMAGE = "oci:/path/to/layout:ref" copies that image layout into the work dir (it is not modified).
+        # IMAGE = "docker://127.0.0.1:5000/debian:bookworm" pulls an image into the work dir first.
         IMAGE = None
         """
     ),
@@ -64,10 +65,18 @@ cells = [
         if IMAGE is None:
             layout = embedded.copy_to(WORK / "image")
             REF = "latest"
-        else:
+        elif IMAGE.startswith("oci:"):
             src, REF = parse_oci_ref(IMAGE)
             shutil.copytree(src, WORK / "image")
             layout = ImageLayout.open(WORK / "image")
+        else:  # docker://HOST/NAME:TAG — pulled as in notebook 01, section 9b
+            from ocilearn import transfer
+
+            transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
+            layout = ImageLayout.open(WORK / "image")
+            REF = "course"
+        # section 6 writes a layer by hand on top of the small embedded image (its listing fits a screen)
+        small = layout if IMAGE is None else embedded.copy_to(WORK / "small")
         print("work dir:", WORK)
         print("image layout:", layout.path, "ref:", REF)
         """
@@ -140,21 +149,26 @@ cells = [
         """
         ## 4 · A layer listed like `tar -tvf`
 
-        `layer.list_layer` reads the blob once: it checks the blob digest, decompresses,
+        `layer.list_layer` reads a blob once: it checks the blob digest, decompresses,
         lists the tar entries and recomputes the diff ID. Each line looks like `tar -tvf`'s.
-        The `explain` table shows the real steps and the equivalent commands.
+        Every layer is listed (and verified) here; the first 15 lines of the base layer are
+        printed — a real base layer has thousands of entries. The `explain` table shows the
+        real steps and the equivalent commands.
         """
     ),
     code(
         """
         image = layout.resolve(REF)
         img_config = layout.image_config(image)
-        first = image.manifest.layers[0]
-        with explain.recording() as steps, layout.open_blob(first) as f:
-            entries = layer.list_layer(f, first.media_type, diff_id=img_config.diff_ids[0], source="layer 0")
+        layer_entries = []  # one list of LayerEntry per layer, base first
+        with explain.recording() as steps:
+            for i, (d, did) in enumerate(zip(image.manifest.layers, img_config.diff_ids)):
+                with layout.open_blob(d) as f:
+                    layer_entries.append(layer.list_layer(f, d.media_type, diff_id=did, source=f"layer {i}"))
+        first, entries = image.manifest.layers[0], layer_entries[0]
         for e in entries[:15]:
             print(e.tar_line())
-        print(f"… {len(entries)} entries in all")
+        print(f"… {len(entries)} entries in layer 0;", ", ".join(f"layer {i}: {len(es)}" for i, es in enumerate(layer_entries[1:], 1)) or "no other layer")
         steps
         """
     ),
@@ -165,8 +179,10 @@ cells = [
 
         if shutil.which("tar"):
             blob = layout.blob_path(first.digest)
+            print(f"$ tar -tvf blobs/sha256/{first.digest.encoded[:12]}…")
             out = subprocess.run(["tar", "-tvf", str(blob)], capture_output=True, text=True).stdout.splitlines()
             print("\\n".join(out[:8]))
+            print(f"… {len(out)} lines from tar, {len(entries)} entries from ocilearn")
             assert len(out) == len(entries)
         """
     ),
@@ -179,18 +195,32 @@ cells = [
         - **chain ID** names a *stack* of layers: `ChainID(L0) = DiffID(L0)`,
           `ChainID(L0…Ln) = sha256(ChainID(L0…Ln-1) + " " + DiffID(Ln))` (image-spec
           config.md). A runtime can cache "the rootfs after these layers" under it.
+
+        By hand: open the blob, pick the decompressor from its first bytes, hash what comes
+        out in 1 MiB chunks (a base layer can be hundreds of MB uncompressed).
         """
     ),
     code(
         """
-        by_hand = []
-        for d in image.manifest.layers:
-            raw = layout.blob_path(d.digest).read_bytes()
-            tar = gzip.decompress(raw) if raw[:2] == b"\\x1f\\x8b" else raw if layer.detect_compression(raw[:4]) == "none" else None
-            if tar is None:   # zstd
-                import zstandard
-                tar = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True).read()
-            by_hand.append("sha256:" + hashlib.sha256(tar).hexdigest())
+        def diff_id_by_hand(path):
+            with open(path, "rb") as f:
+                kind = layer.detect_compression(f.read(4))
+                f.seek(0)
+                if kind == "gzip":
+                    stream = gzip.GzipFile(fileobj=f)
+                elif kind == "zstd":
+                    import zstandard
+
+                    stream = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+                else:
+                    stream = f
+                h = hashlib.sha256()
+                while chunk := stream.read(1 << 20):
+                    h.update(chunk)
+            return "sha256:" + h.hexdigest()
+
+
+        by_hand = [diff_id_by_hand(layout.blob_path(d.digest)) for d in image.manifest.layers]
         with_ocilearn = []
         for d in image.manifest.layers:
             with layout.open_blob(d) as f:
@@ -219,9 +249,29 @@ cells = [
         - `DIR/.wh..wh..opq` (an **opaque whiteout**) hides *everything* the lower layers
           had in `DIR` — but never what this same layer puts there, whatever the tar order.
 
-        Let us write such a layer ourselves (with `tarfile`), store it as a blob and make a new
-        image `edited` = the original layers + ours. That is exactly what `docker build` does
-        for `RUN rm …`.
+        First, the markers already in *this* image's layers (from the listings of section 4;
+        at most 8 per layer). A single-layer image has none: there is nothing below its base
+        layer to delete. The debian test image has both kinds (`rm /etc/motd`,
+        `rm -rf /etc/skel`, and an opaque `/etc/update-motd.d`).
+        """
+    ),
+    code(
+        """
+        for i, es in enumerate(layer_entries):
+            marks = [e for e in es if e.type in ("whiteout", "opaque")]
+            n_opaque = sum(e.type == "opaque" for e in marks)
+            print(f"layer {i}: {len(es)} entries, {len(marks) - n_opaque} whiteouts, {n_opaque} opaque whiteouts")
+            for e in marks[:8]:
+                print("   ", e.tar_line())
+            if len(marks) > 8:
+                print(f"    … {len(marks) - 8} more")
+        """
+    ),
+    md(
+        """
+        Now let us write such a layer ourselves (with `tarfile`), store it as a blob and make a
+        new image `edited` = the small embedded busybox image + our layer (whatever `IMAGE` is:
+        its file tree fits a screen). That is exactly what `docker build` does for `RUN rm …`.
         """
     ),
     code(
@@ -240,8 +290,13 @@ cells = [
                         tf.addfile(ti, io.BytesIO(data))
             return buf.getvalue()
 
-        lower_paths = {e.path for e in entries}
-        victim = next(p for p in sorted(lower_paths) if p.startswith("bin/") and p.count("/") == 1 and p != "bin/sh" and p != "bin/busybox")
+
+        base_image = small.resolve("latest")
+        base_manifest = json.loads(small.read_blob(base_image.descriptor))
+        base_config = json.loads(small.read_blob(base_image.manifest.config))
+        with small.open_blob(base_image.manifest.layers[0]) as f:
+            lower_paths = {e.path for e in layer.list_layer(f, base_image.manifest.layers[0].media_type)}
+        victim = next(p for p in sorted(lower_paths) if p.startswith("bin/") and p.count("/") == 1 and p not in ("bin/sh", "bin/busybox"))
         opaque_dir = "home/app" if "home/app" in lower_paths else "tmp"
         edit = tar_of([
             ("etc/motd", b"welcome to the edited image\\n"),                 # added
@@ -250,16 +305,16 @@ cells = [
             (f"{opaque_dir}/.wh..wh..opq", b""),                             # … listed BEFORE the opaque marker: it survives
         ])
         blob = gzip.compress(edit, mtime=0)
-        edit_digest, edit_size = layout.put_blob(blob)
+        edit_digest, edit_size = small.put_blob(blob)
 
-        new_config = dict(config)
-        new_config["rootfs"] = {"type": "layers", "diff_ids": config["rootfs"]["diff_ids"] + ["sha256:" + hashlib.sha256(edit).hexdigest()]}
-        new_config["history"] = config.get("history", []) + [{"created_by": "notebook 02: edit layer with whiteouts"}]
-        cdesc2 = layout.put_json(mt.OCI_CONFIG, json.dumps(new_config).encode())
+        new_config = dict(base_config)
+        new_config["rootfs"] = {"type": "layers", "diff_ids": base_config["rootfs"]["diff_ids"] + ["sha256:" + hashlib.sha256(edit).hexdigest()]}
+        new_config["history"] = base_config.get("history", []) + [{"created_by": "notebook 02: edit layer with whiteouts"}]
+        cdesc2 = small.put_json(mt.OCI_CONFIG, json.dumps(new_config).encode())
         new_manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cdesc2.to_dict(),
-                        "layers": manifest["layers"] + [{"mediaType": mt.OCI_LAYER_GZIP, "digest": str(edit_digest), "size": edit_size}]}
-        mdesc = layout.put_json(mt.OCI_MANIFEST, json.dumps(new_manifest).encode())
-        layout.add_ref("edited", mdesc)
+                        "layers": base_manifest["layers"] + [{"mediaType": mt.OCI_LAYER_GZIP, "digest": str(edit_digest), "size": edit_size}]}
+        mdesc = small.put_json(mt.OCI_MANIFEST, json.dumps(new_manifest).encode())
+        small.add_ref("edited", mdesc)
 
         for e in layer.list_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP):
             print(e.tar_line())
@@ -277,7 +332,7 @@ cells = [
     code(
         """
         with explain.recording() as steps:
-            states = layer.rootfs_after_each_layer(layout, "edited", work=WORK / "scratch")
+            states = layer.rootfs_after_each_layer(small, "edited", work=WORK / "scratch")
         for title, snap, changes in states:
             print(f"{title}: {len(snap) - 1} paths; added {len(changes['added'])}, changed {len(changes['changed'])}, deleted {len(changes['deleted'])}")
         title, snap, changes = states[-1]
@@ -287,6 +342,20 @@ cells = [
         assert "/" + victim in changes["deleted"] and "/etc/motd" in changes["added"]
         assert sorted(p for p in snap if p.startswith(f"/{opaque_dir}/")) == [f"/{opaque_dir}/notes.txt"]
         steps
+        """
+    ),
+    md(
+        """
+        The code that applies both markers, one click away. An opaque whiteout removes every
+        child of its directory that a *lower* layer made (`_remove_lower` keeps what this
+        layer created, so the tar order does not matter); a plain whiteout removes one path —
+        and a whiteout naming `..` or a path with `/` is refused (case C06).
+        """
+    ),
+    code(
+        """
+        ocilearn.show_source(layer._Applier.whiteout)
+        ocilearn.show_source(layer._Applier._remove_lower)
         """
     ),
     md(
@@ -316,13 +385,95 @@ cells = [
         """
         from ocilearn import widgets
 
-        layers_view = widgets.LayerBrowser.from_layout(layout, "edited")
+        layers_view = widgets.LayerBrowser.from_layout(small, "edited")
         layers_view
         """
     ),
     md(
         """
-        ## 9 · Try it
+        ## 9 · Exercises
+
+        Each exercise has a variable to fill in; the check cell below it tells you whether you
+        got it. (Unanswered exercises just print a hint.)
+
+        **Exercise 1.** Write the **tar entry name** that an upper layer uses to delete the
+        file `/etc/passwd` of a lower layer (as a string). The check puts your name into a tar
+        and asks ocilearn's own reader what it means.
+        """
+    ),
+    code('ANSWER_1 = None  # e.g. "some/dir/NAME"'),
+    code(
+        """
+        def check_1(answer):
+            if answer is None:
+                return "· not answered yet — hint: a whiteout is the file's base name with a prefix, in the same directory (section 6)"
+            try:
+                e = layer.list_layer(io.BytesIO(tar_of([(str(answer), b"")])))[0]
+            except Exception as err:  # noqa: BLE001 - told to the learner
+                return f"✘ not yet: ocilearn cannot read an entry named {answer!r}: {err}"
+            if e.type == "whiteout" and e.target == "etc/passwd":
+                return f"✔ correct: {answer!r} is a whiteout that deletes /etc/passwd"
+            if e.type == "opaque":
+                return f"✘ not yet: {answer!r} is an opaque whiteout — it would hide all of /{e.target}, not one file"
+            if e.type == "whiteout":
+                return f"✘ not yet: {answer!r} deletes /{e.target}, not /etc/passwd"
+            return f"✘ not yet: ocilearn reads {answer!r} as an ordinary {e.type} named /{e.path} — the prefix is '.wh.'"
+
+
+        print(check_1(ANSWER_1))
+        """
+    ),
+    md(
+        """
+        **Exercise 2.** Compute the **chain ID** of the `edited` image's two layers (the
+        embedded base layer + the layer of section 6) with `hashlib`, as `"sha256:…"`.
+        The diff IDs are in `new_config["rootfs"]["diff_ids"]`.
+        """
+    ),
+    code('ANSWER_2 = None  # "sha256:" + hashlib.sha256(...).hexdigest()'),
+    code(
+        """
+        def check_2(answer):
+            want = str(chain_ids(new_config["rootfs"]["diff_ids"])[-1])
+            if answer is None:
+                return '· not answered yet — hint: sha256 of the text "<diff ID 0> <diff ID 1>" (one space), see section 5'
+            if str(answer) == want:
+                return f"✔ correct: {want}"
+            if str(answer) == new_config["rootfs"]["diff_ids"][-1]:
+                return "✘ not yet: that is the top layer's diff ID; a chain ID also covers the layers below it"
+            return '✘ not yet: hash the ASCII text f"{diff_ids[0]} {diff_ids[1]}" (both with their sha256: prefix), then prefix "sha256:"'
+
+
+        print(check_2(ANSWER_2))
+        """
+    ),
+    md(
+        """
+        **Exercise 3.** A registry recompresses a layer from gzip to zstd. Which one changes:
+        the layer's **digest** in the manifest, or its **diff ID** in the config? Answer
+        `"digest"` or `"diff ID"`.
+        """
+    ),
+    code("ANSWER_3 = None"),
+    code(
+        """
+        def check_3(answer):
+            if answer is None:
+                return "· not answered yet — hint: which of the two is computed over the compressed bytes? (section 5)"
+            a = str(answer).strip().lower().replace("_", " ").replace("-", " ")
+            if a in ("digest", "layer digest", "the digest"):
+                return "✔ correct: the digest covers the compressed bytes; the diff ID (uncompressed tar) stays the same"
+            if "diff" in a:
+                return "✘ not yet: the diff ID is the sha256 of the *uncompressed* tar — recompressing does not touch it"
+            return '✘ not yet: answer "digest" or "diff ID"'
+
+
+        print(check_3(ANSWER_3))
+        """
+    ),
+    md(
+        """
+        ## 10 · Try it
 
         - Put the opaque marker *first* in the edit layer and run the notebook again: the result
           must not change (image-spec `layer.md`: "whiteout files in the same layer … MUST be
@@ -330,7 +481,7 @@ cells = [
         - Add a tar entry named `../escape.txt` or a symlink `up -> ../../..` followed by
           `up/escape.txt`: `ocilearn` keeps both inside the rootfs (cases C01/C02).
 
-        Next: **03 · bundle** turns the image into `config.json` + `rootfs/`.
+        Next: **[03 · bundle](03-bundle.ipynb)** turns the image into `config.json` + `rootfs/`.
         """
     ),
     code(
