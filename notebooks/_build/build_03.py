@@ -14,6 +14,7 @@ cells = [
         # Parameters.
         # IMAGE = None uses the small image shipped inside ocilearn (offline).
         # IMAGE = "oci:/path/to/layout:ref" unpacks that image instead (it is only read).
+        # IMAGE = "docker://127.0.0.1:5000/debian:bookworm" pulls an image into the work dir first.
         IMAGE = None
         """
     ),
@@ -50,6 +51,7 @@ cells = [
         import shutil
         import stat
         import tempfile
+        import warnings
         from pathlib import Path
 
         from ocilearn import convert, embedded, explain, widgets
@@ -60,8 +62,13 @@ cells = [
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-03-"))
         if IMAGE is None:
             SRC, REF = str(embedded.layout_path()), "latest"
-        else:
+        elif IMAGE.startswith("oci:"):
             SRC, REF = parse_oci_ref(IMAGE)
+        else:  # docker://HOST/NAME:TAG — pulled as in notebook 01, section 9b
+            from ocilearn import transfer
+
+            transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
+            SRC, REF = str(WORK / "image"), "course"
         AM_ROOT = os.geteuid() == 0
         print("image:", SRC, REF, "| running as", "root" if AM_ROOT else f"uid {os.geteuid()} (rootless)")
         """
@@ -106,15 +113,26 @@ cells = [
     ),
     code(
         """
-        rl = unpack(f"{SRC}:{REF}", WORK / "bundle-rootless", rootless=True)
+        with warnings.catch_warnings(record=True) as caught:  # one LayerWarning per skipped device node
+            warnings.simplefilter("always")
+            rl = unpack(f"{SRC}:{REF}", WORK / "bundle-rootless", rootless=True)
         root_fs, rl_fs = res.rootfs, rl.rootfs
-        for rel in ("home/app", "bin/busybox", "tmp"):
-            a, b = (root_fs / rel).lstat(), (rl_fs / rel).lstat()
-            x = os.getxattr(rl_fs / rel, "user.rootlesscontainers") if "user.rootlesscontainers" in os.listxattr(rl_fs / rel) else None
-            print(f"/{rel:12} root unpack: {a.st_uid}:{a.st_gid} {stat.filemode(a.st_mode)} | "
-                  f"rootless: {b.st_uid}:{b.st_gid} {stat.filemode(b.st_mode)}, xattr {x.hex() if x else '-'}"
+        # a few telling paths, those this image has: an owned home, a setuid binary, a root-only file, a device
+        SHOW = [rel for rel in ("home/app", "bin/busybox", "usr/bin/su", "etc/shadow", "opt/ocilearn/owned-by-1000", "tmp", "dev/null")
+                if os.path.lexists(root_fs / rel)][:6]
+        for rel in SHOW:
+            a = (root_fs / rel).lstat()
+            left = f"/{rel:28} root unpack: {a.st_uid}:{a.st_gid} {stat.filemode(a.st_mode)} | rootless: "
+            if not os.path.lexists(rl_fs / rel):
+                print(left + "not created (a device node: mknod needs CAP_MKNOD)")
+                continue
+            b = (rl_fs / rel).lstat()
+            x = os.getxattr(rl_fs / rel, "user.rootlesscontainers", follow_symlinks=False) if "user.rootlesscontainers" in os.listxattr(rl_fs / rel, follow_symlinks=False) else None
+            print(left + f"{b.st_uid}:{b.st_gid} {stat.filemode(b.st_mode)}, xattr {x.hex() if x else '-'}"
                   + (f" = image owner {parse_rootless_xattr(x)}" if x else ""))
-        print("skipped in rootless mode:", rl.skipped or "nothing")
+        print(f"skipped in rootless mode: {len(rl.skipped)}", [p for p, _why in rl.skipped[:8]] + (["…"] if len(rl.skipped) > 8 else []))
+        if caught:
+            print(f"{len(caught)} warning(s), e.g.: {caught[0].message}")
         print("user namespace map:", rl.config["linux"]["uidMappings"])
         """
     ),
@@ -152,6 +170,20 @@ cells = [
     ),
     md(
         """
+        `process.args` is the image's `Entrypoint` followed by its `Cmd` — or by the arguments
+        you give (`docker run IMAGE ls -l` replaces `Cmd`, never `Entrypoint`). The whole
+        rule (image-spec conversion.md, case C28), one click away:
+        """
+    ),
+    code(
+        """
+        import ocilearn
+
+        ocilearn.show_source(convert.process_args)
+        """
+    ),
+    md(
+        """
         ## 4 · The article's two manual edits
 
         **Edit 1 — `"terminal": false`.** `runc spec` and `umoci unpack` write
@@ -167,8 +199,8 @@ cells = [
         the terminal's master fd. For a command like `echo` you want no terminal at all, so
         `ocilearn` writes `false` by default; `ocilearn unpack --terminal` asks for one.
 
-        **Edit 2 — `"user": {"uid": 0, "gid": 0}`** (only rootless). The image says
-        `User: app` = uid 1000 in its `/etc/passwd`. A rootless bundle maps exactly *one* id —
+        **Edit 2 — `"user": {"uid": 0, "gid": 0}`** (only rootless). The embedded busybox
+        image says `User: app` = uid 1000 in its `/etc/passwd`. A rootless bundle maps exactly *one* id —
         yours — to uid 0 inside the container's user namespace (`uidMappings` above). Uid 1000
         does not exist in that namespace, so `runc` cannot switch to it
         and fails at start. umoci keeps 1000 and you must edit it; `ocilearn`'s
@@ -209,7 +241,83 @@ cells = [
     ),
     md(
         """
-        ## 6 · Try it
+        ## 6 · Exercises
+
+        Each exercise has a variable to fill in; the check cell below it tells you whether you
+        got it. (Unanswered exercises just print a hint.)
+
+        **Exercise 1.** Write this image's `process.args` yourself, as a list, from its
+        `Entrypoint` and `Cmd` (`image_config.config.entrypoint`, `.cmd`, or the JSON of
+        notebook 02).
+        """
+    ),
+    code("ANSWER_1 = None  # a list of strings"),
+    code(
+        """
+        def check_1(answer):
+            want = written["process"]["args"]
+            if answer is None:
+                return "· not answered yet — hint: Entrypoint first, then Cmd, in one list (section 3)"
+            if list(answer) == want:
+                return f"✔ correct: {want}"
+            cfg = image_config.config
+            if cfg is not None and list(answer) == list(cfg.cmd or []) and cfg.entrypoint:
+                return "✘ not yet: that is only Cmd — the Entrypoint comes first"
+            return "✘ not yet: concatenate Entrypoint (or [] when absent) and Cmd, in that order"
+
+
+        print(check_1(ANSWER_1))
+        """
+    ),
+    md(
+        """
+        **Exercise 2.** `docker run IMAGE ls -l` gives `ls -l` as arguments. What
+        `process.args` does that make for this image? (Then think: with the embedded image,
+        what does `sh -c ls -l` actually run?)
+        """
+    ),
+    code("ANSWER_2 = None  # a list of strings"),
+    code(
+        """
+        def check_2(answer):
+            want = convert.process_args(image_config.config, ["ls", "-l"])
+            if answer is None:
+                return "· not answered yet — hint: the arguments replace Cmd, not Entrypoint"
+            if list(answer) == want:
+                note = " — `sh -c` runs only `ls`; `-l` becomes $0, so no long listing!" if want[:2] == ["/bin/sh", "-c"] else ""
+                return f"✔ correct: {want}{note}"
+            if list(answer) == ["ls", "-l"] and want != ["ls", "-l"]:
+                return "✘ not yet: the Entrypoint stays — only Cmd is replaced"
+            return "✘ not yet: Entrypoint + the new arguments (look at convert.process_args above)"
+
+
+        print(check_2(ANSWER_2))
+        """
+    ),
+    md(
+        """
+        **Exercise 3.** In the **rootless** bundle, container uid 0 is which uid on the host?
+        (An int; the answer is in `config.json`.)
+        """
+    ),
+    code("ANSWER_3 = None  # an int"),
+    code(
+        """
+        def check_3(answer):
+            want = rl.config["linux"]["uidMappings"][0]["hostID"]
+            if answer is None:
+                return "· not answered yet — hint: linux.uidMappings, the entry with containerID 0"
+            if answer == want:
+                return f"✔ correct: uid {want} — {'you' if want == os.geteuid() else 'the caller'}: a rootless container's root is the user who ran it"
+            return "✘ not yet: read hostID in linux.uidMappings of the rootless config (section 2 prints it)"
+
+
+        print(check_3(ANSWER_3))
+        """
+    ),
+    md(
+        """
+        ## 7 · Try it
 
         - Unpack again into the same directory: `unpack` refuses (`BundleError`); pass
           `force=True` to replace it once the new one is complete.
@@ -217,7 +325,7 @@ cells = [
           `convert.convert(...)`: the user is not in the image's `/etc/passwd`, so it is an
           error (conversion.md: it MUST be).
 
-        Next: **04 · runtime** runs this bundle with `ocilearn`'s own runtime.
+        Next: **[04 · runtime](04-runtime.ipynb)** runs this bundle with `ocilearn`'s own runtime.
         """
     ),
     code(
