@@ -40,7 +40,7 @@ from typing import Callable
 
 from .errors import UnsafePath
 
-__all__ = ["Root", "clean_path", "has_openat2", "MAX_SYMLINKS"]
+__all__ = ["Root", "clean_path", "has_openat2", "remove_tree_at", "MAX_SYMLINKS"]
 
 MAX_SYMLINKS = 40  # path_resolution(7): Linux's limit on symlinks followed in one lookup
 
@@ -138,11 +138,14 @@ class Root:
             os.close(self.fd)
             self.fd = -1
 
-    def invalidate(self, prefix: str | None = None) -> None:
+    def invalidate(self, prefix: str | None = None, keep: int | None = None) -> None:
         """Forget cached directory fds (all, or those at/below ``prefix``). Call after
-        anything that removes or replaces a directory or symlink."""
+        anything that removes or replaces a directory or symlink — with no ``prefix``:
+        the cache is keyed by the path *as written*, so a removed directory may also be
+        cached under an alias through a symlink (finding #16). ``keep``: an fd still in
+        use by the caller whose directory was not removed (it stays cached)."""
         for key in list(self._cache):
-            if key == "":
+            if key == "" or (keep is not None and self._cache[key] == keep):
                 continue
             if prefix is None or prefix == "" or key == prefix or key.startswith(prefix + "/"):
                 os.close(self._cache.pop(key))
@@ -311,15 +314,36 @@ class Root:
             os.close(fd)
 
     def open_file(self, rel: str, flags: int = os.O_RDONLY) -> int:
-        """Open the file at ``rel`` for reading, following symlinks *inside* the rootfs
-        (an ``etc/passwd -> /etc/passwd`` link reads the rootfs's file, never the host's).
+        """Open the *regular* file at ``rel``, following symlinks *inside* the rootfs (an
+        ``etc/passwd -> /etc/passwd`` link reads the rootfs's file, never the host's).
+
+        The path is resolved to an ``O_PATH`` fd first (which opens nothing), checked
+        with ``fstat`` and only a regular file is then opened (through
+        ``/proc/self/fd/N``, with ``O_NONBLOCK``): an image's FIFO would block ``open``
+        forever and a device node would be read from the host's device (finding #4).
 
         Returns a new fd (caller closes). Raises FileNotFoundError, IsADirectoryError,
-        UnsafePath (symlink loop)."""
+        UnsafePath (symlink loop, or not a regular file: FIFO, socket, device)."""
         rel = clean_path(rel)
+        pfd = self._resolve_file(rel)
+        try:
+            st = os.fstat(pfd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), rel)
+            if not stat.S_ISREG(st.st_mode):
+                kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                        else "a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode) else "not a file")
+                raise UnsafePath(f"{self.path}: /{rel} is {kind}, not a regular file (not opened: its open could block or reach a device)")
+            return os.open(f"/proc/self/fd/{pfd}", flags | os.O_NONBLOCK | os.O_CLOEXEC)
+        finally:
+            os.close(pfd)
+
+    def _resolve_file(self, rel: str) -> int:
+        """An ``O_PATH`` fd of ``rel`` with every symlink (the last one too) followed inside
+        the rootfs."""
         if self.openat2:
             try:
-                return _openat2(self.fd, rel, flags)
+                return _openat2(self.fd, rel, os.O_PATH)
             except OSError as e:
                 if e.errno not in (errno.EXDEV, errno.ELOOP, errno.ENOSYS, errno.EPERM):
                     raise
@@ -327,13 +351,12 @@ class Root:
             parent, _, base = rel.rpartition("/")
             pfd = self._walk(parent, create=False, mode=0, on_create=None)
             try:
-                try:
-                    return os.open(base or ".", flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-                except OSError as e:
-                    if e.errno != errno.ELOOP:
-                        raise
-                    target = os.readlink(base, dir_fd=pfd)
-                    rel = clean_path(target if target.startswith("/") else f"{parent}/{target}")
+                fd = os.open(base or ".", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                if not stat.S_ISLNK(os.fstat(fd).st_mode):
+                    return fd
+                os.close(fd)
+                target = os.readlink(base, dir_fd=pfd)
+                rel = clean_path(target if target.startswith("/") else f"{parent}/{target}")
             finally:
                 os.close(pfd)
         raise UnsafePath(f"{self.path}: too many levels of symbolic links opening {rel!r}")
@@ -374,3 +397,90 @@ class Root:
             os.chmod(f"/proc/self/fd/{fd}", mode)
             os.utime(f"/proc/self/fd/{fd}", ns=(atime, mtime))
         self.invalidate()
+
+
+def _grant(dir_fd: int, name: str, st: os.stat_result) -> None:
+    if st.st_mode & 0o700 != 0o700:
+        os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd)
+
+
+def _unlink_files(fd: int) -> list[str]:
+    """Unlink every non-directory in the directory ``fd``; return its subdirectory names."""
+    dirs = []
+    with os.scandir(fd) as it:
+        for ent in it:
+            if ent.is_dir(follow_symlinks=False):
+                dirs.append(ent.name)
+            else:
+                try:
+                    os.unlink(ent.name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+    return dirs
+
+
+def remove_tree_at(dir_fd: int, name: str, on_dir_removed: Callable[[str], None] | None = None) -> None:
+    """``rm -rf`` of ``name`` in the directory ``dir_fd``, without recursion (any depth:
+    a 1000-level tree overflowed Python's stack, finding #11) and without following
+    symlinks. Directories lacking ``u+rwx`` are granted it first (rootless trees with
+    ``0o000`` directories). At most two directory fds are open at a time: it goes down
+    with ``openat(O_NOFOLLOW)`` and back up with ``openat("..")``, checking that ``..``
+    is the directory it came from (device and inode).
+
+    Args:
+        on_dir_removed: called with the path of each removed directory relative to
+            ``name`` (``""`` for ``name`` itself), deepest first.
+
+    Raises: OSError (e.g. a directory that a concurrent process keeps filling:
+        ENOTEMPTY; ``..`` moved: ESTALE). A missing ``name`` is not an error."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    _grant(dir_fd, name, st)
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    path: list[str] = []  # names from `name` down to the directory `fd` is
+    ids: list[tuple[int, int]] = []  # (st_dev, st_ino) of each directory above `fd`
+    pending: list[list[str]] = []  # subdirectories left to remove, per level
+    try:
+        pending.append(_unlink_files(fd))
+        while True:
+            if pending[-1]:
+                child = pending[-1].pop()
+                try:
+                    cst = os.stat(child, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISDIR(cst.st_mode):
+                    os.unlink(child, dir_fd=fd)
+                    continue
+                _grant(fd, child, cst)
+                nfd = os.open(child, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                here = os.fstat(fd)
+                os.close(fd)
+                fd = nfd
+                ids.append((here.st_dev, here.st_ino))
+                path.append(child)
+                pending.append(_unlink_files(fd))
+                continue
+            pending.pop()
+            if not path:
+                break
+            child = path.pop()
+            up = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = up
+            ust = os.fstat(fd)
+            if (ust.st_dev, ust.st_ino) != ids.pop():
+                raise OSError(errno.ESTALE, f"directory moved while removing it: {name}/{'/'.join(path)}")
+            os.rmdir(child, dir_fd=fd)
+            if on_dir_removed is not None:
+                on_dir_removed("/".join([*path, child]))
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+    if on_dir_removed is not None:
+        on_dir_removed("")

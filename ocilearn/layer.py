@@ -94,7 +94,7 @@ from . import explain
 from . import mediatypes as mt
 from .digest import Digest, VerifyingReader
 from .errors import DigestMismatch, LayerError, UnsafePath
-from .fsutil import Root, clean_path
+from .fsutil import Root, clean_path, remove_tree_at
 
 __all__ = [
     "LayerWarning",
@@ -852,39 +852,68 @@ class _Applier:
         self.ancestors: set[str] = {""}
         self.final: dict[str, tuple[int, int, int]] = {}
         self.euid = os.geteuid()
+        self.rootpath = os.readlink(f"/proc/self/fd/{root.fd}")
+        self.rootprefix = self.rootpath.rstrip("/") + "/"
 
     # -- bookkeeping ------------------------------------------------------------
 
-    def _mark(self, path: str) -> None:
-        self.created.add(path)
-        p = path.rpartition("/")[0]
+    def _mark(self, key: str) -> None:
+        """Record that this layer made ``key`` (a *resolved* in-root path, see :meth:`_dirpath`)."""
+        self.created.add(key)
+        p = key.rpartition("/")[0]
         while p not in self.ancestors:
             self.ancestors.add(p)
             p = p.rpartition("/")[0]
 
-    def _parent(self, path: str) -> tuple[int, str]:
+    def _dirpath(self, dfd: int) -> str:
+        """The resolved in-root path of the directory ``dfd`` ("" for the root). The same
+        directory reached through an in-layer symlink alias (``lnk/new`` with ``lnk ->
+        real``) gets the same key (``real/new``), so a whiteout of ``real`` cannot delete
+        what this layer wrote through ``lnk`` (C05; finding #16). One readlink of
+        ``/proc/self/fd/N``: the kernel's name for the directory."""
+        if dfd == self.root.fd:
+            return ""
+        p = os.readlink(f"/proc/self/fd/{dfd}")
+        if p == self.rootpath:
+            return ""
+        if p.startswith(self.rootprefix):
+            return p[len(self.rootprefix):]
+        raise LayerError(f"{self.source}: a directory of the rootfs moved or was deleted while applying ({p!r})")
+
+    def _key(self, dfd: int, base: str) -> str:
+        d = self._dirpath(dfd)
+        return f"{d}/{base}" if d else base
+
+    def _parent(self, path: str) -> tuple[int, str, str]:
+        """``(parent dir fd, basename, resolved key of path)``, parents created."""
         pfd, base = self.root.parent_of(path, create=True, mode=0o755)
-        self.root.ensure_writable(pfd, path.rpartition("/")[0])
-        return pfd, base
+        parent = self._dirpath(pfd)
+        self.root.ensure_writable(pfd, parent)
+        return pfd, base, f"{parent}/{base}" if parent else base
 
     # -- removal -------------------------------------------------------------------
 
     def _rmtree(self, pfd: int, name: str, rel: str) -> None:
+        """Remove ``name`` (in-root key ``rel``) and all below it, without recursion
+        (:func:`ocilearn.fsutil.remove_tree_at`; finding #11). Removing a directory or a
+        symlink drops the whole directory-fd cache: a cached fd may be that directory
+        reached through *any* alias (finding #16)."""
         st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(name, dir_fd=pfd)
+            if stat.S_ISLNK(st.st_mode):
+                self.root.invalidate(keep=pfd)
             return
-        if self.rootless and st.st_mode & 0o700 != 0o700:
-            os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=pfd)
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+
+        def gone(sub: str) -> None:
+            key = f"{rel}/{sub}" if sub else rel
+            self.final.pop(key, None)
+            self.root.saved.pop(key, None)
+
         try:
-            for child in os.listdir(fd):
-                self._rmtree(fd, child, f"{rel}/{child}")
+            remove_tree_at(pfd, name, on_dir_removed=gone)
         finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=pfd)
-        self.final.pop(rel, None)
-        self.root.saved.pop(rel, None)
+            self.root.invalidate(keep=pfd)
 
     def _remove_lower(self, pfd: int, name: str, rel: str) -> bool:
         """Remove what lower layers put at ``rel``, keeping this layer's entries."""
@@ -897,20 +926,56 @@ class _Applier:
                 self._clear_dir(pfd, name, rel)
             return False
         self._rmtree(pfd, name, rel)
-        self.root.invalidate(rel)
         return True
 
-    def _clear_dir(self, pfd: int, name: str, rel: str) -> None:
+    def _open_dir(self, pfd: int, name: str, rel: str) -> int:
         if self.rootless and _lacks_rwx(pfd, name):
             dfd0 = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 self.root.make_writable(dfd0, rel)
             finally:
                 os.close(dfd0)
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+
+    def _clear_dir(self, pfd: int, name: str, rel: str) -> None:
+        """Remove the lower layers' entries below the directory ``name`` (key ``rel``),
+        keeping this layer's: descends into directories this layer made or wrote below.
+        Iterative (an explicit stack, down by name and back up by ``..``; finding #11)."""
+        fd = self._open_dir(pfd, name, rel)
+        keys = [rel]  # key of the directory fd is in, per level
+        ids: list[tuple[int, int]] = []
+        pending = [os.listdir(fd)]
         try:
-            for child in os.listdir(fd):
-                self._remove_lower(fd, child, f"{rel}/{child}" if rel else child)
+            while True:
+                if pending[-1]:
+                    child = pending[-1].pop()
+                    crel = f"{keys[-1]}/{child}" if keys[-1] else child
+                    try:
+                        st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if crel in self.created or crel in self.ancestors:
+                        if stat.S_ISDIR(st.st_mode):
+                            nfd = self._open_dir(fd, child, crel)
+                            here = os.fstat(fd)
+                            os.close(fd)
+                            fd = nfd
+                            ids.append((here.st_dev, here.st_ino))
+                            keys.append(crel)
+                            pending.append(os.listdir(fd))
+                        continue
+                    self._rmtree(fd, child, crel)
+                    continue
+                pending.pop()
+                keys.pop()
+                if not pending:
+                    break
+                up = os.open("..", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = up
+                ust = os.fstat(fd)
+                if (ust.st_dev, ust.st_ino) != ids.pop():
+                    raise LayerError(f"{self.source}: /{keys[-1]} moved while applying the layer")
         finally:
             os.close(fd)
 
@@ -922,13 +987,9 @@ class _Applier:
                 dfd = self.root.dir_fd(parent)
             except (FileNotFoundError, NotADirectoryError):
                 return
-            self.root.ensure_writable(dfd, parent)
-            fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dfd)
-            try:
-                for child in os.listdir(fd):
-                    self._remove_lower(dfd, child, f"{parent}/{child}" if parent else child)
-            finally:
-                os.close(fd)
+            rparent = self._dirpath(dfd)
+            self.root.ensure_writable(dfd, rparent)
+            self._clear_dir(dfd, ".", rparent)
             self.result.opaque.append(parent)
             explain.step("layer", "opaque whiteout", f"hide lower contents of /{parent}", f"rm -rf rootfs/{parent}/* (lower layers' entries)")
             return
@@ -940,8 +1001,9 @@ class _Applier:
             pfd = self.root.dir_fd(parent)
         except (FileNotFoundError, NotADirectoryError):
             return  # whiteout of a missing path: no-op
-        self.root.ensure_writable(pfd, parent)
-        if self._remove_lower(pfd, name, e.target):
+        rparent = self._dirpath(pfd)
+        self.root.ensure_writable(pfd, rparent)
+        if self._remove_lower(pfd, name, f"{rparent}/{name}" if rparent else name):
             self.result.whiteouts.append(e.target)
             explain.step("layer", "whiteout", f"delete /{e.target}", f"rm -rf rootfs/{e.target}")
 
@@ -958,7 +1020,6 @@ class _Applier:
         if want_dir and stat.S_ISDIR(st.st_mode):
             return st
         self._rmtree(pfd, base, path)
-        self.root.invalidate(path)
         return None
 
     def _create(self, pfd: int, base: str, path: str, make):
@@ -1013,18 +1074,18 @@ class _Applier:
                 os.chown(f"/proc/self/fd/{self.root.fd}", e.uid, e.gid)
             self.final[""] = (e.mode, int(e.mtime * 1e9), int(e.mtime * 1e9))
             return
-        pfd, base = self._parent(path)
+        pfd, base, key = self._parent(path)
         mtime_ns = int(e.mtime * 1e9)
         if e.type == "dir":
             try:  # optimistic: most entries are new; only on EEXIST look at what is there
                 os.mkdir(base, 0o700, dir_fd=pfd)
             except FileExistsError:
-                if self._clear_for(pfd, base, path, want_dir=True) is None:
+                if self._clear_for(pfd, base, key, want_dir=True) is None:
                     os.mkdir(base, 0o700, dir_fd=pfd)
             fd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
-                self.root.ensure_writable(fd, path)
-                self.root.saved.pop(path, None)
+                self.root.ensure_writable(fd, key)
+                self.root.saved.pop(key, None)
                 self._owner(e, None, pfd, base)
                 self._set_xattrs(e, f"/proc/self/fd/{fd}")
                 if self.rootless or e.mode & 0o700 != 0o700:
@@ -1033,11 +1094,11 @@ class _Applier:
                     os.chmod(f"/proc/self/fd/{fd}", e.mode)
             finally:
                 os.close(fd)
-            self.final[path] = (e.mode, mtime_ns, mtime_ns)
-            self._mark(path)
+            self.final[key] = (e.mode, mtime_ns, mtime_ns)
+            self._mark(key)
             return
         if e.type == "file":
-            fd = self._create(pfd, base, path, lambda: os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd))
+            fd = self._create(pfd, base, key, lambda: os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=pfd))
             try:
                 self._write(fd, tf, m)
                 self._owner(e, fd, pfd, base)
@@ -1047,7 +1108,7 @@ class _Applier:
             finally:
                 os.close(fd)
         elif e.type == "symlink":
-            self._create(pfd, base, path, lambda: os.symlink(e.linkname, base, dir_fd=pfd))
+            self._create(pfd, base, key, lambda: os.symlink(e.linkname, base, dir_fd=pfd))
             self._owner(e, None, pfd, base, symlink=True)
             os.utime(base, ns=(mtime_ns, mtime_ns), dir_fd=pfd, follow_symlinks=False)
         elif e.type == "hardlink":
@@ -1065,20 +1126,24 @@ class _Applier:
                 raise UnsafePath(f"{self.source}: hardlink {e.name!r} points to the rootfs itself") from None
             if stat.S_ISDIR(tst.st_mode):
                 raise LayerError(f"{self.source}: hardlink {e.name!r} points to a directory (/{target}); hardlinks to directories are not allowed")
-            self._create(pfd, base, path, lambda: os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False))
+            tfd = os.dup(tfd)  # the cached fd may be dropped if making room invalidates the cache
+            try:
+                self._create(pfd, base, key, lambda: os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False))
+            finally:
+                os.close(tfd)
         elif e.type == "fifo":
-            self._create(pfd, base, path, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
+            self._create(pfd, base, key, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
             self._special_attrs(e, pfd, base, mtime_ns)
         elif e.type in ("char", "block"):
             if self.rootless or (self.euid != 0):
-                self._clear_for(pfd, base, path, want_dir=False)  # the device still replaces what was there
+                self._clear_for(pfd, base, key, want_dir=False)  # the device still replaces what was there
                 self.result.skipped.append((path, f"{e.type} device {e.devmajor},{e.devminor}"))
                 self.warn(f"{self.source}: rootless: {e.type} device /{path} ({e.devmajor},{e.devminor}) skipped (mknod needs CAP_MKNOD)")
                 return
             kind = stat.S_IFCHR if e.type == "char" else stat.S_IFBLK
-            self._create(pfd, base, path, lambda: os.mknod(base, kind | 0o600, os.makedev(e.devmajor, e.devminor), dir_fd=pfd))
+            self._create(pfd, base, key, lambda: os.mknod(base, kind | 0o600, os.makedev(e.devmajor, e.devminor), dir_fd=pfd))
             self._special_attrs(e, pfd, base, mtime_ns)
-        self._mark(path)
+        self._mark(key)
 
     def _special_attrs(self, e: LayerEntry, pfd: int, base: str, mtime_ns: int) -> None:
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)

@@ -13,11 +13,13 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import warnings
 
 import pytest
 from conftest import REPO
-from layer_helpers import F, apply, tar_bytes
+from layer_helpers import D, F, S, apply, tar_bytes, tree
 
+from ocilearn import fsutil
 from ocilearn import layer as L
 from ocilearn.errors import LayerError
 
@@ -26,6 +28,7 @@ AS_LIMIT = 1 << 30  # bytes of address space for the child (threads reserve stac
 _PRELUDE = """
 import io, os, resource, sys, tarfile, zlib
 sys.path.insert(0, {tests!r})
+from ocilearn import fsutil
 from ocilearn import layer as L
 from ocilearn.errors import LayerError
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -280,3 +283,110 @@ def test_h15_huge_finite_mtime_is_clamped(tmp_path):
     with pytest.warns(L.LayerWarning):
         (e,) = L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "-1e300"})))
     assert e.mtime == -9223372036.0 and e.tar_line().startswith("-rw-r--r-- 0/0")
+
+
+# ------------------------------------------------------------------ #11 deep trees
+
+
+DEEP = 1500  # levels: Python's recursion limit is 1000
+
+
+@pytest.fixture
+def deep_tmp(tmp_path):
+    """tmp_path, emptied with remove_tree_at afterwards (pytest's own cleanup of old
+    temp dirs uses the recursive shutil.rmtree, which a 1500-level tree would break)."""
+    yield tmp_path
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in os.listdir(fd):
+            fsutil.remove_tree_at(fd, name)
+    finally:
+        os.close(fd)
+
+
+def _deep_layer(n: int = DEEP) -> bytes:
+    return tar_bytes([F("/".join(["d"] * n) + "/f", b"deep")])
+
+
+@pytest.mark.parametrize("top", [
+    [F(".wh.d")],                       # whiteout of the top
+    [F("d/.wh..wh..opq")],              # opaque marker at the top
+    [F("d", b"file over the tree")],    # a file replacing the top
+])
+def test_h11_whiteout_opaque_or_replace_of_a_1500_level_tree(deep_tmp, top):
+    """The recursive _rmtree/_clear_dir raised RecursionError at ~1000 levels."""
+    apply(deep_tmp, _deep_layer())
+    assert os.path.isfile(deep_tmp / "/".join(["d"] * DEEP) / "f")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", L.LayerWarning)
+        apply(deep_tmp, tar_bytes(top))
+    names = os.listdir(deep_tmp)
+    if top[0][1] == "d/.wh..wh..opq":
+        assert names == ["d"] and os.listdir(deep_tmp / "d") == []
+    elif top[0][1] == "d":
+        assert names == ["d"] and (deep_tmp / "d").read_bytes() == b"file over the tree"
+    else:
+        assert names == []
+
+
+def test_h11_opaque_marker_keeps_a_deep_tree_of_its_own_layer(deep_tmp):
+    """_clear_dir descends into this layer's own deep tree without recursion and keeps it."""
+    apply(deep_tmp, tar_bytes([F("d/old", b"lower")]))
+    deep = "/".join(["d"] * DEEP)
+    apply(deep_tmp, tar_bytes([F(deep + "/new", b"mine"), F("d/.wh..wh..opq")]))
+    assert not (deep_tmp / "d/old").exists() and (deep_tmp / deep / "new").read_bytes() == b"mine"
+
+
+def test_h11_remove_tree_at_any_depth_and_restrictive_modes(deep_tmp):
+    top = deep_tmp / "t"
+    os.mkdir(top)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(DEEP):  # os.makedirs itself recurses
+        os.mkdir("x", dir_fd=fd)
+        nfd = os.open("x", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    os.close(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    os.close(fd)
+    os.symlink("/etc", top / "x" / "to-etc")  # never followed
+    os.chmod(top / "x" / "x", 0o000)
+    removed = []
+    fd = os.open(deep_tmp, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fsutil.remove_tree_at(fd, "t", on_dir_removed=removed.append)
+    finally:
+        os.close(fd)
+    assert not top.exists() and os.path.isdir("/etc")
+    assert len(removed) == DEEP + 1 and removed[-1] == "" and removed[-2] == "x"
+    assert removed[0] == "/".join(["x"] * DEEP)
+
+
+# ------------------------------------------------------------------ #16 symlink aliases in one layer
+
+
+L0_REAL = [D("real"), F("real/old", b"o")]
+
+
+@pytest.mark.parametrize("layer1,expected", [
+    ([S("lnk", "real"), F("lnk/new", b"n"), F(".wh.real")],
+     {"lnk": "symlink:real", "real": "dir", "real/new": "file:n"}),
+    ([S("lnk", "real"), F("lnk/new", b"n"), F("real/.wh..wh..opq")],
+     {"lnk": "symlink:real", "real": "dir", "real/new": "file:n"}),
+    ([S("lnk", "real"), F("lnk/new", b"n"), F(".wh.real"), D("real"), F("lnk/b", b"2")],
+     {"lnk": "symlink:real", "real": "dir", "real/new": "file:n", "real/b": "file:2"}),
+    ([S("lnk", "real"), D("lnk/sub"), F("real/sub/x", b"x"), F("lnk/.wh.old")],
+     {"lnk": "symlink:real", "real": "dir", "real/sub": "dir", "real/sub/x": "file:x"}),
+])
+def test_h16_whiteout_never_deletes_what_this_layer_wrote_through_a_symlink(tmp_path, layer1, expected):
+    """C05 through an alias: the same layer wrote real/new as lnk/new, then whited out
+    real (or made it opaque); the lower real/old goes, real/new stays."""
+    apply(tmp_path, tar_bytes(L0_REAL), tar_bytes(layer1))
+    assert tree(tmp_path) == expected
+
+
+def test_h16_stale_dir_fd_cache_after_replacing_a_directory_reached_by_alias(tmp_path):
+    """Root cached lnk's fd of the old 'real'; replacing 'real' left it stale → ENOENT."""
+    layer = [D("real"), S("lnk", "real"), F("lnk/a", b"1"), F("real", b"f"), D("real"), F("lnk/b", b"2")]
+    with pytest.warns(L.LayerWarning, match="duplicate entry 'real'"):
+        apply(tmp_path, tar_bytes(layer))
+    assert tree(tmp_path) == {"lnk": "symlink:real", "real": "dir", "real/b": "file:2"}
