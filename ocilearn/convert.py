@@ -287,17 +287,19 @@ class UserInfo:
 
 
 def _read_db(root: Root | None, rel: str) -> list[list[str]] | None:
-    """Parse a colon file (passwd/group) of the rootfs; None when absent."""
+    """Parse a colon file (passwd/group) of the rootfs; None when absent. Only a regular
+    file is opened and at most 4 MiB read; a FIFO, socket or device there (a hostile image:
+    its open would block forever or read a host device) is a ConfigError."""
     if root is None:
         return None
     try:
         fd = root.open_file(rel)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    except UnsafePath as e:
+    except UnsafePath as e:  # a symlink loop, or a FIFO/device (never opened: finding #4)
         raise ConfigError(f"cannot read /{rel} of the rootfs: {e}") from None
     with os.fdopen(fd, "rb") as f:
-        data = f.read(4 << 20)
+        data = f.read(4 << 20)  # at most 4 MiB (a 1 GB sparse passwd is not read whole)
     explain.step("convert", "read", f"/{rel} of the rootfs ({len(data)} bytes), resolved inside the rootfs", f"cat rootfs/{rel}")
     out = []
     for line in data.decode("utf-8", "replace").splitlines():
@@ -311,8 +313,21 @@ def _read_db(root: Root | None, rel: str) -> list[list[str]] | None:
     return out
 
 
+_ID_LIMIT = 2**32 - 2  # largest uid/gid: (uid_t)-1 = 4294967295 means "unchanged" to setresuid(2)
+
+
 def _num(s: str) -> int | None:
-    return int(s) if s.isdigit() else None
+    """A uid/gid written in ASCII digits (``str.isdigit`` would also take "٣"), in range;
+    otherwise None (a name)."""
+    if not (s.isascii() and s.isdigit()):
+        return None
+    n = int(s)
+    return n if n <= _ID_LIMIT else None
+
+
+def _check_id(spec: str, what: str, s: str) -> None:
+    if s.isascii() and s.isdigit() and int(s) > _ID_LIMIT:
+        raise ConfigError(f"User {spec!r}: {what} {s} is out of range (0..{_ID_LIMIT}; {_ID_LIMIT + 1} is (uid_t)-1, 'unchanged')")
 
 
 def resolve_user(user: str | None, rootfs: str | os.PathLike | Root | None) -> UserInfo:
@@ -337,6 +352,8 @@ def resolve_user(user: str | None, rootfs: str | os.PathLike | Root | None) -> U
             root.close()
     spec = user or ""
     uname, _, gname = spec.partition(":")
+    _check_id(spec, "uid", uname)
+    _check_id(spec, "gid", gname)
     has_group = bool(gname)
     pw = None
     if not uname:

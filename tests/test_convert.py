@@ -289,3 +289,69 @@ def test_every_written_config_validates_against_runtime_spec_schema(users_rootfs
     bad["process"]["args"] = "sh"  # must be an array
     with pytest.raises(ConfigError, match="process/args"):
         C.validate(bad, schema)
+
+
+# ------------------------------------------------------------------ hostile-report findings
+
+
+def _fifo_rootfs(tmp_path, name="passwd"):
+    r = tmp_path / "fifo-rootfs"
+    (r / "etc").mkdir(parents=True)
+    os.mkfifo(r / "etc" / name)
+    if name != "passwd":
+        (r / "etc/passwd").write_text("app:x:1000:1000::/home/app:/bin/sh\n")
+    return r
+
+
+class _Alarm:
+    """Fail instead of hanging: SIGALRM interrupts a blocking open(2) of a FIFO."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def __enter__(self):
+        import signal
+
+        def boom(*_):
+            raise TimeoutError(f"blocked for {self.seconds} s (the FIFO was opened)")
+        self.old = signal.signal(signal.SIGALRM, boom)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.old)
+
+
+@pytest.mark.parametrize("user", [None, "app", "1000", "1000:1000"])
+def test_h04_fifo_etc_passwd_is_refused_not_opened(tmp_path, user):
+    """An image whose /etc/passwd is a FIFO hung convert (and `ocilearn unpack`) forever,
+    for every User form: open(2) of a FIFO blocks until a writer appears."""
+    r = _fifo_rootfs(tmp_path)
+    with _Alarm(5), pytest.raises(ConfigError, match=r"cannot read /etc/passwd of the rootfs: .*/etc/passwd is a FIFO, not a regular file"):
+        C.convert(image({"User": user, "Cmd": ["x"]} if user else {"Cmd": ["x"]}), r)
+
+
+def test_h04_fifo_etc_group_and_device_passwd_are_refused(tmp_path):
+    r = _fifo_rootfs(tmp_path, "group")
+    with _Alarm(5), pytest.raises(ConfigError, match=r"/etc/group is a FIFO"):
+        C.resolve_user("app:grp", r)
+    if os.geteuid() == 0:  # only root can make a device node; as a user the FIFO case above covers it
+        os.unlink(r / "etc/group")
+        os.mknod(r / "etc/group", 0o600 | 0o020000, os.makedev(1, 5))  # /dev/zero's numbers
+        with pytest.raises(ConfigError, match=r"/etc/group is a character device"):
+            C.resolve_user("app", r)
+
+
+@pytest.mark.parametrize("user,message", [
+    ("٣", "no /etc/passwd to resolve the name '٣'"),        # Arabic-Indic 3 is a name, not uid 3
+    ("0:٣", "no /etc/group to resolve the group '٣'"),
+    ("4294967296", "uid 4294967296 is out of range (0..4294967294"),
+    ("0:4294967295", "gid 4294967295 is out of range"),
+])
+def test_h18_user_numbers_are_ascii_and_in_range(tmp_path, user, message):
+    (tmp_path / "r").mkdir()
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        C.resolve_user(user, tmp_path / "r")
+    assert C.resolve_user("4294967294:0", tmp_path / "r").uid == 4294967294
