@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import ipaddress
 import json
 import os
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,15 +48,30 @@ from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from . import explain
 from . import mediatypes as mt
 from .digest import CHUNK, Digest
-from .errors import AuthError, DigestMismatch, InvalidDocument, RegistryError
+from .errors import AuthError, DigestMismatch, InvalidDocument, OcilearnError, RegistryError, SizeMismatch
 from .model import Descriptor, Index, Manifest, parse_document
 from .reference import DOCKER_HUB, Reference
 
 MAX_MANIFEST = 4 * 1024 * 1024  # bytes: distribution-spec recommends registries accept at least 4 MiB
+# Caps on bodies that are read whole (bytes). A hostile or broken server may send an
+# endless body; nothing more than these is ever read, and the connection is then closed.
+MAX_PING_BODY = 64 * 1024  # the body of GET /v2/ (normally "{}")
+MAX_ERROR_BODY = 64 * 1024  # an error body (distribution-spec "Error Codes" JSON)
+MAX_TOKEN_BODY = 1024 * 1024  # a token server's JSON answer
+MAX_TAGS_BODY = MAX_MANIFEST  # one page of GET /v2/<name>/tags/list
+# Time limits (seconds). The (connect, read) timeout bounds each socket operation only; a
+# server trickling one byte per second never trips it. So:
+DOCUMENT_DEADLINE = 120.0  # seconds: a whole document exchange (ping, token, manifest, tags …)
+BLOB_STALL_SECONDS = 30.0  # seconds: the window of the blob throughput rule …
+BLOB_STALL_BYTES = 16 * 1024  # bytes: … a blob download receiving fewer than this in the window is broken
 USER_AGENT = "ocilearn/0.1 (+python-requests)"
 REDACTED = "<redacted>"
 # query parameters of pre-signed URLs and token requests that are secrets
@@ -492,18 +509,223 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_text(resp: requests.Response) -> str:
-    """The registry's error message (distribution-spec "Error Codes") in a few words."""
+# ------------------------------------------------------------------ deadlines and capped bodies
+
+_ACTIVE = threading.local()  # .deadline: the _Deadline of the exchange running in this thread
+
+
+class _Deadline:
+    """A wall-clock limit on one document exchange: request headers, response headers and
+    body, a token fetched on the way, redirects. When it passes, a timer thread shuts down
+    (``shutdown(2)``, which wakes a blocked ``recv``) every socket the exchange used, so
+    the reading thread fails at once instead of waiting for a trickling server.
+
+    Sockets are registered by :class:`_WatchedHTTPConnection` when a request is sent on
+    them while this deadline is active in the thread, or explicitly with :meth:`watch`.
+    A connection that has gone back to the pool and was taken by another request is
+    marked with that request's deadline, so it is never shut down by this one.
+    """
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds, self.what = seconds, what
+        self.fired = False
+        self._socks: list[tuple[Any, socket.socket]] = []  # (connection or None, its socket)
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.name = "ocilearn-deadline"
+
+    def start(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            # socket.socket.shutdown, not SSLSocket.shutdown (which drops the TLS object
+            # under the reading thread's feet): the reader then sees EOF at once
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def add(self, conn: Any, sock: socket.socket | None) -> None:
+        """Register a socket of this exchange (``conn``: the urllib3 connection it belongs
+        to, or ``None``)."""
+        if sock is None:
+            return
+        with self._lock:
+            if self._done:
+                return
+            self._socks.append((conn, sock))
+            if self.fired:
+                self._shut(sock)
+
+    def watch(self, resp: requests.Response) -> None:
+        """Register the socket a (streaming) response is being read from."""
+        raw = getattr(resp, "raw", None)
+        sock = getattr(getattr(raw, "_sock_shutdown", None), "__self__", None)  # urllib3 >= 2.3
+        if sock is None:
+            sock = getattr(getattr(raw, "_connection", None), "sock", None)
+        if isinstance(sock, socket.socket):
+            self.add(None, sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            for conn, sock in self._socks:
+                if conn is None or getattr(conn, "_ocilearn_deadline", None) is self:
+                    self._shut(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
+def _active_deadline() -> _Deadline | None:
+    return getattr(_ACTIVE, "deadline", None)
+
+
+class _Watched:
+    """Mixin for urllib3's connections: each request sent, and each socket connected, is
+    registered with the thread's active :class:`_Deadline` (if any)."""
+
+    sock: Any
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        dl = _active_deadline()
+        self._ocilearn_deadline = dl
+        if dl is not None:
+            dl.add(self, self.sock)  # a kept-alive or already connected (TLS) connection
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        dl = getattr(self, "_ocilearn_deadline", None)
+        if dl is not None:
+            dl.add(self, self.sock)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter with connections that :class:`_Deadline` can interrupt."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPConnectionPool,
+                                                   "https": _WatchedHTTPSConnectionPool}
+
+
+# what can escape from reading a response body: urllib3's ProtocolError (IncompleteRead,
+# "Connection broken"), ReadTimeoutError, DecodeError …, requests' wrappers, socket errors
+_BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, http.client.HTTPException, OSError, ValueError)
+
+
+def _describe(e: BaseException) -> str:
+    """A short, secret-free description of a transport exception."""
+    if isinstance(e, urllib3.exceptions.ReadTimeoutError) or isinstance(e, (TimeoutError, socket.timeout)):
+        return "read timed out"
+    if isinstance(e, urllib3.exceptions.ProtocolError) and e.args and isinstance(e.args[-1], http.client.IncompleteRead):
+        ir = e.args[-1]
+        got = ir.partial if isinstance(ir.partial, int) else len(ir.partial)
+        return f"connection closed early ({got} bytes read, {ir.expected} more expected by Content-Length)"
+    text = str(e)
+    return f"{type(e).__name__}: {_scrub(text)[:200]}" if text else type(e).__name__
+
+
+def _read_body(resp: requests.Response, limit: int, what: str, *, truncate: bool = True) -> bytes:
+    """Read at most ``limit`` bytes (decoded) of a streaming response's body.
+
+    The body is read in 64 KiB pieces, never whole: a server that sends an endless or
+    huge body costs at most ``limit`` + 64 KiB of memory. When the body is longer than
+    ``limit`` the connection is closed (never drained); otherwise it goes back to the pool.
+
+    Args:
+        resp: a response made with ``stream=True``.
+        limit: bytes.
+        what: what the body is, for messages (``"manifest 127.0.0.1:5000/a:latest"``).
+        truncate: True: return the first ``limit`` bytes of a longer body; False: a
+            longer body is an error.
+
+    Returns:
+        the bytes read.
+
+    Raises:
+        RegistryError: the connection broke, a read timed out or the exchange's deadline
+            passed while the body streamed; InvalidDocument: (``truncate=False``) the body
+            is longer than ``limit``.
+    """
+    buf = bytearray()
+    complete = False
     try:
-        body = resp.content[:4096]
-    except requests.RequestException:
-        return ""
+        for chunk in resp.raw.stream(65536, decode_content=True):
+            buf += chunk
+            if len(buf) > limit:
+                break
+        else:
+            complete = True
+    except _BODY_ERRORS as e:
+        with contextlib.suppress(Exception):
+            resp.close()
+        dl = _active_deadline()
+        if dl is not None and dl.fired:
+            raise RegistryError(f"{what}: not received within the {dl.seconds:g} s deadline "
+                                f"({len(buf)} bytes of the body arrived)") from None
+        raise RegistryError(f"{what}: the body broke off after {len(buf)} bytes: {_describe(e)}") from None
+    if not complete:
+        with contextlib.suppress(Exception):
+            resp.close()  # closes the connection: the rest of the body is never read
+        if not truncate:
+            raise InvalidDocument(f"{what}: body is over the {limit}-byte limit (stopped reading)")
+        return bytes(buf[:limit])
+    return bytes(buf)
+
+
+def _error_text(resp: requests.Response, seconds: float = DOCUMENT_DEADLINE) -> str:
+    """The registry's error message (distribution-spec "Error Codes") in a few words.
+
+    At most :data:`MAX_ERROR_BODY` bytes are read, within the active exchange's deadline
+    or else within ``seconds``; an unreadable body gives a short note, never an exception
+    (the caller is already reporting the HTTP status)."""
+    own = None
+    if _active_deadline() is None and seconds:
+        own = _Deadline(seconds, "error body")
+        own.watch(resp)
+        _ACTIVE.deadline = own.start()
+    try:
+        body = _read_body(resp, MAX_ERROR_BODY, "error body")
+    except RegistryError as e:
+        return f"(error body unreadable: {str(e).split(': ', 1)[-1]})"
+    finally:
+        if own is not None:
+            own.close()
+            _ACTIVE.deadline = None
+    return _error_summary(body, resp.headers.get("Content-Type", ""))
+
+
+def _error_summary(body: bytes, content_type: str) -> str:
+    """``CODE: message; …`` from a distribution-spec error body, else its type and size."""
     try:
         errs = json.loads(body).get("errors") or []
-        return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errs if isinstance(e, dict))
-    except (ValueError, AttributeError):
-        ct = resp.headers.get("Content-Type", "")
-        return f"{ct} body of {len(body)} bytes" if body else ""
+        return "; ".join(f"{e.get('code', '?')}: {str(e.get('message', ''))[:500]}" for e in errs if isinstance(e, dict))[:4096]
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        return f"{content_type} body of {len(body)}{'+' if len(body) >= MAX_ERROR_BODY else ''} bytes" if body else ""
 
 
 # ------------------------------------------------------------------ the client
@@ -525,7 +747,18 @@ class RegistryClient:
         retries: attempts after the first on connection errors, 429 and 5xx.
         backoff: first backoff delay in seconds (doubles each time, with jitter).
         max_retry_after: the longest ``Retry-After`` (seconds) honoured; longer → error.
-        timeout: (connect, read) timeouts in seconds.
+        timeout: (connect, read) timeouts in seconds, for each socket operation.
+        deadline: seconds a whole document exchange may take — ping, token, manifest,
+            tag list, HEAD, push of a manifest: request, headers and body together
+            (:data:`DOCUMENT_DEADLINE`, 120 s). A server that keeps the connection alive
+            by trickling bytes is cut off there (``RegistryError``). ``None``: no limit.
+        blob_stall_seconds, blob_stall_bytes: the blob throughput rule: a blob download
+            that receives fewer than ``blob_stall_bytes`` bytes in ``blob_stall_seconds``
+            seconds of reading (:data:`BLOB_STALL_BYTES`, 16 KiB, in
+            :data:`BLOB_STALL_SECONDS`, 30 s — about 0.5 KiB/s) counts as a broken
+            connection: it is resumed with ``Range`` like a reset (``retries`` times),
+            then abandoned. A silent server is likewise cut after ``blob_stall_seconds``.
+            Blobs have no total deadline (a big layer on a slow link may take hours).
         session: a :class:`requests.Session` to use (one is made otherwise).
 
     Attributes:
@@ -536,7 +769,8 @@ class RegistryClient:
                  tls_verify: bool = True, ca_bundle: str | os.PathLike | None = None, allow_http: bool | None = None,
                  retries: int = 4, backoff: float = 0.2, max_retry_after: float = 60.0,
                  timeout: tuple[float, float] = (10.0, 60.0), session: requests.Session | None = None,
-                 use_stored_credentials: bool = True) -> None:
+                 use_stored_credentials: bool = True, deadline: float | None = DOCUMENT_DEADLINE,
+                 blob_stall_seconds: float = BLOB_STALL_SECONDS, blob_stall_bytes: int = BLOB_STALL_BYTES) -> None:
         self.registry = registry
         self.api_host = "registry-1.docker.io" if registry == DOCKER_HUB else registry
         if isinstance(creds, str):
@@ -557,10 +791,12 @@ class RegistryClient:
         host = self.api_host.rsplit(":", 1)[0] if not self.api_host.endswith("]") else self.api_host
         self.allow_http = (not tls_verify or _is_loopback_host(host)) if allow_http is None else allow_http
         self.retries, self.backoff, self.max_retry_after, self.timeout = retries, backoff, max_retry_after, timeout
+        self.deadline = deadline
+        self.blob_stall_seconds, self.blob_stall_bytes = blob_stall_seconds, blob_stall_bytes
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.trust_env = False  # no proxies from the environment for a registry we test
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        adapter = _Adapter(pool_connections=4, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.exchanges = ExchangeLog()
@@ -592,6 +828,34 @@ class RegistryClient:
 
     # -- low level ---------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _exchange_deadline(self, what: str) -> Iterator[_Deadline | None]:
+        """Run a document exchange under :attr:`deadline` (see :class:`_Deadline`). Nested
+        uses (a token fetched during a manifest request) share the outer deadline. When the
+        deadline has passed, whatever the interrupted code raised becomes one
+        ``RegistryError`` saying so."""
+        outer = _active_deadline()
+        if outer is not None or not self.deadline:
+            yield outer
+            return
+        dl = _Deadline(self.deadline, what)
+        _ACTIVE.deadline = dl.start()
+        late = RegistryError(f"{self.registry}: {what}: no complete answer within the {self.deadline:g} s "
+                             f"deadline (RegistryClient(deadline=…)); the server is too slow or stalling")
+        try:
+            yield dl
+        except Exception as e:
+            if dl.fired and not isinstance(e, (DigestMismatch, InvalidDocument, AuthError)) and "deadline" not in str(e):
+                raise late from None
+            raise
+        finally:
+            dl.close()
+            _ACTIVE.deadline = None
+        if dl.fired:
+            # the sockets were shut down mid-exchange: what was received may be cut short
+            # (http.client takes EOF inside the headers for their end), so it is not used
+            raise late
+
     def _record(self, method: str, url: str, req_headers: dict, resp: requests.Response | None, started: float,
                 note: str, error: str = "") -> Exchange:
         ex = Exchange(
@@ -614,7 +878,8 @@ class RegistryClient:
                      f"{curl} '{ex.url}'", status=ex.status, url=ex.url, headers=ex.response_headers)
         return ex
 
-    def _send_once(self, method: str, url: str, headers: dict, note: str, data=None, stream: bool = True) -> tuple[requests.Response, Exchange]:
+    def _send_once(self, method: str, url: str, headers: dict, note: str, data=None, stream: bool = True,
+                   timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
         """One request, redirects followed by hand: ``Authorization`` (and cookies) are
         sent only to the registry's origin (scheme, host, port) — never to a storage host
         a blob redirect points at (case C20), never after an https→http downgrade."""
@@ -628,7 +893,7 @@ class RegistryClient:
             started = time.monotonic()
             try:
                 resp = self.session.request(method, url, headers=h, data=data, stream=stream, allow_redirects=False,
-                                            timeout=self.timeout, verify=self._verify)
+                                            timeout=timeout or self.timeout, verify=self._verify)
             except requests.RequestException as e:
                 self._record(method, url, h, None, started, note, type(e).__name__)
                 raise
@@ -656,7 +921,7 @@ class RegistryClient:
         time.sleep(delay)
 
     def _send(self, method: str, url: str, headers: dict | None = None, *, note: str = "", data=None,
-              retry: bool = True) -> tuple[requests.Response, Exchange]:
+              retry: bool = True, timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
         """Send with retries on connection errors, 429 and 5xx (idempotent requests, or
         bodies given as bytes)."""
         headers = dict(headers or {})
@@ -664,10 +929,11 @@ class RegistryClient:
         last_exc: Exception | None = None
         for attempt in range(self.retries + 1):
             try:
-                resp, ex = self._send_once(method, url, headers, note, data=data)
+                resp, ex = self._send_once(method, url, headers, note, data=data, timeout=timeout)
             except (requests.ConnectionError, requests.Timeout) as e:
                 last_exc = e
-                if not can_retry or attempt == self.retries:
+                dl = _active_deadline()
+                if not can_retry or attempt == self.retries or (dl is not None and dl.fired):
                     break
                 self._sleep_for(attempt, None, url)
                 continue
@@ -701,33 +967,39 @@ class RegistryClient:
         for scheme in schemes:
             url = f"{scheme}://{self.api_host}/v2/"
             self._base = f"{scheme}://{self.api_host}"
-            try:
-                resp, _ = self._send_once("GET", url, {}, "ping")
-            except requests.exceptions.SSLError as e:
-                errors.append(f"{scheme}: {_scrub(str(e))}")
-                if self.tls_verify and "CERTIFICATE_VERIFY_FAILED" in str(e):
-                    break  # a TLS server with a bad certificate: never downgrade
-                continue
-            except requests.ConnectionError as e:
-                errors.append(f"{scheme}: {type(e).__name__}")
-                continue
-            with resp:
-                resp.content  # noqa: B018  read the small body
-            if scheme == "http" and resp.status_code == 400 and len(schemes) > 1 and schemes[0] == "http":
-                errors.append("http: 400 (a TLS server?)")
-                continue
-            if resp.status_code in _RETRY_STATUS:
-                # a proxy or a busy registry: one retried GET
-                resp, _ = self._send("GET", url, note="ping")
-                resp.content  # noqa: B018
-            if resp.status_code == 401:
-                chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
-                self._challenge = next((c for c in chals if c.scheme == "bearer"), None) or next(
-                    (c for c in chals if c.scheme == "basic"), None)
-            elif resp.status_code != 200:
-                raise RegistryError(f"{url}: GET /v2/ answered {resp.status_code}, not a registry? {_error_text(resp)}")
-            self._pinged = True
-            return resp
+            with self._exchange_deadline(f"GET {url}"):
+                try:
+                    resp, _ = self._send_once("GET", url, {}, "ping")
+                except requests.exceptions.SSLError as e:
+                    errors.append(f"{scheme}: {_scrub(str(e))}")
+                    if self.tls_verify and "CERTIFICATE_VERIFY_FAILED" in str(e):
+                        break  # a TLS server with a bad certificate: never downgrade
+                    continue
+                except (requests.ConnectionError, requests.Timeout) as e:
+                    dl = _active_deadline()
+                    if dl is not None and dl.fired:
+                        raise
+                    errors.append(f"{scheme}: {type(e).__name__}")
+                    continue
+                # the body is normally "{}": read at most MAX_PING_BODY bytes of it
+                body = _read_body(resp, MAX_PING_BODY, f"{url}: ping body")
+                if scheme == "http" and resp.status_code == 400 and len(schemes) > 1 and schemes[0] == "http":
+                    errors.append("http: 400 (a TLS server?)")
+                    continue
+                if resp.status_code in _RETRY_STATUS:
+                    # a proxy or a busy registry: one retried GET
+                    resp, _ = self._send("GET", url, note="ping")
+                    body = _read_body(resp, MAX_PING_BODY, f"{url}: ping body")
+                resp._content = body  # so resp.content gives the (capped) body already read
+                if resp.status_code == 401:
+                    chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
+                    self._challenge = next((c for c in chals if c.scheme == "bearer"), None) or next(
+                        (c for c in chals if c.scheme == "basic"), None)
+                elif resp.status_code != 200:
+                    raise RegistryError(f"{url}: GET /v2/ answered {resp.status_code}, not a registry? "
+                                        f"{_error_summary(body, resp.headers.get('Content-Type', ''))}")
+                self._pinged = True
+                return resp
         self._base = None
         hint = "" if self.allow_http else " (plain HTTP is only tried for loopback hosts or with --tls-verify=false)"
         raise RegistryError(f"cannot reach registry {self.api_host}: {'; '.join(errors)}{hint}")
@@ -770,30 +1042,41 @@ class RegistryClient:
             query = [("service", service)] if service else []
             query += [("scope", s) for s in key[2:]]
             headers: dict[str, str] = {}
-            resp = None
-            if creds is not None and creds.identity_token:
-                form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "ocilearn",
-                        "scope": " ".join(key[2:])}
-                if service:
-                    form["service"] = service
-                resp, _ = self._send_once("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"}, "token (OAuth2 refresh)",
-                                          data=urlencode(form))
-            else:
-                b = self._basic()
-                if b:
-                    headers["Authorization"] = b
-                sep = "&" if urlsplit(realm).query else "?"
-                url = realm + (sep + urlencode(query) if query else "")
-                resp, _ = self._token_get(url, headers)
-                if resp.status_code in (404, 405) and creds is not None and creds.username:
-                    resp.close()
-                    form = {"grant_type": "password", "username": creds.username, "password": creds.password,
-                            "client_id": "ocilearn", "scope": " ".join(key[2:])}
-                    if service:
-                        form["service"] = service
-                    resp, _ = self._token_get(realm, {"Content-Type": "application/x-www-form-urlencoded"}, post=urlencode(form))
-            with resp:
-                body = resp.content[: 1 << 20]
+            with self._exchange_deadline(f"token from {redact_url(realm)}"):
+                try:
+                    resp = None
+                    if creds is not None and creds.identity_token:
+                        form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "ocilearn",
+                                "scope": " ".join(key[2:])}
+                        if service:
+                            form["service"] = service
+                        resp, _ = self._send_once("POST", realm, {"Content-Type": "application/x-www-form-urlencoded"}, "token (OAuth2 refresh)",
+                                                  data=urlencode(form))
+                    else:
+                        b = self._basic()
+                        if b:
+                            headers["Authorization"] = b
+                        sep = "&" if urlsplit(realm).query else "?"
+                        url = realm + (sep + urlencode(query) if query else "")
+                        resp, _ = self._token_get(url, headers)
+                        if resp.status_code in (404, 405) and creds is not None and creds.username:
+                            resp.close()
+                            form = {"grant_type": "password", "username": creds.username, "password": creds.password,
+                                    "client_id": "ocilearn", "scope": " ".join(key[2:])}
+                            if service:
+                                form["service"] = service
+                            resp, _ = self._token_get(realm, {"Content-Type": "application/x-www-form-urlencoded"}, post=urlencode(form))
+                    # a token answer is a small JSON object: read at most MAX_TOKEN_BODY bytes
+                    body = _read_body(resp, MAX_TOKEN_BODY, f"{self.registry}: token server {redact_url(realm)}",
+                                      truncate=False)
+                except (requests.RequestException, InvalidDocument) as e:
+                    dl = _active_deadline()
+                    if dl is not None and dl.fired:
+                        raise
+                    why = "answer is over the 1 MiB limit" if isinstance(e, InvalidDocument) else f"no answer ({type(e).__name__})"
+                    raise AuthError(f"{self.registry}: token server {redact_url(realm)}: {why}") from None
+                except RegistryError as e:
+                    raise AuthError(str(e)) from None
             if resp.status_code in (401, 403):
                 who = f"as {creds.username!r}" if creds and creds.username else "anonymously"
                 raise AuthError(f"{self.registry}: token server {redact_url(realm)} refused {who} "
@@ -803,7 +1086,7 @@ class RegistryClient:
             try:
                 obj = json.loads(body)
                 token = obj.get("token") or obj.get("access_token")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 token = None
                 obj = {}
             if not isinstance(token, str) or not token:
@@ -820,7 +1103,7 @@ class RegistryClient:
         started = time.monotonic()
         method = "POST" if post is not None else "GET"
         resp = self.session.request(method, url, headers=headers, data=post, allow_redirects=False, timeout=self.timeout,
-                                    verify=self._verify)
+                                    verify=self._verify, stream=True)
         return resp, self._record(method, url, headers, resp, started, "token")
 
     def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict[str, str]:
@@ -837,7 +1120,8 @@ class RegistryClient:
         raise AuthError(f"{self.registry}: unsupported auth scheme {chal.scheme!r}")
 
     def request(self, method: str, path_or_url: str, *, scope: str | tuple[str, ...] = (), headers: dict | None = None,
-                note: str = "", data=None, retry: bool = True) -> tuple[requests.Response, Exchange]:
+                note: str = "", data=None, retry: bool = True,
+                timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
         """Send an authenticated request to the registry (path relative to the base URL).
 
         On a 401 the challenge is read again (it may ask for more scope, RFC 6750 §3),
@@ -850,7 +1134,7 @@ class RegistryClient:
         url = path_or_url if "://" in path_or_url else self.base + path_or_url
         hdrs = dict(headers or {})
         hdrs.update(self._auth_header(scopes))
-        resp, ex = self._send(method, url, hdrs, note=note, data=data, retry=retry)
+        resp, ex = self._send(method, url, hdrs, note=note, data=data, retry=retry, timeout=timeout)
         if resp.status_code == 401:
             chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
             chal = next((c for c in chals if c.scheme == "bearer"), None) or next((c for c in chals if c.scheme == "basic"), None)
@@ -865,9 +1149,9 @@ class RegistryClient:
             more = tuple(dict.fromkeys(scopes + tuple(chal.scopes)))
             hdrs = dict(headers or {})
             hdrs.update(self._auth_header(more, force=True))
-            resp, ex = self._send(method, url, hdrs, note=note + " (after auth)", data=data, retry=retry)
+            resp, ex = self._send(method, url, hdrs, note=note + " (after auth)", data=data, retry=retry, timeout=timeout)
         if resp.status_code in (401, 403):
-            text = _error_text(resp)
+            text = _error_text(resp, self.deadline or 0)
             resp.close()
             who = f"user {self.creds.username!r}" if self.creds and self.creds.username else "anonymous"
             raise AuthError(f"{self.registry}: {method} {redact_url(url)}: HTTP {resp.status_code} for {who}: {text}")
@@ -893,20 +1177,20 @@ class RegistryClient:
         """
         want = Digest.parse(reference) if isinstance(reference, Digest) or str(reference).startswith(("sha256:", "sha512:")) else None
         path = f"/v2/{repository}/manifests/{want or reference}"
-        resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", headers={"Accept": accept}, note="manifest")
-        with resp:
-            if resp.status_code != 200:
-                raise RegistryError(f"{self.registry}/{repository}:{reference}: GET manifest answered HTTP "
-                                    f"{resp.status_code}: {_error_text(resp)}")
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > MAX_MANIFEST:
-                raise InvalidDocument(f"{self.registry}/{repository}:{reference}: manifest is {length} bytes, over the "
-                                      f"{MAX_MANIFEST}-byte limit (refused before reading)")
-            buf = bytearray()
-            for chunk in resp.raw.stream(65536, decode_content=True):
-                buf += chunk
-                if len(buf) > MAX_MANIFEST:
-                    raise InvalidDocument(f"{self.registry}/{repository}:{reference}: manifest is over the {MAX_MANIFEST}-byte limit")
+        what = f"{self.registry}/{repository}:{reference}: manifest"
+        with self._exchange_deadline(f"GET manifest {repository}:{reference}"):
+            resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", headers={"Accept": accept}, note="manifest")
+            with resp:
+                if resp.status_code != 200:
+                    raise RegistryError(f"{self.registry}/{repository}:{reference}: GET manifest answered HTTP "
+                                        f"{resp.status_code}: {_error_text(resp)}")
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > MAX_MANIFEST:
+                    raise InvalidDocument(f"{self.registry}/{repository}:{reference}: manifest is {length} bytes, over the "
+                                          f"{MAX_MANIFEST}-byte limit (refused before reading)")
+                # streamed in pieces, at most MAX_MANIFEST bytes; a broken or stalled body
+                # (Content-Length lie, read timeout, deadline) becomes a RegistryError
+                buf = _read_body(resp, MAX_MANIFEST, what, truncate=False)
         raw = bytes(buf)
         ex.bytes = len(raw)
         source = f"{self.registry}/{repository}@{want or reference}"
@@ -927,7 +1211,10 @@ class RegistryClient:
                     raise DigestMismatch(hd, Digest.of(raw, hd.algorithm),
                                          f"manifest {source}: the Docker-Content-Digest header disagrees with the body")
         try:
-            doc = parse_document(raw, ctype if (mt.is_manifest(ctype) or mt.is_index(ctype)) else None, source)
+            try:
+                doc = parse_document(raw, ctype if (mt.is_manifest(ctype) or mt.is_index(ctype)) else None, source)
+            except RecursionError:
+                raise InvalidDocument(f"{source}: JSON nested too deeply to parse") from None
         except InvalidDocument as e:
             if not (mt.is_manifest(ctype) or mt.is_index(ctype)):
                 raise RegistryError(f"{source}: expected an image manifest or index, got {ctype or 'no Content-Type'} "
@@ -940,9 +1227,10 @@ class RegistryClient:
     def head_manifest(self, repository: str, reference: str) -> tuple[Digest | None, str, int | None]:
         """``HEAD /v2/<name>/manifests/<reference>``: (digest or None, media type, size).
         The digest header is optional (case C19): see :meth:`resolve_digest`."""
-        resp, ex = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull",
-                                headers={"Accept": mt.MANIFEST_ACCEPT}, note="manifest HEAD")
-        resp.close()
+        with self._exchange_deadline(f"HEAD manifest {repository}:{reference}"):
+            resp, ex = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull",
+                                    headers={"Accept": mt.MANIFEST_ACCEPT}, note="manifest HEAD")
+            resp.close()
         if resp.status_code == 404:
             return None, "", None
         if resp.status_code != 200:
@@ -962,7 +1250,8 @@ class RegistryClient:
 
     # -- blobs -------------------------------------------------------------------------
 
-    def open_blob(self, repository: str, desc: Descriptor, *, offset: int = 0) -> tuple[requests.Response, Exchange]:
+    def open_blob(self, repository: str, desc: Descriptor, *, offset: int = 0,
+                  timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
         """``GET /v2/<name>/blobs/<digest>`` (from byte ``offset`` with ``Range``).
 
         Returns the streaming response (200, or 206 for a range) and its exchange.
@@ -972,9 +1261,10 @@ class RegistryClient:
         """
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         resp, ex = self.request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=f"repository:{repository}:pull",
-                                headers=headers, note=f"blob {desc.digest.short}" + (f" from byte {offset}" if offset else ""))
+                                headers=headers, note=f"blob {desc.digest.short}" + (f" from byte {offset}" if offset else ""),
+                                timeout=timeout)
         if resp.status_code not in (200, 206):
-            text = _error_text(resp)
+            text = _error_text(resp, self.deadline or 0)
             resp.close()
             raise RegistryError(f"{self.registry}/{repository}: blob {desc.digest}: HTTP {resp.status_code} {text}")
         return resp, ex
@@ -985,9 +1275,10 @@ class RegistryClient:
 
     def blob_exists(self, repository: str, digest: Digest) -> bool:
         """``HEAD /v2/<name>/blobs/<digest>``: True on 200, False on 404."""
-        resp, _ = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull,push",
-                               note="blob exists?")
-        resp.close()
+        with self._exchange_deadline(f"HEAD blob {digest}"):
+            resp, _ = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=f"repository:{repository}:pull,push",
+                                   note="blob exists?")
+            resp.close()
         if resp.status_code == 200:
             return True
         if resp.status_code == 404:
@@ -1055,9 +1346,11 @@ class RegistryClient:
                                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
                                          "Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
                                 note=f"upload chunk {digest.short}", data=chunk, retry=False)
-                            resp.close()
                             if resp.status_code != 202:
-                                raise RegistryError(f"{self.registry}/{repository}: PATCH chunk at {offset}: HTTP {resp.status_code} {_error_text(resp)}")
+                                text = _error_text(resp, self.deadline or 0)
+                                resp.close()
+                                raise RegistryError(f"{self.registry}/{repository}: PATCH chunk at {offset}: HTTP {resp.status_code} {text}")
+                            resp.close()
                             location = resp.headers.get("Location", location)
                             offset += len(chunk)
                             if progress:
@@ -1065,7 +1358,7 @@ class RegistryClient:
                         resp, ex = self.request("PUT", self._upload_url(location, digest=str(digest)), scope=scope,
                                                 headers={"Content-Length": "0"}, note=f"finish upload {digest.short}", data=b"", retry=False)
                 if resp.status_code not in (201, 204):
-                    text = _error_text(resp)
+                    text = _error_text(resp, self.deadline or 0)
                     resp.close()
                     raise RegistryError(f"{self.registry}/{repository}: upload of {digest} answered HTTP {resp.status_code}: {text}")
                 resp.close()
@@ -1087,13 +1380,14 @@ class RegistryClient:
             RegistryError: refused (e.g. MANIFEST_BLOB_UNKNOWN when a child is missing).
         """
         digest = Digest.of(raw)
-        resp, ex = self.request("PUT", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull,push",
-                                headers={"Content-Type": media_type}, note="put manifest", data=raw)
-        ex.bytes = len(raw)
-        with resp:
-            if resp.status_code not in (200, 201):
-                raise RegistryError(f"{self.registry}/{repository}:{reference}: PUT manifest answered HTTP {resp.status_code}: {_error_text(resp)}")
-            got = resp.headers.get("Docker-Content-Digest")
+        with self._exchange_deadline(f"PUT manifest {repository}:{reference}"):
+            resp, ex = self.request("PUT", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull,push",
+                                    headers={"Content-Type": media_type}, note="put manifest", data=raw)
+            ex.bytes = len(raw)
+            with resp:
+                if resp.status_code not in (200, 201):
+                    raise RegistryError(f"{self.registry}/{repository}:{reference}: PUT manifest answered HTTP {resp.status_code}: {_error_text(resp)}")
+                got = resp.headers.get("Docker-Content-Digest")
         if got and got.strip() != str(digest):
             raise DigestMismatch(digest, got.strip(), f"registry's digest for the manifest pushed to {repository}:{reference}")
         return digest
@@ -1103,12 +1397,20 @@ class RegistryClient:
         out: list[str] = []
         path: str | None = f"/v2/{repository}/tags/list"
         while path:
-            resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", note="tags")
-            with resp:
-                if resp.status_code != 200:
-                    raise RegistryError(f"{self.registry}/{repository}: tags/list answered HTTP {resp.status_code}: {_error_text(resp)}")
-                body = resp.json()
-            out += body.get("tags") or []
+            with self._exchange_deadline(f"GET tags of {repository}"):
+                resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", note="tags")
+                with resp:
+                    if resp.status_code != 200:
+                        raise RegistryError(f"{self.registry}/{repository}: tags/list answered HTTP {resp.status_code}: {_error_text(resp)}")
+                    raw = _read_body(resp, MAX_TAGS_BODY, f"{self.registry}/{repository}: tags/list", truncate=False)
+            try:
+                body = json.loads(raw)
+                tags = body.get("tags") or []
+            except (ValueError, AttributeError, RecursionError):
+                raise RegistryError(f"{self.registry}/{repository}: tags/list answered with no JSON object") from None
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise RegistryError(f"{self.registry}/{repository}: tags/list 'tags' is not a list of strings")
+            out += tags
             nxt = resp.links.get("next", {}).get("url")
             path = nxt if nxt else None
         return out
@@ -1146,6 +1448,10 @@ class _ProgressReader:
             yield chunk
 
 
+class _Stalled(Exception):
+    """A blob download broke the throughput rule (handled like a broken connection)."""
+
+
 class BlobStream:
     """A blob download as a readable stream that survives broken connections.
 
@@ -1155,8 +1461,18 @@ class BlobStream:
     ``client.retries`` resumptions. The bytes are not verified here: pass the stream to
     :meth:`ocilearn.layout.ImageLayout.put_blob` with the expected digest and size.
 
+    Throughput rule (against a server that trickles bytes to hold the download open):
+    time spent waiting inside ``read`` is measured in windows of
+    ``client.blob_stall_seconds`` seconds; a window in which fewer than
+    ``client.blob_stall_bytes`` bytes arrived counts as a broken connection (resumed, then
+    abandoned). Each socket read also times out after ``blob_stall_seconds``. Time the
+    caller spends between reads (writing, hashing) is not counted.
+
     Raises (from ``read``):
-        RegistryError: the download could not be completed.
+        RegistryError: the download could not be completed (the message says why: reset,
+            read timeout, stall); SizeMismatch: the server sent a complete body
+            (``Content-Length`` honoured, or a chunked body properly ended) that is
+            shorter than the descriptor's ``size``.
     """
 
     def __init__(self, client: RegistryClient, repository: str, desc: Descriptor, progress: Callable[[int], None] | None = None) -> None:
@@ -1165,23 +1481,49 @@ class BlobStream:
         self.resumes = 0
         self._resp: requests.Response | None = None
         self._ex: Exchange | None = None
-        self._broken = False
+        self._broken: BaseException | None = None
+        self._resp_bytes = 0  # body bytes taken from the current response (skipped ones too)
+        self._win_time = 0.0  # seconds spent reading in the current throughput window
+        self._win_bytes = 0  # bytes received in it
+
+    @property
+    def _where(self) -> str:
+        return f"{self.client.registry}/{self.repository}: blob {self.desc.digest}"
+
+    def _timeout(self) -> tuple[float, float]:
+        connect, read = self.client.timeout
+        return connect, min(read, self.client.blob_stall_seconds)
+
+    def _count(self, n: int, seconds: float) -> None:
+        """Apply the throughput rule to ``n`` bytes received in ``seconds`` of waiting."""
+        self._win_time += seconds
+        self._win_bytes += n
+        if self._win_time >= self.client.blob_stall_seconds:
+            if self._win_bytes < self.client.blob_stall_bytes:
+                got, self._win_time, self._win_bytes = self._win_bytes, 0.0, 0
+                raise _Stalled(f"stalled: {got} bytes in {self.client.blob_stall_seconds:g} s, under the minimum of "
+                               f"{self.client.blob_stall_bytes} bytes per {self.client.blob_stall_seconds:g} s")
+            self._win_time, self._win_bytes = 0.0, 0
 
     def _open(self) -> None:
-        resp, ex = self.client.open_blob(self.repository, self.desc, offset=self.offset)
+        resp, ex = self.client.open_blob(self.repository, self.desc, offset=self.offset, timeout=self._timeout())
+        self._resp, self._ex, self._resp_bytes = resp, ex, 0
         if self.offset and resp.status_code == 200:
             skip = self.offset  # server ignored Range: read and drop what we have
             while skip:
+                t0 = time.monotonic()
                 data = resp.raw.read(min(skip, CHUNK), decode_content=False)
+                self._count(len(data), time.monotonic() - t0)
                 if not data:
                     raise RegistryError(f"{self.desc.digest}: server restarted the blob and ended early")
                 skip -= len(data)
+                self._resp_bytes += len(data)
         elif self.offset and resp.status_code == 206:
             cr = resp.headers.get("Content-Range", "")
             if not cr.startswith(f"bytes {self.offset}-"):
                 resp.close()
+                self._resp = None
                 raise RegistryError(f"{self.desc.digest}: asked for bytes {self.offset}-, got Content-Range {cr!r}")
-        self._resp, self._ex = resp, ex
 
     def _read_some(self, n: int) -> bytes:
         """Up to ``n`` bytes as they arrive (``read1``), so bytes received before a
@@ -1189,43 +1531,64 @@ class BlobStream:
         assert self._resp is not None
         out = bytearray()
         while len(out) < n:
+            t0 = time.monotonic()
             try:
                 data = self._resp.raw.read1(n - len(out), decode_content=False)
-            except Exception:
+                out += data
+                self._resp_bytes += len(data)
+                self._count(len(data), time.monotonic() - t0)
+            except Exception as e:
                 if out:
-                    self._broken = True  # hand over what arrived; resume on the next read
+                    self._broken = e  # hand over what arrived; resume on the next read
                     break
                 raise
             if not data:
                 break
-            out += data
         return bytes(out)
+
+    def _complete(self) -> bool:
+        """Did the current response end as the server said it would (all of its
+        ``Content-Length``, or a chunked body ended by its last chunk)? Then an early end
+        is the blob's size, not a broken connection."""
+        resp = self._resp
+        if resp is None:
+            return False
+        length = resp.headers.get("Content-Length", "")
+        if length.isdigit():
+            return int(length) == self._resp_bytes
+        return "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
 
     def read(self, n: int = CHUNK) -> bytes:
         if n is None or n < 0:
             n = CHUNK
         while True:
             try:
-                if self._broken:
-                    self._broken = False
-                    raise ConnectionError(f"connection broke at byte {self.offset}")
+                if self._broken is not None:
+                    e, self._broken = self._broken, None
+                    raise e
                 if self._resp is None:
                     self._open()
                 data = self._read_some(n)
                 if not data and self.offset < self.desc.size:
+                    if self._complete():
+                        self.close()
+                        raise SizeMismatch(self.desc.size, self.offset,
+                                           f"{self._where} (the registry sent a complete body of {self.offset} bytes)")
                     raise ConnectionError(f"connection closed at byte {self.offset} of {self.desc.size}")
-            except RegistryError:
+            except OcilearnError:
+                self.close()
                 raise
-            except Exception as e:  # urllib3 ProtocolError, ReadTimeout, ConnectionError …
+            except Exception as e:  # urllib3 ProtocolError, ReadTimeout, ConnectionError, _Stalled …
                 if self._resp is not None:
                     with contextlib.suppress(Exception):
                         self._resp.close()
                 self._resp = None
+                why = str(e) if isinstance(e, _Stalled) else _describe(e)
                 if self._ex is not None:
                     self._ex.note += f" (broken after {self.offset} bytes: {type(e).__name__})"
                 if self.resumes >= self.client.retries:
-                    raise RegistryError(f"{self.client.registry}/{self.repository}: blob {self.desc.digest}: download broke "
-                                        f"{self.resumes + 1} times; last at byte {self.offset}: {type(e).__name__}") from None
+                    raise RegistryError(f"{self._where}: download broke {self.resumes + 1} times; last at byte "
+                                        f"{self.offset}: {why}") from None
                 self.client._sleep_for(self.resumes, None, "")
                 self.resumes += 1
                 continue
@@ -1239,7 +1602,8 @@ class BlobStream:
 
     def close(self) -> None:
         if self._resp is not None:
-            self._resp.close()
+            with contextlib.suppress(Exception):
+                self._resp.close()
             self._resp = None
 
     def __enter__(self) -> "BlobStream":
