@@ -103,3 +103,29 @@ def test_rootless_lifecycle_and_unmapped_user_error(unpriv_user, rootless_env):
     finally:
         r.cmd(OCILEARN, "delete", "--force", name)
         r.close()
+
+
+def test_h0_rootless_init_reaper_not_dumpable_exec_and_ps_still_work(unpriv_user, rootless_env):
+    """Hostile report #0, rootless: the --init reaper (the host's Python, possibly owned by
+    the user) is non-dumpable, so container root cannot open /proc/1/exe or environ; the
+    unprivileged runtime still finds the container's namespaces (through the monitor) for
+    ``exec`` and its processes for ``ps``."""
+    top, xdg = rootless_env
+    bundle = f"{top}/bundle"
+    _set_config(bundle, user={"uid": 0, "gid": 0}, args=["sleep", "30"])
+    r = _user_runner(unpriv_user, xdg)
+    name = cid("rlinit")
+    try:
+        assert r.cmd(OCILEARN, "run", "-d", "--init", name, "-b", bundle).returncode == 0
+        ex = r.cmd(OCILEARN, "exec", name, "sh", "-c", "cat /proc/1/environ; echo rc=$?; readlink /proc/1/exe; echo rc=$?; "
+                                                     "ls /proc | grep -c '^[0-9]'")
+        assert ex.returncode == 0, ex.stderr
+        assert ex.stdout.splitlines()[:2] == ["rc=1", "rc=1"], ex.stdout
+        assert "can't open '/proc/1/environ': Permission denied" in ex.stderr
+        ps = r.cmd(OCILEARN, "ps", "--format", "json", name)
+        pids = json.loads(ps.stdout)
+        st = json.loads(r.cmd(OCILEARN, "state", name).stdout)
+        assert st["pid"] in pids and len(pids) == 2, (pids, st)  # the reaper and sleep
+    finally:
+        r.cmd(OCILEARN, "delete", "--force", name)
+        r.close()

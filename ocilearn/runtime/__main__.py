@@ -57,6 +57,15 @@ def parse(argv: list[str]) -> tuple[str, dict, list[str]]:
     return pos[0], opts, pos[1:]
 
 
+def _count(v: str | None) -> int:
+    """``--preserve-fds N``: a whole number >= 0 (a negative count would close stdio)."""
+    if v is None:
+        return 0
+    if not v.isascii() or not v.isdigit():
+        raise SystemExit(f"ocilearn: error: --preserve-fds {v!r}: must be a number >= 0\n{USAGE}")
+    return int(v)
+
+
 def main(argv: list[str] | None = None) -> int:
     cmd, o, args = parse(sys.argv[1:] if argv is None else argv)
     root = o.get("root") or rt.default_root()
@@ -66,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     net = None if o.get("net", "none") == "none" else o["net"]
     if cmd == "create":
         rt.Container.create(root, args[0], o.get("bundle", "."), console_socket=o.get("console_socket"), pid_file=o.get("pid_file"),
-                            net=net, no_pivot=bool(o.get("no_pivot")), preserve_fds=int(o.get("preserve_fds", 0)), init=bool(o.get("init")))
+                            net=net, no_pivot=bool(o.get("no_pivot")), preserve_fds=_count(o.get("preserve_fds")), init=bool(o.get("init")))
     elif cmd == "run":
         return rt.run(root, args[0], o.get("bundle", "."), detach=bool(o.get("detach")), console_socket=o.get("console_socket"),
                       pid_file=o.get("pid_file"), net=net, keep=bool(o.get("keep")), no_pivot=bool(o.get("no_pivot")),
-                      preserve_fds=int(o.get("preserve_fds", 0)), init=bool(o.get("init")))
+                      preserve_fds=_count(o.get("preserve_fds")), init=bool(o.get("init")))
     elif cmd == "start":
         rt.Container.load(root, args[0]).start()
     elif cmd == "state":

@@ -98,7 +98,16 @@ class Cgroup:
         rel = (cgroups_path or f"/ocilearn-{container_id}").lstrip("/")
         if ":" in rel and not rel.startswith("/"):  # systemd form slice:prefix:name
             rel = "ocilearn-" + rel.replace(":", "-")
-        return cls(version, {name: os.path.join(h, rel) for name, h in hier.items()}, base)
+        # cleaned as if rooted, like runc's CleanPath: "../../../../tmp/x" stays inside the
+        # hierarchy (hostile report #2); load_config refuses such paths before this anyway
+        rel = os.path.normpath("/" + rel).lstrip("/")
+        if not rel or rel == ".":
+            raise OSError(errno.EINVAL, "linux.cgroupsPath names the root cgroup", cgroups_path)
+        paths = {name: os.path.join(h, rel) for name, h in hier.items()}
+        for name, p in paths.items():
+            if os.path.commonpath([p, hier[name]]) != hier[name] or p == hier[name]:
+                raise OSError(errno.EINVAL, "linux.cgroupsPath leaves the cgroup hierarchy", cgroups_path)
+        return cls(version, paths, base)
 
     def create(self) -> None:
         """mkdir the container's cgroup directories (v2: enable memory, pids, cpu in every

@@ -171,9 +171,162 @@ def load_config(bundle: str) -> dict:
     proc = cfg.get("process")
     if not isinstance(proc, dict) or not proc.get("args"):
         raise RuntimeSpecError(f"{path}: process.args is required (config.md 'Process')")
-    if not proc.get("cwd", "/").startswith("/"):
-        raise RuntimeSpecError(f"{path}: process.cwd {proc['cwd']!r} must be absolute (config.md 'Process')")
+    check_process(proc, path)
+    linux = cfg.get("linux")
+    if linux is not None and not isinstance(linux, dict):
+        raise RuntimeSpecError(f"{path}: linux must be an object (config-linux.md)")
+    check_cgroups_path((linux or {}).get("cgroupsPath"), path)
+    check_sysctl((linux or {}).get("sysctl"), (linux or {}).get("namespaces"), path)
     return cfg
+
+
+#: uid_t/gid_t are uint32 (config.md "User": "uid (int, REQUIRED) ... in the container
+#: namespace"); 4294967295 is (uid_t)-1, which setresuid(2) reads as "leave unchanged"
+ID_MAX = 2**32 - 2
+#: NGROUPS_MAX on Linux (setgroups(2))
+NGROUPS_MAX = 65536
+#: RLIM_INFINITY as config.json writes it (uint64)
+RLIM_MAX = 2**64 - 1
+
+
+def _bad(path: str, field: str, why: str) -> RuntimeSpecError:
+    return RuntimeSpecError(f"{path}: {field} {why}")
+
+
+def _check_id(v, field: str, path: str) -> None:
+    if type(v) is not int or not 0 <= v <= ID_MAX:
+        raise _bad(path, field, f"= {v!r}: must be an integer from 0 to {ID_MAX} (uint32; -1 would mean 'unchanged', i.e. root)")
+
+
+def _check_str(v, field: str, path: str) -> None:
+    if not isinstance(v, str):
+        raise _bad(path, field, f"= {v!r}: must be a string")
+    if "\0" in v:
+        raise _bad(path, field, f"= {v!r}: contains a NUL byte (execve(2) strings end at NUL)")
+
+
+def check_process(proc: dict, path: str = "config.json") -> None:
+    """Check the ``process`` object's types and ranges before anything is created
+    (runtime-spec config.md "Process", "User"; config-linux.md rlimits, oomScoreAdj): args
+    and env are lists of strings without NUL, cwd an absolute path, user.uid/gid and
+    additionalGids uint32 (at most NGROUPS_MAX), umask 0..0o7777, rlimits known
+    ``RLIMIT_*`` types with 0 <= soft <= hard <= 2**64-1, oomScoreAdj -1000..1000.
+    Raises RuntimeSpecError naming the field."""
+    args = proc.get("args")
+    if not isinstance(args, list) or not args:
+        raise _bad(path, "process.args", "must be a non-empty list of strings (config.md 'Process')")
+    for i, a in enumerate(args):
+        _check_str(a, f"process.args[{i}]", path)
+    env = proc.get("env") or []
+    if not isinstance(env, list):
+        raise _bad(path, "process.env", "must be a list of 'KEY=value' strings")
+    for i, e in enumerate(env):
+        _check_str(e, f"process.env[{i}]", path)
+    cwd = proc.get("cwd", "/")
+    _check_str(cwd, "process.cwd", path)
+    if not cwd.startswith("/"):
+        raise _bad(path, "process.cwd", f"{cwd!r} must be absolute (config.md 'Process')")
+    user = proc.get("user") or {}
+    if not isinstance(user, dict):
+        raise _bad(path, "process.user", "must be an object {uid, gid, additionalGids}")
+    _check_id(user.get("uid", 0), "process.user.uid", path)
+    _check_id(user.get("gid", 0), "process.user.gid", path)
+    groups = user.get("additionalGids") or []
+    if not isinstance(groups, list):
+        raise _bad(path, "process.user.additionalGids", "must be a list of integers")
+    if len(groups) > NGROUPS_MAX:
+        raise _bad(path, "process.user.additionalGids", f"has {len(groups)} entries: at most {NGROUPS_MAX} (NGROUPS_MAX, setgroups(2))")
+    for i, g in enumerate(groups):
+        _check_id(g, f"process.user.additionalGids[{i}]", path)
+    umask = user.get("umask")
+    if umask is not None and (type(umask) is not int or not 0 <= umask <= 0o7777):
+        raise _bad(path, "process.user.umask", f"= {umask!r}: must be an integer from 0 to 0o7777")
+    import resource
+
+    rlimits = proc.get("rlimits") or []
+    if not isinstance(rlimits, list):
+        raise _bad(path, "process.rlimits", "must be a list of {type, soft, hard}")
+    for i, r in enumerate(rlimits):
+        f = f"process.rlimits[{i}]"
+        if not isinstance(r, dict) or not isinstance(r.get("type"), str) or not r["type"].startswith("RLIMIT_") \
+                or not isinstance(getattr(resource, r["type"], None), int):
+            raise _bad(path, f, f"= {r!r}: type must be a known RLIMIT_* name (getrlimit(2))")
+        for k in ("soft", "hard"):
+            if type(r.get(k)) is not int or not 0 <= r[k] <= RLIM_MAX:
+                raise _bad(path, f"{f}.{k}", f"= {r.get(k)!r}: must be an integer from 0 to {RLIM_MAX} (uint64)")
+        if r["soft"] > r["hard"]:
+            raise _bad(path, f, f"({r['type']}): soft {r['soft']} is above hard {r['hard']} (setrlimit(2) EINVAL)")
+    oom = proc.get("oomScoreAdj")
+    if oom is not None and (type(oom) is not int or not -1000 <= oom <= 1000):
+        raise _bad(path, "process.oomScoreAdj", f"= {oom!r}: must be an integer from -1000 to 1000 (proc(5))")
+    if "terminal" in proc and not isinstance(proc["terminal"], bool):
+        raise _bad(path, "process.terminal", f"= {proc['terminal']!r}: must be true or false")
+
+
+def check_cgroups_path(cg, path: str = "config.json") -> None:
+    """``linux.cgroupsPath`` is relative to each cgroup hierarchy's root
+    (config-linux.md "Cgroups path"): a string without NUL, not the root itself, with no
+    ``..`` component that could climb out of /sys/fs/cgroup (hostile report #2; runc
+    cleans the path as if rooted). Raises RuntimeSpecError."""
+    if cg is None:
+        return
+    _check_str(cg, "linux.cgroupsPath", path)
+    parts = [p for p in cg.replace(":", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise _bad(path, "linux.cgroupsPath", f"{cg!r} contains '..': it must stay inside the cgroup hierarchy (config-linux.md 'Cgroups path')")
+    if not parts:
+        raise _bad(path, "linux.cgroupsPath", f"{cg!r} names the hierarchy's root cgroup: the container needs a cgroup of its own")
+
+
+#: sysctls that belong to the IPC namespace (runc's validateSysctl; sysctl(8), ipc_namespaces(7))
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                         "kernel.shmmni", "kernel.shm_rmid_forced"})
+
+
+def _private_ns(namespaces, kind: str, proc_name: str) -> bool:
+    """True when ``linux.namespaces`` gives the container its own ``kind`` namespace: a
+    new one, or a path that is not this (the host's) namespace."""
+    for n in namespaces or []:
+        if isinstance(n, dict) and n.get("type") == kind:
+            p = n.get("path")
+            if not p:
+                return True
+            try:
+                a, b = os.stat(p), os.stat(f"/proc/self/ns/{proc_name}")
+            except OSError:
+                return True  # a missing path fails later, with its own message
+            return (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
+    return False
+
+
+def check_sysctl(sysctl, namespaces, path: str = "config.json") -> None:
+    """Allow only namespaced sysctls, as runc does (config-linux.md "Sysctl": "the runtime
+    ... MUST generate an error" for what it cannot apply safely): kernel.msg*, kernel.sem,
+    kernel.shm* and fs.mqueue.* with a private IPC namespace, net.* with a private network
+    namespace, kernel.hostname/kernel.domainname with a private UTS namespace. Anything else
+    (kernel.core_pattern, vm.*, …) would change the *host* (hostile report #3). Checked
+    before anything is created. Raises RuntimeSpecError."""
+    if sysctl is None:
+        return
+    if not isinstance(sysctl, dict):
+        raise _bad(path, "linux.sysctl", "must be an object of string to string")
+    for key, value in sysctl.items():
+        _check_str(value, f"linux.sysctl[{key!r}]", path)
+        parts = key.split(".")
+        if "/" in key or "\0" in key or len(parts) < 2 or any(not p for p in parts):
+            raise _bad(path, "linux.sysctl", f"key {key!r} is not a sysctl name (dotted, no '/')")
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            need = ("ipc", "ipc")
+        elif key.startswith("net."):
+            need = ("network", "net")
+        elif key in ("kernel.hostname", "kernel.domainname"):
+            need = ("uts", "uts")
+        else:
+            raise _bad(path, "linux.sysctl", f"{key!r} is not in a separate kernel namespace: setting it would change the host "
+                       "(allowed: kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*, kernel.hostname, kernel.domainname)")
+        if not _private_ns(namespaces, *need):
+            raise _bad(path, "linux.sysctl", f"{key!r} needs the container's own {need[0]} namespace (linux.namespaces): "
+                       "without one it would change the host's value")
 
 
 class Container:
@@ -262,6 +415,8 @@ class Container:
         ContainerError; a failed create removes everything it made."""
         if not cid or set(cid) - ID_CHARS or cid in (".", ".."):
             raise ContainerError(f"invalid container id {cid!r}: use letters, digits and _+-.")
+        if type(preserve_fds) is not int or preserve_fds < 0:
+            raise ContainerError(f"--preserve-fds {preserve_fds!r}: must be a number >= 0 (fds 3 … 3+N-1 are passed)")
         bundle = os.path.abspath(bundle)
         cfg = load_config(bundle)
         proc = cfg["process"]
@@ -361,7 +516,7 @@ class Container:
             s.settimeout(60)
         ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach,
                "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
-               "preserve_fds": preserve_fds, "id": self.id, "init": init}
+               "preserve_fds": preserve_fds, "id": self.id, "init": init, "rootless": rootless}
         parent_pid = os.getpid()
         step("runtime", "fork monitor", "", "")
         sys.stdout.flush()
@@ -546,6 +701,11 @@ class Container:
         init = st.get("pid", 0)
         try:
             target = os.readlink(f"/proc/{init}/ns/pid")
+        except PermissionError:  # a non-dumpable init: the monitor's children's namespace
+            try:
+                target = os.readlink(f"/proc/{st['ocilearn'].get('monitor_pid', 0)}/ns/pid_for_children")
+            except OSError:
+                return []
         except OSError:
             return []
         out = []
@@ -556,6 +716,8 @@ class Container:
                         out.append(int(d))
                 except OSError:
                     pass
+        if init and init not in out and _alive(init, st["ocilearn"].get("init_start")):
+            out.append(init)  # non-dumpable: its ns link is not readable to a rootless runtime
         return sorted(out)
 
     def delete(self, force: bool = False) -> None:
@@ -682,6 +844,16 @@ def _new_steps() -> list[dict]:
 def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int:
     """The monitor: cgroup, namespaces, one fork (the init); then wait for it."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    # CVE-2019-5736 (hostile report #0): from here on this process and its children (the
+    # init, the --init reaper) are the *host's* Python inside the container's namespaces.
+    # Non-dumpable, container root (without CAP_SYS_PTRACE over the host) cannot open their
+    # /proc/PID/exe (the host interpreter), environ, mem or fd/; execve resets the flag for
+    # the container program. The operator's environment is wiped from memory as well.
+    # Rootless: the runtime (an unprivileged user) must open this monitor's uid_map and ns
+    # files, so the monitor -- never visible in the container's PID namespace -- stays
+    # dumpable; the init turns it off itself.
+    sc.set_dumpable(ctx.get("rootless", False))
+    sc.scrub_environ()
     if os.getppid() != parent_pid:
         return 1
     os.setsid()
@@ -700,6 +872,7 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
             return 1
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+        sc.set_dumpable(ctx.get("rootless", False))  # a credential change resets it (prctl(2))
     early = _new_steps()  # sent by the monitor; the init's copy must not repeat them
     init = os.fork()
     if init == 0:
@@ -753,6 +926,7 @@ def _stage2(ctx: dict, s2) -> None:
     from . import rootfs as rfs
 
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.set_dumpable(False)  # PID 1 is visible in the container from now on (CVE-2019-5736)
     cfg, linux, proc = ctx["cfg"], ctx["cfg"].get("linux") or {}, ctx["cfg"]["process"]
     root, userns = ctx["rootfs"], ctx["userns"]
     flags = ctx["flags"]
@@ -786,8 +960,14 @@ def _stage2(ctx: dict, s2) -> None:
 
         lo_up()
     if proc.get("oomScoreAdj") is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc["oomScoreAdj"]))
+        # non-dumpable, our /proc files belong to the host's root, unmapped in a rootless
+        # user namespace: be dumpable for this one write (nothing else runs in here yet)
+        sc.set_dumpable(userns)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc["oomScoreAdj"]))
+        finally:
+            sc.set_dumpable(False)
     _send(s2, {"t": "setup", "steps": _new_steps()})
     msg, _ = _recv(s2)
     if not msg or msg.get("t") != "ok":
@@ -930,6 +1110,54 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
                 pass
 
 
+def parse_exec_user(user: str) -> dict:
+    """``exec --user UID[:GID]`` (runc's format: numbers only, ASCII digits) as
+    ``{"uid": …, "gid": …}``; the gid defaults to 0. Names are not looked up (runc does
+    not either). Raises ContainerError naming the option."""
+    u, sep, g = user.partition(":")
+    ids = {}
+    for name, v in (("uid", u), ("gid", g if sep else "0")):
+        if not v or not v.isascii() or not v.isdigit() or int(v) > ID_MAX:
+            raise ContainerError(f"exec --user {user!r}: {name} {v!r} must be a number from 0 to {ID_MAX} "
+                                 "(format UID[:GID]; user names are not looked up)")
+        ids[name] = int(v)
+    return ids
+
+
+def _open_container_ns(st: dict) -> list[tuple[str, int]]:
+    """Open the container's namespace files, ``(type, fd)`` pairs, from its init's
+    ``/proc/PID/ns``. The init (or the --init reaper) is non-dumpable, so a rootless runtime
+    may not open them (ptrace(2) access mode checking): it then uses the monitor's
+    namespaces, which are the same ones (``pid_for_children`` for the PID namespace; the
+    cgroup namespace, made by the init alone, is not joined then). Raises
+    RuntimeSpecError."""
+    o = st.get("ocilearn", {})
+    types = o.get("namespaces", [])
+    out: list[tuple[str, int]] = []
+    try:
+        try:
+            for t in types:
+                out.append((t, os.open(f"/proc/{st['pid']}/ns/{sc.NAMESPACES[t][1]}", os.O_RDONLY | os.O_CLOEXEC)))
+            return out
+        except PermissionError:
+            monitor = o.get("monitor_pid")
+            if not monitor:
+                raise
+        for _t, fd in out:
+            os.close(fd)
+        out = []
+        for t in types:
+            if t == "cgroup":
+                continue
+            name = "pid_for_children" if t == "pid" else sc.NAMESPACES[t][1]
+            out.append((t, os.open(f"/proc/{monitor}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)))
+        return out
+    except OSError as e:
+        for _t, fd in out:
+            os.close(fd)
+        raise RuntimeSpecError(f"cannot open the namespaces of container {st.get('id')}: {e}")
+
+
 def _forward(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -1010,11 +1238,9 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
     if cwd:
         proc["cwd"] = cwd
     if user:
-        u, _, g = user.partition(":")
-        proc["user"] = {**(proc.get("user") or {}), "uid": int(u), "gid": int(g or 0), "additionalGids": []}
-    init = st["pid"]
-    joins = [(t, f"/proc/{init}/ns/{sc.NAMESPACES[t][1]}") for t in o.get("namespaces", [])]
-    fds = nsmod.open_ns(joins)
+        proc["user"] = {**(proc.get("user") or {}), **parse_exec_user(user), "additionalGids": []}
+    check_process(proc, f"exec in {cid}")
+    fds = _open_container_ns(st)
     cg = c._cgroup(st)
     master = None
     ours, theirs = _socketpair() if tty else (None, None)
@@ -1024,6 +1250,10 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
     if pid == 0:
         code = 1
         try:
+            # before joining anything: container root must not open this host Python's
+            # /proc/PID/exe, environ or mem (CVE-2019-5736; hostile report #0)
+            sc.set_dumpable(False)
+            sc.scrub_environ()
             if ours is not None:
                 ours.close()
             if cg:

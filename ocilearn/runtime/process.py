@@ -31,9 +31,10 @@ def set_rlimits(rlimits: list[dict] | None) -> None:
         res = getattr(resource, name, None)
         if res is None:
             raise ContainerError(f"config.json process.rlimits: unknown type {name!r} (getrlimit(2))")
+        soft, hard = (resource.RLIM_INFINITY if v >= 2**64 - 1 else v for v in (r["soft"], r["hard"]))
         try:
-            resource.setrlimit(res, (r["soft"], r["hard"]))
-        except (OSError, ValueError) as e:
+            resource.setrlimit(res, (soft, hard))
+        except (OSError, ValueError, OverflowError) as e:
             raise ContainerError(f"setrlimit {name} soft={r['soft']} hard={r['hard']}: {e} (raising a hard limit needs CAP_SYS_RESOURCE)")
 
 
@@ -147,6 +148,15 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     user = process.get("user") or {}
     if "HOME" not in env:
         env["HOME"] = home_for(user.get("uid", 0))
+    # close every fd the runtime held *before* chdir: a leaked directory fd is how
+    # WorkingDir=/proc/self/fd/N reached the host in CVE-2024-21626 (C24); and before the
+    # capabilities drop, after which container root may pass ptrace access checks
+    if keep_fds <= also_keep:
+        if also_keep > keep_fds:
+            sc.close_range(keep_fds, also_keep - 1)
+        sc.close_range(also_keep + 1)
+    else:
+        sc.close_range(keep_fds)
     set_rlimits(process.get("rlimits"))
     caps = process.get("capabilities")
     drop_bounding(caps)
@@ -155,14 +165,10 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     # dies with its monitor instead of living on unsupervised
     sc.prctl(sc.PR_SET_PDEATHSIG, 9)
     set_caps(caps)
-    # close every fd the runtime held *before* chdir: a leaked directory fd is how
-    # WorkingDir=/proc/self/fd/N reached the host in CVE-2024-21626 (C24)
-    if keep_fds <= also_keep:
-        if also_keep > keep_fds:
-            sc.close_range(keep_fds, also_keep - 1)
-        sc.close_range(also_keep + 1)
-    else:
-        sc.close_range(keep_fds)
+    # a credential change sets "dumpable" to fs.suid_dumpable (prctl(2)), which may be 1:
+    # until execve (and for good in the --init reaper) this is the host's Python, whose
+    # /proc/PID/exe, environ and mem container root must not open (CVE-2019-5736)
+    sc.set_dumpable(False)
     enter_cwd(process.get("cwd") or "/")
     if process.get("noNewPrivileges"):
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)

@@ -66,6 +66,8 @@ UMOUNT_NOFOLLOW = 8
 
 # --- prctl(2) options (linux/prctl.h) ---
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
 PR_GET_PDEATHSIG = 2
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
@@ -248,3 +250,29 @@ def cap_mask(names: list[str] | None) -> int:
             raise ValueError(f"unknown capability {n!r} (capabilities(7))")
         m |= 1 << CAPS[key]
     return m
+
+
+def set_dumpable(on: bool) -> None:
+    """prctl(PR_SET_DUMPABLE): a non-dumpable process's ``/proc/PID/exe``, ``environ``,
+    ``mem``, ``fd/`` and ``ns/`` are refused (EACCES/EPERM) to anyone without
+    CAP_SYS_PTRACE in the user namespace that owns its memory (ptrace(2) "Ptrace access
+    mode checking", proc(5)). execve(2) resets it for the new program. runc does this in
+    every ``runc init`` before it joins a container (CVE-2019-5736)."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
+def scrub_environ() -> None:
+    """Zero this process's original environment block (``env_start``..``env_end`` from
+    /proc/self/stat, proc(5)), which is what ``/proc/PID/environ`` shows: a forked runtime
+    process about to enter a container must not carry the operator's variables (tokens,
+    passwords) in its memory. ``os.environ`` (a copy) is left as it is; the container
+    program gets its own env from execve(2)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            data = f.read()
+        fields = data[data.rindex(b")") + 2:].split()
+        start, end = int(fields[47]), int(fields[48])  # fields 50, 51 of proc(5) "stat"
+    except (OSError, ValueError, IndexError):
+        return
+    if 0 < start < end:
+        ctypes.memset(start, 0, end - start)

@@ -1,0 +1,323 @@
+"""Regression tests for the runtime findings of the hostile-input review
+(/work/brief/hostile-report.md, numbers in the test names): CVE-2019-5736-class access to
+the host's Python through /proc/PID/exe and environ (#0), cgroupsPath escaping cgroupfs
+(#2), non-namespaced sysctls (#3), config.json/exec values validated before clone (#18,
+#19, #22, #25)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_runtime_helpers import OCILEARN, Runner, cid, make_bundle, needs_root
+
+from ocilearn.errors import ContainerError, RuntimeSpecError
+from ocilearn.runtime import container as rt
+
+PY = sys.executable
+MARKER = "OCILEARN_HOSTILE_MARKER"
+
+
+def _bundle_cfg(tmp_path: Path, **changes) -> Path:
+    """A minimal bundle (config.json only; load_config checks no rootfs) with ``changes``
+    as dotted keys, like make_bundle."""
+    cfg = {"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+           "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]},
+           "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}}
+    for key, value in changes.items():
+        obj = cfg
+        *parents, last = key.split(".")
+        for k in parents:
+            obj = obj.setdefault(k, {})
+        obj[last] = value
+    d = tmp_path / f"b-{secrets.token_hex(3)}"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+# ---------------------------------------------------------------- #0 CVE-2019-5736 class
+
+
+_TARGET = r"""
+import sys
+from ocilearn.runtime import syscalls as sc
+mode = sys.argv[1]
+if mode == "dump-scrub":
+    sc.scrub_environ()
+sc.capset(0, 0, 0)  # as the exec child after its capability drop: nothing more than the reader
+sc.set_dumpable(mode != "nodump")
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("mode", ["dump", "nodump", "dump-scrub"])
+def test_h0_set_dumpable_and_scrub_environ_guard_proc_files(mode):
+    """The two primitives of the #0 fix, against a reader with the same uid and no
+    capabilities (as container root without CAP_SYS_PTRACE): dumpable → it reads the host
+    marker from environ (the attack works); non-dumpable → EACCES on exe and environ;
+    scrubbed → environ readable but the marker is gone."""
+    token = secrets.token_hex(8)
+    p = subprocess.Popen([PY, "-c", _TARGET, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env={**os.environ, MARKER: token})
+    try:
+        assert p.stdout.readline() == "ready\n"
+        reader = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
+        env = subprocess.run(reader + ["cat", f"/proc/{p.pid}/environ"], capture_output=True)
+        exe = subprocess.run(reader + ["readlink", f"/proc/{p.pid}/exe"], capture_output=True, text=True)
+        if mode == "nodump":
+            assert env.returncode != 0 and b"Permission denied" in env.stderr
+            assert exe.returncode != 0 and exe.stdout == ""
+        elif mode == "dump":
+            assert f"{MARKER}={token}".encode() in env.stdout.split(b"\0")
+            assert exe.stdout.strip() == os.path.realpath(PY)
+        else:
+            assert env.returncode == 0 and token.encode() not in env.stdout
+    finally:
+        p.stdin.close()
+        p.wait(10)
+
+
+@needs_root
+def test_h0_run_init_reaper_exe_and_environ_refused(busybox_base, tmp_path):
+    """`run --init`: PID 1 is the host's Python for the container's whole life; container
+    root must not open /proc/1/exe (read) nor read /proc/1/environ, and the operator's
+    environment must not show up."""
+    token = secrets.token_hex(8)
+    script = ("readlink /proc/1/exe; echo readlink=$?; cat /proc/1/exe > /dev/null; echo exe=$?; "
+              "cat /proc/1/environ; echo environ=$?; cat /proc/1/mem > /dev/null; echo mem=$?")
+    b = make_bundle(busybox_base, tmp_path / "b", ["sh", "-c", script], **{"process.user": {"uid": 0, "gid": 0}})
+    r = Runner(tmp_path / "state", env={**os.environ, MARKER: token})
+    try:
+        p = r.oc("run", "--init", cid("h0init"), "-b", str(b))
+    finally:
+        r.close()
+    lines = p.stdout.splitlines()
+    assert "readlink=1" in lines and "exe=1" in lines and "environ=1" in lines and "mem=1" in lines, p.stdout
+    assert "can't open '/proc/1/exe': Permission denied" in p.stderr
+    assert "can't open '/proc/1/environ': Permission denied" in p.stderr
+    assert token not in p.stdout + p.stderr
+    assert "python" not in p.stdout
+
+
+_GRAB = r"""
+: > /out/log
+while [ ! -e /out/stop ]; do
+  for p in /proc/[0-9]*; do
+    case "$p" in /proc/1|/proc/$$|/proc/self|/proc/thread-self) continue;; esac
+    l=$(readlink $p/exe 2>/dev/null) || l=denied
+    case "$l" in
+      *python*) echo "GOT-EXE $p $l" >> /out/log;;
+      *busybox*) echo "SEEN $p" >> /out/log;;
+      denied) [ -e $p ] && echo "DENIED $p" >> /out/log;;
+    esac
+    if cat $p/environ 2>/dev/null | tr '\0' '\n' | grep -q MARKERNAME; then echo "GOT-ENV $p" >> /out/log; fi
+  done
+done
+"""
+
+
+@needs_root
+def test_h0_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_path):
+    """`exec` while the container's PID 1 scans /proc for the exec child (the report's
+    grab.sh): before execve the child is the host's Python; it must never be opened, and
+    the host marker must never be read from its environ. The scan must have seen exec'd
+    processes (else the race was not run)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "grab.sh").write_text(_GRAB.replace("MARKERNAME", MARKER))
+    b = make_bundle(busybox_base, tmp_path / "b", ["sh", "/out/grab.sh"], **{"process.user": {"uid": 0, "gid": 0}})
+    cfg = json.loads((b / "config.json").read_text())
+    cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind"]})
+    (b / "config.json").write_text(json.dumps(cfg))
+    token = secrets.token_hex(8)
+    r = Runner(tmp_path / "state", env={**os.environ, MARKER: token})
+    name = cid("h0exec")
+    try:
+        r.oc("run", "-d", name, "-b", str(b))
+        for _ in range(25):
+            r.oc("exec", name, "sleep", "0.02")
+        (out / "stop").touch()
+        time.sleep(0.3)
+    finally:
+        r.oc("delete", "--force", name, check=False)
+        r.close()
+    log = (out / "log").read_text().splitlines()
+    assert [ln for ln in log if ln.startswith("GOT")] == []
+    assert any(ln.startswith(("SEEN", "DENIED")) for ln in log), log[:20]
+
+
+# ---------------------------------------------------------------- #2 cgroupsPath
+
+
+@pytest.mark.parametrize("path", ["../../../../tmp/x", "/a/../../b", "x/../..", "..:a:b", "/", "", "a\0b"])
+def test_h2_cgroups_path_escape_refused_by_load_config(tmp_path, path):
+    with pytest.raises(RuntimeSpecError, match=r"linux\.cgroupsPath"):
+        rt.load_config(str(_bundle_cfg(tmp_path, **{"linux.cgroupsPath": path})))
+
+
+def test_h2_cgroup_for_container_stays_in_hierarchy():
+    """Defence in depth: even unchecked, the cleaned path stays under each hierarchy."""
+    from ocilearn.runtime.cgroups import Cgroup, detect
+
+    version, hier = detect("/sys/fs/cgroup")
+    assert version in (1, 2)
+    cg = Cgroup.for_container("../../../../tmp/ocilearn-victim-cg/X", "x")
+    for name, p in cg.paths.items():
+        assert p == os.path.join(hier[name], "tmp/ocilearn-victim-cg/X")
+    with pytest.raises(OSError):
+        Cgroup.for_container("/..", "x")
+
+
+@needs_root
+def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, runner):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("k")
+    b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"linux.cgroupsPath": "../../../../../../../.." + str(victim / "cg")})
+    name = cid("h2cg")
+    p = runner.oc("create", "-b", str(b), name, check=False)
+    assert p.returncode == 1 and "linux.cgroupsPath" in p.stderr and "'..'" in p.stderr
+    assert sorted(os.listdir(victim)) == ["keep"]
+    assert not (Path(runner.root) / name).exists()
+    assert not any(name in d for d in os.listdir("/sys/fs/cgroup"))
+
+
+# ---------------------------------------------------------------- #3 sysctl
+
+
+@pytest.mark.parametrize("key, ns, ok", [
+    ("kernel.core_pattern", ["ipc", "uts", "network"], False),
+    ("vm.overcommit_memory", ["ipc", "uts", "network"], False),
+    ("kernel.shmmax", ["ipc"], True),
+    ("kernel.shmmax", [], False),
+    ("fs.mqueue.msg_max", ["ipc"], True),
+    ("net.ipv4.ip_forward", ["network"], True),
+    ("net.ipv4.ip_forward", [], False),
+    ("kernel.domainname", ["uts"], True),
+    ("kernel.hostname", [], False),
+    ("net/ipv4/../../kernel/core_pattern", ["network"], False),
+])
+def test_h3_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
+    b = _bundle_cfg(tmp_path, **{"linux.sysctl": {key: "1"},
+                                 "linux.namespaces": [{"type": "mount"}] + [{"type": t} for t in ns]})
+    if ok:
+        assert rt.load_config(str(b))["linux"]["sysctl"] == {key: "1"}
+    else:
+        with pytest.raises(RuntimeSpecError, match=r"linux\.sysctl"):
+            rt.load_config(str(b))
+
+
+def test_h3_sysctl_with_host_namespace_path_refused(tmp_path):
+    """A network namespace joined by path that *is* the host's does not make net.* private."""
+    b = _bundle_cfg(tmp_path, **{"linux.sysctl": {"net.ipv4.ip_forward": "1"},
+                                 "linux.namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]})
+    with pytest.raises(RuntimeSpecError, match="own network namespace"):
+        rt.load_config(str(b))
+
+
+@needs_root
+def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_path, runner):
+    before = Path("/proc/sys/kernel/core_pattern").read_text()
+    b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"linux.sysctl": {"kernel.core_pattern": "|/bin/hostile-%p"}})
+    name = cid("h3sys")
+    p = runner.oc("create", "-b", str(b), name, check=False)
+    assert p.returncode == 1 and "'kernel.core_pattern' is not in a separate kernel namespace" in p.stderr
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == before
+    assert not (Path(runner.root) / name).exists()
+    assert runner.children() == []
+
+
+# ---------------------------------------------------------------- #18/#19 process values
+
+
+@pytest.mark.parametrize("field, value, what", [
+    ("process.user.uid", -1, r"process\.user\.uid .*uint32"),
+    ("process.user.uid", 2**32, r"process\.user\.uid"),
+    ("process.user.uid", 2**32 - 1, r"process\.user\.uid"),
+    ("process.user.uid", "0", r"process\.user\.uid"),
+    ("process.user.uid", True, r"process\.user\.uid"),
+    ("process.user.gid", -1, r"process\.user\.gid"),
+    ("process.user.additionalGids", [1, -1], r"additionalGids\[1\]"),
+    ("process.user.additionalGids", list(range(70000)), r"additionalGids has 70000 entries"),
+    ("process.user.umask", 0o100000, r"process\.user\.umask"),
+    ("process.args", ["sh", "a\0b"], r"process\.args\[1\] .*NUL"),
+    ("process.args", ["sh", 5], r"process\.args\[1\]"),
+    ("process.env", ["A=b\0c"], r"process\.env\[0\] .*NUL"),
+    ("process.cwd", "/tmp\0x", r"process\.cwd"),
+    ("process.rlimits", [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}], r"rlimits\[0\].*RLIMIT_"),
+    ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}], r"soft 10 is above hard 5"),
+    ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": -1, "hard": 5}], r"rlimits\[0\]\.soft"),
+    ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": "10", "hard": 50}], r"rlimits\[0\]\.soft"),
+    ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2**64}], r"rlimits\[0\]\.hard"),
+    ("process.oomScoreAdj", 5000, r"oomScoreAdj"),
+])
+def test_h19_process_values_checked_before_clone(tmp_path, field, value, what):
+    with pytest.raises(RuntimeSpecError, match=what):
+        rt.load_config(str(_bundle_cfg(tmp_path, **{field: value})))
+
+
+def test_h19_valid_edge_values_accepted(tmp_path):
+    b = _bundle_cfg(tmp_path, **{"process.user": {"uid": 2**32 - 2, "gid": 0, "additionalGids": [0, 65534], "umask": 0o22},
+                                 "process.rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2**64 - 1}]})
+    assert rt.load_config(str(b))["process"]["user"]["uid"] == 4294967294
+
+
+@needs_root
+def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_path, runner):
+    b = make_bundle(busybox_base, tmp_path / "b", ["id", "-u"], **{"process.user": {"uid": -1, "gid": -1}})
+    name = cid("h18")
+    p = runner.oc("run", name, "-b", str(b), check=False)
+    assert p.returncode == 1 and p.stdout == ""
+    assert "process.user.uid = -1: must be an integer from 0 to 4294967294" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (Path(runner.root) / name).exists()
+
+
+# ---------------------------------------------------------------- #22 exec -u, #25 --preserve-fds
+
+
+@pytest.mark.parametrize("user, ids", [("0", {"uid": 0, "gid": 0}), ("1000:50", {"uid": 1000, "gid": 50}),
+                                       ("4294967294:1", {"uid": 4294967294, "gid": 1})])
+def test_h22_parse_exec_user(user, ids):
+    assert rt.parse_exec_user(user) == ids
+
+
+@pytest.mark.parametrize("user", ["app", "1:x", "-1", "99999999999", "٣", "1:", ":1", "4294967295"])
+def test_h22_parse_exec_user_refuses(user):
+    with pytest.raises(ContainerError, match=r"exec --user .*UID\[:GID\]"):
+        rt.parse_exec_user(user)
+
+
+@needs_root
+def test_h22_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, runner):
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
+    name = cid("h22")
+    runner.oc("run", "-d", name, "-b", str(b))
+    for u in ("app", "-1"):
+        p = runner.oc("exec", "-u", u, name, "id", "-u", check=False)
+        assert p.returncode == 1 and p.stdout == "", p
+        assert f"exec --user '{u}'" in p.stderr and "Traceback" not in p.stderr
+    assert runner.oc("exec", "-u", "7:7", name, "id", "-u").stdout == "7\n"
+    runner.oc("delete", "--force", name)
+
+
+def test_h25_negative_preserve_fds_refused(tmp_path):
+    root = str(tmp_path / "state")
+    fast = subprocess.run([OCILEARN, "--root", root, "run", "--preserve-fds", "-5", "x", "-b", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert fast.returncode == 1 and "--preserve-fds '-5': must be a number >= 0" in fast.stderr
+    slow = subprocess.run([OCILEARN, "--debug", "--root", root, "run", "--preserve-fds", "-5", "x", "-b", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert slow.returncode == 2 and "-5 is not in the range x>=0" in slow.stderr
+    with pytest.raises(ContainerError, match="--preserve-fds -5"):
+        rt.Container.create(root, "x", str(tmp_path), preserve_fds=-5)
+    assert not os.path.exists(root)
