@@ -12,9 +12,13 @@ cells = [
     parameters(
         """
         # Parameters.
-        # BUNDLE = None unpacks the small busybox image shipped inside ocilearn (offline) with
-        # ocilearn.unpack into a temp work dir. BUNDLE = "/path/to/bundle" uses a bundle you made
-        # in notebook 03 (it is copied, never modified).
+        # IMAGE = None unpacks the small busybox image shipped inside ocilearn (offline) with
+        # ocilearn.unpack into a bundle in a temp work dir.
+        # IMAGE = "oci:/path/to/layout:ref" unpacks that image layout instead (it is only read).
+        # IMAGE = "docker://127.0.0.1:5000/debian:bookworm" pulls an image into the work dir first.
+        # BUNDLE = "/path/to/bundle" uses a bundle you made in notebook 03 instead of IMAGE
+        # (it is copied, never modified).
+        IMAGE = None
         BUNDLE = None
         """
     ),
@@ -54,9 +58,9 @@ cells = [
         """
         ## 0 · A bundle and a scratch directory
 
-        A bundle is `config.json` + `rootfs/` (runtime-spec `bundle.md`). With `BUNDLE = None` we
-        make one from the embedded busybox image with `ocilearn.unpack`, exactly as notebook 03
-        does. Everything lives in a fresh temp directory; the state directory of the runtime (runc's
+        A bundle is `config.json` + `rootfs/` (runtime-spec `bundle.md`). We make one from
+        `IMAGE` (by default the embedded busybox image; `docker://…` is pulled first, as in
+        notebook 01) with `ocilearn.unpack`, exactly as notebook 03 does. Everything lives in a fresh temp directory; the state directory of the runtime (runc's
         `--root`) too, so nothing here touches `/run/ocilearn`.
 
         `oc(...)` runs the real `ocilearn` command and prints its output; `sh(...)` does the same for
@@ -77,9 +81,13 @@ cells = [
         import time
         from pathlib import Path
 
+        import warnings
+
+        import ocilearn
         from ocilearn import embedded, explain
+        from ocilearn.layout import parse_oci_ref
         from ocilearn.runtime import namespaces, syscalls as sc
-        from ocilearn.unpack import unpack
+        from ocilearn.unpack import remove_tree, unpack
 
         ROOT_USER = os.geteuid() == 0
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-04-"))
@@ -134,13 +142,25 @@ cells = [
                     return
 
 
+        bundle = WORK / "bundle"
         if BUNDLE:
-            bundle = WORK / "bundle"
             shutil.copytree(BUNDLE, bundle, symlinks=True)
         else:
-            embedded.copy_to(WORK / "image")
-            unpack(f"{WORK / 'image'}:latest", WORK / "bundle")
-            bundle = WORK / "bundle"
+            if IMAGE is None:
+                embedded.copy_to(WORK / "image")
+                SRC = f"{WORK / 'image'}:latest"
+            elif IMAGE.startswith("oci:"):
+                SRC = "%s:%s" % parse_oci_ref(IMAGE)
+            else:  # docker://HOST/NAME:TAG — pulled as in notebook 01, section 9b
+                from ocilearn import transfer
+
+                transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
+                SRC = f"{WORK / 'image'}:course"
+            with warnings.catch_warnings(record=True) as caught:  # rootless: one warning per skipped device node
+                warnings.simplefilter("always")
+                unpacked = unpack(SRC, bundle)
+            print(f"unpacked {SRC}: {len(unpacked.layers)} layer(s), rootless={unpacked.rootless}"
+                  + (f"; {len(caught)} warning(s), e.g. {caught[0].message}" if caught else ""))
         config = json.loads((bundle / "config.json").read_text())
 
 
@@ -226,7 +246,7 @@ cells = [
     ),
     code(
         """
-        oc("exec", "web", "/bin/sh", "-c", "echo I am pid $$ in $(hostname); ps -o pid,args")
+        oc("exec", "web", "/bin/sh", "-c", "echo I am pid $$ in $(hostname); ps -o pid,args 2>/dev/null || echo pids in /proc: $(ls /proc | grep -E '^[0-9]+$')")
         state = json.loads(oc("state", "web").stdout)
         print("status:", state["status"], "| init pid on the host:", state["pid"])
         """
@@ -417,6 +437,20 @@ cells = [
     ),
     md(
         """
+        The runtime's own version, one click away: the same two calls, plus the fallback for a
+        host whose `/` is the initramfs, where `pivot_root` is impossible (`MS_MOVE` + `chroot`,
+        runc's `--no-pivot`).
+        """
+    ),
+    code(
+        """
+        from ocilearn.runtime import rootfs as runtime_rootfs
+
+        ocilearn.show_source(runtime_rootfs.pivot)
+        """
+    ),
+    md(
+        """
         ### 2.4 · the container's view beside the host's
 
         The same questions asked on the host and inside a container made by `ocilearn run`
@@ -438,6 +472,38 @@ cells = [
         print(f"{'HOST':<{width}}   CONTAINER")
         for a, b in zip(host, inside):
             print(f"{a:<{width}}   {b[:60]}")
+        """
+    ),
+    md(
+        """
+        ### Step by step: a process becomes a container — click Next
+
+        The same setup as `ocilearn create`, one real step per click, in a fresh child process
+        (never this notebook's kernel): unshare the namespaces (as an ordinary user: a user
+        namespace first), make the mounts private, set the hostname, bind the rootfs onto
+        itself, mount its `/proc`, `pivot_root`, run the bundle's `process.args`, exit. After
+        each step the widget shows what that process sees: its hostname, its PID, `/proc`, its
+        mounts and `/`. Watch `/proc` — it keeps listing the host's processes until the
+        container's own procfs is mounted and `pivot_root` makes it *the* `/proc`.
+        """
+    ),
+    code(
+        """
+        from ocilearn.widgets import setup_stepper
+
+        # the program the "run" step executes (as a child of the new PID 1)
+        _ = set_config(**{"process.args": ["/bin/sh", "-c", "echo hello from $(hostname): pid $$, /proc lists $(ls /proc | grep -cE '^[0-9]+$') processes"]})
+        stepper = setup_stepper(bundle)
+        stepper
+        """
+    ),
+    code(
+        """
+        # what one click on Next does, from code: the first step (unshare)
+        stepper.next()
+        print(stepper.status.value)
+        name, result = stepper.done[-1]
+        print(name, "→", result)
         """
     ),
     md(
@@ -532,21 +598,108 @@ cells = [
     ),
     md(
         """
-        ## 4 · Clean up
+        ## 4 · Exercises
+
+        Each exercise has a variable to fill in; the check cell below it tells you whether you
+        got it. (Unanswered exercises just print a hint.)
+
+        **Exercise 1.** A process calls `unshare(CLONE_NEWPID)` and then forks. What does
+        `os.getpid()` return in that first child? (An int.)
+        """
+    ),
+    code("ANSWER_1 = None  # an int"),
+    code(
+        """
+        def check_1(answer):
+            if answer is None:
+                return "· not answered yet — hint: section 2.2 prints it ('my pid: …')"
+            if answer == 1:
+                return "✔ correct: 1 — the first child in a new PID namespace is its init; the caller itself keeps its old PID"
+            return f"✘ not yet: {answer} is a PID as the host counts; inside the new namespace the counting starts again"
+
+
+        print(check_1(ANSWER_1))
+        """
+    ),
+    md(
+        """
+        **Exercise 2.** Two processes have the same hostname namespace when one of their
+        `/proc/PID/ns/*` links is equal. Which one? (Its file name, e.g. `"net"`.)
+        """
+    ),
+    code("ANSWER_2 = None  # a file name in /proc/self/ns"),
+    code(
+        """
+        def check_2(answer):
+            if answer is None:
+                return "· not answered yet — hint: hostnames belong to the UNIX Time-sharing System namespace (section 2.1)"
+            name = str(answer).strip().rsplit("/", 1)[-1]
+            if not os.path.exists(f"/proc/self/ns/{name}"):
+                return f"✘ not yet: there is no /proc/self/ns/{name}; the files are {sorted(os.listdir('/proc/self/ns'))}"
+            if name == "uts":
+                return f"✔ correct: uts — this kernel's is {os.readlink('/proc/self/ns/uts')}; sethostname(2) changes only its own"
+            return f"✘ not yet: /proc/self/ns/{name} is the {name} namespace — it does not hold the hostname"
+
+
+        print(check_2(ANSWER_2))
+        """
+    ),
+    md(
+        """
+        **Exercise 3.** Make a container that prints its own hostname, and that hostname must be
+        `exercise-3`: change `config.json` with `set_config(...)` (which key sets the
+        hostname? which one the program?), run it with `oc("run", "--bundle", str(bundle), "ex3")`
+        and put what `oc` returns into `ANSWER_3`.
+        """
+    ),
+    code("ANSWER_3 = None  # what oc('run', …) returned"),
+    code(
+        """
+        def check_3(answer):
+            if answer is None:
+                return "· not answered yet — hint: set_config(**{'hostname': …, 'process.args': ['hostname']})"
+            if not isinstance(answer, subprocess.CompletedProcess):
+                return "✘ not yet: put the object that oc('run', …) returns into ANSWER_3, not the text"
+            out = answer.stdout.strip()
+            if answer.returncode == 0 and out == "exercise-3":
+                return "✔ correct: the container printed exercise-3 — the UTS namespace of its own, named by config.json's hostname"
+            if answer.returncode != 0:
+                return f"✘ not yet: the run failed (exit status {answer.returncode}): {answer.stderr.strip()[-200:]}"
+            return f"✘ not yet: it printed {out!r} — set 'hostname' to exercise-3 and make process.args ['hostname']"
+
+
+        print(check_3(ANSWER_3))
+        """
+    ),
+    md(
+        """
+        ## 5 · Clean up
 
         Every container was deleted by `run`/`delete`; the state directory is empty. Remove the
-        work directory.
+        work directory (the stepper's bundle stays until the kernel stops if you have not
+        clicked through all its steps).
         """
     ),
     code(
         """
+        import atexit
+
         leftover = sorted(os.listdir(STATE)) if STATE.exists() else []
         for name in leftover:
             oc("delete", "--force", name)
         reap()
         print("containers left:", leftover)
-        shutil.rmtree(WORK, ignore_errors=True)
-        print("removed", WORK)
+        if stepper.finished:
+            stepper.close()
+            remove_tree(WORK)
+            print("removed", WORK)
+        else:  # the stepper above still works on the bundle: keep it until the kernel stops
+            for child in WORK.iterdir():
+                if child != bundle:
+                    remove_tree(child)
+            atexit.register(remove_tree, WORK)
+            atexit.register(stepper.close)
+            print(f"removed {WORK} except the bundle the stepper uses (removed when this kernel stops)")
         """
     ),
     md(
