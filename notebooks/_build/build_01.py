@@ -556,8 +556,11 @@ cells = [
         """
         ## Next
 
-        **[02-blobs](02-blobs.ipynb)** pulls an image from a registry into a layout like this
-        one — every HTTP request shown — and opens the layers' tar files.
+        **[02-blobs](02-blobs.ipynb)** opens the blobs of a layout like this one: the manifest
+        and config by hand, each layer's tar listed like `tar -tvf`, diff IDs and chain IDs
+        recomputed, and whiteouts — a layer written by hand that deletes files — applied layer
+        by layer. (The registry pull is section 9b above; `IMAGE = "docker://…"` works in every
+        notebook.)
 
         Clean-up: the work directory below is yours to delete.
         """
