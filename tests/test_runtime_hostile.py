@@ -321,3 +321,26 @@ def test_h25_negative_preserve_fds_refused(tmp_path):
     with pytest.raises(ContainerError, match="--preserve-fds -5"):
         rt.Container.create(root, "x", str(tmp_path), preserve_fds=-5)
     assert not os.path.exists(root)
+
+
+# ---------------------------------------------------------------- #26 /proc as a symlink
+
+
+@needs_root
+@pytest.mark.parametrize("target", ["/", "proc", "../../../../proc"])
+def test_h26_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runner, target):
+    import shutil
+
+    rootfs = tmp_path / "rootfs"
+    shutil.copytree(busybox_base / "rootfs", rootfs, symlinks=True)
+    shutil.rmtree(rootfs / "proc")
+    os.symlink(target, rootfs / "proc")
+    b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"root.path": str(rootfs)})
+    name = cid("h26")
+    before = Path("/proc/self/mountinfo").read_text().count(str(rootfs))
+    p = runner.oc("run", name, "-b", str(b), check=False)
+    assert p.returncode == 1
+    assert f"proc mount destination '/proc' goes through a symlink in the rootfs (proc -> {target})" in p.stderr
+    assert not (Path(runner.root) / name).exists()
+    assert Path("/proc/self/mountinfo").read_text().count(str(rootfs)) == before == 0
+    assert os.readlink(rootfs / "proc") == target

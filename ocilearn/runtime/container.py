@@ -578,7 +578,11 @@ class Container:
         st["pid"], o["init_start"] = init_pid, info[0] if info else None
         cg = self._cgroup(st)
         if cg:
-            cg.add(init_pid)
+            try:
+                cg.add(init_pid)
+            except ProcessLookupError:  # the init failed fast (hostile report #26): say why
+                expect(s2, "setup")
+                raise ContainerError(f"container {self.id}: init exited before it joined its cgroup")
             step("runtime", "join cgroup", f"init {init_pid}", f"echo {init_pid} > …/cgroup.procs")
         if o.get("new_cgroupns"):
             _send(s2, {"t": "cgroup"})

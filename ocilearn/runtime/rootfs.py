@@ -170,6 +170,8 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         _mount_cgroup(rootfs, dest_rel, flags, cgroup_paths or {}, cgroupns)
         return
     else:
+        if typ in ("proc", "sysfs"):
+            _refuse_symlinked_dest(rootfs, dest_rel, typ)
         dest = mkdir_in_root(rootfs, dest_rel)
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
@@ -177,6 +179,25 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
+
+
+def _refuse_symlinked_dest(rootfs: str, dest_rel: str, typ: str) -> None:
+    """A ``proc`` or ``sysfs`` mount must land on a real directory: an image whose ``/proc``
+    is a symlink (to ``/``, to itself, to ``/dev``) is refused, as runc does since
+    CVE-2019-16884 / CVE-2023-27561 (hostile report #26; it was a bare ESRCH before).
+    Raises OSError(ELOOP) naming the destination."""
+    cur = os.path.abspath(rootfs)
+    for comp in [c for c in os.path.normpath("/" + dest_rel).split("/") if c]:
+        cur = os.path.join(cur, comp)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            return  # created below as a directory
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.ELOOP, f"{typ} mount destination {dest_rel!r} goes through a symlink in the rootfs "
+                          f"({os.path.relpath(cur, rootfs)} -> {os.readlink(cur)}); it must be a real directory (CVE-2019-16884)")
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, f"{typ} mount destination {dest_rel!r} is not a directory in the rootfs")
 
 
 def _mount_cgroup(rootfs: str, dest_rel: str, flags: int, paths: dict[str, str], cgroupns: bool) -> None:
