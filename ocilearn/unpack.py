@@ -19,7 +19,17 @@ Guarantees
       (same filesystem) and renamed into place only when complete; on any error the
       temporary directory is removed (chmod-ing restrictive directories first). An
       existing ``BUNDLE`` is refused unless ``force=True``; then it is replaced only after
-      the new one is complete.
+      the new one is complete (and put back if that last rename fails). Removal is
+      iterative (any depth; a 1000-level tree used to overflow the stack), and an error
+      while cleaning up never hides the error that caused it: it is attached as a note.
+    - Killed unpacks: a process killed with SIGKILL cannot clean up, so its
+      ``.BUNDLE.ocilearn-*`` temporary directory stays beside ``BUNDLE``. Each unpack holds
+      an ``flock(2)`` on its temporary directory while it works, and the next unpack of
+      the same ``BUNDLE`` (with or without ``force``) first removes every
+      ``.BUNDLE.ocilearn-*`` directory whose lock it can take — the kernel releases a
+      dead process's locks, so only leftovers go; a concurrent unpack's are kept.
+    - A layer blob that is not a regular file (a FIFO would block ``open`` forever) is a
+      :class:`~ocilearn.errors.LayoutError`; the blob is opened with ``O_NONBLOCK``.
     - Durability: config.json and ocilearn.json are written with fsync + rename. The
       rootfs is flushed to disk (``syncfs(2)``) before the final rename only with
       ``sync=True`` (CLI ``--sync``): like umoci, the default leaves file data to the page
@@ -52,9 +62,10 @@ or a later tool wants to know about the bundle's origin.
 from __future__ import annotations
 
 import ctypes
+import fcntl
+import io
 import json
 import os
-import shutil
 import stat
 import tempfile
 import time
@@ -65,13 +76,13 @@ from typing import Any
 from . import convert as conv
 from . import explain
 from .digest import Digest
-from .errors import BundleError, LayerError
-from .fsutil import Root
+from .errors import BundleError, LayerError, LayoutError
+from .fsutil import Root, remove_tree_at
 from .layer import LayerResult, apply_layer
 from .layout import ImageLayout, atomic_write, parse_oci_ref
 from .model import Platform, chain_ids, dumps
 
-__all__ = ["UnpackResult", "unpack", "remove_tree"]
+__all__ = ["UnpackResult", "unpack", "remove_tree", "remove_stale_temps"]
 
 
 @dataclass
@@ -103,37 +114,77 @@ class UnpackResult:
 
 def remove_tree(path: str | os.PathLike) -> None:
     """``rm -rf`` that also works on rootless rootfs trees with ``0o000``/``0o555``
-    directories (grants ``u+rwx`` where a removal is refused). Never follows symlinks."""
-    path = os.fspath(path)
-
-    def onerror(func, p, exc_info):
-        parent = os.path.dirname(p)
-        try:
-            os.chmod(parent, stat.S_IMODE(os.lstat(parent).st_mode) | 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, stat.S_IMODE(os.lstat(p).st_mode) | 0o700)
-                shutil.rmtree(p, onerror=onerror)
-            else:
-                func(p)
-        except FileNotFoundError:
-            pass
-
-    if not os.path.lexists(path):
+    directories (grants ``u+rwx`` where needed) and on trees of any depth (no recursion:
+    :func:`ocilearn.fsutil.remove_tree_at`). Never follows symlinks below ``path``; a
+    missing ``path`` is not an error."""
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    try:
+        pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
         return
-    if os.path.isdir(path) and not os.path.islink(path):
-        # make every directory traversable first (cheap, and rmtree needs to list them)
-        for dirpath, dirnames, _ in os.walk(path, onerror=None):
-            for d in dirnames:
-                full = os.path.join(dirpath, d)
-                try:
-                    st = os.lstat(full)
-                    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
-                        os.chmod(full, stat.S_IMODE(st.st_mode) | 0o700)
-                except OSError:
-                    pass
-        shutil.rmtree(path, onerror=onerror)
-    else:
-        os.unlink(path)
+    try:
+        remove_tree_at(pfd, name)
+    finally:
+        os.close(pfd)
+
+
+def _lock_dir(path: Path) -> int:
+    """An fd of directory ``path`` holding an exclusive flock(2) (released when the fd is
+    closed or the process dies)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
+    """Remove the ``.BUNDLE.ocilearn-*`` directories that killed unpacks of ``bundle``
+    left beside it: those whose flock(2) can be taken (no live unpack holds it). Returns
+    the paths removed. A directory another unpack is working in is kept."""
+    bundle = Path(bundle).absolute()
+    prefix = f".{bundle.name}.ocilearn-"
+    removed = []
+    try:
+        names = os.listdir(bundle.parent)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        p = bundle.parent / name
+        try:
+            if not stat.S_ISDIR(os.lstat(p).st_mode):
+                continue
+            fd = _lock_dir(p)
+        except (BlockingIOError, FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # in use by a live unpack, gone, or not ours
+        try:
+            remove_tree(p)
+            removed.append(p)
+            explain.step("unpack", "clean", f"removed {p.name}, left by a killed unpack of {bundle.name}", f"rm -rf {p}")
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _open_blob(blob: Path, layout: str, digest) -> io.BufferedReader:
+    """Open a layer blob for reading: ``O_NONBLOCK`` (a FIFO does not block) and only a
+    regular file (finding #10 for unpack)."""
+    try:
+        fd = os.open(blob, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        from .errors import BlobNotFound
+
+        raise BlobNotFound(f"{layout}: layer blob {digest} not found") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise LayoutError(f"{layout}: layer blob {digest} is not a regular file (mode {stat.filemode(st.st_mode)}); refused")
+    return os.fdopen(fd, "rb")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -204,10 +255,13 @@ def unpack(
     explain.step("unpack", "resolve", f"{image_ref} → manifest {resolved.digest}, config {manifest.config.digest}, {len(manifest.layers)} layers",
                  f"umoci unpack --image {image_ref} {bundle}" + (" --rootless" if rootless else ""))
 
+    remove_stale_temps(bundle)
     tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.ocilearn-", dir=bundle.parent))
     result = UnpackResult(bundle, resolved.digest, manifest.config.digest, ic.platform, rootless=rootless)
     bar = None
+    lock = -1
     try:
+        lock = _lock_dir(tmp)
         os.chmod(tmp, 0o700)
         rootfs = tmp / "rootfs"
         os.mkdir(rootfs, 0o755)
@@ -219,16 +273,9 @@ def unpack(
             for i, (desc, diff_id) in enumerate(zip(manifest.layers, ic.diff_ids, strict=True)):
                 source = f"layer {i} {desc.digest}"
                 if desc.data is not None:
-                    import io
-
                     f = io.BytesIO(desc.data)
                 else:
-                    try:
-                        f = open(layout.blob_path(desc.digest), "rb")
-                    except FileNotFoundError:
-                        from .errors import BlobNotFound
-
-                        raise BlobNotFound(f"{path}: layer blob {desc.digest} not found") from None
+                    f = _open_blob(layout.blob_path(desc.digest), path, desc.digest)
                 with f:
                     lr = apply_layer(root, f, desc.media_type, digest=desc.digest, size=desc.size, diff_id=diff_id,
                                      rootless=rootless, source=source, progress=bar.update if bar else None)
@@ -261,19 +308,34 @@ def unpack(
         if os.path.lexists(bundle):
             trash = bundle.parent / f".{bundle.name}.ocilearn-old-{os.getpid()}"
             os.rename(bundle, trash)
-        os.rename(tmp, bundle)
+        try:
+            os.rename(tmp, bundle)
+        except BaseException:
+            if trash is not None:
+                os.rename(trash, bundle)  # put the old bundle back
+            raise
         fd = os.open(bundle.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
         if trash is not None:
-            remove_tree(trash)
+            try:
+                remove_tree(trash)
+            except OSError as ce:  # the new bundle is in place; a leftover is cleaned next time
+                import warnings
+
+                warnings.warn(f"{bundle}: the replaced bundle {trash.name} could not be removed ({ce})", stacklevel=2)
         explain.step("unpack", "rename", f"{tmp.name} → {bundle} (atomic: no half bundle)", "mv")
-    except BaseException:
-        remove_tree(tmp)
+    except BaseException as e:
+        try:
+            remove_tree(tmp)
+        except Exception as ce:  # never hide the original error behind the cleanup's
+            e.add_note(f"ocilearn: could not remove the temporary directory {tmp}: {type(ce).__name__}: {ce}")
         raise
     finally:
+        if lock >= 0:
+            os.close(lock)
         if bar is not None:
             bar.close()
     result.seconds = time.monotonic() - t0

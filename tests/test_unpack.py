@@ -20,7 +20,7 @@ from ocilearn import explain
 from ocilearn import mediatypes as mt
 from ocilearn.cli import run as cli
 from ocilearn.digest import Digest
-from ocilearn.errors import BundleError, DigestMismatch
+from ocilearn.errors import BundleError, ConfigError, DigestMismatch, LayoutError
 from ocilearn.layer import parse_rootless_xattr
 from ocilearn.unpack import unpack
 
@@ -200,3 +200,118 @@ def test_unpacked_config_validates_against_runtime_spec_schema(tmp_path):
             warnings.simplefilter("ignore")
             res = unpack(f"{built_image('busybox')}:latest", tmp_path / f"b{rootless}", rootless=rootless)
         C.validate(json.loads((res.bundle / "config.json").read_text()), schema)
+
+
+# ------------------------------------------------------------------ hostile-report findings
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    """A directory for bundles, emptied without recursion afterwards (a regression could
+    leave a 1500-level temp dir that pytest's recursive cleanup cannot remove)."""
+    from ocilearn.unpack import remove_tree
+
+    d = tmp_path / "out"
+    d.mkdir()
+    yield d
+    for p in list(d.iterdir()):
+        remove_tree(p)
+
+
+def test_h04_fifo_passwd_image_fails_fast_and_leaves_nothing(tmp_path, out_dir):
+    """The report's a11_fifo_passwd.py: `ocilearn unpack` hung forever (rc 124 under
+    timeout 20) and the killed unpack left .b.ocilearn-XXXX behind."""
+    import signal
+
+    make_image(tmp_path / "img", [(gz(tar_bytes([D("etc"), FIFO("etc/passwd"), F("bin/sh", b"x", mode=0o755)])), mt.OCI_LAYER_GZIP)],
+               config={"Cmd": ["/bin/sh"]})
+
+    def boom(*_):
+        raise TimeoutError("unpack blocked on the image's FIFO /etc/passwd")
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(10)
+    try:
+        with pytest.raises(ConfigError, match=r"cannot read /etc/passwd of the rootfs: .* is a FIFO, not a regular file"):
+            unpack(f"{tmp_path / 'img'}:latest", out_dir / "b", rootless=False)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert list(out_dir.iterdir()) == []
+
+
+_SLOW_UNPACK = """
+import sys, time
+import ocilearn.unpack as U
+real = U.apply_layer
+def slow(*a, **k):
+    r = real(*a, **k)
+    print("applied", flush=True)
+    time.sleep(60)
+    return r
+U.apply_layer = slow
+U.unpack(sys.argv[1], sys.argv[2], rootless=False)
+"""
+
+
+def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_dir):
+    """SIGKILL in the middle of an unpack leaves .b.ocilearn-*; the next unpack of the
+    same bundle removes it, but never the temp dir of an unpack that is still running."""
+    import signal
+    import subprocess
+    import sys
+
+    make_image(tmp_path / "img", [(gz(tar_bytes([D("etc"), F("etc/hostname", b"box\n")])), mt.OCI_LAYER_GZIP)])
+    img, bundle = f"{tmp_path / 'img'}:latest", out_dir / "b"
+
+    def start():
+        p = subprocess.Popen([sys.executable, "-c", _SLOW_UNPACK, img, str(bundle)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+        assert p.stdout.readline() == "applied\n"
+        return p
+
+    victim = start()
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    (left,) = [p.name for p in out_dir.iterdir()]
+    assert left.startswith(".b.ocilearn-") and (out_dir / left / "rootfs/etc/hostname").read_bytes() == b"box\n"
+    busy = start()  # a live unpack of the same bundle, holding its lock
+    try:
+        (busy_tmp,) = [p.name for p in out_dir.iterdir() if p.name != left]
+        res = unpack(img, bundle, rootless=False)
+        assert (res.rootfs / "etc/hostname").read_bytes() == b"box\n"
+        assert sorted(p.name for p in out_dir.iterdir()) == sorted(["b", busy_tmp])  # the killed one's is gone
+    finally:
+        busy.kill()
+        busy.wait(10)
+    res = unpack(img, bundle, rootless=False, force=True)  # --force cleans the second leftover too
+    assert [p.name for p in out_dir.iterdir()] == ["b"]
+
+
+def test_h11_failed_unpack_of_a_deep_tree_reports_the_real_error_and_cleans_up(tmp_path, out_dir):
+    """A legitimate 1500-level layer 0 + a layer 1 with a wrong diff ID: the DigestMismatch
+    was masked by a RecursionError from the cleanup, which also left the temp dir."""
+    deep = tar_bytes([F("/".join(["d"] * 1500) + "/f", b"deep")])
+    top = tar_bytes([F("x", b"x")])
+    make_image(tmp_path / "img", [(gz(deep), mt.OCI_LAYER_GZIP), (gz(top), mt.OCI_LAYER_GZIP)],
+               diff_ids=[Digest.of(deep), Digest.of(b"not the tar")])
+    with pytest.raises(DigestMismatch, match="diff ID of layer 1") as ei:
+        unpack(f"{tmp_path / 'img'}:latest", out_dir / "b", rootless=False)
+    assert not getattr(ei.value, "__notes__", None)  # the cleanup itself succeeded
+    assert list(out_dir.iterdir()) == []
+
+
+def test_h10_fifo_layer_blob_is_a_layout_error(tmp_path, out_dir):
+    make_image(tmp_path / "img", [(gz(tar_bytes([F("a", b"1")])), mt.OCI_LAYER_GZIP)])
+    blob = next(p for p in (tmp_path / "img/blobs/sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
+    blob.unlink()
+    os.mkfifo(blob)
+    with pytest.raises(LayoutError, match=f"layer blob sha256:{blob.name} is not a regular file"):
+        unpack(f"{tmp_path / 'img'}:latest", out_dir / "b", rootless=False)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_h12_cli_unpack_of_a_garbage_layer_is_one_error_line(tmp_path, out_dir, capsys):
+    make_image(tmp_path / "img", [(b"\x01" * 512, mt.OCI_LAYER_TAR)], diff_ids=[Digest.of(b"\x01" * 512)])
+    assert cli(["unpack", "-q", "--image", f"{tmp_path / 'img'}:latest", str(out_dir / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ocilearn: error: layer 0 sha256:" in err and "not a tar archive" in err
+    assert list(out_dir.iterdir()) == []
