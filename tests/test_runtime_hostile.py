@@ -344,3 +344,22 @@ def test_h26_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runne
     assert not (Path(runner.root) / name).exists()
     assert Path("/proc/self/mountinfo").read_text().count(str(rootfs)) == before == 0
     assert os.readlink(rootfs / "proc") == target
+
+
+# ---------------------------------------------------------------- #20 orphaned hook
+
+
+@needs_root
+def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
+    pidfile = tmp_path / "hook.pid"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"]}
+    b = make_bundle(busybox_base, tmp_path / "b", ["true"], hooks={"createRuntime": [hook]})
+    name = cid("h20")
+    runner.killed(OCILEARN, "--root", runner.root, "create", "-b", str(b), name, after=1.5)
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and rt._alive(pid, None):
+        time.sleep(0.05)
+    assert not rt._alive(pid, None), f"hook {pid} outlived the killed runtime"
+    runner.oc("delete", "--force", name)
+    assert runner.children() == []

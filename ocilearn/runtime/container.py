@@ -789,6 +789,12 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _hook_dies_with_us() -> None:
+    """In the hook's child, before exec: SIGKILL it when the runtime dies (prctl(2)
+    PR_SET_PDEATHSIG), so a killed ``create`` leaves no orphaned hook (hostile report #20)."""
+    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def run_hooks(hooks: list[dict], state: dict, kind: str, warn_only: bool = False) -> None:
     """Run runtime-spec config.md "POSIX-platform Hooks": each ``{path, args, env,
     timeout}`` gets the state JSON on stdin. A failing hook raises ContainerError (or, for
@@ -801,7 +807,8 @@ def run_hooks(hooks: list[dict], state: dict, kind: str, warn_only: bool = False
         args = h.get("args") or [h["path"]]
         try:
             p = subprocess.run(args, executable=h["path"], input=json.dumps(state).encode(), env=dict(e.split("=", 1) for e in h.get("env") or []),
-                               timeout=h.get("timeout"), capture_output=True, close_fds=True)
+                               timeout=h.get("timeout"), capture_output=True, close_fds=True,
+                               preexec_fn=_hook_dies_with_us)
         except (OSError, subprocess.TimeoutExpired) as e:
             p = None
             err = str(e)
