@@ -79,6 +79,7 @@ Deliberate differences from ``umoci unpack`` 0.4.7 (the tests compare trees entr
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -1053,7 +1054,12 @@ class _Applier:
                 self.result.skipped.append((e.path, f"xattr {k}"))
                 self.warn(f"{self.source}: {e.path}: cannot set xattr {k!r} without privilege (dropped, like umoci --rootless)")
             except OSError as ex:
-                if ex.errno in (95,):  # EOPNOTSUPP: filesystem without xattrs
+                if k in _ACL_XATTRS and ex.errno in (errno.EOPNOTSUPP, errno.EINVAL) and not _valid_acl(v):
+                    # the kernel answers EOPNOTSUPP for a bad ACL version: not the filesystem's fault
+                    self.result.skipped.append((e.path, f"xattr {k}"))
+                    self.warn(f"{self.source}: {e.path}: xattr {k!r} is not a valid POSIX ACL ({len(v)} bytes; expected a "
+                              "version-2 header of 4 bytes and 8-byte entries, acl(5)); dropped")
+                elif ex.errno == errno.EOPNOTSUPP:  # filesystem without xattrs (of that namespace)
                     self.result.skipped.append((e.path, f"xattr {k}"))
                     self.warn(f"{self.source}: {e.path}: filesystem does not support xattr {k!r}")
                 else:
@@ -1192,6 +1198,15 @@ class _Applier:
                 os.write(fd, chunk)
             else:
                 _write_all(fd, chunk)
+
+
+_ACL_XATTRS = ("system.posix_acl_access", "system.posix_acl_default")
+
+
+def _valid_acl(value: bytes) -> bool:
+    """The Linux POSIX ACL xattr layout: le32 version 2, then (le16 tag, le16 perm, le32 id)
+    entries (include/uapi/linux/posix_acl_xattr.h)."""
+    return len(value) >= 4 and (len(value) - 4) % 8 == 0 and int.from_bytes(value[:4], "little") == 2
 
 
 def _lacks_rwx(pfd: int, name: str) -> bool:

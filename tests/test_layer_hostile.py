@@ -390,3 +390,19 @@ def test_h16_stale_dir_fd_cache_after_replacing_a_directory_reached_by_alias(tmp
     with pytest.warns(L.LayerWarning, match="duplicate entry 'real'"):
         apply(tmp_path, tar_bytes(layer))
     assert tree(tmp_path) == {"lnk": "symlink:real", "real": "dir", "real/b": "file:2"}
+
+
+# ------------------------------------------------------------------ #20 ACL message
+
+
+def test_h20_invalid_posix_acl_is_named_as_such_not_blamed_on_the_filesystem(tmp_path):
+    acl = "system.posix_acl_access"
+    with pytest.warns(L.LayerWarning, match=r"xattr 'system.posix_acl_access' is not a valid POSIX ACL \(7 bytes"):
+        (res,) = apply(tmp_path, tar_bytes([F("a", b"x", **{f"SCHILY.xattr.{acl}": "garbage"})]))
+    assert res.skipped == [("a", f"xattr {acl}")] and (tmp_path / "a").read_bytes() == b"x"
+    # a well-formed one (user::rw- user:100:rw- group::r-- mask::rw- other::r--) is applied
+    good = "\x02\0\0\0" + "".join(f"{chr(tag)}\0{chr(perm)}\0{chr(uid)}\0\0\0" for tag, perm, uid in
+                                  [(1, 6, 0), (2, 6, 100), (4, 4, 0), (0x10, 6, 0), (0x20, 4, 0)])
+    (res,) = apply(tmp_path, tar_bytes([F("b", b"y", **{f"SCHILY.xattr.{acl}": good})]))
+    stored = os.getxattr(tmp_path / "b", acl)  # the kernel writes undefined ids as 0xffffffff
+    assert res.skipped == [] and stored[:4] == b"\x02\0\0\0" and b"\x02\0\x06\0\x64\0\0\0" in stored
