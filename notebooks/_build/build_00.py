@@ -182,8 +182,8 @@ cells = [
 
         | notebook | you will learn | article step |
         |---|---|---|
-        | **01-image-layout** | pull an image into an OCI image layout; `oci-layout`, `index.json`, `blobs/sha256`; ref names; the image graph *index → manifest → config + layers* | `skopeo copy docker://… oci:DIR:TAG` |
-        | **02-blobs** | descriptors and digests; read the manifest, the image config and the layers; verify a digest and meet a digest mismatch; diff IDs and chain IDs | `cat blobs/sha256/…`, `sha256sum`, `tar -tzvf` |
+        | **01-image-layout** | an OCI image layout: `oci-layout`, `index.json`, `blobs/sha256`; ref names and descriptors; verify a digest and meet a digest mismatch; layer digest vs diff ID; the image graph *index → manifest → config + layers*; pull an image from a registry, every HTTP request shown | `skopeo copy docker://… oci:DIR:TAG`, `sha256sum` |
+        | **02-blobs** | read the manifest, the image config and the layers by hand; list a layer like `tar -tvf`; diff IDs and chain IDs; whiteouts and opaque whiteouts; what each layer adds, changes and deletes | `cat blobs/sha256/…`, `tar -tzvf` |
         | **03-bundle** | unpack the layers into a rootfs: whiteouts, opaque whiteouts, hardlinks; turn the image config into a runtime `config.json`, field by field | `umoci unpack --image DIR:TAG bundle` |
         | **04-runtime** | create → start → state → kill → delete; namespaces, mounts, `pivot_root`, cgroups — step by step until your process is PID 1 with its own hostname | `runc create / start / list / exec / kill / delete` |
 
@@ -214,7 +214,7 @@ cells = [
         def check_1(answer):
             if answer is None:
                 return "not answered yet: look for 'course path' in section 1"
-            if answer == report.mode:
+            if isinstance(answer, str) and answer.strip().lower() == report.mode:
                 return f"correct: this machine takes the {report.mode} path"
             return f"not quite: you are uid {__import__('os').geteuid()} — look at the 'user' row of the report"
 
@@ -235,6 +235,12 @@ cells = [
             present = [t for t in course.REFERENCE_TOOLS if report.tools[t]]
             if answer is None:
                 return "not answered yet: count the ✔ rows for skopeo, umoci, runc, crun"
+            if isinstance(answer, str):
+                if answer.strip().isdigit():
+                    return f"almost: write the number without quotes — ANSWER_2 = {answer.strip()}, not {answer!r}"
+                return "not quite: the answer is a number (an int from 0 to 4), e.g. ANSWER_2 = 2"
+            if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+                return f"not quite: the answer is a number (an int from 0 to 4), not a {type(answer).__name__}"
             if answer == len(present):
                 return f"correct: {len(present)} ({', '.join(present) or 'none'})"
             return "not quite: count again — each tool has its own row in the report"
@@ -245,21 +251,38 @@ cells = [
     ),
     md(
         """
-        **Exercise 3.** Pick the **config** node in the explorer of section 5. What command does
-        this image run by default — its `Cmd`? Write it as a Python list of strings.
+        **Exercise 3.** Pick the **config** node in the explorer of section 5. An image says
+        what to run in two fields of its config: `Entrypoint` and `Cmd`. The container's
+        process runs **`Entrypoint` followed by `Cmd`**, in one list (image-spec `config.md`;
+        notebook 03 shows the rule's code). A command you give when you run the image replaces
+        only `Cmd` — the `Entrypoint` stays. What command line does this image run by
+        default? Write it as a Python list of strings.
         """
     ),
-    code("ANSWER_3 = None  # e.g. [\"/bin/sh\"]"),
+    code("ANSWER_3 = None  # e.g. [\"/bin/sh\", \"-c\", \"…\"]"),
     code(
         """
         def check_3(answer):
             config = layout.image_config(layout.resolve(sorted(layout.refs())[0]))
+            entry = list(config.config.entrypoint or []) if config.config else []
             cmd = list(config.config.cmd or []) if config.config else []
+            want = entry + cmd
             if answer is None:
-                return "not answered yet: find \\"Cmd\\" in the config's JSON"
-            if list(answer) == cmd:
-                return f"correct: the image runs {cmd} unless you give another command"
-            return "not quite: copy the list under \\"Cmd\\" in the config's JSON"
+                return "not answered yet: find \\"Entrypoint\\" and \\"Cmd\\" in the config's JSON"
+            if isinstance(answer, str) or not isinstance(answer, (list, tuple)):
+                return f"not quite: write a Python list of strings, e.g. [\\"/bin/sh\\", \\"-c\\", \\"…\\"] — you gave {answer!r}"
+            if not all(isinstance(a, str) for a in answer):
+                return "not quite: every item of the list is a string, in quotes"
+            if list(answer) == want:
+                if entry:
+                    return (f"correct: the image runs {want} — Entrypoint {entry} + Cmd {cmd}; "
+                            f"a command you give replaces only Cmd and still goes after the Entrypoint {entry}")
+                return f"correct: the image runs {want} — it has no Entrypoint, so Cmd is the whole command; a command you give replaces it"
+            if entry and list(answer) == cmd:
+                return f"not quite: that is Cmd alone — the Entrypoint {entry} comes first"
+            if entry and list(answer) == entry:
+                return "not quite: that is the Entrypoint alone — Cmd follows it, in the same list"
+            return "not quite: join the list under \\"Entrypoint\\" (if any) and the list under \\"Cmd\\", in that order"
 
 
         print(check_3(ANSWER_3))
@@ -272,6 +295,25 @@ cells = [
         Open **[01-image-layout](01-image-layout.ipynb)** (double-click it in the file browser
         on the left) and run it from the top. If a cell fails, its message says what was
         expected and how to fix it; *For instructors* in the README lists the common problems.
+        """
+    ),
+    md(
+        """
+        ## Clean up
+
+        This notebook made a work directory in `/tmp` (section 2). When you are done exploring,
+        run the cell below: it deletes that directory, and the widgets above have nothing left
+        to show. (*Run All* runs it too: run the notebook again to get a fresh work directory.)
+        """
+    ),
+    code(
+        """
+        import shutil
+
+        files = [p for p in WORK.rglob("*") if p.is_file()]
+        print(f"removing {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
+        shutil.rmtree(WORK)
+        print("removed:", not WORK.exists())
         """
     ),
 ]
