@@ -139,7 +139,12 @@ class DockerArchive:
         except (OSError, tarfile.TarError) as e:
             raise ArchiveError(f"{self.path}: not a readable tar archive ({e})") from None
         self.members: dict[str, tarfile.TarInfo] = {}
-        for m in self._tar.getmembers():
+        try:
+            listing = self._tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError, ValueError, OverflowError) as e:
+            self._tar.close()
+            raise ArchiveError(f"{self.path}: damaged tar archive ({type(e).__name__}: {e})") from None
+        for m in listing:
             name = posixpath.normpath(m.name.lstrip("/"))
             if name.startswith("../") or name == "..":
                 raise ArchiveError(f"{self.path}: member {m.name!r} points outside the archive")
@@ -148,6 +153,21 @@ class DockerArchive:
         self._manifest_json = self._read_json("manifest.json", required=not self.is_oci)
         if "manifest.json" in self.members and not isinstance(self._manifest_json, list):
             raise ArchiveError(f"{self.path}: manifest.json must be a JSON list of images, got {type(self._manifest_json).__name__}")
+        self._check_entries()
+
+    def _check_entries(self) -> None:
+        """Type-check manifest.json as Docker's loader does (it unmarshals into
+        ``[]{Config string; RepoTags []string; Layers []string}``), so a hostile archive
+        gets an ArchiveError naming the entry and field, never a Python TypeError."""
+        for i, e in enumerate(self._manifest_json or []):
+            if not isinstance(e, dict):
+                raise ArchiveError(f"{self.path}: manifest.json entry {i} is a {type(e).__name__}, not a JSON object")
+            for key, kind in (("Config", "a string"), ("RepoTags", "a list of strings"), ("Layers", "a list of strings")):
+                v = e.get(key)
+                ok = v is None or (isinstance(v, str) if key == "Config" else
+                                   isinstance(v, list) and all(isinstance(x, str) for x in v))
+                if not ok:
+                    raise ArchiveError(f"{self.path}: manifest.json entry {i}: {key!r} must be {kind}, got {json.dumps(v)[:80]}")
 
     def close(self) -> None:
         self._tar.close()
@@ -155,7 +175,14 @@ class DockerArchive:
     # -- members -----------------------------------------------------------
 
     def member(self, name: str, _depth: int = 0) -> tarfile.TarInfo:
-        """The regular-file member ``name``, following symlinks/hard links inside the archive."""
+        """The regular-file member ``name``, following symlinks/hard links inside the archive.
+
+        Raises:
+            ArchiveError: ``name`` is not a string, is missing, is not a regular file, or
+                is a link that leaves the archive.
+        """
+        if not isinstance(name, str):
+            raise ArchiveError(f"{self.path}: member name {name!r} is not a string")
         key = posixpath.normpath(name.lstrip("/"))
         m = self.members.get(key)
         if m is None:
@@ -191,6 +218,8 @@ class DockerArchive:
             return json.loads(raw)
         except ValueError:
             raise ArchiveError(f"{self.path}: {name} is not valid JSON") from None
+        except RecursionError:
+            raise ArchiveError(f"{self.path}: {name}: JSON nested too deeply to parse") from None
 
     # -- images ------------------------------------------------------------------
 
@@ -233,6 +262,8 @@ class DockerArchive:
         if self.is_oci:
             try:
                 oci_entries = list(Index.from_json(self.read_member("index.json"), f"{self.path}: index.json").manifests)
+            except RecursionError:
+                raise ArchiveError(f"{self.path}: index.json: JSON nested too deeply to parse") from None
             except InvalidDocument:
                 oci_entries = []  # e.g. "manifests": null; manifest.json still describes the image
             if oci_entries:
@@ -247,6 +278,8 @@ class DockerArchive:
             config = ImageConfig.from_json(cfg_raw, f"{self.path}: {cfg_name}")
         except InvalidDocument as e2:
             raise ArchiveError(str(e2)) from None
+        except RecursionError:
+            raise ArchiveError(f"{self.path}: {cfg_name}: JSON nested too deeply to parse") from None
         diff_ids = list(config.diff_ids)
         if len(diff_ids) != len(layers):
             raise ArchiveError(f"{self.path}: {len(layers)} layers listed but the config has {len(diff_ids)} diff_ids")
@@ -327,7 +360,7 @@ class DockerArchive:
                 continue
             try:
                 doc = parse_document(raw, None, f"{self.path}: {name}")
-            except OcilearnError:
+            except (OcilearnError, RecursionError):
                 continue
             if isinstance(doc, Manifest) and doc.config.digest == cfg_digest and len(doc.layers) == n_layers:
                 if Digest.of(raw, digest.algorithm) != digest:
@@ -343,7 +376,10 @@ class DockerArchive:
                 raise ArchiveError(f"{self.path}: holds {len(entries)} images; name one")
             chosen = entries[0]
         elif ref.startswith("@"):
-            chosen = entries[int(ref[1:])]
+            n = ref[1:]
+            if not (n.isascii() and n.isdigit() and int(n) < len(entries)):
+                raise ArchiveError(f"{self.path}: image index {ref!r} is not in @0..@{len(entries) - 1}")
+            chosen = entries[int(n)]
         else:
             want = str(parse_reference(ref))
             for d in entries:
@@ -360,7 +396,7 @@ class DockerArchive:
         blobs = self._oci_blobs()
         desc = chosen
         raw = self.read_member(blobs.get(desc.digest, f"blobs/{desc.digest.algorithm}/{desc.digest.encoded}"))
-        doc = parse_document(raw, desc.media_type, f"{self.path}: {desc.digest}")
+        doc = _parse(raw, desc.media_type, f"{self.path}: {desc.digest}")
         Digest.parse(desc.digest)
         if Digest.of(raw, desc.digest.algorithm) != desc.digest:
             raise ArchiveError(f"{self.path}: manifest blob {desc.digest} does not match its digest")
@@ -370,6 +406,16 @@ class DockerArchive:
         if isinstance(doc, Index) and len(doc.manifests) > 0:
             pass  # the caller chooses a platform (see ArchiveSource.fetch)
         return ArchiveImage(tags, raw, Descriptor(desc.media_type, desc.digest, desc.size, platform=desc.platform), blobs)
+
+
+def _parse(raw: bytes, media_type: str | None, source: str) -> Manifest | Index:
+    """:func:`~ocilearn.model.parse_document`, with JSON too deeply nested for Python's
+    parser reported as an :class:`ArchiveError` (hostile report #21) instead of a
+    ``RecursionError``."""
+    try:
+        return parse_document(raw, media_type, source)
+    except RecursionError:
+        raise ArchiveError(f"{source}: JSON nested too deeply to parse") from None
 
 
 def _same_ref(a: str, b: str) -> bool:
@@ -402,7 +448,7 @@ class ArchiveSource:
         self.name = f"docker-archive:{path}" + (f":{ref}" if ref else "")
 
     def top(self):
-        doc = parse_document(self.image.manifest, self.image.descriptor.media_type, f"{self.name}: manifest")
+        doc = _parse(self.image.manifest, self.image.descriptor.media_type, f"{self.name}: manifest")
         return self._Document(self.image.manifest, self.image.descriptor, doc)
 
     def fetch(self, desc: Descriptor):
@@ -412,7 +458,7 @@ class ArchiveSource:
         raw = self.archive.read_member(name)
         if Digest.of(raw, desc.digest.algorithm) != desc.digest or len(raw) != desc.size:
             raise ArchiveError(f"{self.name}: blob {desc.digest} does not match its descriptor")
-        return self._Document(raw, desc, parse_document(raw, desc.media_type, f"{self.name}: {desc.digest}"))
+        return self._Document(raw, desc, _parse(raw, desc.media_type, f"{self.name}: {desc.digest}"))
 
     def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
         name = self.image.blobs.get(desc.digest)

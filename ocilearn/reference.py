@@ -141,11 +141,22 @@ def parse(text: str, *, default_tag: str = "latest") -> Reference:
         :class:`Reference`.
 
     Raises:
-        InvalidReference: empty, bad host, uppercase repository, bad path component, bad
-            tag, name over 255 characters, or an invalid digest (the message says which).
+        InvalidReference: empty, bad host, a port outside 1–65535, uppercase repository,
+            bad path component, bad tag, name over 255 characters, an invalid digest, or
+            ``user:password@`` in front of the registry (the message says which, and never
+            repeats what stood before that ``@``).
     """
     if not isinstance(text, str) or not text:
         raise InvalidReference("empty image reference (expected [registry/]repository[:tag][@digest])")
+    before, at, after = text.partition("@")
+    if at and "/" not in before and "/" in after and _HOST.match(after.split("/", 1)[0]):
+        # 'user:password@host[:port]/repo': a URL's userinfo (a digest's '@' comes after
+        # the repository, and what follows it is no host/path), so credentials typed into
+        # the reference; the part before '@' is never echoed (it may be a password)
+        raise InvalidReference(
+            f"invalid reference {'<redacted>@' + after!r}: something like user:password@ stands before the "
+            "registry; credentials do not belong in an image reference (use --creds USER:PASS or an auth file)"
+        )
     if any(c.isspace() for c in text):
         raise InvalidReference(f"invalid reference {text!r}: contains whitespace")
     rest, at, digest_text = text.partition("@")
@@ -168,6 +179,10 @@ def parse(text: str, *, default_tag: str = "latest") -> Reference:
     domain, path = _split_domain(rest)
     if domain is not None and not _HOST.match(domain):
         raise InvalidReference(f"invalid reference {text!r}: registry {domain!r} is not a valid host[:port]")
+    if domain is not None and not domain.endswith("]") and ":" in domain:
+        port = domain.rsplit(":", 1)[1]
+        if len(port) > 5 or not 1 <= int(port) <= 65535:
+            raise InvalidReference(f"invalid reference {text!r}: registry port {port} is out of range (1-65535)")
     if not path:
         raise InvalidReference(f"invalid reference {text!r}: no repository name")
     if path != path.lower():

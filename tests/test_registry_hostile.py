@@ -21,15 +21,18 @@ import time
 
 import pytest
 
-from ocilearn import cli
+from ocilearn import cli, transfer
 from ocilearn.digest import Digest
 from ocilearn.errors import (
+    ArchiveError,
     AuthError,
     InvalidDocument,
+    InvalidReference,
     RegistryError,
     SizeMismatch,
 )
 from ocilearn.model import Descriptor
+from ocilearn.reference import parse as parse_reference
 from ocilearn.registry import MAX_ERROR_BODY, MAX_PING_BODY, BlobStream, RegistryClient
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -421,3 +424,84 @@ def test_h13_deeply_nested_manifest_from_a_registry_is_an_invalid_document(raw):
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
     with pytest.raises(InvalidDocument, match="nested too deeply"):
         client(srv.host).get_manifest("a", "latest")
+
+
+# ------------------------------------------------------------------ #14 the CLI never shows a traceback
+
+
+def test_h14_cli_copy_turns_an_unmapped_library_exception_into_one_line(monkeypatch, tmp_path, capsys):
+    import urllib3
+
+    def boom(*a, **kw):
+        raise urllib3.exceptions.ProtocolError("Connection broken: InvalidChunkLength(got length b'zz', 0 bytes read)")
+
+    monkeypatch.setattr(transfer, "copy", boom)
+    rc = cli.run(["copy", "-q", "docker://127.0.0.1:1/a:latest", f"oci:{tmp_path / 'l'}:x"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("ocilearn: error: copy docker://127.0.0.1:1/a:latest -> oci:")
+    assert "urllib3.exceptions.ProtocolError: Connection broken: InvalidChunkLength" in err and "--debug" in err
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # --debug: the real exception, for a bug report
+        cli.run(["--debug", "copy", "-q", "docker://127.0.0.1:1/a:latest", f"oci:{tmp_path / 'l'}:x"])
+
+
+# ------------------------------------------------------------------ #24 references
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "1" * 5000])
+def test_h24_registry_port_out_of_range_is_an_invalid_reference(port):
+    with pytest.raises(InvalidReference, match=rf"registry port {port} is out of range \(1-65535\)"):
+        parse_reference(f"127.0.0.1:{port}/a:latest")
+    assert parse_reference("127.0.0.1:65535/a").registry == "127.0.0.1:65535"
+
+
+def test_h24_password_typed_into_a_reference_is_never_echoed(tmp_path, capsys):
+    with pytest.raises(InvalidReference) as ei:
+        parse_reference("user:hunter2@127.0.0.1:5000/a:latest")
+    assert "hunter2" not in str(ei.value) and "user" not in str(ei.value).split("@")[0].replace("<redacted>", "")
+    assert "'<redacted>@127.0.0.1:5000/a:latest'" in str(ei.value) and "--creds" in str(ei.value)
+    # a digest's '@' comes after the repository: still fine
+    assert str(parse_reference("127.0.0.1:5000/a@sha256:" + "a" * 64).digest) == "sha256:" + "a" * 64
+    for argv in (["copy", "docker://user:hunter2@127.0.0.1:5000/a:latest", f"oci:{tmp_path}/l:x"],
+                 ["copy", "docker://127.0.0.1:99999/a:latest", f"oci:{tmp_path}/l:x"]):
+        rc = cli.run(argv)
+        err = capsys.readouterr().err
+        assert rc == 1 and err.startswith("ocilearn: error: invalid reference") and err.count("\n") == 1, err
+        assert "hunter2" not in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ #21 docker-archive manifest.json types
+
+
+def _archive(tmp_path, manifest_json: bytes, extra: dict[str, bytes] | None = None):
+    p = tmp_path / "a.tar"
+    with tarfile.open(p, "w") as t:
+        for name, data in {"manifest.json": manifest_json, **(extra or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return p
+
+
+_CFG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+
+
+@pytest.mark.parametrize(("manifest_json", "message"), [
+    (b"[" * 100000 + b"]" * 100000, r"manifest\.json: JSON nested too deeply to parse"),
+    (json.dumps([{"Config": "c.json", "Layers": [5]}]).encode(), r"manifest\.json entry 0: 'Layers' must be a list of strings, got \[5\]"),
+    (json.dumps([{"Config": "c.json", "RepoTags": 5, "Layers": []}]).encode(), r"entry 0: 'RepoTags' must be a list of strings, got 5"),
+    (json.dumps([{"Config": ["c.json"], "Layers": []}]).encode(), r"entry 0: 'Config' must be a string"),
+    (json.dumps([{"Config": "c.json", "Layers": []}, 7]).encode(), r"manifest\.json entry 1 is a int, not a JSON object"),
+])
+def test_h21_hostile_manifest_json_is_an_archive_error(tmp_path, manifest_json, message):
+    p = _archive(tmp_path, manifest_json, {"c.json": _CFG})
+    with pytest.raises(ArchiveError, match=message):
+        transfer.copy(f"docker-archive:{p}", f"oci:{tmp_path / 'l'}:x")
+    assert not (tmp_path / "l").exists() or json.loads((tmp_path / "l" / "index.json").read_text())["manifests"] == []
+
+
+def test_h21_truncated_archive_is_an_archive_error(tmp_path):
+    whole = _archive(tmp_path, json.dumps([{"Config": "c.json", "Layers": []}]).encode(), {"c.json": _CFG, "pad": bytes(5000)}).read_bytes()
+    (tmp_path / "cut.tar").write_bytes(whole[:1700])  # inside the last member's data
+    with pytest.raises(ArchiveError, match=r"cut\.tar: damaged tar archive \(ReadError: unexpected end of data\)"):
+        transfer.copy(f"docker-archive:{tmp_path / 'cut.tar'}", f"oci:{tmp_path / 'l'}:x")

@@ -58,7 +58,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
       ocilearn copy docker-archive:busybox.tar oci:/tmp/bb:latest
     """
     from .. import transfer
-    from ..errors import TransportError
+    from ..errors import OcilearnError, TransportError
     from ..layout import host_platform
 
     if fmt == "oci" and preserve_digests:
@@ -80,13 +80,25 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
             raise TransportError(f"{d}: no ca.crt in the certificate directory")
         return str(p)
 
-    result = transfer.copy(
-        src, dst, src_creds=src_creds, dest_creds=dest_creds, authfile=authfile,
-        src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
-        src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
-        platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
-        archive_form=archive_form,
-    )
+    try:
+        result = transfer.copy(
+            src, dst, src_creds=src_creds, dest_creds=dest_creds, authfile=authfile,
+            src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
+            src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
+            platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
+            archive_form=archive_form,
+        )
+    except (OcilearnError, OSError, click.ClickException):
+        raise  # already one line in ocilearn.cli.run
+    except Exception as e:
+        # anything else (a library exception not mapped to ocilearn.errors yet, a bug):
+        # one line naming it, never a traceback unless --debug; secrets scrubbed
+        if (ctx.obj or {}).get("debug"):
+            raise
+        from ..registry import _scrub
+
+        raise OcilearnError(_scrub(f"copy {src} -> {dst} failed unexpectedly: {type(e).__module__}.{type(e).__name__}: "
+                                   f"{str(e)[:300]} (run 'ocilearn --debug copy …' for the traceback)")) from e
     if fmt == "oci":
         click.echo("note: --format oci rewrote Docker media types as OCI ones, so manifest digests changed; "
                    "config and layer blobs kept their bytes and digests", err=True)
