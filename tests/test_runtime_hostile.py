@@ -363,3 +363,28 @@ def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
     assert not rt._alive(pid, None), f"hook {pid} outlived the killed runtime"
     runner.oc("delete", "--force", name)
     assert runner.children() == []
+
+
+@needs_root
+def test_h20_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_path):
+    """`delete --force` while `create` sits in a createRuntime hook: create fails with a
+    message saying so (it was a bare "[Errno 32] Broken pipe"), nothing is left."""
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"], hooks={"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "1.5"]}]})
+    root = str(tmp_path / "state")
+    name = cid("h20del")
+    create = subprocess.Popen([OCILEARN, "--root", root, "create", "-b", str(b), name], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not os.path.exists(os.path.join(root, name, "state.json")):
+            time.sleep(0.02)
+        time.sleep(0.3)
+        d = subprocess.run([OCILEARN, "--root", root, "delete", "--force", name], capture_output=True, text=True)
+        assert d.returncode == 0, d.stderr
+        _, err = create.communicate(timeout=20)
+    finally:
+        if create.poll() is None:
+            create.kill()
+            create.wait()
+    assert create.returncode == 1
+    assert err == f"ocilearn: error: container {name}: it was deleted while being created (a concurrent `delete --force`?)\n"
+    assert os.listdir(root) == []

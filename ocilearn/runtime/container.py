@@ -437,6 +437,13 @@ class Container:
         try:
             c._spawn(cfg, bundle, st, console_socket=console_socket, pid_file=pid_file, detach=detach, net=net,
                      preserve_fds=preserve_fds, no_pivot=no_pivot, init=init)
+        except (BrokenPipeError, ConnectionResetError, FileNotFoundError) as e:
+            gone = not os.path.isdir(c.dir)
+            c._cleanup_failed(st)
+            if not gone and isinstance(e, FileNotFoundError):
+                raise
+            raise ContainerError(f"container {cid}: " + ("it was deleted while being created (a concurrent `delete --force`?)" if gone
+                                 else f"its init exited during setup ({e.strerror})")) from e
         except BaseException:
             c._cleanup_failed(st)
             raise
