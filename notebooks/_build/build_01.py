@@ -269,12 +269,50 @@ cells = [
     ),
     md(
         """
-        The library's code for this is short — here is how a digest string is checked before
-        it is ever used as a file name (case C16: `sha256:../../etc/passwd` must never become
-        a path):
+        A digest string comes from a document — `index.json`, a manifest, a registry — and
+        ocilearn turns it into a file name (`blobs/sha256/<hex>`) and a URL. A hostile document
+        could name the "digest" `sha256:../../etc/passwd`. So before any use,
+        `layout.blob_path(...)` goes through `Digest.parse`, which splits the string at the
+        first `:` and builds a `Digest`; building one runs `_validate` against the grammar of
+        image-spec `descriptor.md`:
+
+        - the algorithm: lowercase letters and digits, parts joined by `+ . _ -`;
+        - the encoded part: letters, digits, `=`, `_`, `-` only — no `/`, no `.`;
+        - for the registered `sha256` (`sha512`): exactly 64 (128) lowercase hex characters.
+
+        (Tools that skipped this check had path-traversal bugs, e.g. CVE-2024-3727 in
+        containers/image; it is case C16 of the course's hostile inputs.) The regular
+        expressions and the check:
         """
     ),
-    code("ocilearn.show_source(Digest.parse)"),
+    code(
+        """
+        from ocilearn import digest as digest_module
+
+        print("algorithm   :", digest_module._ALGORITHM.pattern)
+        print("encoded     :", digest_module._ENCODED.pattern)
+        print("registered  :", digest_module.REGISTERED, "lowercase hex:", digest_module._HEX.pattern)
+        ocilearn.show_source(digest_module._validate)
+        """
+    ),
+    md(
+        """
+        And what it does to hostile digest strings — none of them ever reaches the file system:
+        """
+    ),
+    code(
+        """
+        from ocilearn.errors import InvalidDigest
+
+        for bad in ("sha256:../../etc/passwd", "sha256/../../x:abc", "sha256:1234"):
+            try:
+                layout.blob_path(bad)
+                print(f"{bad!r}: accepted?!")
+            except InvalidDigest as e:
+                print(f"refused: {e}")
+        print("accepted:", layout.blob_path(image.digest).relative_to(layout.path))
+        """
+    ),
     md(
         """
         ## 6 · The image config
@@ -382,8 +420,11 @@ cells = [
     ),
     md(
         """
-        How does `resolve` choose a platform in a multi-platform index? Exact variant first,
-        then older compatible ones, an entry without a variant last (case C18):
+        How does `resolve` choose a platform in a multi-platform index? Same OS and
+        architecture, then the CPU **variant**: the exact variant first, then older compatible
+        ones (an `arm/v7` machine also runs `arm/v6`), an entry without a variant last; an
+        entry without any platform only as a last resort. (Getting this wrong pulls a binary
+        the CPU cannot run — case C18 of the course's hostile inputs.)
         """
     ),
     code(
@@ -523,8 +564,13 @@ cells = [
             want = str(image.manifest.config.digest)
             if answer is None:
                 return "not answered yet: the config's descriptor is in the manifest (section 4)"
-            if answer == want:
+            if not isinstance(answer, (str, Digest)):
+                return f"not quite: write the digest as a string 'sha256:…' (or a Digest) — you gave {answer!r}"
+            got = str(answer).strip()
+            if got == want:
                 return f"correct: {want} — the file name and the content agree"
+            if got == want.partition(":")[2]:
+                return "almost: that is the hex part — prefix it with 'sha256:'"
             return "not quite: hash the bytes of blobs/sha256/<config digest hex>, and prefix 'sha256:'"
 
 
@@ -544,6 +590,12 @@ cells = [
             want = image.descriptor.size + image.manifest.config.size + sum(d.size for d in image.manifest.layers)
             if answer is None:
                 return "not answered yet: add the 'size' of the manifest's descriptor, its config and its layers"
+            if isinstance(answer, str):
+                if answer.strip().isdigit():
+                    return f"almost: write the number without quotes — ANSWER_2 = {answer.strip()}, not {answer!r}"
+                return "not quite: the answer is a number of bytes, an int"
+            if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+                return f"not quite: the answer is a number of bytes, an int — not a {type(answer).__name__}"
             if answer == want:
                 return f"correct: {want} bytes"
             return f"not quite: you are {'over' if answer > want else 'under'} — sizes are in bytes, see sections 3 and 4"
@@ -561,11 +613,27 @@ cells = [
         recomputed, and whiteouts — a layer written by hand that deletes files — applied layer
         by layer. (The registry pull is section 9b above; `IMAGE = "docker://…"` works in every
         notebook.)
-
-        Clean-up: the work directory below is yours to delete.
         """
     ),
-    code('print("work directory:", WORK)'),
+    md(
+        """
+        ## Clean up
+
+        This notebook made a work directory in `/tmp` (section 0): the layout, the scratch
+        copy of section 10 and the local registry's storage of section 9b. When you are done
+        exploring, run the cell below: it deletes that directory. (*Run All* runs it too: run
+        the notebook again to get a fresh one.) A layout you opened with `IMAGE = "oci:…"` is
+        outside it and stays untouched.
+        """
+    ),
+    code(
+        """
+        files = [p for p in WORK.rglob("*") if p.is_file()]
+        print(f"removing {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
+        shutil.rmtree(WORK)
+        print("removed:", not WORK.exists())
+        """
+    ),
 ]
 
 if __name__ == "__main__":
