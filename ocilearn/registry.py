@@ -67,6 +67,8 @@ MAX_PING_BODY = 64 * 1024  # the body of GET /v2/ (normally "{}")
 MAX_ERROR_BODY = 64 * 1024  # an error body (distribution-spec "Error Codes" JSON)
 MAX_TOKEN_BODY = 1024 * 1024  # a token server's JSON answer
 MAX_TAGS_BODY = MAX_MANIFEST  # one page of GET /v2/<name>/tags/list
+MAX_TAG_PAGES = 10_000  # pages of tags/list followed at most
+MAX_TAGS = 1_000_000  # tags returned at most by RegistryClient.tags
 # Time limits (seconds). The (connect, read) timeout bounds each socket operation only; a
 # server trickling one byte per second never trips it. So:
 DOCUMENT_DEADLINE = 120.0  # seconds: a whole document exchange (ping, token, manifest, tags …)
@@ -1392,27 +1394,54 @@ class RegistryClient:
             raise DigestMismatch(digest, got.strip(), f"registry's digest for the manifest pushed to {repository}:{reference}")
         return digest
 
-    def tags(self, repository: str) -> list[str]:
-        """``GET /v2/<name>/tags/list`` following ``Link`` pagination."""
+    def tags(self, repository: str, *, max_pages: int = MAX_TAG_PAGES, max_tags: int = MAX_TAGS) -> list[str]:
+        """``GET /v2/<name>/tags/list`` following ``Link: <…>; rel="next"`` pagination
+        (distribution-spec "Listing Tags").
+
+        Each page is a document exchange (capped at :data:`MAX_TAGS_BODY` bytes, under
+        :attr:`deadline`). A ``next`` link must stay on the registry's origin and must not
+        repeat a page already read; at most ``max_pages`` pages and ``max_tags`` tags.
+
+        Returns:
+            the tags, in the registry's order.
+
+        Raises:
+            RegistryError: an error status, a page that is no ``{"tags": [str, …]}`` JSON,
+                a link loop, a link to another origin, or more than ``max_pages`` pages /
+                ``max_tags`` tags.
+        """
         out: list[str] = []
-        path: str | None = f"/v2/{repository}/tags/list"
-        while path:
+        where = f"{self.registry}/{repository}: tags/list"
+        url: str | None = self.base + f"/v2/{repository}/tags/list"
+        seen: set[str] = set()
+        while url:
+            if url in seen:
+                raise RegistryError(f"{where}: the Link to the next page points back to a page already read "
+                                    f"({redact_url(url)}): a pagination loop")
+            if len(seen) >= max_pages:
+                raise RegistryError(f"{where}: more than {max_pages} pages; stopped")
+            seen.add(url)
             with self._exchange_deadline(f"GET tags of {repository}"):
-                resp, ex = self.request("GET", path, scope=f"repository:{repository}:pull", note="tags")
+                resp, ex = self.request("GET", url, scope=f"repository:{repository}:pull", note="tags")
                 with resp:
                     if resp.status_code != 200:
-                        raise RegistryError(f"{self.registry}/{repository}: tags/list answered HTTP {resp.status_code}: {_error_text(resp)}")
-                    raw = _read_body(resp, MAX_TAGS_BODY, f"{self.registry}/{repository}: tags/list", truncate=False)
+                        raise RegistryError(f"{where} answered HTTP {resp.status_code}: {_error_text(resp)}")
+                    raw = _read_body(resp, MAX_TAGS_BODY, where, truncate=False)
             try:
                 body = json.loads(raw)
                 tags = body.get("tags") or []
             except (ValueError, AttributeError, RecursionError):
-                raise RegistryError(f"{self.registry}/{repository}: tags/list answered with no JSON object") from None
+                raise RegistryError(f"{where} answered with no JSON object "
+                                    f"({resp.headers.get('Content-Type') or 'no Content-Type'}, {len(raw)} bytes)") from None
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise RegistryError(f"{self.registry}/{repository}: tags/list 'tags' is not a list of strings")
+                raise RegistryError(f"{where}: 'tags' is not a list of strings")
             out += tags
+            if len(out) > max_tags:
+                raise RegistryError(f"{where}: more than {max_tags} tags; stopped")
             nxt = resp.links.get("next", {}).get("url")
-            path = nxt if nxt else None
+            url = urljoin(url, nxt) if nxt else None
+            if url is not None and _origin(url) != _origin(self.base):
+                raise RegistryError(f"{where}: the Link to the next page leaves the registry ({redact_url(url)}); refused")
         return out
 
 

@@ -505,3 +505,54 @@ def test_h21_truncated_archive_is_an_archive_error(tmp_path):
     (tmp_path / "cut.tar").write_bytes(whole[:1700])  # inside the last member's data
     with pytest.raises(ArchiveError, match=r"cut\.tar: damaged tar archive \(ReadError: unexpected end of data\)"):
         transfer.copy(f"docker-archive:{tmp_path / 'cut.tar'}", f"oci:{tmp_path / 'l'}:x")
+
+
+# ------------------------------------------------------------------ #30 tags/list pagination
+
+
+def test_h30_tags_link_loop_is_refused_after_one_round(raw):
+    page = json.dumps({"name": "a", "tags": [f"t{i}" for i in range(1000)]}).encode()
+
+    def fn(conn, method, path):
+        conn.simple("200 OK", page, extra={"Link": '</v2/a/tags/list?n=1000>; rel="next"'})
+
+    srv = raw({"/v2/": ok_ping, "/v2/a/tags/list": fn})
+    with pytest.raises(RegistryError, match=r"points back to a page already read \(http://127\.0\.0\.1:\d+/v2/a/tags/list\?n=1000\): a pagination loop"):
+        client(srv.host).tags("a")
+    assert [p for m, p in srv.requests if "tags" in p] == ["/v2/a/tags/list", "/v2/a/tags/list?n=1000"]
+
+
+def test_h30_endless_distinct_pages_stop_at_the_page_cap(raw):
+    def fn(conn, method, path):
+        n = int(path.partition("last=")[2] or 0)
+        conn.simple("200 OK", json.dumps({"tags": [f"t{n}"]}).encode(), extra={"Link": f'</v2/a/tags/list?last={n + 1}>; rel="next"'})
+
+    srv = raw({"/v2/": ok_ping, "/v2/a/tags/list": fn})
+    with pytest.raises(RegistryError, match=r"tags/list: more than 5 pages; stopped"):
+        client(srv.host).tags("a", max_pages=5)
+    assert len([p for m, p in srv.requests if "tags" in p]) == 5
+
+
+@pytest.mark.parametrize(("body", "ctype", "link", "message"), [
+    (b"<html>login</html>", "text/html", None, r"tags/list answered with no JSON object \(text/html, 18 bytes\)"),
+    (b'{"tags": [1, 2]}', "application/json", None, r"'tags' is not a list of strings"),
+    (b'{"tags": ["a"]}', "application/json", '<http://127.0.0.2:1/v2/a/tags/list?last=a>; rel="next"',
+     r"the Link to the next page leaves the registry \(http://127\.0\.0\.2:1/v2/a/tags/list\?last=a\); refused"),
+])
+def test_h30_bad_tag_pages_are_registry_errors(raw, body, ctype, link, message):
+    def fn(conn, method, path):
+        conn.simple("200 OK", body, ctype, extra={"Link": link} if link else None)
+
+    srv = raw({"/v2/": ok_ping, "/v2/a/tags/list": fn})
+    with pytest.raises(RegistryError, match=message):
+        client(srv.host).tags("a")
+
+
+def test_h30_tag_pages_are_followed_to_the_end(raw):
+    def fn(conn, method, path):
+        n = int(path.partition("last=")[2] or 0)
+        extra = {"Link": f'</v2/a/tags/list?last={n + 1}>; rel="next"'} if n < 2 else None
+        conn.simple("200 OK", json.dumps({"tags": [f"t{n}a", f"t{n}b"]}).encode(), extra=extra)
+
+    srv = raw({"/v2/": ok_ping, "/v2/a/tags/list": fn})
+    assert client(srv.host).tags("a") == ["t0a", "t0b", "t1a", "t1b", "t2a", "t2b"]
