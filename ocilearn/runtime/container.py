@@ -20,7 +20,14 @@ the new PID namespace, and only one fork is allowed — pid_namespaces(7)):
    masked and read-only paths; waits on ``exec.fifo``; then user, capabilities, execve.
 
 Everything runs in forked copies of the CLI process: no Python interpreter is started
-again, which keeps ``ocilearn run`` start-to-exit time close to runc's.
+again, which keeps ``ocilearn run`` start-to-exit time close to runc's. Because each of
+them is the host's interpreter inside the container's namespaces, all are made
+non-dumpable (prctl(2) PR_SET_DUMPABLE) and their inherited environment block is wiped
+before they can be seen from inside: container root cannot open their ``/proc/PID/exe``
+(the host's Python binary, CVE-2019-5736), ``environ`` or ``mem``. The same holds for the
+``exec`` child until its execve and for the ``--init`` reaper for the container's life.
+The config is checked (types, uint32 ids, NUL bytes, rlimits, namespaced sysctls only,
+a cgroupsPath that stays in cgroupfs) before anything is created.
 """
 
 from __future__ import annotations
@@ -872,6 +879,8 @@ def _stage1(ctx: dict, parent_pid: int, ns_files, s1, s2, state_dir: str) -> int
     # dumpable; the init turns it off itself.
     sc.set_dumpable(ctx.get("rootless", False))
     sc.scrub_environ()
+    step("runtime", "non-dumpable", "prctl(PR_SET_DUMPABLE, 0) in the monitor and the init; host environment wiped from memory",
+         "runc init: prctl(PR_SET_DUMPABLE, 0) (CVE-2019-5736)")
     if os.getppid() != parent_pid:
         return 1
     os.setsid()
