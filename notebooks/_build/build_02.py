@@ -150,8 +150,11 @@ cells = [
         ## 4 · A layer listed like `tar -tvf`
 
         `layer.list_layer` reads a blob once: it checks the blob digest, decompresses,
-        lists the tar entries and recomputes the diff ID. Each line looks like `tar -tvf`'s.
-        Every layer is listed (and verified) here; the first 15 lines of the base layer are
+        lists the tar entries and recomputes the diff ID. Each line looks like `tar -tvf`'s:
+        the first character is the entry's type — `-` file, `d` directory, `l` symlink,
+        `h` hard link, `c`/`b` character/block device, `p` FIFO, as in `tar` — plus two letters
+        of ocilearn's own: `w` a **whiteout** and `o` an **opaque whiteout** (section 6; for
+        `tar` they are plain empty files, shown as `-`). Every layer is listed (and verified) here; the first 15 lines of the base layer are
         printed — a real base layer has thousands of entries. The `explain` table shows the
         real steps and the equivalent commands.
         """
@@ -249,8 +252,9 @@ cells = [
         - `DIR/.wh..wh..opq` (an **opaque whiteout**) hides *everything* the lower layers
           had in `DIR` — but never what this same layer puts there, whatever the tar order.
 
-        First, the markers already in *this* image's layers (from the listings of section 4;
-        at most 8 per layer). A single-layer image has none: there is nothing below its base
+        In the listings they have the type letter `w` (whiteout) and `o` (opaque whiteout) and
+        a note in brackets saying what they remove. First, the markers already in *this*
+        image's layers (from the listings of section 4; at most 8 per layer). A single-layer image has none: there is nothing below its base
         layer to delete. The debian test image has both kinds (`rm /etc/motd`,
         `rm -rf /etc/skel`, and an opaque `/etc/update-motd.d`).
         """
@@ -269,9 +273,17 @@ cells = [
     ),
     md(
         """
-        Now let us write such a layer ourselves (with `tarfile`), store it as a blob and make a
-        new image `edited` = the small embedded busybox image + our layer (whatever `IMAGE` is:
-        its file tree fits a screen). That is exactly what `docker build` does for `RUN rm …`.
+        Now let us write such layers ourselves (with `tarfile`), store them as blobs and make a
+        new image `edited` = the small embedded busybox image (whatever `IMAGE` is: its file
+        tree fits a screen) + two layers of our own:
+
+        1. **the app's files**: `/home/app` is empty in the base layer, so this layer puts
+           `app.conf` and a `cache/` directory there (what a `COPY` in a Dockerfile makes);
+        2. **the edit**: adds `/etc/motd`, deletes one busybox applet with a whiteout, and puts
+           an opaque whiteout in `/home/app` — which hides layer 1's files — next to a new
+           `notes.txt` of its own.
+
+        That is exactly what `docker build` does for `COPY …` and then `RUN rm …`.
         """
     ),
     code(
@@ -298,26 +310,38 @@ cells = [
             lower_paths = {e.path for e in layer.list_layer(f, base_image.manifest.layers[0].media_type)}
         victim = next(p for p in sorted(lower_paths) if p.startswith("bin/") and p.count("/") == 1 and p not in ("bin/sh", "bin/busybox"))
         opaque_dir = "home/app" if "home/app" in lower_paths else "tmp"
-        edit = tar_of([
+        app = tar_of([                                                      # layer 1: the app's files
+            (f"{opaque_dir}/app.conf", b"color = blue\\n"),
+            (f"{opaque_dir}/cache", None),
+            (f"{opaque_dir}/cache/old.log", b"stale\\n"),
+        ])
+        edit = tar_of([                                                     # layer 2: the edit
             ("etc/motd", b"welcome to the edited image\\n"),                 # added
             (f"{victim.rpartition('/')[0]}/.wh.{victim.rpartition('/')[2]}", b""),   # deletes a lower file
             (f"{opaque_dir}/notes.txt", b"only file left here\\n"),           # this layer's own child …
             (f"{opaque_dir}/.wh..wh..opq", b""),                             # … listed BEFORE the opaque marker: it survives
         ])
-        blob = gzip.compress(edit, mtime=0)
-        edit_digest, edit_size = small.put_blob(blob)
+        new_layers, diff_ids, blobs = list(base_manifest["layers"]), list(base_config["rootfs"]["diff_ids"]), []
+        for tar_bytes in (app, edit):
+            blob = gzip.compress(tar_bytes, mtime=0)
+            digest, size = small.put_blob(blob)
+            blobs.append(blob)
+            new_layers.append({"mediaType": mt.OCI_LAYER_GZIP, "digest": str(digest), "size": size})
+            diff_ids.append("sha256:" + hashlib.sha256(tar_bytes).hexdigest())  # diff ID: sha256 of the uncompressed tar
 
         new_config = dict(base_config)
-        new_config["rootfs"] = {"type": "layers", "diff_ids": base_config["rootfs"]["diff_ids"] + ["sha256:" + hashlib.sha256(edit).hexdigest()]}
-        new_config["history"] = base_config.get("history", []) + [{"created_by": "notebook 02: edit layer with whiteouts"}]
+        new_config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+        new_config["history"] = base_config.get("history", []) + [
+            {"created_by": "notebook 02: the app's files"}, {"created_by": "notebook 02: edit layer with whiteouts"}]
         cdesc2 = small.put_json(mt.OCI_CONFIG, json.dumps(new_config).encode())
-        new_manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cdesc2.to_dict(),
-                        "layers": base_manifest["layers"] + [{"mediaType": mt.OCI_LAYER_GZIP, "digest": str(edit_digest), "size": edit_size}]}
+        new_manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cdesc2.to_dict(), "layers": new_layers}
         mdesc = small.put_json(mt.OCI_MANIFEST, json.dumps(new_manifest).encode())
         small.add_ref("edited", mdesc)
 
-        for e in layer.list_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP):
-            print(e.tar_line())
+        for title, blob in zip(("layer 1, the app's files:", "layer 2, the edit:"), blobs):
+            print(title)
+            for e in layer.list_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP):
+                print("  ", e.tar_line())
         """
     ),
     md(
@@ -336,10 +360,15 @@ cells = [
         for title, snap, changes in states:
             print(f"{title}: {len(snap) - 1} paths; added {len(changes['added'])}, changed {len(changes['changed'])}, deleted {len(changes['deleted'])}")
         title, snap, changes = states[-1]
+        # the last layer's deletions, split by the marker that made them
+        hidden = [p for p in changes["deleted"] if p.startswith(f"/{opaque_dir}/")]
+        whited = [p for p in changes["deleted"] if p not in hidden]
         print("\\nlast layer added:  ", changes["added"])
         print("last layer changed:", changes["changed"])
-        print("last layer deleted:", changes["deleted"])
+        print("last layer deleted:", whited, "by its whiteout, and", hidden, f"by its opaque whiteout in /{opaque_dir}")
+        print(f"/{opaque_dir} now holds:", sorted(p for p in snap if p.startswith(f"/{opaque_dir}/")))
         assert "/" + victim in changes["deleted"] and "/etc/motd" in changes["added"]
+        assert hidden == [f"/{opaque_dir}/app.conf", f"/{opaque_dir}/cache", f"/{opaque_dir}/cache/old.log"]
         assert sorted(p for p in snap if p.startswith(f"/{opaque_dir}/")) == [f"/{opaque_dir}/notes.txt"]
         steps
         """
@@ -348,8 +377,10 @@ cells = [
         """
         The code that applies both markers, one click away. An opaque whiteout removes every
         child of its directory that a *lower* layer made (`_remove_lower` keeps what this
-        layer created, so the tar order does not matter); a plain whiteout removes one path —
-        and a whiteout naming `..` or a path with `/` is refused (case C06).
+        layer created, so the tar order does not matter); a plain whiteout removes one path.
+        A *degenerate* whiteout — `.wh.` alone, `.wh..` or `.wh...`, naming no child, the
+        directory itself or its parent — is ignored with a warning instead of deleting a
+        directory it does not name (case C06 of the course's hostile inputs).
         """
     ),
     code(
@@ -425,8 +456,8 @@ cells = [
     ),
     md(
         """
-        **Exercise 2.** Compute the **chain ID** of the `edited` image's two layers (the
-        embedded base layer + the layer of section 6) with `hashlib`, as `"sha256:…"`.
+        **Exercise 2.** Compute the **chain ID** of the `edited` image's first two layers (the
+        embedded base layer + the app's files of section 6) with `hashlib`, as `"sha256:…"`.
         The diff IDs are in `new_config["rootfs"]["diff_ids"]`.
         """
     ),
@@ -434,13 +465,13 @@ cells = [
     code(
         """
         def check_2(answer):
-            want = str(chain_ids(new_config["rootfs"]["diff_ids"])[-1])
+            want = str(chain_ids(new_config["rootfs"]["diff_ids"][:2])[-1])
             if answer is None:
                 return '· not answered yet — hint: sha256 of the text "<diff ID 0> <diff ID 1>" (one space), see section 5'
             if str(answer) == want:
                 return f"✔ correct: {want}"
-            if str(answer) == new_config["rootfs"]["diff_ids"][-1]:
-                return "✘ not yet: that is the top layer's diff ID; a chain ID also covers the layers below it"
+            if str(answer) == new_config["rootfs"]["diff_ids"][1]:
+                return "✘ not yet: that is the second layer's diff ID; a chain ID also covers the layer below it"
             return '✘ not yet: hash the ASCII text f"{diff_ids[0]} {diff_ids[1]}" (both with their sha256: prefix), then prefix "sha256:"'
 
 
@@ -479,7 +510,9 @@ cells = [
           must not change (image-spec `layer.md`: "whiteout files in the same layer … MUST be
           applied first").
         - Add a tar entry named `../escape.txt` or a symlink `up -> ../../..` followed by
-          `up/escape.txt`: `ocilearn` keeps both inside the rootfs (cases C01/C02).
+          `up/escape.txt`: `ocilearn` resolves every name inside the rootfs, so both files land
+          in it, never above it (a real class of bugs in unpackers: case C02 of the course's
+          hostile inputs).
 
         Next: **[03 · bundle](03-bundle.ipynb)** turns the image into `config.json` + `rootfs/`.
         """
