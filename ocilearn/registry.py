@@ -22,6 +22,19 @@ What it does, with the spec section for each:
   cross-repository mount (``?mount=&from=``), ``PUT`` manifest with its media type
   (distribution-spec "Pushing blobs", "Pushing manifests").
 
+Limits against hostile or broken servers (all configurable, units given):
+
+* bodies read whole are streamed with a cap and the connection is then closed: ping
+  64 KiB (:data:`MAX_PING_BODY`), error bodies 64 KiB (:data:`MAX_ERROR_BODY`), token
+  answers 1 MiB (:data:`MAX_TOKEN_BODY`), manifests and tag pages 4 MiB;
+* a document exchange (ping, token, manifest GET/HEAD/PUT, a tag page) must finish —
+  headers and body — within ``RegistryClient(deadline=…)`` seconds
+  (:data:`DOCUMENT_DEADLINE`, 120 s), or it fails with ``RegistryError``;
+* a blob download must receive at least ``blob_stall_bytes`` (16 KiB) per
+  ``blob_stall_seconds`` (30 s) of reading, else it is resumed, then abandoned;
+* every transport failure (a ``Content-Length`` lie, a read timeout, a malformed chunk or
+  header) is an :class:`~ocilearn.errors.RegistryError`, never a raw urllib3 exception.
+
 Every HTTP exchange is recorded on :attr:`RegistryClient.exchanges` (method, URL, status,
 key headers with secrets redacted, bytes, seconds) and as an ``explain`` step.
 Secrets (passwords, tokens, signed URL parameters) never appear in the log, in reprs or in
@@ -646,6 +659,8 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, urllib3.exceptions.ProtocolError) and e.args and isinstance(e.args[-1], http.client.IncompleteRead):
         ir = e.args[-1]
         got = ir.partial if isinstance(ir.partial, int) else len(ir.partial)
+        if ir.expected is None:
+            return "the chunked body is malformed or was cut short"
         return f"connection closed early ({got} bytes read, {ir.expected} more expected by Content-Length)"
     text = str(e)
     return f"{type(e).__name__}: {_scrub(text)[:200]}" if text else type(e).__name__
@@ -686,10 +701,10 @@ def _read_body(resp: requests.Response, limit: int, what: str, *, truncate: bool
         with contextlib.suppress(Exception):
             resp.close()
         dl = _active_deadline()
+        kept = f" ({len(buf)} bytes had been read)" if buf else ""
         if dl is not None and dl.fired:
-            raise RegistryError(f"{what}: not received within the {dl.seconds:g} s deadline "
-                                f"({len(buf)} bytes of the body arrived)") from None
-        raise RegistryError(f"{what}: the body broke off after {len(buf)} bytes: {_describe(e)}") from None
+            raise RegistryError(f"{what}: not received within the {dl.seconds:g} s deadline{kept}") from None
+        raise RegistryError(f"{what}: the body broke off: {_describe(e)}{kept}") from None
     if not complete:
         with contextlib.suppress(Exception):
             resp.close()  # closes the connection: the rest of the body is never read
@@ -896,13 +911,22 @@ class RegistryClient:
             try:
                 resp = self.session.request(method, url, headers=h, data=data, stream=stream, allow_redirects=False,
                                             timeout=timeout or self.timeout, verify=self._verify)
-            except requests.RequestException as e:
+            except (requests.ConnectionError, requests.Timeout) as e:
                 self._record(method, url, h, None, started, note, type(e).__name__)
-                raise
+                raise  # retried by _send; SSLError is looked at by ping
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, ValueError) as e:
+                # e.g. two different Content-Length headers (InvalidHeader), a malformed URL
+                self._record(method, url, h, None, started, note, type(e).__name__)
+                raise RegistryError(f"{method} {redact_url(url)}: {_describe(e)}") from None
             ex = self._record(method, url, h, resp, started, note)
             if resp.status_code in _REDIRECTS and resp.headers.get("Location") and method in ("GET", "HEAD"):
-                nxt = urljoin(url, resp.headers["Location"])
                 resp.close()
+                try:
+                    nxt = urljoin(url, resp.headers["Location"])
+                    _origin(nxt)  # parses the port: ValueError when out of range
+                except ValueError:
+                    raise RegistryError(f"{redact_url(url)}: redirect to an invalid URL "
+                                        f"{_scrub(resp.headers['Location'])[:200]!r} refused") from None
                 if urlsplit(nxt).scheme not in ("http", "https"):
                     raise RegistryError(f"{redact_url(url)}: redirect to a non-HTTP URL refused")
                 url = nxt
@@ -1034,7 +1058,11 @@ class RegistryClient:
             if hit and not force and hit[1] > time.time():
                 return hit[0]
             realm = chal.params.get("realm")
-            if not realm or urlsplit(realm).scheme not in ("http", "https"):
+            try:
+                usable = bool(realm) and urlsplit(realm).scheme in ("http", "https") and bool(_origin(realm)[1])
+            except ValueError:  # "http://[::1", a port out of range …
+                usable = False
+            if not usable:
                 raise AuthError(f"{self.registry}: Bearer challenge has no usable realm")
             if urlsplit(realm).scheme == "http" and not _is_loopback_host(urlsplit(realm).hostname or "") and not (
                     self.allow_http and not self.tls_verify):
@@ -1071,7 +1099,8 @@ class RegistryClient:
                     # a token answer is a small JSON object: read at most MAX_TOKEN_BODY bytes
                     body = _read_body(resp, MAX_TOKEN_BODY, f"{self.registry}: token server {redact_url(realm)}",
                                       truncate=False)
-                except (requests.RequestException, InvalidDocument) as e:
+                except (requests.RequestException, InvalidDocument, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                        ValueError) as e:
                     dl = _active_deadline()
                     if dl is not None and dl.fired:
                         raise

@@ -237,7 +237,7 @@ def test_h14_content_length_lie_on_a_manifest_is_a_registry_error(raw):
     img, fn = _lying_manifest(1000)
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
     n = len(img["manifest"])
-    with pytest.raises(RegistryError, match=rf"a:latest: manifest: the body broke off after \d+ bytes: connection closed "
+    with pytest.raises(RegistryError, match=rf"a:latest: manifest: the body broke off: connection closed "
                                             rf"early \({n} bytes read, 1000 more expected by Content-Length\)"):
         client(srv.host).get_manifest("a", "latest")
 
@@ -252,7 +252,7 @@ def test_h14_read_timeout_while_a_manifest_streams_is_a_registry_error(raw):
 
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
     started = time.monotonic()
-    with pytest.raises(RegistryError, match=r"a:latest: manifest: the body broke off after \d+ bytes: read timed out"):
+    with pytest.raises(RegistryError, match=r"a:latest: manifest: the body broke off: read timed out"):
         client(srv.host, timeout=(2, 0.3)).get_manifest("a", "latest")
     assert time.monotonic() - started < 2
 
@@ -298,7 +298,7 @@ def test_h17_trickled_manifest_is_cut_at_the_deadline(raw):
 
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
     started = time.monotonic()
-    with pytest.raises(RegistryError, match=r"a:latest: manifest: not received within the 1 s deadline \(\d+ bytes of the body arrived\)"):
+    with pytest.raises(RegistryError, match=r"a:latest: manifest: not received within the 1 s deadline"):
         client(srv.host, deadline=1.0).get_manifest("a", "latest")
     took = time.monotonic() - started
     assert 0.9 < took < 2.5, took
@@ -556,3 +556,36 @@ def test_h30_tag_pages_are_followed_to_the_end(raw):
 
     srv = raw({"/v2/": ok_ping, "/v2/a/tags/list": fn})
     assert client(srv.host).tags("a") == ["t0a", "t0b", "t1a", "t1b", "t2a", "t2b"]
+
+
+# ------------------------------------------------------------------ #14 more malformed answers
+
+
+def _manifest_route(kind: str):
+    def fn(conn, method, path):
+        if kind == "two-lengths":
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n0123456")
+        elif kind == "bad-chunk":
+            conn.head("200 OK", {"Content-Type": OCI_MANIFEST, "Transfer-Encoding": "chunked"})
+            conn.send(b"zz\r\nabc\r\n")
+        elif kind == "bad-redirect":
+            conn.simple("307 Temporary Redirect", b"", extra={"Location": "http://[::1/x"})
+        elif kind == "redirect-bad-port":
+            conn.simple("307 Temporary Redirect", b"", extra={"Location": "http://127.0.0.1:99999/x"})
+        elif kind == "bad-realm":
+            conn.simple("401 Unauthorized", b"{}", extra={"WWW-Authenticate": 'Bearer realm="http://[::1/token",service="x"'})
+
+    return fn
+
+
+@pytest.mark.parametrize(("kind", "error", "message"), [
+    ("two-lengths", RegistryError, r"GET http://127\.0\.0\.1:\d+/v2/a/manifests/latest: InvalidHeader: Content-Length contained multiple unmatching values"),
+    ("bad-chunk", RegistryError, r"a:latest: manifest: the body broke off: the chunked body is malformed or was cut short"),
+    ("bad-redirect", RegistryError, r"GET http://127\.0\.0\.1:\d+/v2/a/manifests/latest: ValueError: Invalid IPv6 URL"),
+    ("redirect-bad-port", RegistryError, r"redirect to an invalid URL 'http://127\.0\.0\.1:99999/x' refused"),
+    ("bad-realm", AuthError, r"Bearer challenge has no usable realm"),
+])
+def test_h14_malformed_http_answers_are_ocilearn_errors(raw, kind, error, message):
+    srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": _manifest_route(kind)})
+    with pytest.raises(error, match=message):
+        client(srv.host, retries=0).get_manifest("a", "latest")
