@@ -67,6 +67,30 @@ Safety (C01, C02)
 
 Rootless (C14): see :func:`apply_layer` ``rootless``.
 
+Bounded resources (hostile layers; the security report's findings #5–#7, #11, #12, #15)
+    - Memory does not grow with the compression ratio: gzip is inflated at most 1 MiB per
+      ``decompress`` call (``max_length`` + ``unconsumed_tail``), zstd through a stream
+      reader of 1 MiB reads, and the tar reader pulls 1 MiB at a time.
+    - Extended headers are checked *before* Python's tarfile reads them (it reads one
+      whole): a PAX ``x``/``g`` or GNU ``L``/``K`` header larger than
+      :data:`MAX_EXTENDED_HEADER` (1 MiB), more than :data:`MAX_HEADER_CHAIN` (16) of them
+      in front of one member, more than :data:`MAX_GLOBAL_HEADERS` bytes of global
+      records, or a sparse map of more than :data:`MAX_SPARSE_CHUNKS` chunks is a
+      :class:`~ocilearn.errors.LayerError`.
+    - Sizes are never trusted: every member's data is *read* (what a whiteout carries is
+      read and dropped), so a header claiming more than the stream holds fails at the
+      stream's end ("tar data ends early") in :func:`list_layer` as in
+      :func:`apply_layer`, instead of a "seek" over data that does not exist. The time
+      spent is bounded by the bytes really present (the diff ID hashes them anyway).
+      Sparse files are written from their map (``lseek`` over holes): the time follows
+      the stored data, not the claimed size; a size beyond what the filesystem allows
+      is its ``EFBIG``, as a LayerError.
+    - Numbers: uid/gid/device numbers outside 0..2**32-1, negative sizes, and an mtime
+      that is NaN or infinite are LayerErrors; a finite mtime beyond ±9 223 372 035 s
+      (what fits a timespec in int64 nanoseconds) is clamped with a warning.
+    - Not a tar at all (empty, garbage, bad checksum) is a LayerError, never tarfile's
+      ReadError. Trees of any depth are removed without recursion.
+
 Deliberate differences from ``umoci unpack`` 0.4.7 (the tests compare trees entry by entry)
     1. Rootless device nodes are *skipped and listed* (``LayerResult.skipped``); umoci
        creates empty regular files in their place. runc mounts a tmpfs on ``/dev`` anyway.
@@ -110,6 +134,10 @@ __all__ = [
     "parse_rootless_xattr",
     "WHITEOUT_PREFIX",
     "OPAQUE_WHITEOUT",
+    "MAX_EXTENDED_HEADER",
+    "MAX_GLOBAL_HEADERS",
+    "MAX_HEADER_CHAIN",
+    "MAX_SPARSE_CHUNKS",
 ]
 
 WHITEOUT_PREFIX = ".wh."
@@ -1253,7 +1281,8 @@ def apply_layer(
 
     Raises:
         UnsafePath: an entry that would replace the rootfs itself (C01).
-        LayerError: unreadable or truncated tar/gzip/zstd, hardlink to a missing file.
+        LayerError: unreadable or truncated tar/gzip/zstd, hardlink to a missing file,
+            a header beyond the limits of "Bounded resources" (module docstring).
         DigestMismatch / SizeMismatch: blob or diff ID verification failed. The rootfs may
             then hold part of the layer: :func:`ocilearn.unpack.unpack` discards it.
 
