@@ -388,3 +388,16 @@ def test_h20_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_pa
     assert create.returncode == 1
     assert err == f"ocilearn: error: container {name}: it was deleted while being created (a concurrent `delete --force`?)\n"
     assert os.listdir(root) == []
+
+
+@needs_root
+def test_h0_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
+    """Non-dumpable does not stop a holder of CAP_SYS_PTRACE over the host's user
+    namespace: such a config gets a warning naming the risk (the run still works)."""
+    base = json.loads((busybox_base / "config.json").read_text())["process"]["capabilities"]
+    caps = {k: list(v) + ["CAP_SYS_PTRACE"] for k, v in base.items() if k != "ambient"}
+    b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"process.capabilities": caps})
+    p = runner.oc("run", "--init", cid("h0ptrace"), "-b", str(b))
+    assert "grants CAP_SYS_PTRACE without a user namespace" in p.stderr
+    b2 = make_bundle(busybox_base, tmp_path / "b2", ["true"])
+    assert "CAP_SYS_PTRACE" not in runner.oc("run", cid("h0noptrace"), "-b", str(b2)).stderr

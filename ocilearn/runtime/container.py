@@ -497,6 +497,11 @@ class Container:
                 if not nsmod.in_mapping(ident, maps):
                     raise RuntimeSpecError(f"process.user {kind} {ident} is outside the user namespace's {kind}Mappings {maps}: it would be nobody; "
                                            "map it, or run as a user inside the mapping (C26)")
+        caps = proc.get("capabilities") or {}
+        if not userns and any("CAP_SYS_PTRACE" in (caps.get(k) or ()) for k in ("bounding", "permitted", "effective")):
+            print("ocilearn: warning: process.capabilities grants CAP_SYS_PTRACE without a user namespace: container root can "
+                  "then open /proc/PID/exe (the host's Python) of the --init reaper or of an exec child before its execve, "
+                  "non-dumpable or not (CVE-2019-5736); drop CAP_SYS_PTRACE or add a user namespace", file=sys.stderr)
         rootfs = cfg["root"]["path"]
         rootfs = rootfs if os.path.isabs(rootfs) else os.path.join(bundle, rootfs)
         if not os.path.isdir(rootfs):
