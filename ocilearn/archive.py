@@ -500,8 +500,16 @@ class ArchiveDest:
         with opener() as f:
             v = VerifyingReader(f, desc.digest, desc.size, f"{source.name}: {desc.digest}")
             if desc.kind == "config" or not mt.is_layer(desc.media_type):
-                data = v.read_all()
-                (self._stage / desc.digest.encoded).write_bytes(data)
+                if desc.kind == "config" and desc.size > MAX_DOCUMENT:
+                    # finish() reads the config whole: refuse a huge one before reading it
+                    raise ArchiveError(f"{source.name}: config {desc.digest} is {desc.size} bytes, over the "
+                                       f"{MAX_DOCUMENT}-byte limit for a JSON document")
+                tmp = self._stage / f"blob-{desc.digest.encoded}"
+                with open(tmp, "wb") as out:  # streamed: a blob is never held whole in memory
+                    while chunk := v.read(CHUNK):
+                        out.write(chunk)
+                v.verify()
+                os.replace(tmp, self._stage / desc.digest.encoded)
                 return
             head = v.read(4)
             comp = sniff_compression(head)

@@ -589,3 +589,18 @@ def test_h14_malformed_http_answers_are_ocilearn_errors(raw, kind, error, messag
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": _manifest_route(kind)})
     with pytest.raises(error, match=message):
         client(srv.host, retries=0).get_manifest("a", "latest")
+
+
+def test_h21_huge_config_is_refused_before_reading_when_writing_a_docker_archive(tmp_path):
+    from ocilearn.layout import ImageLayout
+
+    lay = ImageLayout.init(tmp_path / "src")
+    big = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"x":"' + b"y" * (5 << 20) + b'"}'
+    cfg_digest, cfg_size = lay.put_blob(big)
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": str(cfg_digest), "size": cfg_size}}).encode()
+    lay.add_ref("x", lay.put_json(OCI_MANIFEST, manifest))
+    with pytest.raises(ArchiveError, match=rf"config {cfg_digest} is {cfg_size} bytes, over the 4194304-byte limit"):
+        transfer.copy(f"oci:{tmp_path / 'src'}:x", f"docker-archive:{tmp_path / 'out.tar'}:a:x")
+    assert not (tmp_path / "out.tar").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-archive-")] == []  # stage removed
