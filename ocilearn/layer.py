@@ -528,18 +528,38 @@ class LayerEntry:
         perm = stat.filemode(self.mode | (stat.S_IFDIR if self.type == "dir" else stat.S_IFREG))[1:]
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.mtime))
         size = f"{self.devmajor},{self.devminor}" if self.type in ("char", "block") else str(self.size)
-        line = f"{kind}{perm} {self.uid}/{self.gid} {size:>9} {when} {self.name}"
+        line = f"{kind}{perm} {self.uid}/{self.gid} {size:>9} {when} {_quote(self.name)}"
         if self.type == "symlink":
-            line += f" -> {self.linkname}"
+            line += f" -> {_quote(self.linkname)}"
         elif self.type == "hardlink":
-            line += f" link to {self.linkname}"
+            line += f" link to {_quote(self.linkname)}"
         elif self.type == "whiteout":
-            line += f"   [whiteout: deletes /{self.target}]"
+            line += f"   [whiteout: deletes /{_quote(self.target)}]"
         elif self.type == "opaque":
-            line += f"   [opaque whiteout: hides lower contents of /{self.target}]"
+            line += f"   [opaque whiteout: hides lower contents of /{_quote(self.target)}]"
         if self.xattrs:
-            line += "   [xattrs: " + ", ".join(sorted(self.xattrs)) + "]"
+            line += "   [xattrs: " + ", ".join(_quote(k) for k in sorted(self.xattrs)) + "]"
         return line
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _quote(name: str) -> str:
+    """A name as ``tar -tv`` prints it: backslash escapes for ``\\``, newline, CR, tab,
+    and ``\\ooo`` (octal bytes) for every other unprintable character, so an entry name
+    cannot send terminal escapes or forge listing lines (finding #28)."""
+    if name.isprintable() and "\\" not in name:
+        return name
+    out = []
+    for ch in name:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch.isprintable() and not ("\udc80" <= ch <= "\udcff"):
+            out.append(ch)
+        else:
+            out.append("".join(f"\\{b:03o}" for b in ch.encode("utf-8", "surrogateescape")))
+    return "".join(out)
 
 
 def _xattrs(m: tarfile.TarInfo) -> dict[str, bytes]:

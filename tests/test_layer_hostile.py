@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -406,3 +407,25 @@ def test_h20_invalid_posix_acl_is_named_as_such_not_blamed_on_the_filesystem(tmp
     (res,) = apply(tmp_path, tar_bytes([F("b", b"y", **{f"SCHILY.xattr.{acl}": good})]))
     stored = os.getxattr(tmp_path / "b", acl)  # the kernel writes undefined ids as 0xffffffff
     assert res.skipped == [] and stored[:4] == b"\x02\0\0\0" and b"\x02\0\x06\0\x64\0\0\0" in stored
+
+
+# ------------------------------------------------------------------ #28 listing escapes
+
+
+def test_h28_layer_listing_escapes_terminal_sequences_and_newlines(capsys):
+    names = ["evil\x1b]0;PWNED-TITLE\x07name", "cr\rFAKE-LINE-OVERWRITE", "nl\n-rwsr-xr-x 0/0 1 2020-01-01 00:00 /etc/shadow", "ok-é"]
+    blob = tar_bytes([F(n, b"x") for n in names] + [S("l\x1bk", "t\nx")])
+    lines = [e.tar_line() for e in L.list_layer(io.BytesIO(blob))]
+    assert [re.sub(r"^.*? \d\d:\d\d ", "", ln, count=1) for ln in lines] == [
+        "evil\\033]0;PWNED-TITLE\\007name", "cr\\rFAKE-LINE-OVERWRITE",
+        "nl\\n-rwsr-xr-x 0/0 1 2020-01-01 00:00 /etc/shadow", "ok-é", "l\\033k -> t\\nx",
+    ]
+    assert all(ch.isprintable() for ln in lines for ch in ln)
+
+
+def test_h28_listing_of_nan_and_1e18_mtimes_is_an_error_or_clamped():
+    with pytest.raises(LayerError, match="mtime nan is not a finite number"):
+        L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "nan"})))
+    with pytest.warns(L.LayerWarning, match="clamped"):
+        (e,) = L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "1e18"})))
+    assert e.mtime == 9223372036.0 and "2262-04-11" in e.tar_line()
