@@ -70,7 +70,9 @@ Rootless (C14): see :func:`apply_layer` ``rootless``.
 Bounded resources (hostile layers; the security report's findings #5–#7, #11, #12, #15)
     - Memory does not grow with the compression ratio: gzip is inflated at most 1 MiB per
       ``decompress`` call (``max_length`` + ``unconsumed_tail``), zstd through a stream
-      reader of 1 MiB reads, and the tar reader pulls 1 MiB at a time.
+      reader of 1 MiB reads, and the tar reader pulls 1 MiB at a time. zstd frames that
+      need a window above python-zstandard's default 128 MiB (``zstd --long=31``) are
+      refused with a LayerError rather than given a 2 GiB decoding budget.
     - Extended headers are checked *before* Python's tarfile reads them (it reads one
       whole): a PAX ``x``/``g`` or GNU ``L``/``K`` header larger than
       :data:`MAX_EXTENDED_HEADER` (1 MiB), more than :data:`MAX_HEADER_CHAIN` (16) of them
