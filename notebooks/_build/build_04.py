@@ -44,8 +44,9 @@ cells = [
         **What you will learn**
         - the lifecycle of runtime-spec `runtime.md`: *creating → created → running → stopped*,
           and why `exec` works before `start`;
-        - what a namespace is, seen in `/proc/PID/ns`, and the one-fork rule of PID namespaces;
-        - why `pivot_root` needs the rootfs to be a mount point (case C31), and what the
+        - what a namespace is, seen in `/proc/PID/ns`, and how a PID namespace gets its PID 1
+          (and dies with it);
+        - why `pivot_root` needs the rootfs to be a mount point, and what the
           container sees compared with the host;
         - cgroup limits doing their job (a fork bomb, a memory hog);
         - the keycloak-style failure reproduced and fixed with a veth pair and `/etc/hosts`.
@@ -65,6 +66,11 @@ cells = [
 
         `oc(...)` runs the real `ocilearn` command and prints its output; `sh(...)` does the same for
         any command (the reference `runc`, `ls`, `ip` …).
+
+        As an ordinary user the unpack is rootless, and it warns that the image's user (uid 1000
+        in the embedded image) is not mapped in the container's user namespace, so the
+        container runs as uid 0 in it: expected, not a failure (notebook 03, section 4, edit 2).
+        The cell prints such warnings as notes.
         """
     ),
     code(
@@ -156,11 +162,14 @@ cells = [
 
                 transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
                 SRC = f"{WORK / 'image'}:course"
-            with warnings.catch_warnings(record=True) as caught:  # rootless: one warning per skipped device node
+            with warnings.catch_warnings(record=True) as caught:  # rootless: the image user is not mapped; device nodes skipped
                 warnings.simplefilter("always")
                 unpacked = unpack(SRC, bundle)
-            print(f"unpacked {SRC}: {len(unpacked.layers)} layer(s), rootless={unpacked.rootless}"
-                  + (f"; {len(caught)} warning(s), e.g. {caught[0].message}" if caught else ""))
+            print(f"unpacked {SRC}: {len(unpacked.layers)} layer(s), rootless={unpacked.rootless}")
+            for w in caught[:3]:
+                print("note:", w.message)
+            if len(caught) > 3:
+                print(f"note: … and {len(caught) - 3} more")
         config = json.loads((bundle / "config.json").read_text())
 
 
@@ -210,7 +219,8 @@ cells = [
         ## 1 · The article's sequence: create → list → exec → start
 
         First, the article's own error. `runc spec` writes `"terminal": true`; a detached create
-        then has nobody to hold the terminal (case C30). ocilearn refuses *before creating
+        then has nobody to hold the terminal (case C30 of the course's hostile inputs). ocilearn
+        refuses *before creating
         anything*, and says how to fix it:
         """
     ),
@@ -262,14 +272,25 @@ cells = [
     ),
     md(
         """
-        `kill` sends a signal to PID 1. But a PID 1 only gets the signals it has a handler for
-        (pid_namespaces(7)): `sh` ignores `SIGTERM` here, so the container keeps running (case C33).
-        `SIGKILL` comes from outside the namespace and cannot be ignored. Then `delete` removes the
-        cgroup and the state directory.
+        `kill` sends a signal to the container's PID 1. Which process is that? Not `sh`: the
+        shell runs the last command of its `-c` script with `exec`, in its own process, so PID 1
+        is `sleep 30` — `ocilearn ps` and `/proc/1/cmdline` above show it. A PID 1 gets only the
+        signals it has installed a **handler** for (pid_namespaces(7)); `sleep` installs none
+        (the cell reads its `SigCgt` mask from `/proc/PID/status` on the host), so `SIGTERM` is
+        dropped and the container keeps running — the classic "PID 1 ignores SIGTERM" problem
+        (case C33 of the course's hostile inputs). `SIGKILL` sent from outside the namespace is
+        always delivered. Then `delete` removes the cgroup and the state directory.
         """
     ),
     code(
         """
+        import signal
+
+        init_pid = json.loads(sh([*OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["pid"]
+        init_cmd = Path(f"/proc/{init_pid}/cmdline").read_bytes().rstrip(b"\\0").replace(b"\\0", b" ").decode()
+        sig_caught = int(next(line.split()[1] for line in Path(f"/proc/{init_pid}/status").read_text().splitlines() if line.startswith("SigCgt:")), 16)
+        print(f"PID 1 of the container: {init_cmd!r} (host pid {init_pid}); "
+              f"has a SIGTERM handler: {bool(sig_caught >> (signal.SIGTERM - 1) & 1)}")
         oc("kill", "web", "TERM"); time.sleep(0.5)
         print("after TERM:", json.loads(sh([*OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["status"])
         oc("kill", "web", "KILL"); time.sleep(0.3)
@@ -369,10 +390,14 @@ cells = [
         """
         ### 2.2 · a PID namespace, and mounting `/proc`
 
-        After `unshare(CLONE_NEWPID)` the caller stays where it is; its **next child** is PID 1 of
-        the new namespace — and it may fork only that once (that is why ocilearn uses a throwaway
-        intermediate process). `/proc` shows the PID namespace of whoever mounted it, so the child
-        mounts a fresh one in a new mount namespace.
+        After `unshare(CLONE_NEWPID)` the caller stays in its old PID namespace; its **next
+        child** becomes PID 1 — the *init* — of the new one (that is why a runtime forks after
+        `unshare`: the container's first process must be that child). Later children land in
+        the new namespace too, as PID 2, 3, … — but only while its PID 1 lives: when PID 1
+        exits, the kernel kills everything else in the namespace, and a further `fork()` by
+        the caller fails with `ENOMEM` (pid_namespaces(7)). The demo below shows all three.
+        `/proc` shows the PID namespace of whoever mounted it, so PID 1 mounts a fresh one in
+        a new mount namespace.
         """
     ),
     code(
@@ -380,20 +405,35 @@ cells = [
         def pid_demo():
             sc.unshare(sc.CLONE_NEWPID | sc.CLONE_NEWNS)
             r, w = os.pipe()
+            go_r, go_w = os.pipe()  # PID 1 waits on this pipe until we let it exit
             pid = os.fork()
-            if pid == 0:
+            if pid == 0:  # the first child: PID 1 of the new namespace
                 sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
                 sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
                 pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
                 os.write(w, f"my pid: {os.getpid()}; /proc shows pids {pids}".encode())
+                os.read(go_r, 1)
                 os._exit(0)
             os.close(w)
             out = os.read(r, 4096).decode()
+            r2, w2 = os.pipe()
+            second = os.fork()  # while PID 1 lives: works, the child gets the next PID
+            if second == 0:
+                os.write(w2, str(os.getpid()).encode())
+                os._exit(0)
+            os.close(w2)
+            out += f"\\nsecond child, forked while PID 1 lives: pid {os.read(r2, 64).decode()} in the new namespace"
+            os.waitpid(second, 0)
+            os.write(go_w, b"x")  # let PID 1 exit …
             os.waitpid(pid, 0)
-            try:
-                os.fork()
+            try:  # … and the namespace is dead: no more children
+                late = os.fork()
+                if late == 0:
+                    os._exit(0)
+                os.waitpid(late, 0)
+                out += "\\nfork after PID 1 exited: worked?!"
             except OSError as e:
-                out += f"\\nsecond fork in the same process: {e}"
+                out += f"\\nfork after PID 1 exited: {e}"
             return out
 
 
@@ -547,9 +587,12 @@ cells = [
         ## 3 · The keycloak failure, reproduced and fixed
 
         The article's server died with `java.net.UnknownHostException`: at start it looks up its
-        own hostname. In a fresh network namespace there is only `lo`, and `/etc/hosts` of the
-        image does not know the hostname the runtime set. Our "server" does the same lookup
-        (`hostname -i`) and fails the same way.
+        own hostname, and nothing knows that name — the image's `/etc/hosts` does not list the
+        hostname the runtime set, and no DNS server does either. As root the container also
+        has a fresh **network namespace** with only `lo` in it (`network` is in the namespaces
+        printed in section 0); as an ordinary user the bundle has no network namespace of its
+        own (rootless: it shares yours), yet the lookup fails all the same, because the *name*
+        is unknown. Our "server" does the same lookup (`hostname -i`) and fails the same way.
         """
     ),
     code(
@@ -613,6 +656,10 @@ cells = [
         def check_1(answer):
             if answer is None:
                 return "· not answered yet — hint: section 2.2 prints it ('my pid: …')"
+            if isinstance(answer, str) and answer.strip().isdigit():
+                return f"almost: write the number without quotes — ANSWER_1 = {answer.strip()}, not {answer!r}"
+            if isinstance(answer, bool) or not isinstance(answer, int):
+                return f"✘ not yet: the answer is an int (a PID) — you gave {answer!r}"
             if answer == 1:
                 return "✔ correct: 1 — the first child in a new PID namespace is its init; the caller itself keeps its old PID"
             return f"✘ not yet: {answer} is a PID as the host counts; inside the new namespace the counting starts again"
