@@ -644,11 +644,13 @@ class _Copier:
 
 
 def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
-                client: RegistryClient | None = None) -> Source:
-    """A :class:`Source` for a parsed endpoint."""
+                client: RegistryClient | None = None, client_options: dict | None = None) -> Source:
+    """A :class:`Source` for a parsed endpoint (``client_options``: more keyword arguments
+    for a :class:`~ocilearn.registry.RegistryClient` made here)."""
     if ep.transport == "docker":
         assert ep.reference is not None
-        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle)
+        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle,
+                                     **(client_options or {}))
         return RegistrySource(c, ep.reference)
     if ep.transport == "oci":
         assert ep.path is not None
@@ -661,11 +663,13 @@ def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = T
 
 def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
                      client: RegistryClient | None = None, chunk_size: int | None = None,
-                     archive_form: str = "legacy") -> Destination:
-    """A :class:`Destination` for a parsed endpoint."""
+                     archive_form: str = "legacy", client_options: dict | None = None) -> Destination:
+    """A :class:`Destination` for a parsed endpoint (``client_options`` as for
+    :func:`open_source`)."""
     if ep.transport == "docker":
         assert ep.reference is not None
-        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle)
+        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle,
+                                     **(client_options or {}))
         return RegistryDest(c, ep.reference, chunk_size)
     if ep.transport == "oci":
         assert ep.path is not None
@@ -681,7 +685,7 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
          platform: Platform | str | None = None, all_platforms: bool = False, format: str | None = None,
          quiet: bool = True, workers: int = DEFAULT_WORKERS, chunk_size: int | None = None,
          src_client: RegistryClient | None = None, dest_client: RegistryClient | None = None,
-         archive_form: str = "legacy") -> CopyResult:
+         archive_form: str = "legacy", client_options: dict | None = None) -> CopyResult:
     """Copy an image from ``src`` to ``dst`` (``skopeo copy SRC DST``).
 
     Args:
@@ -704,6 +708,10 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
             (e.g. to read their exchange logs).
         archive_form: for a ``docker-archive:`` destination, ``"legacy"`` (skopeo's) or
             ``"docker25"`` (also an OCI layout inside the tar, as Docker 25 saves).
+        client_options: more keyword arguments for the registry clients made here, e.g.
+            ``{"deadline": 30.0}`` (seconds per document exchange),
+            ``{"blob_stall_seconds": 60.0, "blob_stall_bytes": 1024}`` or ``{"retries": 2}``
+            (see :class:`~ocilearn.registry.RegistryClient`).
 
     Returns:
         :class:`CopyResult`.
@@ -720,9 +728,10 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         raise TransportError(f"--format {format!r}: expected 'oci' (or nothing, to keep the bytes)")
     if isinstance(platform, str):
         platform = Platform.parse(platform)
-    source = open_source(s_ep, creds=src_creds, authfile=authfile, tls_verify=src_tls_verify, ca_bundle=src_ca_bundle, client=src_client)
+    source = open_source(s_ep, creds=src_creds, authfile=authfile, tls_verify=src_tls_verify, ca_bundle=src_ca_bundle, client=src_client,
+                         client_options=client_options)
     dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
-                            client=dest_client, chunk_size=chunk_size, archive_form=archive_form)
+                            client=dest_client, chunk_size=chunk_size, archive_form=archive_form, client_options=client_options)
     if all_platforms and d_ep.transport == "docker-archive":
         raise TransportError("docker-archive: holds single-platform images; drop --all and choose a platform")
     clients = [c for c in (getattr(source, "client", None), getattr(dest, "client", None)) if c is not None]

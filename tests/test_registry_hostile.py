@@ -604,3 +604,19 @@ def test_h21_huge_config_is_refused_before_reading_when_writing_a_docker_archive
         transfer.copy(f"oci:{tmp_path / 'src'}:x", f"docker-archive:{tmp_path / 'out.tar'}:a:x")
     assert not (tmp_path / "out.tar").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-archive-")] == []  # stage removed
+
+
+def test_h17_cli_copy_deadline_option_cuts_a_trickling_registry(raw, tmp_path, capsys):
+    img = tiny_image()
+
+    def fn(conn, method, path):
+        conn.head("200 OK", {"Content-Type": OCI_MANIFEST, "Content-Length": str(len(img["manifest"]))})
+        conn.trickle(img["manifest"], 0.1)
+
+    srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
+    started = time.monotonic()
+    rc = cli.run(["copy", "-q", "--deadline", "1", f"docker://{srv.host}/a:latest", f"oci:{tmp_path / 'l'}:x"])
+    err = capsys.readouterr().err
+    assert rc == 1 and time.monotonic() - started < 2.5
+    assert err.startswith("ocilearn: error: ") and "a:latest: manifest: not received within the 1 s deadline" in err, err
+    assert cli.run(["copy", "--deadline", "0", f"docker://{srv.host}/a:latest", f"oci:{tmp_path / 'l'}:x"]) == 2  # refused by click

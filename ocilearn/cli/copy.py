@@ -40,13 +40,18 @@ def _bool(value: str) -> bool:
 @click.option("--preserve-digests", is_flag=True, help="Keep bytes and digests (the default; refused with --format oci).")
 @click.option("--archive-form", type=click.Choice(["legacy", "docker25"]), default="legacy", show_default=True,
               help="docker-archive destination: skopeo's legacy layout, or Docker 25's (also an OCI layout).")
+@click.option("--deadline", default=120.0, show_default=True, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Longest time one registry document exchange (ping, token, manifest, tag list) may take, body included.")
+@click.option("--blob-stall", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="A blob download receiving under 16 KiB in this many seconds of reading is resumed, then abandoned.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--jobs", "-j", default=4, show_default=True, metavar="N", help="Blobs transferred in parallel.")
 @click.pass_context
 def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_verify: str, src_creds: str | None,
          dest_creds: str | None, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
          override_os: str | None, override_arch: str | None, override_variant: str | None, all_platforms: bool,
-         fmt: str | None, preserve_digests: bool, archive_form: str, quiet: bool, jobs: int) -> None:
+         fmt: str | None, preserve_digests: bool, archive_form: str, deadline: float, blob_stall: float, quiet: bool,
+         jobs: int) -> None:
     """Copy an image from SRC to DST (like ``skopeo copy``).
 
     \b
@@ -86,7 +91,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
             src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
             src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
             platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
-            archive_form=archive_form,
+            archive_form=archive_form, client_options={"deadline": deadline, "blob_stall_seconds": blob_stall},
         )
     except (OcilearnError, OSError, click.ClickException):
         raise  # already one line in ocilearn.cli.run
