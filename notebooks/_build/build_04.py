@@ -446,7 +446,9 @@ cells = [
         ### 2.3 · pivot_root into the bundle's rootfs
 
         `pivot_root(2)` swaps the root of the mount namespace. It insists that the new root be a
-        **mount point** and that no involved mount be *shared* (case C31), so: make `/` private in
+        **mount point** and that no involved mount be *shared* — otherwise it fails with
+        `EINVAL`, a classic stumbling block of hand-made runtimes (case C31 of the course's
+        hostile inputs) — so: make `/` private in
         the new namespace, bind-mount the rootfs onto itself, `pivot_root(".", ".")`, and lazily
         unmount the old root stacked on top.
         """
