@@ -254,7 +254,7 @@ def test_h14_read_timeout_while_a_manifest_streams_is_a_registry_error(raw):
     started = time.monotonic()
     with pytest.raises(RegistryError, match=r"a:latest: manifest: the body broke off: read timed out"):
         client(srv.host, timeout=(2, 0.3)).get_manifest("a", "latest")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 2.5  # read timeout 0.3 s; the server is silent for 3 s
 
 
 def test_h14_cli_copy_prints_one_line_not_a_traceback(raw, tmp_path, capsys):
@@ -301,9 +301,9 @@ def test_h17_trickled_manifest_is_cut_at_the_deadline(raw):
     with pytest.raises(RegistryError, match=r"a:latest: manifest: not received within the 1 s deadline"):
         client(srv.host, deadline=1.0).get_manifest("a", "latest")
     took = time.monotonic() - started
-    assert 0.9 < took < 2.5, took
+    assert 0.9 < took < 4, took
     body_sent = wait_sent(srv) - srv.head_bytes
-    assert 5 <= body_sent <= 15, body_sent  # ~10 bytes in 1 s at 10 bytes/s, then the server saw the close
+    assert 3 <= body_sent <= 15, body_sent  # ~10 bytes in 1 s at 10 bytes/s, then the server saw the close
 
 
 def test_h17_trickled_headers_are_cut_at_the_deadline(raw):
@@ -315,7 +315,7 @@ def test_h17_trickled_headers_are_cut_at_the_deadline(raw):
     with pytest.raises(RegistryError, match=r"GET http://127\.0\.0\.1:\d+/v2/: no complete answer within the 1 s deadline"):
         client(srv.host, deadline=1.0, timeout=(2, 10)).ping()
     took = time.monotonic() - started
-    assert 0.9 < took < 2.5, took
+    assert 0.9 < took < 4, took
     assert wait_sent(srv) < 100  # 1 s of 20 bytes/s, then the server saw the close
 
 
@@ -332,7 +332,7 @@ def test_h17_trickled_token_is_cut_at_the_deadline(raw):
     started = time.monotonic()
     with pytest.raises(RegistryError, match=r"token server http://127\.0\.0\.1:\d+/token: not received within the 1 s deadline"):
         client(srv.host, deadline=1.0).get_manifest("a", "latest")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 4  # the token alone takes 10 s to trickle
 
 
 def test_h17_trickled_blob_breaks_the_throughput_rule(raw):
@@ -353,7 +353,7 @@ def test_h17_trickled_blob_breaks_the_throughput_rule(raw):
         while data := s.read(1 << 16):
             got += data
     took = time.monotonic() - started
-    assert 0.9 < took < 3, took
+    assert 0.9 < took < 4, took
     assert got == layer[:len(got)] and len(got) < len(layer)  # what arrived is kept, in order
 
 
@@ -370,7 +370,7 @@ def test_h17_silent_blob_server_is_cut_after_the_stall_window(raw):
     started = time.monotonic()
     with pytest.raises(RegistryError, match=r"download broke 1 times; last at byte 0: read timed out"), BlobStream(c, "a", desc) as s:
         s.read(1 << 16)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3  # the server is silent for 5 s
 
 
 def test_h17_slow_reader_is_not_a_stalled_download(raw):
@@ -409,7 +409,7 @@ def test_h27_descriptor_one_byte_larger_than_a_complete_blob_is_a_size_mismatch(
         while s.read(1 << 16):
             pass
     assert [p for m, p in srv.requests if "/blobs/" in p] == [f"/v2/a/blobs/{desc.digest}"]  # no retries
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # a retry would also show in the request log above
 
 
 # ------------------------------------------------------------------ #13 deep JSON from a registry
@@ -617,6 +617,6 @@ def test_h17_cli_copy_deadline_option_cuts_a_trickling_registry(raw, tmp_path, c
     started = time.monotonic()
     rc = cli.run(["copy", "-q", "--deadline", "1", f"docker://{srv.host}/a:latest", f"oci:{tmp_path / 'l'}:x"])
     err = capsys.readouterr().err
-    assert rc == 1 and time.monotonic() - started < 2.5
+    assert rc == 1 and time.monotonic() - started < 4
     assert err.startswith("ocilearn: error: ") and "a:latest: manifest: not received within the 1 s deadline" in err, err
     assert cli.run(["copy", "--deadline", "0", f"docker://{srv.host}/a:latest", f"oci:{tmp_path / 'l'}:x"]) == 2  # refused by click
