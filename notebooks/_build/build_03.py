@@ -82,8 +82,10 @@ cells = [
         As root the files get the owners the image asks for; as an ordinary user the unpack is
         automatically **rootless** — and then ocilearn warns that the image's user (uid 1000 in
         the embedded image) is not mapped in the container's user namespace and runs the
-        container as uid 0 in it instead. That is expected, not a failure: the cell below
-        catches the warning and prints it as a note; section 4 (edit 2) explains it.
+        container as uid 0 in it instead (and, for an image with device nodes such as
+        `/dev/null`, that it skipped them: section 2). That is expected, not a failure: the cell
+        below catches such warnings and prints them as notes; section 4 (edit 2) explains the
+        first.
         """
     ),
     code(

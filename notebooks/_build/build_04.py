@@ -69,8 +69,9 @@ cells = [
 
         As an ordinary user the unpack is rootless, and it warns that the image's user (uid 1000
         in the embedded image) is not mapped in the container's user namespace, so the
-        container runs as uid 0 in it: expected, not a failure (notebook 03, section 4, edit 2).
-        The cell prints such warnings as notes.
+        container runs as uid 0 in it (an image with device nodes also gets one warning per
+        node it skipped: mknod needs privilege). Both are expected, not failures (notebook 03,
+        sections 2 and 4); the cell prints them as notes.
         """
     ),
     code(
