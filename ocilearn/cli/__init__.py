@@ -106,6 +106,12 @@ def run(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines() or [type(e).__name__]
         click.echo(f"ocilearn: error: {' '.join(m.strip() for m in msg)}", err=True)
         return 1
+    except Exception as e:  # a bug of ours: still one line, the traceback on request
+        if debug:
+            raise
+        click.echo(f"ocilearn: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+                   "(a bug: please report it; --debug shows the traceback)", err=True)
+        return 70  # EX_SOFTWARE
     return rv if isinstance(rv, int) else 0
 
 
