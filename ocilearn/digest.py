@@ -111,9 +111,10 @@ def _validate(algorithm: str, encoded: str, shown: str) -> None:
         raise InvalidDigest(f"invalid digest {shown!r}: encoded part must match [a-zA-Z0-9=_-]+ (descriptor.md 'Digests')")
     want = REGISTERED.get(algorithm)
     if want is not None and (len(encoded) != want or not _HEX.match(encoded)):
+        found = f"{len(encoded)} characters" if len(encoded) != want else f"{want} characters that are not all lowercase hex"
         raise InvalidDigest(
             f"invalid digest {shown!r}: {algorithm} needs exactly {want} lowercase hex characters, "
-            f"got {len(encoded)} (descriptor.md 'Registered algorithms')"
+            f"got {found} (descriptor.md 'Registered algorithms')"
         )
 
 

@@ -128,8 +128,10 @@ def _b(s: str | bytes | os.PathLike | None) -> bytes | None:
 def unshare(flags: int) -> None:
     """Move the calling process into new namespaces (``CLONE_NEW*`` flags). unshare(2).
 
-    With ``CLONE_NEWPID`` only the *children* land in the new PID namespace, and the
-    caller may fork exactly once more: do it in a throwaway intermediate process.
+    With ``CLONE_NEWPID`` only the *children* land in the new PID namespace: the first
+    becomes its PID 1, later ones get PIDs 2, 3 … while PID 1 lives; once PID 1 has exited,
+    fork fails with ENOMEM (pid_namespaces(7)). So unshare in a throwaway intermediate
+    process, never in a long-lived one.
     Raises OSError (EPERM without CAP_SYS_ADMIN, EINVAL for a bad flag)."""
     _check(_libc.unshare(flags), f"unshare(0x{flags:x})")
 
