@@ -294,8 +294,13 @@ cells = [
               f"has a SIGTERM handler: {bool(sig_caught >> (signal.SIGTERM - 1) & 1)}")
         oc("kill", "web", "TERM"); time.sleep(0.5)
         print("after TERM:", json.loads(sh([*OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["status"])
-        oc("kill", "web", "KILL"); time.sleep(0.3)
-        print("after KILL:", json.loads(sh([*OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["status"])
+        oc("kill", "web", "KILL")
+        for _ in range(100):  # SIGKILL is immediate; the monitor records the exit a moment later
+            status = json.loads(sh([*OCILEARN, "--root", str(STATE), "state", "web"], quiet=True).stdout)["status"]
+            if status == "stopped":
+                break
+            time.sleep(0.1)
+        print("after KILL:", status)
         oc("delete", "web")
         oc("list")
         reap()
