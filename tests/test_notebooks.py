@@ -274,7 +274,7 @@ def test_every_notebook_is_clean_and_parametrised():
         assert "parameters" in code_cells[0].metadata.get("tags", []), f"{p.name}: first code cell not tagged 'parameters'"
         assert re.search(r"^IMAGE\s*=", code_cells[0].source, re.M), f"{p.name}: parameters cell does not set IMAGE"
         outs = [i for i, c in enumerate(code_cells) if c.get("outputs") or c.get("execution_count")]
-        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (run the _build script again)"
+        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (run the .build script again)"
 
 
 def _param(paths):

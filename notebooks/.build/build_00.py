@@ -1,4 +1,4 @@
-"""Generate notebooks/00-start-here.ipynb: run ``.venv/bin/python notebooks/_build/build_00.py``."""
+"""Generate notebooks/00-start-here.ipynb: run ``.venv/bin/python notebooks/.build/build_00.py``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Generate notebooks/03-bundle.ipynb: run ``.venv/bin/python notebooks/_build/build_03.py``."""
+"""Generate notebooks/03-bundle.ipynb: run ``.venv/bin/python notebooks/.build/build_03.py``."""
 
 from __future__ import annotations
 

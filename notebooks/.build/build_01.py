@@ -1,4 +1,4 @@
-"""Generate notebooks/01-image-layout.ipynb: run ``.venv/bin/python notebooks/_build/build_01.py``."""
+"""Generate notebooks/01-image-layout.ipynb: run ``.venv/bin/python notebooks/.build/build_01.py``."""
 
 from __future__ import annotations
 

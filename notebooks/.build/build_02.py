@@ -1,4 +1,4 @@
-"""Generate notebooks/02-blobs.ipynb: run ``.venv/bin/python notebooks/_build/build_02.py``."""
+"""Generate notebooks/02-blobs.ipynb: run ``.venv/bin/python notebooks/.build/build_02.py``."""
 
 from __future__ import annotations
 

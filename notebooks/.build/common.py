@@ -40,6 +40,8 @@ def parameters(text: str):
 
 def write(name: str, cells: list) -> Path:
     """Write ``notebooks/NAME`` (validated, no outputs); returns its path."""
+    for i, cell in enumerate(cells):  # stable ids: regenerating an unchanged notebook changes nothing
+        cell["id"] = f"cell-{i:03d}"
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}

@@ -1,4 +1,4 @@
-"""Generate notebooks/04-runtime.ipynb: run ``.venv/bin/python notebooks/_build/build_04.py``."""
+"""Generate notebooks/04-runtime.ipynb: run ``.venv/bin/python notebooks/.build/build_04.py``."""
 
 from __future__ import annotations
 
