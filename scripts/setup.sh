@@ -45,6 +45,18 @@ fi
 
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed ($PY is $("$PY" -V 2>&1))" >&2; exit 1; }
+# A .venv copied from another checkout (or another user's) looks ready but runs the other
+# checkout's code, or an interpreter this user cannot execute: detect and rebuild it.
+if [[ -e .venv ]]; then
+  if ! .venv/bin/python -c 'pass' 2>/dev/null; then
+    echo "setup: .venv's interpreter does not run for $(id -un) ($(readlink -f .venv/bin/python 2>/dev/null)): recreating .venv" >&2
+    rm -rf .venv
+  elif compgen -G ".venv/.ocilearn-*" >/dev/null &&
+       ! .venv/bin/python -c "import sys, ocilearn; sys.exit(not ocilearn.__file__.startswith('$PWD/ocilearn/'))" 2>/dev/null; then
+    echo "setup: .venv belongs to another checkout (ocilearn is imported from elsewhere): recreating .venv" >&2
+    rm -rf .venv
+  fi
+fi
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 extras=lab
 [[ $target == test ]] && extras=lab,test
