@@ -103,13 +103,16 @@ cells = [
     ),
     code(
         """
+        import atexit
         import tempfile
         from pathlib import Path
 
         from ocilearn import explain
         from ocilearn.layout import ImageLayout
+        from ocilearn.unpack import remove_tree
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-00-"))  # a fresh work dir: run the notebook as often as you like
+        atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
         LAYOUT = WORK / "image"
         with explain.recording() as steps:
             if IMAGE is None:
@@ -121,6 +124,8 @@ cells = [
 
                 transfer.copy(IMAGE, f"oci:{LAYOUT}:course")
         layout = ImageLayout.open(LAYOUT)
+        image = layout.resolve(sorted(layout.refs())[0])  # the manifest the ref names
+        image_config = layout.image_config(image)  # its image config, parsed (exercise 3 uses it)
         print("image layout:", LAYOUT.resolve())
         print("refs:", ", ".join(sorted(layout.refs())))
         """
@@ -214,7 +219,11 @@ cells = [
         def check_1(answer):
             if answer is None:
                 return "not answered yet: look for 'course path' in section 1"
-            if isinstance(answer, str) and answer.strip().lower() == report.mode:
+            if not isinstance(answer, str):
+                return f'not quite: write the path as a string in quotes, "root" or "rootless" — you gave {answer!r}'
+            if answer.strip().lower() not in ("root", "rootless"):
+                return f'not quite: the answer is one of two strings, "root" or "rootless" — you gave {answer!r}'
+            if answer.strip().lower() == report.mode:
                 return f"correct: this machine takes the {report.mode} path"
             return f"not quite: you are uid {__import__('os').geteuid()} — look at the 'user' row of the report"
 
@@ -263,9 +272,9 @@ cells = [
     code(
         """
         def check_3(answer):
-            config = layout.image_config(layout.resolve(sorted(layout.refs())[0]))
-            entry = list(config.config.entrypoint or []) if config.config else []
-            cmd = list(config.config.cmd or []) if config.config else []
+            cfg = image_config.config  # the image config loaded in section 2
+            entry = list(cfg.entrypoint or []) if cfg else []
+            cmd = list(cfg.cmd or []) if cfg else []
             want = entry + cmd
             if answer is None:
                 return "not answered yet: find \\"Entrypoint\\" and \\"Cmd\\" in the config's JSON"
@@ -301,19 +310,19 @@ cells = [
         """
         ## Clean up
 
-        This notebook made a work directory in `/tmp` (section 2). When you are done exploring,
-        run the cell below: it deletes that directory, and the widgets above have nothing left
-        to show. (*Run All* runs it too: run the notebook again to get a fresh work directory.)
+        This notebook made a work directory in `/tmp` (section 2). **It is removed when the
+        kernel stops** (*Kernel ▸ Shut Down Kernel*, *Restart Kernel*, or stopping JupyterLab):
+        section 2 registered the removal with Python's `atexit`. *Run All* therefore deletes
+        nothing, and the explorer and the exercises above keep working after it. To remove the
+        directory now, run `remove_tree(WORK)` in a cell (the widgets and checks above then have
+        nothing left to read: run the notebook again for a fresh one).
         """
     ),
     code(
         """
-        import shutil
-
         files = [p for p in WORK.rglob("*") if p.is_file()]
-        print(f"removing {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
-        shutil.rmtree(WORK)
-        print("removed:", not WORK.exists())
+        print(f"work directory {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
+        print("removed when this kernel stops; to remove it now: remove_tree(WORK)")
         """
     ),
 ]

@@ -59,6 +59,7 @@ cells = [
     ),
     code(
         """
+        import atexit
         import hashlib
         import json
         import shlex
@@ -72,8 +73,10 @@ cells = [
         from ocilearn import embedded, explain
         from ocilearn.digest import Digest
         from ocilearn.layout import ImageLayout, parse_oci_ref
+        from ocilearn.unpack import remove_tree
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-01-"))
+        atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
         PACKAGES = {"tree": "tree", "jq": "jq", "sha256sum": "coreutils", "skopeo": "skopeo", "umoci": "umoci", "find": "findutils"}
 
 
@@ -620,18 +623,19 @@ cells = [
         ## Clean up
 
         This notebook made a work directory in `/tmp` (section 0): the layout, the scratch
-        copy of section 10 and the local registry's storage of section 9b. When you are done
-        exploring, run the cell below: it deletes that directory. (*Run All* runs it too: run
-        the notebook again to get a fresh one.) A layout you opened with `IMAGE = "oci:…"` is
-        outside it and stays untouched.
+        copy of section 10 and the local registry's storage of section 9b. **It is removed when
+        the kernel stops** (*Kernel ▸ Shut Down Kernel*, *Restart Kernel*, or stopping
+        JupyterLab): section 0 registered the removal with Python's `atexit`. *Run All*
+        therefore deletes nothing, and the exercises above keep working after it. To remove the
+        directory now, run `remove_tree(WORK)` in a cell. A layout you opened with
+        `IMAGE = "oci:…"` is outside it and stays untouched.
         """
     ),
     code(
         """
         files = [p for p in WORK.rglob("*") if p.is_file()]
-        print(f"removing {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
-        shutil.rmtree(WORK)
-        print("removed:", not WORK.exists())
+        print(f"work directory {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
+        print("removed when this kernel stops; to remove it now: remove_tree(WORK)")
         """
     ),
 ]

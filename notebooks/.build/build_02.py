@@ -45,10 +45,12 @@ cells = [
     ),
     code(
         """
+        import atexit
         import gzip
         import hashlib
         import io
         import json
+        import os
         import shutil
         import tarfile
         import tempfile
@@ -60,8 +62,10 @@ cells = [
         from ocilearn.digest import Digest
         from ocilearn.layout import ImageLayout, parse_oci_ref
         from ocilearn.model import chain_ids
+        from ocilearn.unpack import remove_tree
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-02-"))
+        atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
         if IMAGE is None:
             layout = embedded.copy_to(WORK / "image")
             REF = "latest"
@@ -254,9 +258,19 @@ cells = [
 
         In the listings they have the type letter `w` (whiteout) and `o` (opaque whiteout) and
         a note in brackets saying what they remove. First, the markers already in *this*
-        image's layers (from the listings of section 4; at most 8 per layer). A single-layer image has none: there is nothing below its base
-        layer to delete. The debian test image has both kinds (`rm /etc/motd`,
-        `rm -rf /etc/skel`, and an opaque `/etc/update-motd.d`).
+        image's layers (from the listings of section 4; at most 8 per layer). A single-layer
+        image such as the embedded one has none: there is nothing below its base layer to
+        delete.
+
+        To see real ones, run this notebook on the course's **debian test image** (3 layers:
+        `rm /etc/motd` → `etc/.wh.motd`, `rm -rf /etc/skel` → per-file whiteouts, and an opaque
+        whiteout in `/etc/update-motd.d`). As root, `scripts/build-test-images.sh` (what
+        `make test` runs) builds it into `.cache/images/debian` of the checkout; then set
+        `IMAGE = "oci:../.cache/images/debian:bookworm"` in the parameters cell (the path is
+        relative to this notebook's folder) and run the notebook again. Pushed to a registry,
+        it works as `IMAGE = "docker://127.0.0.1:5000/debian:bookworm"` too (the README's
+        *For instructors* shows how to start a registry on loopback and push with
+        `skopeo copy`).
         """
     ),
     code(
@@ -289,6 +303,7 @@ cells = [
     code(
         """
         def tar_of(entries):
+            \"\"\"An uncompressed tar of (name, data): bytes = a file, None = a directory, a str = a symlink to it.\"\"\"
             buf = io.BytesIO()
             with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
                 for name, data in entries:
@@ -296,6 +311,9 @@ cells = [
                     ti.mtime = 1735689600
                     if data is None:
                         ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                        tf.addfile(ti)
+                    elif isinstance(data, str):
+                        ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, data, 0o777
                         tf.addfile(ti)
                     else:
                         ti.size, ti.mode = len(data), 0o644
@@ -422,7 +440,67 @@ cells = [
     ),
     md(
         """
-        ## 9 · Exercises
+        ## 9 · What can go wrong
+
+        **A layer that is not the one the config promised.** The image config lists one diff ID
+        per layer; a layer edited after the config was written (or swapped, or corrupted inside
+        a still-valid gzip) no longer hashes to it. Below, a new image `bad-diffid` on the
+        embedded base: its manifest names a layer honestly (the blob's digest is right), but
+        the config promises the diff ID of *another* tar. `unpack` (notebook 03) recomputes
+        every diff ID while it applies the layers, refuses the image, and leaves no bundle
+        behind. The fix is on the image's side: rebuild it, or correct `rootfs.diff_ids`
+        (and with it the config's digest in the manifest).
+        """
+    ),
+    code(
+        """
+        from ocilearn.errors import OcilearnError
+        from ocilearn.unpack import unpack
+
+        promised = tar_of([("etc/motd", b"hello\\n")])                                   # what the config says
+        shipped = tar_of([("etc/motd", b"hello, edited after the config was written\\n")])  # what the layer holds
+        digest, size = small.put_blob(gzip.compress(shipped, mtime=0))
+        bad_config = dict(base_config)
+        bad_config["rootfs"] = {"type": "layers", "diff_ids": base_config["rootfs"]["diff_ids"] + ["sha256:" + hashlib.sha256(promised).hexdigest()]}
+        bad_manifest = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                        "config": small.put_json(mt.OCI_CONFIG, json.dumps(bad_config).encode()).to_dict(),
+                        "layers": base_manifest["layers"] + [{"mediaType": mt.OCI_LAYER_GZIP, "digest": str(digest), "size": size}]}
+        small.add_ref("bad-diffid", small.put_json(mt.OCI_MANIFEST, json.dumps(bad_manifest).encode()))
+        try:
+            unpack(f"{small.path}:bad-diffid", WORK / "bad-bundle")
+        except OcilearnError as e:
+            print(f"{type(e).__name__}: {e}")
+        print("bundle left behind:", (WORK / "bad-bundle").exists())
+        """
+    ),
+    md(
+        """
+        **A layer that climbs out.** A tar entry is just a name: `../escape.txt`, `/abs.txt`,
+        or `up/escape2.txt` after a symlink `up -> ../../..`. An unpacker that joins names to
+        the rootfs path with `os.path.join` writes such files *outside* the rootfs — above it,
+        or anywhere on the host (a real class of bugs; case C02 of the course's hostile
+        inputs). `ocilearn` resolves every name *inside* the rootfs, symlinks included (as
+        `openat2(RESOLVE_IN_ROOT)` does): `..` stops at the rootfs's `/`, and a symlink is
+        read as if the rootfs were `/`. So all three files land inside it.
+        """
+    ),
+    code(
+        """
+        hostile = tar_of([("../escape.txt", b"1\\n"), ("/abs.txt", b"2\\n"), ("up", "../../.."), ("up/escape2.txt", b"3\\n")])
+        for e in layer.list_layer(io.BytesIO(hostile)):
+            print(e.tar_line())
+        rootfs = WORK / "hostile-rootfs"
+        rootfs.mkdir()
+        layer.apply_layer(rootfs, io.BytesIO(hostile))
+        print("\\nwritten inside the rootfs:", sorted(p.name for p in rootfs.iterdir() if p.is_file() and not p.is_symlink()))
+        naive = [WORK / "escape.txt", Path("/abs.txt"), Path(os.path.realpath(rootfs / "up")) / "escape2.txt"]
+        for path in naive:  # where os.path.join(rootfs, name) would have written them
+            print(f"a naive unpacker writes {path}: exists here? {path.exists()}")
+        """
+    ),
+    md(
+        """
+        ## 10 · Exercises
 
         Each exercise has a variable to fill in; the check cell below it tells you whether you
         got it. (Unanswered exercises just print a hint.)
@@ -504,22 +582,35 @@ cells = [
     ),
     md(
         """
-        ## 10 · Try it
+        ## 11 · Try it
 
-        - Put the opaque marker *first* in the edit layer and run the notebook again: the result
-          must not change (image-spec `layer.md`: "whiteout files in the same layer … MUST be
-          applied first").
-        - Add a tar entry named `../escape.txt` or a symlink `up -> ../../..` followed by
-          `up/escape.txt`: `ocilearn` resolves every name inside the rootfs, so both files land
-          in it, never above it (a real class of bugs in unpackers: case C02 of the course's
-          hostile inputs).
+        - Put the opaque marker *first* in the edit layer of section 6 and run the notebook
+          again: the result must not change. image-spec `layer.md` (*Opaque Whiteout*):
+          "`a/.wh..wh..opq` is applied first, before creating the new version of `a/b`,
+          regardless of the ordering in which the whiteout file was encountered."
+        - Add more names to the hostile layer of section 9 — `a/../../b`, or a symlink
+          `abs -> /` followed by `abs/x` — and look where they land.
 
         Next: **[03 · bundle](03-bundle.ipynb)** turns the image into `config.json` + `rootfs/`.
         """
     ),
+    md(
+        """
+        ## Clean up
+
+        This notebook made a work directory in `/tmp` (in its first code cell): the layout and
+        the scratch rootfs trees of sections 7 and 9. **It is removed when the kernel stops**
+        (*Kernel ▸ Shut Down Kernel*, *Restart Kernel*, or stopping JupyterLab): that cell
+        registered the removal with Python's `atexit`. *Run All* therefore deletes nothing, and the
+        exercises above keep working after it. To remove the directory now, run
+        `remove_tree(WORK)` in a cell.
+        """
+    ),
     code(
         """
-        shutil.rmtree(WORK, ignore_errors=True)
+        files = [p for p in WORK.rglob("*") if p.is_file() and not p.is_symlink()]
+        print(f"work directory {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
+        print("removed when this kernel stops; to remove it now: remove_tree(WORK)")
         """
     ),
 ]

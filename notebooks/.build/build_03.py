@@ -46,6 +46,7 @@ cells = [
     ),
     code(
         """
+        import atexit
         import json
         import os
         import shutil
@@ -60,6 +61,7 @@ cells = [
         from ocilearn.unpack import remove_tree, unpack
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-03-"))
+        atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
         if IMAGE is None:
             SRC, REF = str(embedded.layout_path()), "latest"
         elif IMAGE.startswith("oci:"):
@@ -277,7 +279,56 @@ cells = [
     ),
     md(
         """
-        ## 6 · Exercises
+        ## 6 · What can go wrong
+
+        **Unpacking into a bundle that exists.** `unpack` never overwrites a bundle silently
+        (nor does `umoci unpack`): the directory may hold a container's only copy of its files.
+        Pass `force=True` (`ocilearn unpack --force`) to replace it — and even then the old
+        bundle is removed only once the new one is complete and verified.
+        """
+    ),
+    code(
+        """
+        from ocilearn.errors import OcilearnError
+
+        try:
+            unpack(f"{SRC}:{REF}", WORK / "bundle")
+        except OcilearnError as e:
+            print(f"{type(e).__name__}: {e}")
+        old_inode = (WORK / "bundle" / "config.json").stat().st_ino
+        with warnings.catch_warnings(record=True) as caught:  # the same notes as in section 1
+            warnings.simplefilter("always")
+            again = unpack(f"{SRC}:{REF}", WORK / "bundle", force=True)
+        print(f"with force=True: {again.bundle} replaced, a new config.json: {(WORK / 'bundle' / 'config.json').stat().st_ino != old_inode}")
+        """
+    ),
+    md(
+        """
+        **A user the image does not have.** `User` in the image config may be a *name*; the
+        runtime needs numbers, so the name is looked up in the **image's** `/etc/passwd`
+        (never the host's). A name that is not there is an error — image-spec `config.md` and
+        `conversion.md` say it MUST be — rather than a guess such as "run as root". Below, a
+        copy of the image config with `User` set to `ghost`. The fix: a user the image's
+        `/etc/passwd` lists, or a number (`"1000"`, `"1000:1000"`), which needs no lookup.
+        """
+    ),
+    code(
+        """
+        import dataclasses
+
+        from ocilearn.model import ContainerConfig
+
+        cfg = image_config.config or ContainerConfig(cmd=("sh",))
+        ghost = dataclasses.replace(image_config, config=dataclasses.replace(cfg, user="ghost"))
+        try:
+            convert.convert(ghost, res.rootfs)
+        except OcilearnError as e:
+            print(f"{type(e).__name__}: {e}")
+        """
+    ),
+    md(
+        """
+        ## 7 · Exercises
 
         Each exercise has a variable to fill in; the check cell below it tells you whether you
         got it. (Unanswered exercises just print a hint.)
@@ -294,6 +345,10 @@ cells = [
             want = written["process"]["args"]
             if answer is None:
                 return "· not answered yet — hint: Entrypoint first, then Cmd, in one list (section 3)"
+            if isinstance(answer, str) or not isinstance(answer, (list, tuple)):
+                return f'✘ not yet: write a Python list of strings, e.g. ["/bin/sh", "-c", "…"] — you gave {answer!r}'
+            if not all(isinstance(a, str) for a in answer):
+                return "✘ not yet: every item of the list is a string, in quotes"
             if list(answer) == want:
                 return f"✔ correct: {want}"
             cfg = image_config.config
@@ -319,6 +374,10 @@ cells = [
             want = convert.process_args(image_config.config, ["ls", "-l"])
             if answer is None:
                 return "· not answered yet — hint: the arguments replace Cmd, not Entrypoint"
+            if isinstance(answer, str) or not isinstance(answer, (list, tuple)):
+                return f'✘ not yet: write a Python list of strings, one item per argument, e.g. ["/bin/sh", "-c", "…"] — you gave {answer!r}'
+            if not all(isinstance(a, str) for a in answer):
+                return "✘ not yet: every item of the list is a string, in quotes"
             if list(answer) == want:
                 note = " — `sh -c` runs only `ls`; `-l` becomes $0, so no long listing!" if want[:2] == ["/bin/sh", "-c"] else ""
                 return f"✔ correct: {want}{note}"
@@ -343,6 +402,12 @@ cells = [
             want = rl.config["linux"]["uidMappings"][0]["hostID"]
             if answer is None:
                 return "· not answered yet — hint: linux.uidMappings, the entry with containerID 0"
+            if isinstance(answer, str):
+                if answer.strip().isdigit():
+                    return f"almost: write the number without quotes — ANSWER_3 = {answer.strip()}, not {answer!r}"
+                return "✘ not yet: the answer is a number (a uid), an int"
+            if isinstance(answer, bool) or not isinstance(answer, int):
+                return f"✘ not yet: the answer is a uid, an int — not a {type(answer).__name__}"
             if answer == want:
                 return f"✔ correct: uid {want} — {'you' if want == os.geteuid() else 'the caller'}: a rootless container's root is the user who ran it"
             return "✘ not yet: read hostID in linux.uidMappings of the rootless config (section 2 prints it)"
@@ -353,20 +418,34 @@ cells = [
     ),
     md(
         """
-        ## 7 · Try it
+        ## 8 · Try it
 
-        - Unpack again into the same directory: `unpack` refuses (`BundleError`); pass
-          `force=True` to replace it once the new one is complete.
-        - Change `User` to `"ghost"` in a copy of the image config and call
-          `convert.convert(...)`: the user is not in the image's `/etc/passwd`, so it is an
-          error (conversion.md: it MUST be).
+        - In section 6, set `User` to `"4242"` instead of `"ghost"`: a number needs no
+          `/etc/passwd` entry, so it converts — look at `process.user` in what
+          `convert.convert(...)` returns.
+        - `convert.convert(image_config, res.rootfs, args=["ls", "-l"])` is what
+          `docker run IMAGE ls -l` asks for: compare its `process.args` with exercise 2.
 
         Next: **[04 · runtime](04-runtime.ipynb)** runs this bundle with `ocilearn`'s own runtime.
         """
     ),
+    md(
+        """
+        ## Clean up
+
+        This notebook made a work directory in `/tmp` (in its first code cell): the bundles of
+        sections 1, 2, 5 and 6. **It is removed when the kernel stops** (*Kernel ▸ Shut Down
+        Kernel*, *Restart Kernel*, or stopping JupyterLab): that cell registered the removal
+        with Python's `atexit`. *Run All* therefore deletes nothing, and the exercises above
+        keep working after it. To remove the directory now, run `remove_tree(WORK)` in a cell.
+        An image you opened with `IMAGE = "oci:…"` is outside it and stays untouched.
+        """
+    ),
     code(
         """
-        remove_tree(WORK)
+        files = [p for p in WORK.rglob("*") if p.is_file() and not p.is_symlink()]
+        print(f"work directory {WORK}: {len(files)} files, {sum(p.stat().st_size for p in files)} bytes")
+        print("removed when this kernel stops; to remove it now: remove_tree(WORK)")
         """
     ),
 ]

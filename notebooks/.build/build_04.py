@@ -76,6 +76,7 @@ cells = [
     ),
     code(
         """
+        import atexit
         import ctypes
         import json
         import os
@@ -98,6 +99,7 @@ cells = [
 
         ROOT_USER = os.geteuid() == 0
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-04-"))
+        atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
         os.chmod(WORK, 0o755)
         STATE = WORK / "state"
         # the `ocilearn` command of this Python (venv), else the one on PATH, else `python -m ocilearn`
@@ -207,8 +209,10 @@ cells = [
     code(
         """
         user = config["process"]["user"] if ROOT_USER else {"uid": 0, "gid": 0}
-        # an ambient capability must also be inheritable (capabilities(7)); the image's
-        # config leaves inheritable empty, which runc and ocilearn only warn about
+        # an ambient capability must also be inheritable (capabilities(7)); the bundle's
+        # config.json (the runtime defaults unpack wrote, like `runc spec`; not the image
+        # config, which has no capabilities) leaves inheritable empty, which runc and
+        # ocilearn only warn about
         caps = config["process"]["capabilities"]
         _ = set_config(**{"process.capabilities.inheritable": caps.get("ambient", [])})
         _ = set_config(**{"process.user": user, "process.args": ["/bin/sh", "-c", "echo started at $(date +%T); sleep 30"],
@@ -251,13 +255,18 @@ cells = [
     md(
         """
         `exec` before `start`, as in the article: a new process joins the container's
-        namespaces (setns(2) on each `/proc/PID/ns/*` of PID 1). It sees PID 1 — our program, not
-        yet started — and the container's hostname.
+        namespaces (setns(2) on each `/proc/PID/ns/*` of PID 1) and sees the container's
+        hostname. PID 1 is **not our program yet**: it is still ocilearn's *init* — the process
+        `ocilearn create` forked, so its command line is still that `ocilearn … create …` —
+        blocked opening `exec.fifo`. `start` opens the fifo's other end; init then calls
+        execve(2) with `process.args` and *becomes* the program, keeping PID 1 (the cell after
+        `start` reads `/proc/1/cmdline` again).
         """
     ),
     code(
         """
-        oc("exec", "web", "/bin/sh", "-c", "echo I am pid $$ in $(hostname); ps -o pid,args 2>/dev/null || echo pids in /proc: $(ls /proc | grep -E '^[0-9]+$')")
+        oc("exec", "web", "/bin/sh", "-c", "echo I am pid $$ in $(hostname); echo PID 1 runs: $(tr '\\\\0' ' ' < /proc/1/cmdline); "
+           "echo pids in /proc: $(ls /proc | grep -E '^[0-9]+$')")
         state = json.loads(oc("state", "web").stdout)
         print("status:", state["status"], "| init pid on the host:", state["pid"])
         """
@@ -268,7 +277,7 @@ cells = [
         time.sleep(0.3)
         print("status:", json.loads(oc("state", "web").stdout)["status"])
         oc("ps", "web")
-        oc("exec", "web", "cat", "/proc/1/cmdline");
+        oc("exec", "web", "/bin/sh", "-c", "echo PID 1 runs: $(tr '\\\\0' ' ' < /proc/1/cmdline)");  # the same question as before start
         """
     ),
     md(
@@ -452,11 +461,13 @@ cells = [
         ### 2.3 · pivot_root into the bundle's rootfs
 
         `pivot_root(2)` swaps the root of the mount namespace. It insists that the new root be a
-        **mount point** and that no involved mount be *shared* — otherwise it fails with
-        `EINVAL`, a classic stumbling block of hand-made runtimes (case C31 of the course's
-        hostile inputs) — so: make `/` private in
-        the new namespace, bind-mount the rootfs onto itself, `pivot_root(".", ".")`, and lazily
-        unmount the old root stacked on top.
+        **mount point** and that no involved mount be *shared* — a classic stumbling block of
+        hand-made runtimes (case C31 of the course's hostile inputs). On a plain directory it
+        fails, with an errno that depends on who you are: as root `EBUSY` (the directory still
+        sits on the current root mount), as an ordinary user inside a user namespace `EINVAL`
+        (not a mount point); a shared mount gives `EINVAL` too. So: make `/` private in the new
+        namespace, bind-mount the rootfs onto itself, `pivot_root(".", ".")`, and lazily unmount
+        the old root stacked on top. The first line below shows the error on this machine.
         """
     ),
     code(
@@ -542,6 +553,7 @@ cells = [
         # the program the "run" step executes (as a child of the new PID 1)
         _ = set_config(**{"process.args": ["/bin/sh", "-c", "echo hello from $(hostname): pid $$, /proc lists $(ls /proc | grep -cE '^[0-9]+$') processes"]})
         stepper = setup_stepper(bundle)
+        atexit.register(stepper.close)  # its child process ends with this kernel at the latest
         stepper
         """
     ),
@@ -688,7 +700,11 @@ cells = [
         def check_2(answer):
             if answer is None:
                 return "· not answered yet — hint: hostnames belong to the UNIX Time-sharing System namespace (section 2.1)"
-            name = str(answer).strip().rsplit("/", 1)[-1]
+            if not isinstance(answer, str):
+                return f'✘ not yet: write the file name as a string, e.g. "net" — you gave {answer!r}'
+            name = answer.strip().rstrip("/").rsplit("/", 1)[-1]
+            if name in ("", ".", ".."):
+                return f'✘ not yet: write the name of one file in /proc/self/ns, e.g. "net" — you gave {answer!r}'
             if not os.path.exists(f"/proc/self/ns/{name}"):
                 return f"✘ not yet: there is no /proc/self/ns/{name}; the files are {sorted(os.listdir('/proc/self/ns'))}"
             if name == "uts":
@@ -719,7 +735,8 @@ cells = [
             if answer.returncode == 0 and out == "exercise-3":
                 return "✔ correct: the container printed exercise-3 — the UTS namespace of its own, named by config.json's hostname"
             if answer.returncode != 0:
-                return f"✘ not yet: the run failed (exit status {answer.returncode}): {answer.stderr.strip()[-200:]}"
+                said = (answer.stderr.strip() or answer.stdout.strip() or "(no output)")[-200:]
+                return f"✘ not yet: the run failed (exit status {answer.returncode}): {said}"
             return f"✘ not yet: it printed {out!r} — set 'hostname' to exercise-3 and make process.args ['hostname']"
 
 
@@ -730,31 +747,24 @@ cells = [
         """
         ## 5 · Clean up
 
-        Every container was deleted by `run`/`delete`; the state directory is empty. Remove the
-        work directory (the stepper's bundle stays until the kernel stops if you have not
-        clicked through all its steps).
+        Every container was deleted by `run`/`delete`: the cell below checks that the state
+        directory holds none (and force-deletes any left by an interrupted cell, so no process
+        outlives the notebook). The work directory — bundle, state directory — **is removed
+        when the kernel stops** (*Kernel ▸ Shut Down Kernel*, *Restart Kernel*, or stopping
+        JupyterLab): section 0 registered the removal with Python's `atexit`, and the stepper's
+        child process is ended then too. *Run All* therefore deletes nothing, and the stepper
+        and the exercises above keep working after it. To remove the directory now, run
+        `stepper.close(); remove_tree(WORK)` in a cell.
         """
     ),
     code(
         """
-        import atexit
-
         leftover = sorted(os.listdir(STATE)) if STATE.exists() else []
         for name in leftover:
             oc("delete", "--force", name)
         reap()
         print("containers left:", leftover)
-        if stepper.finished:
-            stepper.close()
-            remove_tree(WORK)
-            print("removed", WORK)
-        else:  # the stepper above still works on the bundle: keep it until the kernel stops
-            for child in WORK.iterdir():
-                if child != bundle:
-                    remove_tree(child)
-            atexit.register(remove_tree, WORK)
-            atexit.register(stepper.close)
-            print(f"removed {WORK} except the bundle the stepper uses (removed when this kernel stops)")
+        print(f"work directory {WORK}: removed when this kernel stops; to remove it now: stepper.close(); remove_tree(WORK)")
         """
     ),
     md(
