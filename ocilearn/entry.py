@@ -10,8 +10,9 @@ import sys
 
 #: Runtime commands whose hand-parsed fast path (:mod:`ocilearn.runtime.__main__`) prints
 #: exactly what the click commands print (nothing, or the same JSON). ``list`` and ``ps``
-#: (tables) and anything with --help, --debug or --explain go through click.
-FAST_RUNTIME = frozenset({"create", "start", "state", "kill", "delete", "run", "exec"})
+#: (tables), ``exec`` (more options than the fast parser knows) and anything with --help,
+#: --debug or --explain go through click.
+FAST_RUNTIME = frozenset({"create", "start", "state", "kill", "delete", "run"})
 
 
 def _fast_runtime(argv: list[str]) -> bool:
@@ -22,13 +23,7 @@ def _fast_runtime(argv: list[str]) -> bool:
         i += 1 if "=" in argv[i] else 2
     if i >= len(argv) or argv[i] not in FAST_RUNTIME:
         return False
-    head = argv[: i + 1] if argv[i] != "exec" else argv
-    rest = argv[i + 1 :]
-    # options after `exec ID CMD` belong to CMD; only look before the container's command
-    if argv[i] == "exec":
-        pos = [a for a in rest if not a.startswith("-")]
-        rest = rest[: rest.index(pos[1])] if len(pos) > 1 else rest
-    return not any(a in ("-h", "--help", "--debug", "--explain", "--version") for a in head[:i] + rest)
+    return not any(a in ("-h", "--help", "--debug", "--explain", "--version") for a in argv)
 
 
 def entry() -> None:

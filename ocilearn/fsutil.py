@@ -400,8 +400,20 @@ class Root:
 
 
 def _grant(dir_fd: int, name: str, st: os.stat_result) -> None:
+    """Give the owner rwx on the *directory* ``name`` (never on what a symlink swapped in
+    for it after the lstat points to: chmod goes through an ``O_PATH|O_NOFOLLOW|O_DIRECTORY``
+    handle of the entry itself)."""
     if st.st_mode & 0o700 != 0o700:
-        os.chmod(name, stat.S_IMODE(st.st_mode) | 0o700, dir_fd=dir_fd)
+        try:
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):
+                return  # no longer a directory: nothing to grant
+            raise
+        try:
+            os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | 0o700)
+        finally:
+            os.close(fd)
 
 
 def _unlink_files(fd: int) -> list[str]:

@@ -62,6 +62,7 @@ or a later tool wants to know about the bundle's origin.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import io
 import json
@@ -175,15 +176,22 @@ def _open_blob(blob: Path, layout: str, digest) -> io.BufferedReader:
     """Open a layer blob for reading: ``O_NONBLOCK`` (a FIFO does not block) and only a
     regular file (finding #10 for unpack)."""
     try:
-        fd = os.open(blob, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        before = os.lstat(blob)  # refuse devices, FIFOs and symlinks before opening anything
+        if not stat.S_ISREG(before.st_mode):
+            raise LayoutError(f"{layout}: layer blob {digest} is not a regular file (mode {stat.filemode(before.st_mode)}); refused")
+        fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         from .errors import BlobNotFound
 
         raise BlobNotFound(f"{layout}: layer blob {digest} not found") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LayoutError(f"{layout}: layer blob {digest} is a symlink; refused") from None
+        raise
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
         os.close(fd)
-        raise LayoutError(f"{layout}: layer blob {digest} is not a regular file (mode {stat.filemode(st.st_mode)}); refused")
+        raise LayoutError(f"{layout}: layer blob {digest} changed while it was opened; refused")
     return os.fdopen(fd, "rb")
 
 

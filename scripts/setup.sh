@@ -51,8 +51,11 @@ if [[ -e .venv ]]; then
   if ! .venv/bin/python -c 'pass' 2>/dev/null; then
     echo "setup: .venv's interpreter does not run for $(id -un) ($(readlink -f .venv/bin/python 2>/dev/null)): recreating .venv" >&2
     rm -rf .venv
-  elif compgen -G ".venv/.ocilearn-*" >/dev/null &&
-       ! .venv/bin/python -c "import sys, ocilearn; sys.exit(not ocilearn.__file__.startswith('$PWD/ocilearn/'))" 2>/dev/null; then
+  # -I: isolated, so the current directory cannot stand in for the installed package;
+  # pip's shebang names the interpreter (of this .venv, or of the one it was copied from)
+  elif { compgen -G ".venv/.ocilearn-*" >/dev/null &&
+         ! .venv/bin/python -I -c "import sys, ocilearn; sys.exit(not ocilearn.__file__.startswith('$PWD/ocilearn/'))" 2>/dev/null; } ||
+       { [[ -f .venv/bin/pip ]] && [[ "$(head -1 .venv/bin/pip)" != "#!$PWD/.venv/bin/python"* ]]; }; then
     echo "setup: .venv belongs to another checkout (ocilearn is imported from elsewhere): recreating .venv" >&2
     rm -rf .venv
   fi

@@ -18,6 +18,8 @@ from ..runtime import container as rt
 
 def _root(ctx: click.Context) -> str:
     obj = ctx.find_root().obj or {}
+    if obj.get("root") == "":
+        raise click.UsageError("--root is empty (an unset variable?); name the state directory")
     return obj.get("root") or rt.default_root()
 
 

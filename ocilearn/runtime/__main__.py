@@ -68,6 +68,8 @@ def _count(v: str | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     cmd, o, args = parse(sys.argv[1:] if argv is None else argv)
+    if o.get("root") == "":
+        raise SystemExit("ocilearn: error: --root is empty (an unset variable?); name the state directory")
     root = o.get("root") or rt.default_root()
     need_id = cmd not in ("list",)
     if need_id and not args:

@@ -66,11 +66,24 @@ def default_root() -> str:
     return os.path.join(xdg, "ocilearn") if xdg else f"/tmp/ocilearn-{os.geteuid()}"
 
 
+def check_id(cid: object) -> str:
+    """A container ID as runc allows it: letters, digits and ``_+-.``, not ``.``/``..``.
+    Checked for EVERY command, not only ``create``: the ID becomes a directory under the
+    state root that ``delete`` removes, so ``..`` or ``/abs/path`` must never reach a path.
+    Raises ContainerError."""
+    if not isinstance(cid, str) or not cid or set(cid) - ID_CHARS or cid in (".", "..") or len(cid) > 1024:
+        raise ContainerError(f"invalid container id {cid!r}: use letters, digits and _+-. (not '.' or '..')")
+    return cid
+
+
 def parse_signal(s: str | int) -> int:
-    """A signal from ``"TERM"``, ``"SIGTERM"``, ``"15"`` or 15 (signal(7)). Raises
-    ContainerError for an unknown name."""
-    if isinstance(s, int) or str(s).isdigit():
-        return int(s)
+    """A signal from ``"TERM"``, ``"SIGTERM"``, ``"15"`` or 15 (signal(7)): numbers are
+    ASCII digits from 1 to SIGRTMAX. Raises ContainerError for anything else."""
+    if isinstance(s, int) or (str(s).isascii() and str(s).isdigit()):
+        n = int(s)
+        if not 1 <= n <= signal.SIGRTMAX:
+            raise ContainerError(f"signal {s!r} out of range 1..{int(signal.SIGRTMAX)} (signal(7))")
+        return n
     name = str(s).upper()
     name = name if name.startswith("SIG") else "SIG" + name
     try:
@@ -371,7 +384,7 @@ class Container:
     @classmethod
     def load(cls, root: str, cid: str) -> Container:
         """The container ``cid`` under ``root``; raises ContainerNotFound."""
-        c = cls(cid, root)
+        c = cls(check_id(cid), root)
         if not os.path.isdir(c.dir):
             raise ContainerNotFound(f"container {cid!r} does not exist in {root}")
         return c
@@ -420,8 +433,7 @@ class Container:
         parent and starts it at once). ``init``: PID 1 is a small reaper that runs the
         program as its child (C33). ``net="veth"``: see :mod:`.network`. Raises ContainerExists, RuntimeSpecError,
         ContainerError; a failed create removes everything it made."""
-        if not cid or set(cid) - ID_CHARS or cid in (".", ".."):
-            raise ContainerError(f"invalid container id {cid!r}: use letters, digits and _+-.")
+        check_id(cid)
         if type(preserve_fds) is not int or preserve_fds < 0:
             raise ContainerError(f"--preserve-fds {preserve_fds!r}: must be a number >= 0 (fds 3 … 3+N-1 are passed)")
         bundle = os.path.abspath(bundle)
