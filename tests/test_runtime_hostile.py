@@ -401,3 +401,40 @@ def test_h0_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
     assert "grants CAP_SYS_PTRACE without a user namespace" in p.stderr
     b2 = make_bundle(busybox_base, tmp_path / "b2", ["true"])
     assert "CAP_SYS_PTRACE" not in runner.oc("run", cid("h0noptrace"), "-b", str(b2)).stderr
+
+
+# ---------------------------------------------------------------- round 2: a populated cgroup
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: makes a cgroup on the host")
+def test_r2_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_survive(busybox_base, tmp_path, runner):
+    import uuid
+
+    from ocilearn.runtime.cgroups import detect
+
+    decoy = f"ocilearn-decoy-{uuid.uuid4().hex[:8]}"
+    hier = detect()[1]
+    ctrl = "pids" if "pids" in hier else next(iter(hier))
+    cg_dir = os.path.join(hier[ctrl], decoy)
+    os.mkdir(cg_dir)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(os.path.join(cg_dir, "cgroup.procs"), "w") as f:
+            f.write(str(sleeper.pid))
+        b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"linux.cgroupsPath": "/" + decoy})
+        name = cid("r2cg")
+        p = runner.oc("create", "-b", str(b), name, check=False)
+        assert p.returncode == 1 and "already has 1 process" in p.stderr, p.stderr
+        assert sleeper.poll() is None, "the decoy's process was killed"
+        assert os.path.isdir(cg_dir) and not (Path(runner.root) / name).exists()
+        p = runner.oc("delete", "--force", name, check=False)
+        assert sleeper.poll() is None and os.path.isdir(cg_dir)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for _ in range(50):
+            try:
+                os.rmdir(cg_dir)
+                break
+            except OSError:
+                time.sleep(0.1)

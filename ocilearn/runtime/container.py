@@ -528,9 +528,16 @@ class Container:
                 # default path /ocilearn-<root hash>-<id>: two state roots may hold the same ID
                 tag = f"{_fnv1a(os.path.abspath(self.root)):08x}"
                 cg = Cgroup.for_container(linux.get("cgroupsPath") or f"/ocilearn-{tag}-{self.id}", self.id)
-                o["cgroup"] = {"version": cg.version, "paths": cg.paths, "base": cg.base}
             except OSError:
                 cg = None
+            busy = cg.pids() if cg else []
+            if busy:
+                # runc refuses too ("container's cgroup is not empty"): in a populated cgroup,
+                # delete would kill processes that are not the container's
+                raise RuntimeSpecError(f"linux.cgroupsPath {linux.get('cgroupsPath')!r}: that cgroup already has "
+                                       f"{len(busy)} process(es) (e.g. pid {busy[0]}); refusing to put a container in it")
+            if cg:
+                o["cgroup"] = {"version": cg.version, "paths": cg.paths, "base": cg.base}
         elif (linux.get("resources") or {}).keys() - {"devices"}:
             print("ocilearn: warning: rootless: cgroup limits in linux.resources are not applied (cgroups are not delegated to this user)", file=sys.stderr)
         self.write(st)
