@@ -142,10 +142,14 @@ def _lock_dir(path: Path) -> int:
     return fd
 
 
+STALE_AFTER = 60.0  # seconds: a temp directory younger than this is never swept
+
+
 def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
     """Remove the ``.BUNDLE.ocilearn-*`` directories that killed unpacks of ``bundle``
-    left beside it: those whose flock(2) can be taken (no live unpack holds it). Returns
-    the paths removed. A directory another unpack is working in is kept."""
+    left beside it: those owned by this user, older than ``STALE_AFTER`` seconds, whose
+    flock(2) can be taken (no live unpack holds it). Returns the paths removed. A
+    directory another unpack is working in, or another user's, is kept."""
     bundle = Path(bundle).absolute()
     prefix = f".{bundle.name}.ocilearn-"
     removed = []
@@ -158,7 +162,10 @@ def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
             continue
         p = bundle.parent / name
         try:
-            if not stat.S_ISDIR(os.lstat(p).st_mode):
+            st = os.lstat(p)
+            # only our own directories, and not ones made in the last minute: a concurrent
+            # unpack creates its directory a moment before it can lock it
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or time.time() - st.st_ctime < STALE_AFTER:
                 continue
             fd = _lock_dir(p)
         except (BlockingIOError, FileNotFoundError, NotADirectoryError, PermissionError):

@@ -22,7 +22,7 @@ from ocilearn.cli import run as cli
 from ocilearn.digest import Digest
 from ocilearn.errors import BundleError, ConfigError, DigestMismatch, LayoutError
 from ocilearn.layer import parse_rootless_xattr
-from ocilearn.unpack import unpack
+from ocilearn.unpack import remove_tree, unpack
 
 
 def test_unpack_busybox_bundle(tmp_path):
@@ -209,7 +209,6 @@ def test_unpacked_config_validates_against_runtime_spec_schema(tmp_path):
 def out_dir(tmp_path):
     """A directory for bundles, emptied without recursion afterwards (a regression could
     leave a 1500-level temp dir that pytest's recursive cleanup cannot remove)."""
-    from ocilearn.unpack import remove_tree
 
     d = tmp_path / "out"
     d.mkdir()
@@ -253,7 +252,7 @@ U.unpack(sys.argv[1], sys.argv[2], rootless=False)
 """
 
 
-def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_dir):
+def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_dir, monkeypatch):
     """SIGKILL in the middle of an unpack leaves .b.ocilearn-*; the next unpack of the
     same bundle removes it, but never the temp dir of an unpack that is still running."""
     import signal
@@ -273,6 +272,16 @@ def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_
     victim.wait(10)
     (left,) = [p.name for p in out_dir.iterdir()]
     assert left.startswith(".b.ocilearn-") and (out_dir / left / "rootfs/etc/hostname").read_bytes() == b"box\n"
+    # a leftover younger than STALE_AFTER is kept: a concurrent unpack makes its directory a
+    # moment before it can lock it (second hostile review)
+    import ocilearn.unpack as unpack_module
+
+    res = unpack(img, out_dir / "other", rootless=False)
+    assert left in [p.name for p in out_dir.iterdir()]
+    unpack_module.remove_stale_temps(bundle)
+    assert left in [p.name for p in out_dir.iterdir()]
+    remove_tree(out_dir / "other")
+    monkeypatch.setattr(unpack_module, "STALE_AFTER", 0.0)  # from here on: as if a minute had passed
     busy = start()  # a live unpack of the same bundle, holding its lock
     try:
         (busy_tmp,) = [p.name for p in out_dir.iterdir() if p.name != left]
