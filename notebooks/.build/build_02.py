@@ -476,24 +476,25 @@ cells = [
     md(
         """
         **A layer that climbs out.** A tar entry is just a name: `../escape.txt`, `/abs.txt`,
-        or `up/escape2.txt` after a symlink `up -> ../../..`. An unpacker that joins names to
-        the rootfs path with `os.path.join` writes such files *outside* the rootfs — above it,
-        or anywhere on the host (a real class of bugs; case C02 of the course's hostile
-        inputs). `ocilearn` resolves every name *inside* the rootfs, symlinks included (as
-        `openat2(RESOLVE_IN_ROOT)` does): `..` stops at the rootfs's `/`, and a symlink is
-        read as if the rootfs were `/`. So all three files land inside it.
+        or `host/escape2.txt` after a symlink `host -> /`. An unpacker that joins names to the
+        rootfs path with `os.path.join` and lets the kernel follow symlinks writes such files
+        *outside* the rootfs — above it, or anywhere on the host (a real class of bugs; case
+        C02 of the course's hostile inputs). `ocilearn` resolves every name *inside* the
+        rootfs, symlinks included (as `openat2(RESOLVE_IN_ROOT)` does): `..` stops at the
+        rootfs's `/`, and a symlink's target is read as if the rootfs were `/`. So all three
+        files land inside it.
         """
     ),
     code(
         """
-        hostile = tar_of([("../escape.txt", b"1\\n"), ("/abs.txt", b"2\\n"), ("up", "../../.."), ("up/escape2.txt", b"3\\n")])
+        hostile = tar_of([("../escape.txt", b"1\\n"), ("/abs.txt", b"2\\n"), ("host", "/"), ("host/escape2.txt", b"3\\n")])
         for e in layer.list_layer(io.BytesIO(hostile)):
             print(e.tar_line())
         rootfs = WORK / "hostile-rootfs"
         rootfs.mkdir()
         layer.apply_layer(rootfs, io.BytesIO(hostile))
         print("\\nwritten inside the rootfs:", sorted(p.name for p in rootfs.iterdir() if p.is_file() and not p.is_symlink()))
-        naive = [WORK / "escape.txt", Path("/abs.txt"), Path(os.path.realpath(rootfs / "up")) / "escape2.txt"]
+        naive = [WORK / "escape.txt", Path("/abs.txt"), Path(os.path.realpath(rootfs / "host")) / "escape2.txt"]
         for path in naive:  # where os.path.join(rootfs, name) would have written them
             print(f"a naive unpacker writes {path}: exists here? {path.exists()}")
         """
@@ -588,8 +589,8 @@ cells = [
           again: the result must not change. image-spec `layer.md` (*Opaque Whiteout*):
           "`a/.wh..wh..opq` is applied first, before creating the new version of `a/b`,
           regardless of the ordering in which the whiteout file was encountered."
-        - Add more names to the hostile layer of section 9 — `a/../../b`, or a symlink
-          `abs -> /` followed by `abs/x` — and look where they land.
+        - Add more names to the hostile layer of section 9 — `a/../../b`, `etc/../../../b` —
+          and look where they land.
 
         Next: **[03 · bundle](03-bundle.ipynb)** turns the image into `config.json` + `rootfs/`.
         """
