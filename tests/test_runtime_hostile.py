@@ -438,3 +438,30 @@ def test_r2_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_surv
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+@needs_root
+def test_r2_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busybox_base, tmp_path, runner):
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
+    name = cid("r2st")
+    runner.oc("create", "-b", str(b), name)
+    state = Path(runner.root) / name / "state.json"
+    st = json.loads(state.read_text())
+    init_pid = st["pid"]
+    st["pid"] = "not a pid"
+    state.write_text(json.dumps(st))
+    p = runner.oc("state", name, check=False)
+    assert p.returncode == 1 and "state.json is corrupt" in p.stderr and "Traceback" not in p.stderr
+    runner.oc("delete", "--force", name)
+    assert not (Path(runner.root) / name).exists()
+    for _ in range(50):
+        try:
+            os.kill(init_pid, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{init_pid}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"init {init_pid} still alive after delete --force")

@@ -372,7 +372,11 @@ class Container:
     def read(self) -> dict:
         try:
             with open(os.path.join(self.dir, "state.json")) as f:
-                return json.load(f)
+                st = json.load(f)
+            if not isinstance(st, dict) or type(st.get("pid", 0)) is not int or not isinstance(st.get("ocilearn", {}), dict):
+                raise ContainerError(f"{self.dir}/state.json is corrupt (pid must be an integer); "
+                                     f"`ocilearn delete --force {self.id}` removes what is left")
+            return st
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist in {self.root}")
         except ValueError:
@@ -762,6 +766,18 @@ class Container:
             out.append(init)  # non-dumpable: its ns link is not readable to a rootless runtime
         return sorted(out)
 
+    def _salvage(self) -> dict:
+        """What can be trusted of a corrupt state.json, for ``delete --force``: the monitor
+        and the cgroup (its processes are killed through it), never a non-integer pid."""
+        try:
+            with open(os.path.join(self.dir, "state.json")) as f:
+                raw = json.load(f)
+        except (OSError, ValueError):
+            raw = {}
+        o = raw.get("ocilearn") if isinstance(raw, dict) and isinstance(raw.get("ocilearn"), dict) else {}
+        o = {k: v for k, v in o.items() if k in ("cgroup", "monitor_pid") and (k != "monitor_pid" or type(v) is int)}
+        return {"id": self.id, "status": "creating", "pid": 0, "ocilearn": o}
+
     def delete(self, force: bool = False) -> None:
         """runtime-spec runtime.md "delete": remove what create made — processes (with
         ``force``: SIGKILL), the cgroup, the state directory; run poststop hooks. Raises
@@ -772,6 +788,10 @@ class Container:
             if not os.path.isdir(self.dir):
                 raise
             st = {"id": self.id, "status": "creating", "pid": 0, "ocilearn": {}}  # killed before its first state write
+        except ContainerError:
+            if not force:
+                raise
+            st = self._salvage()
         status = self.status(st)
         o = st.get("ocilearn", {})
         if status == "running" and not force:
