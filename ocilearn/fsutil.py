@@ -59,15 +59,23 @@ _libc.syscall.restype = ctypes.c_long
 _openat2_ok: bool | None = None
 
 
-def _openat2(dirfd: int, path: str, flags: int) -> int:
+def _openat2(dirfd: int, path: str, flags: int, retries: int = 16) -> int:
+    """openat2(2) with RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS. The kernel answers EAGAIN
+    when a rename or mount elsewhere on the system happened during a ``..`` lookup and it
+    cannot vouch that the walk stayed inside (openat2(2), "EAGAIN"): retried, as the man
+    page advises, up to ``retries`` times."""
     how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    fd = _libc.syscall(
-        ctypes.c_long(_SYS_openat2), ctypes.c_int(dirfd), ctypes.c_char_p(os.fsencode(path)), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
-    )
-    if fd < 0:
+    raw = os.fsencode(path)
+    for _ in range(retries + 1):
+        fd = _libc.syscall(
+            ctypes.c_long(_SYS_openat2), ctypes.c_int(dirfd), ctypes.c_char_p(raw), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
+        )
+        if fd >= 0:
+            return fd
         e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-    return fd
+        if e != errno.EAGAIN:
+            break
+    raise OSError(e, os.strerror(e), path)
 
 
 def has_openat2() -> bool:
@@ -75,11 +83,14 @@ def has_openat2() -> bool:
     (a seccomp filter may answer ENOSYS/EPERM)."""
     global _openat2_ok
     if _openat2_ok is None:
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.close(_openat2(os.open("/", os.O_PATH | os.O_DIRECTORY), ".", os.O_PATH | os.O_DIRECTORY))
+            os.close(_openat2(root, ".", os.O_PATH | os.O_DIRECTORY))
             _openat2_ok = True
         except OSError:
             _openat2_ok = False
+        finally:
+            os.close(root)
     return _openat2_ok
 
 
