@@ -76,7 +76,8 @@ Bounded resources (hostile layers; the security report's findings #5–#7, #11, 
     - Extended headers are checked *before* Python's tarfile reads them (it reads one
       whole): a PAX ``x``/``g`` or GNU ``L``/``K`` header larger than
       :data:`MAX_EXTENDED_HEADER` (1 MiB), more than :data:`MAX_HEADER_CHAIN` (16) of them
-      in front of one member, more than :data:`MAX_GLOBAL_HEADERS` bytes of global
+      in front of one member, more than :data:`MAX_EXTENDED_TOTAL` (64 MiB) of them in
+      one layer (many large ignored headers cost CPU), more than :data:`MAX_GLOBAL_HEADERS` bytes of global
       records, or a sparse map of more than :data:`MAX_SPARSE_CHUNKS` chunks is a
       :class:`~ocilearn.errors.LayerError`.
     - Sizes are never trusted: every member's data is *read* (what a whiteout carries is
@@ -137,6 +138,7 @@ __all__ = [
     "WHITEOUT_PREFIX",
     "OPAQUE_WHITEOUT",
     "MAX_EXTENDED_HEADER",
+    "MAX_EXTENDED_TOTAL",
     "MAX_GLOBAL_HEADERS",
     "MAX_HEADER_CHAIN",
     "MAX_SPARSE_CHUNKS",
@@ -632,6 +634,7 @@ def _entry(m: tarfile.TarInfo, source: str = "layer") -> LayerEntry:
 MAX_EXTENDED_HEADER = 1 << 20  # bytes of one PAX (x/g) or GNU long name/link (L/K) header
 MAX_GLOBAL_HEADERS = 1 << 20  # bytes of all PAX global (g) records kept for the stream
 MAX_HEADER_CHAIN = 16  # extended headers in front of one member
+MAX_EXTENDED_TOTAL = 64 << 20  # bytes of all extended headers of one layer (bounds the CPU spent parsing them)
 MAX_SPARSE_CHUNKS = 1 << 18  # (offset, size) pairs in one sparse file's map
 _TIME_LIMIT = (2**63 - 1) // 10**9  # seconds: the largest timespec that fits int64 nanoseconds
 _ID_MAX = 2**32 - 1  # uid_t/gid_t are 32-bit; (uid_t)-1 means "leave unchanged" to chown(2)
@@ -655,6 +658,10 @@ class _TarInfo(tarfile.TarInfo):
             kind = {tarfile.GNUTYPE_LONGNAME: "GNU long name", tarfile.GNUTYPE_LONGLINK: "GNU long link name",
                     tarfile.XGLTYPE: "PAX global"}.get(self.type, "PAX extended")
             raise _TarLimit(f"{kind} header at byte {self.offset} claims {self.size} bytes (limit {MAX_EXTENDED_HEADER})")
+        total = getattr(tf, "_ocilearn_ext_total", 0) + self.size
+        tf._ocilearn_ext_total = total
+        if total > MAX_EXTENDED_TOTAL:
+            raise _TarLimit(f"extended headers of this layer exceed {MAX_EXTENDED_TOTAL} bytes in all (at byte {self.offset})")
 
     def _proc_gnulong(self, tf):
         self._chain(tf)

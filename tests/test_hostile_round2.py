@@ -96,3 +96,33 @@ def test_unpack_never_opens_a_layer_blob_that_is_not_a_regular_file(tmp_path, ki
     with pytest.raises(LayoutError, match="not a regular file"):
         unpack(f"{layout.path}:latest", tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()
+
+
+def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
+    """Each extended header is capped at 1 MiB, but many of them cost CPU: the layer's
+    total is capped too (MAX_EXTENDED_TOTAL; made small here so the test is fast)."""
+    import io
+    import tarfile
+
+    from ocilearn import layer
+    from ocilearn.errors import LayerError
+
+    def layer_bytes(n: int) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for i in range(n):
+                info = tarfile.TarInfo(f"f{i}")
+                info.pax_headers = {"comment": "x" * 3000}
+                info.size = 1
+                tf.addfile(info, io.BytesIO(b"a"))
+        return buf.getvalue()
+
+    monkeypatch.setattr(layer, "MAX_EXTENDED_TOTAL", 20_000)
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    layer.apply_layer(ok, io.BytesIO(layer_bytes(5)))  # ~15 kB of headers: within
+    assert sorted(p.name for p in ok.iterdir()) == [f"f{i}" for i in range(5)]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(LayerError, match="extended headers of this layer exceed 20000 bytes"):
+        layer.apply_layer(bad, io.BytesIO(layer_bytes(10)))
