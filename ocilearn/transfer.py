@@ -23,6 +23,7 @@ stay the same bytes with the same digests.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import os
@@ -170,23 +171,26 @@ class Document:
     document: Manifest | Index
 
 
-class Source:
+class Source(abc.ABC):
     """Where an image comes from. Subclasses implement :meth:`top`, :meth:`fetch`,
     :meth:`open_blob`."""
 
     name = ""
 
+    @abc.abstractmethod
     def top(self) -> Document:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def fetch(self, desc: Descriptor) -> Document:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
-        raise NotImplementedError
+        ...
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: most endpoints hold nothing to release
+        """Release what the endpoint holds (connections, files); nothing by default."""
 
 
 class RegistrySource(Source):
@@ -357,26 +361,30 @@ class LayoutSource(Source):
 # ------------------------------------------------------------------ destinations
 
 
-class Destination:
+class Destination(abc.ABC):
     """Where an image goes. ``has_blob`` (present and verified), ``put_blob``,
     ``put_manifest`` (children before parents), ``finish`` (the ref or tag)."""
 
     name = ""
 
+    @abc.abstractmethod
     def has_blob(self, desc: Descriptor) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def put_manifest(self, doc: Document) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def finish(self, top: Document) -> None:
-        raise NotImplementedError
+        ...
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: most endpoints hold nothing to release
+        """Release what the endpoint holds (connections, files); nothing by default."""
 
 
 class LayoutDest(Destination):
