@@ -410,6 +410,40 @@ class ImageLayout:
         except FileNotFoundError:
             raise BlobNotFound(f"{self.path}: blob {digest} not found") from None
 
+    def open_blob_file(self, digest: Digest | str, what: str = "blob") -> BinaryIO:
+        """Open a stored blob's file *without* verifying it — for a caller that hashes the
+        stream itself (``apply_layer`` checks the digest while it inflates); everyone else
+        uses :meth:`open_blob`.
+
+        Only a regular file is ever opened: its type is checked with lstat first (a device
+        node or FIFO planted in ``blobs/`` is never opened, a symlink never followed), then
+        opened ``O_NOFOLLOW|O_NONBLOCK`` and checked to be the same inode.
+
+        ``what`` names the blob in errors (e.g. ``"layer blob"``).
+
+        Raises:
+            BlobNotFound; LayoutError (a symlink, not a regular file, or swapped meanwhile).
+        """
+        digest = Digest.parse(digest)
+        path = self.blob_path(digest)
+        try:
+            before = os.lstat(path)
+            if not stat.S_ISREG(before.st_mode):
+                kind = "a symlink, not a regular file (blobs must be regular files)" if stat.S_ISLNK(before.st_mode) else f"not a regular file (mode {stat.filemode(before.st_mode)})"
+                raise LayoutError(f"{path}: {what} {digest} is {kind}")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise BlobNotFound(f"{self.path}: {what} {digest} not found (expected at {path})") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise LayoutError(f"{path}: {what} {digest} is a symlink, not a regular file (blobs must be regular files)") from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            os.close(fd)
+            raise LayoutError(f"{path}: {what} {digest} changed while it was opened; refused")
+        return os.fdopen(fd, "rb")
+
     def open_blob(self, desc: Descriptor | Digest | str, size: int | None = None) -> VerifyingReader:
         """Open a blob for reading through a :class:`~ocilearn.digest.VerifyingReader`:
         its size and digest are checked when the stream reaches its end.
@@ -425,20 +459,7 @@ class ImageLayout:
             digest, size = desc.digest, desc.size
         else:
             digest = Digest.parse(desc)
-        path = self.blob_path(digest)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise BlobNotFound(f"{self.path}: blob {digest} not found (expected at {path})") from None
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise LayoutError(f"{path}: blob {digest} is a symlink; blobs must be regular files") from None
-            raise
-        f = os.fdopen(fd, "rb")
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            f.close()
-            raise LayoutError(f"{path}: blob {digest} is not a regular file (mode {stat.filemode(mode)})")
+        f = self.open_blob_file(digest)
         return VerifyingReader(f, digest, size, source=f"{self.path}: blob {digest}")
 
     def read_blob(self, desc: Descriptor | Digest | str, size: int | None = None, limit: int | None = None) -> bytes:

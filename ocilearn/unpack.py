@@ -62,7 +62,6 @@ or a later tool wants to know about the bundle's origin.
 from __future__ import annotations
 
 import ctypes
-import errno
 import fcntl
 import io
 import json
@@ -77,7 +76,7 @@ from typing import Any
 from . import convert as conv
 from . import explain
 from .digest import Digest
-from .errors import BundleError, LayerError, LayoutError
+from .errors import BundleError, LayerError
 from .fsutil import Root, remove_tree_at
 from .layer import LayerResult, apply_layer
 from .layout import ImageLayout, atomic_write, parse_oci_ref
@@ -179,29 +178,6 @@ def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _open_blob(blob: Path, layout: str, digest) -> io.BufferedReader:
-    """Open a layer blob for reading: ``O_NONBLOCK`` (a FIFO does not block) and only a
-    regular file (finding #10 for unpack)."""
-    try:
-        before = os.lstat(blob)  # refuse devices, FIFOs and symlinks before opening anything
-        if not stat.S_ISREG(before.st_mode):
-            raise LayoutError(f"{layout}: layer blob {digest} is not a regular file (mode {stat.filemode(before.st_mode)}); refused")
-        fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        from .errors import BlobNotFound
-
-        raise BlobNotFound(f"{layout}: layer blob {digest} not found") from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise LayoutError(f"{layout}: layer blob {digest} is a symlink; refused") from None
-        raise
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
-        os.close(fd)
-        raise LayoutError(f"{layout}: layer blob {digest} changed while it was opened; refused")
-    return os.fdopen(fd, "rb")
-
-
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -290,7 +266,7 @@ def unpack(
                 if desc.data is not None:
                     f = io.BytesIO(desc.data)
                 else:
-                    f = _open_blob(layout.blob_path(desc.digest), path, desc.digest)
+                    f = layout.open_blob_file(desc.digest, "layer blob")  # apply_layer verifies digest and size
                 with f:
                     lr = apply_layer(root, f, desc.media_type, digest=desc.digest, size=desc.size, diff_id=diff_id,
                                      rootless=rootless, source=source, progress=bar.update if bar else None)
