@@ -427,6 +427,21 @@ def _grant(dir_fd: int, name: str, st: os.stat_result) -> None:
             os.close(fd)
 
 
+def _enter_or_unlink(dir_fd: int, name: str) -> int | None:
+    """For :func:`remove_tree_at`: a missing ``name`` → None; a non-directory is unlinked
+    → None; a directory is made searchable (:func:`_grant`) and opened without following
+    a symlink → its fd."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return None
+    _grant(dir_fd, name, st)
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
 def _unlink_files(fd: int) -> list[str]:
     """Unlink every non-directory in the directory ``fd``; return its subdirectory names."""
     dirs = []
@@ -456,15 +471,9 @@ def remove_tree_at(dir_fd: int, name: str, on_dir_removed: Callable[[str], None]
 
     Raises: OSError (e.g. a directory that a concurrent process keeps filling:
         ENOTEMPTY; ``..`` moved: ESTALE). A missing ``name`` is not an error."""
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
+    fd = _enter_or_unlink(dir_fd, name)
+    if fd is None:
         return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=dir_fd)
-        return
-    _grant(dir_fd, name, st)
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     path: list[str] = []  # names from `name` down to the directory `fd` is
     ids: list[tuple[int, int]] = []  # (st_dev, st_ino) of each directory above `fd`
     pending: list[list[str]] = []  # subdirectories left to remove, per level
@@ -473,15 +482,9 @@ def remove_tree_at(dir_fd: int, name: str, on_dir_removed: Callable[[str], None]
         while True:
             if pending[-1]:
                 child = pending[-1].pop()
-                try:
-                    cst = os.stat(child, dir_fd=fd, follow_symlinks=False)
-                except FileNotFoundError:
+                nfd = _enter_or_unlink(fd, child)
+                if nfd is None:
                     continue
-                if not stat.S_ISDIR(cst.st_mode):
-                    os.unlink(child, dir_fd=fd)
-                    continue
-                _grant(fd, child, cst)
-                nfd = os.open(child, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
                 here = os.fstat(fd)
                 os.close(fd)
                 fd = nfd
