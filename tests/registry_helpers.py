@@ -17,13 +17,16 @@ Everything binds loopback only.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import http.client
+import io
 import json
 import os
 import re
 import socket
 import subprocess
+import tarfile
 import threading
 import time
 import uuid
@@ -497,6 +500,26 @@ class Stub:
 
 def sha256(b: bytes) -> str:
     return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def tiny_image(name: str = "hello.txt", data: bytes = b"hello from a stub registry\n") -> dict[str, bytes]:
+    """A real one-layer image made in memory for stub registries: ``{"layer": tar.gz,
+    "config": bytes, "manifest": bytes}``, with the config's diff ID and the manifest's
+    digests and sizes computed from the bytes."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    tar = buf.getvalue()
+    layer = gzip.compress(tar, mtime=0)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer), "size": len(layer)}],
+    }).encode()
+    return {"layer": layer, "config": config, "manifest": manifest}
 
 
 @dataclass

@@ -4,14 +4,11 @@ secrets never shown, digest rules (C16, C19), redirects (C20), hostile bodies.""
 from __future__ import annotations
 
 import base64
-import gzip
-import io
 import json
 import os
-import tarfile
 
 import pytest
-from registry_helpers import Stub, sha256
+from registry_helpers import Stub, sha256, tiny_image
 
 from ocilearn import explain, transfer
 from ocilearn.errors import AuthError, DigestMismatch, InvalidDigest, InvalidDocument, RegistryError
@@ -19,25 +16,6 @@ from ocilearn.layout import ImageLayout
 from ocilearn.registry import Credentials, RegistryClient, load_credentials, parse_challenges, redact_url
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def tiny_image() -> dict:
-    """A real one-layer image made in memory: a layer tar.gz, a config, a manifest."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        data = b"hello from a stub registry\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
-    tar = buf.getvalue()
-    layer = gzip.compress(tar, mtime=0)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]}}).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer), "size": len(layer)}],
-    }).encode()
-    return {"layer": layer, "config": config, "manifest": manifest}
 
 
 def serve_image(img: dict, repo: str = "test", manifest_headers: dict | None = None, with_digest: bool = True) -> dict:

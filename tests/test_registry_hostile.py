@@ -10,7 +10,6 @@ each test takes about a second.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -20,6 +19,7 @@ import threading
 import time
 
 import pytest
+from registry_helpers import tiny_image as helpers_tiny_image
 
 from ocilearn import cli, transfer
 from ocilearn.digest import Digest
@@ -45,21 +45,7 @@ def sha256(b: bytes) -> str:
 
 
 def tiny_image() -> dict:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        data = b"hostile registry test\n"
-        info = tarfile.TarInfo("f.txt")
-        info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
-    tar = buf.getvalue()
-    layer = gzip.compress(tar, mtime=0)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [sha256(tar)]}}).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer), "size": len(layer)}],
-    }).encode()
-    return {"layer": layer, "config": config, "manifest": manifest}
+    return helpers_tiny_image("f.txt", b"hostile registry test\n")
 
 
 class Conn:
