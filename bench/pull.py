@@ -47,8 +47,8 @@ def _make_big_image(base: Path, mib: int) -> Path:
     """An OCI layout with one layer of ``mib`` MiB of incompressible bytes (a tar header
     is not needed for a transfer benchmark: the registry stores any blob)."""
     sys.path.insert(0, str(REPO))
-    from ocilearn.layout import ImageLayout
-    from ocilearn.model import Descriptor, dumps
+    from ocilearn.image.layout import ImageLayout
+    from ocilearn.image.model import Descriptor, dumps
 
     lay = ImageLayout.init(base / "big")
     raw = base / "layer.bin"
@@ -104,7 +104,7 @@ def main() -> None:
             shutil.rmtree(base / f"s{i}")
         # the library call a notebook makes (interpreter and imports already loaded)
         sys.path.insert(0, str(REPO))
-        from ocilearn import transfer
+        from ocilearn.distribution import copy as transfer
 
         lib = []
         for i in range(runs):

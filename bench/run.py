@@ -32,10 +32,10 @@ def _bundle(work: Path) -> tuple[Path, str]:
         img = SHARED / "images" / "busybox"
     bundle = work / "bundle"
     try:
-        from ocilearn.unpack import unpack
+        from ocilearn.bundle.unpack import unpack
 
         unpack(f"{img}:latest", bundle)
-        made = "ocilearn.unpack"
+        made = "ocilearn.bundle.unpack"
     except ImportError:
         subprocess.run(["umoci", "unpack", "--image", f"{img}:latest", str(bundle)], check=True, capture_output=True)
         made = "umoci unpack"

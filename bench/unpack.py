@@ -52,7 +52,7 @@ def _user_python(uid: int, gid: int) -> tuple[str, dict]:
     venv = str(REPO / ".venv/bin/python")
     env = {"PYTHONPATH": str(REPO)}
     try:
-        _run_as([venv, "-c", "import ocilearn.unpack"], uid, gid, env)
+        _run_as([venv, "-c", "import ocilearn.bundle.unpack"], uid, gid, env)
         return venv, env
     except RuntimeError:
         pass

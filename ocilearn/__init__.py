@@ -2,13 +2,13 @@
 
 Modules, in the order of the course (see DESIGN in the README):
 
-- core: :mod:`ocilearn.errors`, :mod:`ocilearn.digest`, :mod:`ocilearn.mediatypes`,
-  :mod:`ocilearn.model`
-- storage: :mod:`ocilearn.layout` (OCI image layout), :mod:`ocilearn.archive` (docker save)
-- distribution: :mod:`ocilearn.reference`, :mod:`ocilearn.registry`, :mod:`ocilearn.transfer`
-- filesystem: :mod:`ocilearn.layer`, :mod:`ocilearn.convert`, :mod:`ocilearn.unpack`
+- core: :mod:`ocilearn.core.errors`, :mod:`ocilearn.image.digest`, :mod:`ocilearn.image.mediatypes`,
+  :mod:`ocilearn.image.model`
+- storage: :mod:`ocilearn.image.layout` (OCI image layout), :mod:`ocilearn.distribution.docker_archive` (docker save)
+- distribution: :mod:`ocilearn.image.reference`, :mod:`ocilearn.distribution.registry`, :mod:`ocilearn.distribution.copy`
+- filesystem: :mod:`ocilearn.layer.apply`, :mod:`ocilearn.bundle.convert`, :mod:`ocilearn.bundle.unpack`
 - runtime: :mod:`ocilearn.runtime`
-- views: :mod:`ocilearn.graph`, :mod:`ocilearn.explain`, :mod:`ocilearn.widgets`, :mod:`ocilearn.cli`
+- views: :mod:`ocilearn.views.graph`, :mod:`ocilearn.core.explain`, :mod:`ocilearn.views.widgets`, :mod:`ocilearn.cli`
 
 Importing ``ocilearn`` imports nothing heavy; each module is imported when used.
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Build the embedded workshop image (ocilearn/data/images/busybox) with ocilearn's own
-writer (ocilearn.imagebuild), from Debian's busybox-static .deb.
+writer (ocilearn.image.build), from Debian's busybox-static .deb.
 
 Usage:
     scripts/build-embedded-image.py [--deb FILE.deb] [--out DIR] [--no-readme]
@@ -31,8 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ocilearn import imagebuild as ib  # noqa: E402
-from ocilearn.imagebuild import DEFAULT_EPOCH  # noqa: E402
+from ocilearn.image import build as ib  # noqa: E402
+from ocilearn.image.build import DEFAULT_EPOCH  # noqa: E402
 
 DATA = REPO / "ocilearn" / "data"
 DEFAULT_OUT = DATA / "images" / "busybox"
@@ -124,7 +124,7 @@ def build(deb: Path, out: Path) -> dict:
         history=[f"ocilearn imagebuild: busybox-static {version} ({ARCH}) /bin/busybox + {applets} applet symlinks + /etc/passwd,group (root, app:1000)"],
         annotations={"org.opencontainers.image.title": "ocilearn-embedded-busybox", "org.opencontainers.image.created": ib.rfc3339(DEFAULT_EPOCH)},
     )
-    from ocilearn.layout import ImageLayout
+    from ocilearn.image.layout import ImageLayout
 
     lay = ImageLayout(out)
     m = lay.resolve("latest")
@@ -150,7 +150,7 @@ README = """# ocilearn/data — the embedded workshop image
 
 `images/busybox/` is an OCI image layout (image-spec image-layout.md) with one image, ref
 `latest`, shipped inside the package so the course runs with no network. Open it with
-`ocilearn.embedded.layout_path()` (read-only) or `ocilearn.embedded.copy_to(DIR)` (a
+`ocilearn.image.embedded.layout_path()` (read-only) or `ocilearn.image.embedded.copy_to(DIR)` (a
 writable copy: the notebooks work on copies).
 
 It was built by `scripts/build-embedded-image.py` with ocilearn's own writer

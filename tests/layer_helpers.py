@@ -10,10 +10,10 @@ import stat
 import tarfile
 from pathlib import Path
 
-from ocilearn import layer as L
-from ocilearn import mediatypes as mt
-from ocilearn.digest import Digest
-from ocilearn.layout import ImageLayout
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout
+from ocilearn.layer import apply as L
 
 
 def F(name, data=b"", mode=0o644, uid=0, gid=0, **pax):
@@ -147,12 +147,12 @@ def user_python(user) -> tuple[str, dict[str, str]]:
 
     venv_py = REPO / ".venv" / "bin" / "python"
     env = {"PYTHONPATH": str(REPO)}
-    if as_user(user, [str(venv_py), "-c", "import ocilearn.unpack, zstandard"], env=env).returncode == 0:
+    if as_user(user, [str(venv_py), "-c", "import ocilearn.bundle.unpack, zstandard"], env=env).returncode == 0:
         return str(venv_py), env
     minor = f"python{sys.version_info.major}.{sys.version_info.minor}"
     sys_py = shutil.which(minor, path="/usr/bin:/usr/local/bin")
     assert sys_py, f"the unprivileged user cannot run {venv_py} and there is no system {minor}"
     env = {"PYTHONPATH": f"{REPO}:{REPO / '.venv' / 'lib' / minor / 'site-packages'}"}
-    p = as_user(user, [sys_py, "-c", "import ocilearn.unpack, zstandard, tqdm, click"], env=env)
+    p = as_user(user, [sys_py, "-c", "import ocilearn.bundle.unpack, zstandard, tqdm, click"], env=env)
     assert p.returncode == 0, f"the unprivileged user cannot import ocilearn: {p.stderr}"
     return sys_py, env

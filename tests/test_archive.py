@@ -13,10 +13,10 @@ import pytest
 from conftest import built_image, require_tool, run, shared_path
 from registry_helpers import top_digest
 
-from ocilearn import transfer
-from ocilearn.archive import DockerArchive
-from ocilearn.errors import ArchiveError
-from ocilearn.layout import ImageLayout
+from ocilearn.core.errors import ArchiveError
+from ocilearn.distribution import copy as transfer
+from ocilearn.distribution.docker_archive import DockerArchive
+from ocilearn.image.layout import ImageLayout
 
 
 def uncompressed_digest(data: bytes) -> str:
@@ -146,7 +146,7 @@ def test_write_docker_archive_read_back_by_skopeo(tmp_path):
         transfer.copy(f"docker-archive:{arc}", f"oci:{tmp_path / f'oc-{name}'}:x")
         assert image_summary(tmp_path / f"oc-{name}", "x") == (src_cfg, src_diffs)
     # a multi-platform index needs a platform choice; --all is refused
-    from ocilearn.errors import TransportError
+    from ocilearn.core.errors import TransportError
 
     with pytest.raises(TransportError, match="single-platform"):
         transfer.copy(f"oci:{built_image('multiarch')}:latest", f"docker-archive:{tmp_path / 'm.tar'}", all_platforms=True)

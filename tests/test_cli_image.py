@@ -9,9 +9,9 @@ import subprocess
 import pytest
 from conftest import REPO, built_image, require_tool, run
 
-from ocilearn import embedded
 from ocilearn.cli import run as cli
-from ocilearn.layout import ImageLayout
+from ocilearn.image import embedded
+from ocilearn.image.layout import ImageLayout
 
 OCILEARN = str(REPO / ".venv" / "bin" / "ocilearn")
 

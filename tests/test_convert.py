@@ -12,10 +12,10 @@ import warnings
 import pytest
 from conftest import require_tool, shared_path
 
-from ocilearn import convert as C
+from ocilearn.bundle import convert as C
 from ocilearn.cli import run as cli
-from ocilearn.errors import ConfigError, UnsafePath
-from ocilearn.model import ImageConfig
+from ocilearn.core.errors import ConfigError, UnsafePath
+from ocilearn.image.model import ImageConfig
 
 
 def image(cfg: dict | None = None, **top) -> ImageConfig:

@@ -1,4 +1,4 @@
-"""ocilearn.digest: grammar (descriptor.md "Digests"), computing, streaming verification."""
+"""ocilearn.image.digest: grammar (descriptor.md "Digests"), computing, streaming verification."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from ocilearn.digest import Digest, VerifyingReader, is_valid, new_hasher, verify_bytes
-from ocilearn.errors import DigestMismatch, InvalidDigest, SizeMismatch, UnsupportedAlgorithm
+from ocilearn.core.errors import DigestMismatch, InvalidDigest, SizeMismatch, UnsupportedAlgorithm
+from ocilearn.image.digest import Digest, VerifyingReader, is_valid, new_hasher, verify_bytes
 
 HELLO_SHA256 = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"  # sha256("hello\n")
 

@@ -15,9 +15,9 @@ import tarfile
 import pytest
 from conftest import REPO, require_tool, run
 
-from ocilearn import embedded
-from ocilearn.errors import LayoutError
-from ocilearn.layout import ImageLayout
+from ocilearn.core.errors import LayoutError
+from ocilearn.image import embedded
+from ocilearn.image.layout import ImageLayout
 
 SCRIPT = REPO / "scripts" / "build-embedded-image.py"
 

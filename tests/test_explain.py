@@ -1,10 +1,10 @@
-"""Narration (ocilearn.explain): steps are recorded only inside a recording block."""
+"""Narration (ocilearn.core.explain): steps are recorded only inside a recording block."""
 
 from __future__ import annotations
 
-from ocilearn import explain
-from ocilearn.digest import Digest
-from ocilearn.layout import ImageLayout
+from ocilearn.core import explain
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout
 
 
 def test_no_recording_by_default(tmp_path):

@@ -1,4 +1,4 @@
-"""ocilearn.graph: the DAG index.json → index → manifests → config + layers, drawn by dot."""
+"""ocilearn.views.graph: the DAG index.json → index → manifests → config + layers, drawn by dot."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from conftest import REPO, built_image, require_tool
 
-from ocilearn import embedded
-from ocilearn.graph import ImageGraph, draw, human_size
-from ocilearn.layout import ImageLayout
+from ocilearn.image import embedded
+from ocilearn.image.layout import ImageLayout
+from ocilearn.views.graph import ImageGraph, draw, human_size
 
 
 def _svg_texts(svg: str) -> list[str]:
@@ -45,7 +45,7 @@ def test_multiarch_graph_nodes_edges_and_real_svg():
 
 
 def test_ref_filter_and_shared_blobs(tmp_path):
-    from ocilearn import imagebuild as ib
+    from ocilearn.image import build as ib
 
     lay = ImageLayout.init(tmp_path / "l")
     common = [ib.file("shared.txt", "same layer\n")]
@@ -83,7 +83,7 @@ def test_jupyter_mimebundle_and_text():
 
 def test_import_does_not_load_graphviz():
     """Building the graph (and printing it as text) never imports the graphviz package."""
-    code = "import sys, ocilearn.embedded, ocilearn.graph; print(ocilearn.graph.ImageGraph(ocilearn.embedded.layout_path())); print('graphviz' in sys.modules)"
+    code = "import sys, ocilearn.image.embedded, ocilearn.views.graph; print(ocilearn.views.graph.ImageGraph(ocilearn.image.embedded.layout_path())); print('graphviz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
     assert out.splitlines()[-1] == "False" and out.startswith("index.json sha256:")
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from ocilearn.errors import ContainerError, LayoutError
-from ocilearn.fsutil import _grant
+from ocilearn.core.errors import ContainerError, LayoutError
+from ocilearn.core.fsutil import _grant
 from ocilearn.runtime.container import Container, check_id, parse_signal
 
 OCILEARN = [sys.executable, "-c", "from ocilearn.entry import entry; entry()"]
@@ -81,9 +81,9 @@ def test_grant_never_chmods_through_a_symlink(tmp_path):
 
 @pytest.mark.parametrize("kind", ["symlink-to-device", "fifo"])
 def test_unpack_never_opens_a_layer_blob_that_is_not_a_regular_file(tmp_path, kind):
-    from ocilearn import embedded
-    from ocilearn.layout import ImageLayout
-    from ocilearn.unpack import unpack
+    from ocilearn.bundle.unpack import unpack
+    from ocilearn.image import embedded
+    from ocilearn.image.layout import ImageLayout
 
     layout = embedded.copy_to(tmp_path / "img")
     img = ImageLayout(layout.path).resolve("latest")
@@ -104,8 +104,8 @@ def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
     import io
     import tarfile
 
-    from ocilearn import layer
-    from ocilearn.errors import LayerError
+    from ocilearn.core.errors import LayerError
+    from ocilearn.layer import apply as layer
 
     def layer_bytes(n: int) -> bytes:
         buf = io.BytesIO()

@@ -1,4 +1,4 @@
-"""ocilearn.imagebuild: deterministic layer tars (case C09: never duplicate entries),
+"""ocilearn.image.build: deterministic layer tars (case C09: never duplicate entries),
 reproducible gzip, config/manifest/index written through the layout."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import tarfile
 import pytest
 from conftest import require_tool, run
 
-from ocilearn import imagebuild as ib
-from ocilearn import mediatypes as mt
-from ocilearn.digest import Digest
-from ocilearn.errors import LayerError
-from ocilearn.layout import ImageLayout
+from ocilearn.core.errors import LayerError
+from ocilearn.image import build as ib
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout
 
 
 @pytest.fixture

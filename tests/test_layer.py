@@ -14,11 +14,11 @@ import pytest
 import zstandard
 from layer_helpers import DEV, FIFO, D, F, H, S, apply, gz, sentinel_state, tar_bytes, tree
 
-from ocilearn import explain, fsutil
-from ocilearn import layer as L
-from ocilearn import mediatypes as mt
-from ocilearn.digest import Digest
-from ocilearn.errors import DigestMismatch, LayerError, SizeMismatch, UnsafePath
+from ocilearn.core import explain, fsutil
+from ocilearn.core.errors import DigestMismatch, LayerError, SizeMismatch, UnsafePath
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
+from ocilearn.layer import apply as L
 
 # ------------------------------------------------------------------ basics
 
@@ -137,8 +137,8 @@ def test_diff_id_mismatch_and_blob_digest_mismatch(tmp_path):
 def test_diff_ids_and_chain_ids_of_debian(tmp_path):
     from conftest import built_image
 
-    from ocilearn.layout import ImageLayout
-    from ocilearn.model import chain_ids
+    from ocilearn.image.layout import ImageLayout
+    from ocilearn.image.model import chain_ids
 
     lay = ImageLayout.open(built_image("debian"))
     img = lay.resolve("bookworm")
@@ -411,7 +411,7 @@ def test_c12_compression_by_magic_bytes_media_type_is_a_hint(tmp_path):
 def test_quirk_layer_without_tar_trailer_is_accepted_with_warning(tmp_path):
     from conftest import shared_path
 
-    from ocilearn.layout import ImageLayout
+    from ocilearn.image.layout import ImageLayout
 
     lay = ImageLayout.open(shared_path("images", "quirks", "umoci-insert-no-trailer"))
     img = lay.resolve("latest")

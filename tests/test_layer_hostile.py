@@ -20,18 +20,18 @@ import pytest
 from conftest import REPO
 from layer_helpers import D, F, S, apply, tar_bytes, tree
 
-from ocilearn import fsutil
-from ocilearn import layer as L
-from ocilearn.errors import LayerError
+from ocilearn.core import fsutil
+from ocilearn.core.errors import LayerError
+from ocilearn.layer import apply as L
 
 AS_LIMIT = 1 << 30  # bytes of address space for the child (threads reserve stacks too)
 
 _PRELUDE = """
 import io, os, resource, sys, tarfile, zlib
 sys.path.insert(0, {tests!r})
-from ocilearn import fsutil
-from ocilearn import layer as L
-from ocilearn.errors import LayerError
+from ocilearn.core import fsutil
+from ocilearn.layer import apply as L
+from ocilearn.core.errors import LayerError
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 def done(what):
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from layer_helpers import D, F, H, S, tar_bytes
 
-from ocilearn import layer as L
+from ocilearn.layer import apply as L
 
 DIRS = ["a", "b"]          # names used as directory components (and as files, to force replacements)
 FILES = ["a", "b", "f", "g"]

@@ -1,4 +1,4 @@
-"""ocilearn.layout: the OCI image layout — cases C15, C16, C18; corruption is reported and
+"""ocilearn.image.layout: the OCI image layout — cases C15, C16, C18; corruption is reported and
 nothing is changed; concurrent ref writers; gc; and cross-checks with skopeo and umoci on
 layouts we write and on every layout of .cache/images, ../shared/images, ../shared/fixtures."""
 
@@ -21,11 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import IMAGES, REPO, SHARED, built_image, require_tool, run
 
-from ocilearn import embedded
-from ocilearn import imagebuild as ib
-from ocilearn import mediatypes as mt
-from ocilearn.digest import Digest
-from ocilearn.errors import (
+from ocilearn.core.errors import (
     AmbiguousDocument,
     BlobNotFound,
     DigestMismatch,
@@ -35,8 +31,12 @@ from ocilearn.errors import (
     PlatformNotFound,
     SizeMismatch,
 )
-from ocilearn.layout import ImageLayout, parse_oci_ref, select_platform
-from ocilearn.model import Descriptor, Platform, dumps
+from ocilearn.image import build as ib
+from ocilearn.image import embedded
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout, parse_oci_ref, select_platform
+from ocilearn.image.model import Descriptor, Platform, dumps
 
 # ------------------------------------------------------------------ helpers
 
@@ -352,8 +352,8 @@ _WRITER = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {repo!r})
-    from ocilearn.layout import ImageLayout
-    from ocilearn.model import Descriptor
+    from ocilearn.image.layout import ImageLayout
+    from ocilearn.image.model import Descriptor
     lay = ImageLayout.open(sys.argv[1])
     base = lay.refs()["latest"]
     for i in range(int(sys.argv[3])):

@@ -12,11 +12,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from ocilearn import mediatypes as mt
-from ocilearn.digest import Digest
-from ocilearn.errors import InvalidDocument, LayoutError, UnsupportedAlgorithm
-from ocilearn.layout import ImageLayout
-from ocilearn.model import Descriptor, Index, dumps
+from ocilearn.core.errors import InvalidDocument, LayoutError, UnsupportedAlgorithm
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout
+from ocilearn.image.model import Descriptor, Index, dumps
 
 
 @contextmanager

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ocilearn.errors import LayoutError
-from ocilearn.layout import ImageLayout
+from ocilearn.core.errors import LayoutError
+from ocilearn.image.layout import ImageLayout
 
 
 def test_init_writes_an_empty_layout(tmp_path):

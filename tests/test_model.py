@@ -1,4 +1,4 @@
-"""ocilearn.model: strict parsing, and every JSON document ocilearn writes validates against
+"""ocilearn.image.model: strict parsing, and every JSON document ocilearn writes validates against
 the official image-spec JSON schemas (../shared/fixtures/image-spec-schema)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import json
 import pytest
 from conftest import built_image, oci_schema_validator
 
-from ocilearn import embedded
-from ocilearn import imagebuild as ib
-from ocilearn import mediatypes as mt
-from ocilearn.digest import Digest
-from ocilearn.errors import AmbiguousDocument, InvalidDigest, InvalidDocument
-from ocilearn.layout import ImageLayout
-from ocilearn.model import Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
+from ocilearn.core.errors import AmbiguousDocument, InvalidDigest, InvalidDocument
+from ocilearn.image import build as ib
+from ocilearn.image import embedded
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout
+from ocilearn.image.model import Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
 
 
 def _errors(kind: str, doc) -> list[str]:

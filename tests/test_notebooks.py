@@ -128,7 +128,7 @@ EXPECT: dict[str, Expect] = {
             r"after KILL: stopped",
         ),
         # the issue's runtime stepper: a Next button performing the next setup step
-        # (ocilearn.widgets.setup_stepper / RuntimeStepper) — required in 04
+        # (ocilearn.views.widgets.setup_stepper / RuntimeStepper) — required in 04
         widgets=True,
         widget_markers=(r"ocilearn-stepper-status'>step \d+/\d+",),
         stepper=True,
@@ -200,7 +200,7 @@ def texts(nb) -> list[str]:
 
 def expect_for_notebook(nb, path: Path) -> Expect:
     """The :data:`EXPECT` row, tightened by what the code uses: a notebook that imports
-    ``ocilearn.widgets``/``ipywidgets`` must show widgets; one that calls ``graph.draw``
+    ``ocilearn.views.widgets``/``ipywidgets`` must show widgets; one that calls ``graph.draw``
     must show the SVG graph."""
     from dataclasses import replace
 

@@ -1,10 +1,10 @@
-"""Image reference grammar and Docker Hub normalisation (ocilearn.reference)."""
+"""Image reference grammar and Docker Hub normalisation (ocilearn.image.reference)."""
 
 import pytest
 
-from ocilearn.errors import InvalidReference
-from ocilearn.reference import parse
-from ocilearn.transfer import parse_transport
+from ocilearn.core.errors import InvalidReference
+from ocilearn.distribution.copy import parse_transport
+from ocilearn.image.reference import parse
 
 D = "sha256:" + "ab" * 32
 
@@ -85,7 +85,7 @@ def test_transports():
     assert (str(ep.path), ep.ref) == ("/tmp/a.tar", "busybox:latest")
     ep = parse_transport("docker-archive:/tmp/a.tar:@1")
     assert ep.ref == "@1"
-    from ocilearn.errors import TransportError
+    from ocilearn.core.errors import TransportError
 
     with pytest.raises(TransportError, match="unknown transport"):
         parse_transport("containers-storage:busybox")

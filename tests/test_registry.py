@@ -10,10 +10,11 @@ import os
 import pytest
 from registry_helpers import Stub, sha256, tiny_image
 
-from ocilearn import explain, transfer
-from ocilearn.errors import AuthError, DigestMismatch, InvalidDigest, InvalidDocument, RegistryError
-from ocilearn.layout import ImageLayout
-from ocilearn.registry import Credentials, RegistryClient, load_credentials, parse_challenges, redact_url
+from ocilearn.core import explain
+from ocilearn.core.errors import AuthError, DigestMismatch, InvalidDigest, InvalidDocument, RegistryError
+from ocilearn.distribution import copy as transfer
+from ocilearn.distribution.registry import Credentials, RegistryClient, load_credentials, parse_challenges, redact_url
+from ocilearn.image.layout import ImageLayout
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 

@@ -21,9 +21,8 @@ import time
 import pytest
 from registry_helpers import tiny_image as helpers_tiny_image
 
-from ocilearn import cli, transfer
-from ocilearn.digest import Digest
-from ocilearn.errors import (
+from ocilearn import cli
+from ocilearn.core.errors import (
     ArchiveError,
     AuthError,
     InvalidDocument,
@@ -31,9 +30,11 @@ from ocilearn.errors import (
     RegistryError,
     SizeMismatch,
 )
-from ocilearn.model import Descriptor
-from ocilearn.reference import parse as parse_reference
-from ocilearn.registry import MAX_ERROR_BODY, MAX_PING_BODY, BlobStream, RegistryClient
+from ocilearn.distribution import copy as transfer
+from ocilearn.distribution.registry import MAX_ERROR_BODY, MAX_PING_BODY, BlobStream, RegistryClient
+from ocilearn.image.digest import Digest
+from ocilearn.image.model import Descriptor
+from ocilearn.image.reference import parse as parse_reference
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 ENDLESS = 256 << 20  # bytes an "endless" body stops at, so a regression costs 256 MiB, not the machine
@@ -578,7 +579,7 @@ def test_h14_malformed_http_answers_are_ocilearn_errors(raw, kind, error, messag
 
 
 def test_h21_huge_config_is_refused_before_reading_when_writing_a_docker_archive(tmp_path):
-    from ocilearn.layout import ImageLayout
+    from ocilearn.image.layout import ImageLayout
 
     lay = ImageLayout.init(tmp_path / "src")
     big = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"x":"' + b"y" * (5 << 20) + b'"}'

@@ -13,11 +13,11 @@ import pytest
 from conftest import REGISTRY_PORTS, built_image, require_tool, run
 from registry_helpers import TokenServer, htpasswd_file, layout_blobs, make_ca, start_registry_any, top_digest
 
-from ocilearn import transfer
 from ocilearn.cli import run as cli
-from ocilearn.errors import AuthError, RegistryError
-from ocilearn.layout import ImageLayout
-from ocilearn.registry import RegistryClient
+from ocilearn.core.errors import AuthError, RegistryError
+from ocilearn.distribution import copy as transfer
+from ocilearn.distribution.registry import RegistryClient
+from ocilearn.image.layout import ImageLayout
 
 pytestmark = pytest.mark.network
 

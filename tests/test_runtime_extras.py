@@ -151,7 +151,7 @@ def test_exec_tty_gets_a_pty_of_the_container(busybox_base, tmp_path, runner):
 def test_explain_narrates_the_children_steps(busybox_base, tmp_path):
     """--explain shows what the monitor and the init did (they are forked processes: their
     steps travel back over the setup socket), each with the equivalent command."""
-    from ocilearn import explain
+    from ocilearn.core import explain
     from ocilearn.runtime.container import run
 
     b = make_bundle(busybox_base, tmp_path / "b", ["true"])

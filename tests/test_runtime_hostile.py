@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_runtime_helpers import OCILEARN, Runner, cid, make_bundle, needs_root
 
-from ocilearn.errors import ContainerError, RuntimeSpecError
+from ocilearn.core.errors import ContainerError, RuntimeSpecError
 from ocilearn.runtime import container as rt
 
 PY = sys.executable
@@ -47,7 +47,7 @@ def _bundle_cfg(tmp_path: Path, **changes) -> Path:
 
 _TARGET = r"""
 import sys
-from ocilearn.runtime import syscalls as sc
+from ocilearn.core import syscalls as sc
 mode = sys.argv[1]
 if mode == "dump-scrub":
     sc.scrub_environ()

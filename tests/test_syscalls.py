@@ -1,4 +1,4 @@
-"""ctypes syscall wrappers (ocilearn.runtime.syscalls) and the pure helpers around them."""
+"""ctypes syscall wrappers (ocilearn.core.syscalls) and the pure helpers around them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
+from ocilearn.core import syscalls as sc
 from ocilearn.runtime import rootfs
-from ocilearn.runtime import syscalls as sc
 from ocilearn.runtime.namespaces import plan
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: unshare/mount/pivot_root")
@@ -145,7 +145,7 @@ def test_namespace_plan():
     flags, joins = plan([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": "/run/netns/x"}, {"type": "user", "path": "/proc/1/ns/user"}])
     assert flags == sc.CLONE_NEWPID | sc.CLONE_NEWNS
     assert joins == [("user", "/proc/1/ns/user"), ("network", "/run/netns/x")]
-    from ocilearn.errors import RuntimeSpecError
+    from ocilearn.core.errors import RuntimeSpecError
 
     with pytest.raises(RuntimeSpecError, match="unknown namespace type 'time'"):
         plan([{"type": "time"}])

@@ -15,12 +15,12 @@ import pytest
 from conftest import REPO
 from registry_helpers import Fault, FaultProxy, layout_blobs
 
-from ocilearn import transfer
-from ocilearn.digest import Digest
-from ocilearn.errors import DigestMismatch, PlatformNotFound, RegistryError
-from ocilearn.layout import ImageLayout
-from ocilearn.model import dumps
-from ocilearn.registry import RegistryClient
+from ocilearn.core.errors import DigestMismatch, PlatformNotFound, RegistryError
+from ocilearn.distribution import copy as transfer
+from ocilearn.distribution.registry import RegistryClient
+from ocilearn.image.digest import Digest
+from ocilearn.image.layout import ImageLayout
+from ocilearn.image.model import dumps
 
 pytestmark = pytest.mark.network
 
@@ -174,7 +174,7 @@ def test_c18_platform_variant_choice_through_registry(plain_registry, tmp_path):
 
 _PULL = """
 import sys
-from ocilearn import transfer
+from ocilearn.distribution import copy as transfer
 transfer.copy(sys.argv[1], sys.argv[2], workers=4)
 """
 
@@ -225,7 +225,7 @@ def test_sigkill_at_random_points_leaves_layout_clean(plain_registry, tmp_path):
 def test_half_made_layout_from_a_killed_init_is_completed(tmp_path):
     """A kill inside ImageLayout.init leaves empty blobs/ dirs, or oci-layout without
     index.json; the next copy completes the layout instead of refusing it."""
-    from ocilearn.transfer import LayoutDest
+    from ocilearn.distribution.copy import LayoutDest
 
     (tmp_path / "a" / "blobs" / "sha256").mkdir(parents=True)
     LayoutDest(tmp_path / "a", "x")
@@ -238,7 +238,7 @@ def test_half_made_layout_from_a_killed_init_is_completed(tmp_path):
     # a directory with other content is never touched
     (tmp_path / "c" / "blobs").mkdir(parents=True)
     (tmp_path / "c" / "notes.txt").write_text("mine")
-    from ocilearn.errors import LayoutError
+    from ocilearn.core.errors import LayoutError
 
     with pytest.raises(LayoutError, match="not an empty directory"):
         LayoutDest(tmp_path / "c", "x")

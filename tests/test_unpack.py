@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from conftest import REPO, as_user, built_image, shared_path
 from layer_helpers import DEV, FIFO, D, F, gz, make_image, tar_bytes, user_python
+from ocilearn.layer.apply import parse_rootless_xattr
 
-from ocilearn import convert as C
-from ocilearn import explain
-from ocilearn import mediatypes as mt
+from ocilearn.bundle import convert as C
+from ocilearn.bundle.unpack import remove_tree, unpack
 from ocilearn.cli import run as cli
-from ocilearn.digest import Digest
-from ocilearn.errors import BundleError, ConfigError, DigestMismatch, LayoutError
-from ocilearn.layer import parse_rootless_xattr
-from ocilearn.unpack import remove_tree, unpack
+from ocilearn.core import explain
+from ocilearn.core.errors import BundleError, ConfigError, DigestMismatch, LayoutError
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.digest import Digest
 
 
 def test_unpack_busybox_bundle(tmp_path):
@@ -181,7 +181,7 @@ def test_cli_layer_list_and_explain(capsys):
     assert "[whiteout: deletes /etc/motd]" in out
     assert "[opaque whiteout: hides lower contents of /etc/update-motd.d]" in out
     assert out.count("(verified)") == 3
-    from ocilearn.layout import ImageLayout
+    from ocilearn.image.layout import ImageLayout
 
     lay = ImageLayout.open(img)
     last = lay.resolve("bookworm").manifest.layers[-1]
@@ -240,7 +240,7 @@ def test_h04_fifo_passwd_image_fails_fast_and_leaves_nothing(tmp_path, out_dir):
 
 _SLOW_UNPACK = """
 import sys, time
-import ocilearn.unpack as U
+import ocilearn.bundle.unpack as U
 real = U.apply_layer
 def slow(*a, **k):
     r = real(*a, **k)
@@ -274,7 +274,7 @@ def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_
     assert left.startswith(".b.ocilearn-") and (out_dir / left / "rootfs/etc/hostname").read_bytes() == b"box\n"
     # a leftover younger than STALE_AFTER is kept: a concurrent unpack makes its directory a
     # moment before it can lock it (second hostile review)
-    import ocilearn.unpack as unpack_module
+    import ocilearn.bundle.unpack as unpack_module
 
     res = unpack(img, out_dir / "other", rootless=False)
     assert left in [p.name for p in out_dir.iterdir()]

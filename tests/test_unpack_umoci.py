@@ -3,7 +3,7 @@ rootfs trees compared entry by entry (path, type, mode, uid, gid, size, content 
 symlink target, hardlink grouping, xattrs), config.json fields compared, and runc running
 both busybox bundles. As root, and rootless as an unprivileged user.
 
-Deliberate differences (documented in ocilearn.layer / ocilearn.convert), asserted exactly:
+Deliberate differences (documented in ocilearn.layer.apply / ocilearn.bundle.convert), asserted exactly:
 - rootless device nodes: umoci makes empty regular files, ocilearn skips and lists them;
 - env: umoci adds TERM=xterm because it writes terminal: true; ocilearn writes false;
 - annotations: umoci writes exposedPorts/stopSignal as "" when the image has none;
@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, as_user, built_image, require_tool, run, shared_path
 from layer_helpers import user_python
+from ocilearn.layer.apply import snapshot
 
-from ocilearn.layer import snapshot
-from ocilearn.unpack import remove_tree, unpack
+from ocilearn.bundle.unpack import remove_tree, unpack
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: umoci unpack as root, chown, mknod, and setpriv to the test user")
 
@@ -132,7 +132,7 @@ def test_shared_images_identical_to_umoci(tmp_path, name, ref, platform):
         lay = tmp_path / "lay"
         shutil.copytree(img, lay)
         digest = "sha256:3561140b3bd9db3d7298cd50f6c6db812212dd12508d03903963e1bd1f0e7450"
-        from ocilearn.layout import ImageLayout
+        from ocilearn.image.layout import ImageLayout
 
         L = ImageLayout.open(lay)
         L.add_ref("arm64", next(d for d, _ in L.walk() if str(d.digest) == digest))

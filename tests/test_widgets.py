@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ocilearn import embedded, widgets
-from ocilearn import mediatypes as mt
-from ocilearn.layout import ImageLayout
-from ocilearn.model import Descriptor, dumps
+from ocilearn.image import embedded
+from ocilearn.image import mediatypes as mt
+from ocilearn.image.layout import ImageLayout
+from ocilearn.image.model import Descriptor, dumps
+from ocilearn.views import widgets
 
 
 def _tar(entries: list[tuple[str, bytes | None]]) -> bytes:
@@ -84,11 +85,11 @@ def test_image_explorer_shows_descriptor_and_json(tmp_path):
     assert f"parent: {image.digest}" in html.unescape(e.descriptor.value)
     layer = html.unescape(e.select("layer"))
     assert f"{image.manifest.layers[0].size} bytes" in layer and "bin/busybox" in layer
-    assert "<svg" in e.graph.value  # the image graph drawn by ocilearn.graph
+    assert "<svg" in e.graph.value  # the image graph drawn by ocilearn.views.graph
 
 
 def test_provenance_table_from_convert_rows(tmp_path):
-    from ocilearn import convert
+    from ocilearn.bundle import convert
 
     lo = embedded.open()
     cfg = lo.image_config(lo.resolve(embedded.REF))
@@ -137,13 +138,13 @@ def test_widgets_module_imports_no_ipywidgets():
     import subprocess
     import sys
 
-    code = "import sys, ocilearn.widgets, ocilearn.course; print('ipywidgets' in sys.modules)"
+    code = "import sys, ocilearn.views.widgets, ocilearn.course; print('ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     assert out.stdout.strip() == "False"
 
 
 def _bundle(tmp_path, rootless: bool) -> Path:
-    from ocilearn.unpack import unpack
+    from ocilearn.bundle.unpack import unpack
 
     bundle = tmp_path / "bundle"
     unpack(f"{embedded.layout_path()}:{embedded.REF}", bundle, rootless=rootless)
@@ -152,7 +153,7 @@ def _bundle(tmp_path, rootless: bool) -> Path:
 
 STEPPER_SCRIPT = r"""
 import html, json, os, sys
-from ocilearn import widgets
+from ocilearn.views import widgets
 s = widgets.setup_stepper(sys.argv[1])
 before = dict(s.process.last_view)
 views = []
@@ -214,7 +215,7 @@ def test_setup_stepper_rootless_as_unprivileged_user(unpriv_user):
         bundle = work / "bundle"
         script = work / "run.py"
         script.write_text(
-            "import sys\nfrom ocilearn.unpack import unpack\nfrom ocilearn import embedded\n"
+            "import sys\nfrom ocilearn.bundle.unpack import unpack\nfrom ocilearn import embedded\n"
             f"unpack(f'{{embedded.layout_path()}}:{{embedded.REF}}', {str(bundle)!r}, rootless=True)\n"
         )
         os.chmod(script, 0o644)

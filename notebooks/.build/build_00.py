@@ -107,20 +107,20 @@ cells = [
         import tempfile
         from pathlib import Path
 
-        from ocilearn import explain
-        from ocilearn.layout import ImageLayout
-        from ocilearn.unpack import remove_tree
+        from ocilearn.core import explain
+        from ocilearn.image.layout import ImageLayout
+        from ocilearn.bundle.unpack import remove_tree
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-00-"))  # a fresh work dir: run the notebook as often as you like
         atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
         LAYOUT = WORK / "image"
         with explain.recording() as steps:
             if IMAGE is None:
-                from ocilearn import embedded
+                from ocilearn.image import embedded
 
                 embedded.copy_to(LAYOUT)
             else:
-                from ocilearn import transfer
+                from ocilearn.distribution import copy as transfer
 
                 transfer.copy(IMAGE, f"oci:{LAYOUT}:course")
         layout = ImageLayout.open(LAYOUT)
@@ -168,7 +168,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn.widgets import ImageExplorer
+        from ocilearn.views.widgets import ImageExplorer
 
         explorer = ImageExplorer(layout)
         explorer

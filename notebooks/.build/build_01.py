@@ -70,10 +70,11 @@ cells = [
         from pathlib import Path
 
         import ocilearn
-        from ocilearn import embedded, explain
-        from ocilearn.digest import Digest
-        from ocilearn.layout import ImageLayout, parse_oci_ref
-        from ocilearn.unpack import remove_tree
+        from ocilearn.image import embedded
+        from ocilearn.core import explain
+        from ocilearn.image.digest import Digest
+        from ocilearn.image.layout import ImageLayout, parse_oci_ref
+        from ocilearn.bundle.unpack import remove_tree
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-01-"))
         atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
@@ -104,7 +105,7 @@ cells = [
                 path, REF = parse_oci_ref(IMAGE)
                 layout = ImageLayout.open(path)
             else:
-                from ocilearn import transfer
+                from ocilearn.distribution import copy as transfer
 
                 PULL = transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
                 layout = ImageLayout.open(WORK / "image")
@@ -258,8 +259,8 @@ cells = [
     ),
     code(
         """
-        from ocilearn.digest import verify_bytes
-        from ocilearn.errors import DigestMismatch
+        from ocilearn.image.digest import verify_bytes
+        from ocilearn.core.errors import DigestMismatch
 
         tampered = bytearray(manifest_bytes)
         tampered[10] ^= 0x01
@@ -290,7 +291,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn import digest as digest_module
+        from ocilearn.image import digest as digest_module
 
         print("algorithm   :", digest_module._ALGORITHM.pattern)
         print("encoded     :", digest_module._ENCODED.pattern)
@@ -305,7 +306,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn.errors import InvalidDigest
+        from ocilearn.core.errors import InvalidDigest
 
         for bad in ("sha256:../../etc/passwd", "sha256/../../x:abc", "sha256:1234"):
             try:
@@ -354,7 +355,7 @@ cells = [
         """
         import gzip
 
-        from ocilearn import mediatypes as mt
+        from ocilearn.image import mediatypes as mt
 
         i, layer = min(enumerate(image.manifest.layers), key=lambda x: x[1].size)
         compression = mt.layer_compression(layer.media_type)
@@ -416,7 +417,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn import graph
+        from ocilearn.views import graph
 
         graph.draw(layout)
         """
@@ -432,7 +433,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn import layout as layout_module
+        from ocilearn.image import layout as layout_module
 
         ocilearn.show_source(layout_module._platform_rank)
         """
@@ -462,7 +463,7 @@ cells = [
 
         import requests
 
-        from ocilearn import transfer
+        from ocilearn.distribution import copy as transfer
 
 
         def local_registry(storage: Path):
@@ -525,7 +526,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn.errors import LayoutError, RefNotFound
+        from ocilearn.core.errors import LayoutError, RefNotFound
 
         scratch = embedded.copy_to(WORK / "scratch")
         try:

@@ -57,12 +57,14 @@ cells = [
         from pathlib import Path
 
         import ocilearn
-        from ocilearn import embedded, explain, layer
-        from ocilearn import mediatypes as mt
-        from ocilearn.digest import Digest
-        from ocilearn.layout import ImageLayout, parse_oci_ref
-        from ocilearn.model import chain_ids
-        from ocilearn.unpack import remove_tree
+        from ocilearn.image import embedded
+        from ocilearn.core import explain
+        from ocilearn.layer import apply as layer
+        from ocilearn.image import mediatypes as mt
+        from ocilearn.image.digest import Digest
+        from ocilearn.image.layout import ImageLayout, parse_oci_ref
+        from ocilearn.image.model import chain_ids
+        from ocilearn.bundle.unpack import remove_tree
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-02-"))
         atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
@@ -74,7 +76,7 @@ cells = [
             shutil.copytree(src, WORK / "image")
             layout = ImageLayout.open(WORK / "image")
         else:  # docker://HOST/NAME:TAG — pulled as in notebook 01, section 9b
-            from ocilearn import transfer
+            from ocilearn.distribution import copy as transfer
 
             transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
             layout = ImageLayout.open(WORK / "image")
@@ -412,7 +414,7 @@ cells = [
         ## 8 · Browse the rootfs after each layer
 
         Pick a layer: `+` marks what it added, `~` what it changed, and the paths it deleted
-        are listed at the bottom. Below it, `ocilearn.widgets.LayerBrowser` shows the layers'
+        are listed at the bottom. Below it, `ocilearn.views.widgets.LayerBrowser` shows the layers'
         own entries (the tar contents) with their whiteouts.
         """
     ),
@@ -432,7 +434,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn import widgets
+        from ocilearn.views import widgets
 
         layers_view = widgets.LayerBrowser.from_layout(small, "edited")
         layers_view
@@ -454,8 +456,8 @@ cells = [
     ),
     code(
         """
-        from ocilearn.errors import OcilearnError
-        from ocilearn.unpack import unpack
+        from ocilearn.core.errors import OcilearnError
+        from ocilearn.bundle.unpack import unpack
 
         promised = tar_of([("etc/motd", b"hello\\n")])                                   # what the config says
         shipped = tar_of([("etc/motd", b"hello, edited after the config was written\\n")])  # what the layer holds

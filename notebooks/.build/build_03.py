@@ -31,7 +31,7 @@ cells = [
         ```
 
         and then edits `config.json` **by hand twice** before `runc` accepts it: `terminal`
-        and `user`. This notebook builds the bundle with `ocilearn.unpack`, then reads
+        and `user`. This notebook builds the bundle with `ocilearn.bundle.unpack`, then reads
         `config.json` field by field with the origin of every value — and explains the two
         edits, and why `ocilearn` makes them for you.
 
@@ -55,10 +55,16 @@ cells = [
         import warnings
         from pathlib import Path
 
-        from ocilearn import convert, embedded, explain, widgets
-        from ocilearn.layer import parse_rootless_xattr
-        from ocilearn.layout import ImageLayout, parse_oci_ref
-        from ocilearn.unpack import remove_tree, unpack
+        from ocilearn.bundle import convert
+
+        from ocilearn.image import embedded
+
+        from ocilearn.core import explain
+
+        from ocilearn.views import widgets
+        from ocilearn.layer.apply import parse_rootless_xattr
+        from ocilearn.image.layout import ImageLayout, parse_oci_ref
+        from ocilearn.bundle.unpack import remove_tree, unpack
 
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-03-"))
         atexit.register(remove_tree, WORK)  # removed when this kernel stops (see "Clean up" at the end)
@@ -67,7 +73,7 @@ cells = [
         elif IMAGE.startswith("oci:"):
             SRC, REF = parse_oci_ref(IMAGE)
         else:  # docker://HOST/NAME:TAG — pulled as in notebook 01, section 9b
-            from ocilearn import transfer
+            from ocilearn.distribution import copy as transfer
 
             transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
             SRC, REF = str(WORK / "image"), "course"
@@ -289,7 +295,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn.errors import OcilearnError
+        from ocilearn.core.errors import OcilearnError
 
         try:
             unpack(f"{SRC}:{REF}", WORK / "bundle")
@@ -316,7 +322,7 @@ cells = [
         """
         import dataclasses
 
-        from ocilearn.model import ContainerConfig
+        from ocilearn.image.model import ContainerConfig
 
         cfg = image_config.config or ContainerConfig(cmd=("sh",))
         ghost = dataclasses.replace(image_config, config=dataclasses.replace(cfg, user="ghost"))

@@ -13,7 +13,7 @@ cells = [
         """
         # Parameters.
         # IMAGE = None unpacks the small busybox image shipped inside ocilearn (offline) with
-        # ocilearn.unpack into a bundle in a temp work dir.
+        # ocilearn.bundle.unpack into a bundle in a temp work dir.
         # IMAGE = "oci:/path/to/layout:ref" unpacks that image layout instead (it is only read).
         # IMAGE = "docker://127.0.0.1:5000/debian:bookworm" pulls an image into the work dir first.
         # BUNDLE = "/path/to/bundle" uses a bundle you made in notebook 03 instead of IMAGE
@@ -61,7 +61,7 @@ cells = [
 
         A bundle is `config.json` + `rootfs/` (runtime-spec `bundle.md`). We make one from
         `IMAGE` (by default the embedded busybox image; `docker://…` is pulled first, as in
-        notebook 01) with `ocilearn.unpack`, exactly as notebook 03 does. Everything lives in a fresh temp directory; the state directory of the runtime (runc's
+        notebook 01) with `ocilearn.bundle.unpack`, exactly as notebook 03 does. Everything lives in a fresh temp directory; the state directory of the runtime (runc's
         `--root`) too, so nothing here touches `/run/ocilearn`.
 
         `oc(...)` runs the real `ocilearn` command and prints its output; `sh(...)` does the same for
@@ -92,10 +92,12 @@ cells = [
         import warnings
 
         import ocilearn
-        from ocilearn import embedded, explain
-        from ocilearn.layout import parse_oci_ref
-        from ocilearn.runtime import namespaces, syscalls as sc
-        from ocilearn.unpack import remove_tree, unpack
+        from ocilearn.image import embedded
+        from ocilearn.core import explain
+        from ocilearn.image.layout import parse_oci_ref
+        from ocilearn.runtime import namespaces
+        from ocilearn.core import syscalls as sc
+        from ocilearn.bundle.unpack import remove_tree, unpack
 
         ROOT_USER = os.geteuid() == 0
         WORK = Path(tempfile.mkdtemp(prefix="ocilearn-04-"))
@@ -161,7 +163,7 @@ cells = [
             elif IMAGE.startswith("oci:"):
                 SRC = "%s:%s" % parse_oci_ref(IMAGE)
             else:  # docker://HOST/NAME:TAG — pulled as in notebook 01, section 9b
-                from ocilearn import transfer
+                from ocilearn.distribution import copy as transfer
 
                 transfer.copy(IMAGE, f"oci:{WORK / 'image'}:course", quiet=False)
                 SRC = f"{WORK / 'image'}:course"
@@ -337,7 +339,7 @@ cells = [
 
         Everything `ocilearn create` did is a handful of syscalls. We replay them one at a time,
         each in a throwaway child process (`in_child`): namespaces must never be changed in this
-        notebook's own process. Python 3.11 has no `os.unshare`, so `ocilearn.runtime.syscalls`
+        notebook's own process. Python 3.11 has no `os.unshare`, so `ocilearn.core.syscalls`
         wraps them with ctypes (open it: `ocilearn.show_source(sc.unshare)`).
 
         As an ordinary user, each child first creates a **user namespace** and maps itself to
@@ -548,7 +550,7 @@ cells = [
     ),
     code(
         """
-        from ocilearn.widgets import setup_stepper
+        from ocilearn.views.widgets import setup_stepper
 
         # the program the "run" step executes (as a child of the new PID 1)
         _ = set_config(**{"process.args": ["/bin/sh", "-c", "echo hello from $(hostname): pid $$, /proc lists $(ls /proc | grep -cE '^[0-9]+$') processes"]})

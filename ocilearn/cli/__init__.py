@@ -4,7 +4,7 @@ Subcommands live in modules of this package and are imported only when called, s
 runtime commands (``ocilearn run`` …) start fast and never import requests, graphviz or
 ipywidgets.
 
-Errors: any :class:`~ocilearn.errors.OcilearnError` (and OSError) becomes one line
+Errors: any :class:`~ocilearn.core.errors.OcilearnError` (and OSError) becomes one line
 ``ocilearn: error: …`` on stderr and exit status 1; ``--debug`` shows the traceback.
 """
 
@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from ..errors import OcilearnError
+from ..core.errors import OcilearnError
 
 # command name -> "module:attribute" (module relative to ocilearn.cli)
 COMMANDS: dict[str, str] = {
@@ -73,7 +73,7 @@ def main(ctx: click.Context, debug: bool, explain: bool, root: str | None) -> No
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, explain=explain, root=root)
     if explain:
-        from .. import explain as ex
+        from ..core import explain as ex
 
         cm = ex.recording()
         steps = cm.__enter__()

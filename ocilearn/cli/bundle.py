@@ -1,5 +1,5 @@
 """``ocilearn unpack``, ``ocilearn spec`` and ``ocilearn layer list``: umoci- and runc-like
-commands over :mod:`ocilearn.unpack`, :mod:`ocilearn.convert` and :mod:`ocilearn.layer`."""
+commands over :mod:`ocilearn.bundle.unpack`, :mod:`ocilearn.bundle.convert` and :mod:`ocilearn.layer.apply`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import BundleError
+from ..core.errors import BundleError
 
 
 @click.command("unpack")
@@ -25,8 +25,8 @@ from ..errors import BundleError
 def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force: bool, terminal: bool, sync: bool, quiet: bool) -> None:
     """Unpack an image into an OCI runtime bundle: BUNDLE/config.json + BUNDLE/rootfs
     (like `umoci unpack --image PATH:REF BUNDLE`)."""
-    from ..layer import LayerWarning
-    from ..unpack import unpack as do_unpack
+    from ..bundle.unpack import unpack as do_unpack
+    from ..layer.apply import LayerWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerWarning)
@@ -50,8 +50,8 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
 @click.option("--terminal/--no-terminal", default=True, help="process.terminal (runc spec's default: true).")
 def spec(rootless: bool, bundle: str, terminal: bool) -> None:
     """Write a default config.json like `runc spec [--rootless]`."""
-    from ..convert import default_spec
-    from ..layout import atomic_write
+    from ..bundle.convert import default_spec
+    from ..image.layout import atomic_write
 
     path = Path(bundle) / "config.json"
     if path.exists():
@@ -72,8 +72,8 @@ def layer() -> None:
 def list_(target: str, platform: str | None, media_type: str | None) -> None:
     """List the entries of every layer of an image (PATH[:REF]) or of one blob file,
     like `tar -tvf`, whiteouts marked; the diff ID is recomputed and shown."""
-    from ..layer import list_layer
-    from ..layout import ImageLayout, parse_oci_ref
+    from ..image.layout import ImageLayout, parse_oci_ref
+    from ..layer.apply import list_layer
 
     if os.path.isfile(target):
         with open(target, "rb") as f:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..model import Platform
+from ..image.model import Platform
 
 
 def _bool(value: str) -> bool:
@@ -62,9 +62,9 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
       ocilearn copy oci:/tmp/busybox:latest docker://127.0.0.1:5000/mine:1
       ocilearn copy docker-archive:busybox.tar oci:/tmp/bb:latest
     """
-    from .. import transfer
-    from ..errors import OcilearnError, TransportError
-    from ..layout import host_platform
+    from ..core.errors import OcilearnError, TransportError
+    from ..distribution import copy as transfer
+    from ..image.layout import host_platform
 
     if fmt == "oci" and preserve_digests:
         raise TransportError("--format oci rewrites manifests (new digests); it cannot be combined with --preserve-digests")
@@ -96,11 +96,11 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
     except (OcilearnError, OSError, click.ClickException):
         raise  # already one line in ocilearn.cli.run
     except Exception as e:
-        # anything else (a library exception not mapped to ocilearn.errors yet, a bug):
+        # anything else (a library exception not mapped to ocilearn.core.errors yet, a bug):
         # one line naming it, never a traceback unless --debug; secrets scrubbed
         if (ctx.obj or {}).get("debug"):
             raise
-        from ..registry import _scrub
+        from ..distribution.registry import _scrub
 
         raise OcilearnError(_scrub(f"copy {src} -> {dst} failed unexpectedly: {type(e).__module__}.{type(e).__name__}: "
                                    f"{str(e)[:300]} (run 'ocilearn --debug copy …' for the traceback)")) from e

@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from ..errors import LayoutError
-from ..layout import ImageLayout, parse_oci_ref
+from ..core.errors import LayoutError
+from ..image.layout import ImageLayout, parse_oci_ref
 
 
 def _open(image: str) -> tuple[ImageLayout, str | None]:
@@ -83,7 +83,7 @@ def inspect(image: str, raw: bool, show_config: bool, platform: str | None) -> N
 @click.option("-o", "--output", default=None, metavar="FILE.svg", help="Write an SVG (Graphviz dot); without it, print a text tree.")
 def graph(image: str, output: str | None) -> None:
     """Draw index.json -> index(es) -> manifest(s) -> config + layers."""
-    from ..graph import ImageGraph
+    from ..views.graph import ImageGraph
 
     layout, ref = _open(image)
     g = ImageGraph(layout, ref)

@@ -49,9 +49,9 @@ import sys as _sys
 
 
 def step(area: str, action: str, detail: str = "", equivalent: str = "", **data) -> None:
-    """Narrate one real action through :func:`ocilearn.explain.step` — but only when
-    ``ocilearn.explain`` has been imported (``--explain``, notebooks): otherwise nothing
+    """Narrate one real action through :func:`ocilearn.core.explain.step` — but only when
+    ``ocilearn.core.explain`` has been imported (``--explain``, notebooks): otherwise nothing
     can be recording, and the runtime path skips importing it (start-up time)."""
-    ex = _sys.modules.get("ocilearn.explain")
+    ex = _sys.modules.get("ocilearn.core.explain")
     if ex is not None:
         ex.step(area, action, detail, equivalent, **data)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..errors import OcilearnError
+from ..core.errors import OcilearnError
 from . import container as rt
 
 FLAGS = {"-d": "detach", "--detach": "detach", "--no-pivot": "no_pivot", "--keep": "keep", "--init": "init", "-f": "force",

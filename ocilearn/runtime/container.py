@@ -41,10 +41,10 @@ import struct
 import sys
 import time
 
-from ..errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
+from ..core import syscalls as sc
+from ..core.errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
 from . import namespaces as nsmod
 from . import step
-from . import syscalls as sc
 
 STATUSES = ("creating", "created", "running", "stopped")
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -567,7 +567,7 @@ class Container:
         if monitor == 0:  # ---- stage 1: the monitor ----
             code = 1
             global _sent_steps
-            ex = sys.modules.get("ocilearn.explain")
+            ex = sys.modules.get("ocilearn.core.explain")
             _sent_steps = len(ex._current.get() or ()) if ex is not None else 0
             try:
                 s1_parent.close()
@@ -901,7 +901,7 @@ def _new_steps() -> list[dict]:
     """Steps recorded in this forked process since the last call, for the runtime to add to
     its own narration (``--explain``): a fork copies the recording, not its future."""
     global _sent_steps
-    ex = sys.modules.get("ocilearn.explain")
+    ex = sys.modules.get("ocilearn.core.explain")
     steps = ex._current.get() if ex is not None else None
     if not steps:
         return []
@@ -1290,7 +1290,7 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
             tty: bool = False, detach: bool = False) -> int:
     """``runc exec``: run another process in the container's namespaces and cgroup (works
     on a created container too). Returns its exit code (128+N for a signal)."""
-    from . import process as pr  # imported now: after setns(mnt) the host's files are out of sight
+    from . import process as pr
 
     c = Container.load(root, cid)
     st = c.read()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-from ..errors import RuntimeSpecError
+from ..core import syscalls as sc
+from ..core.errors import RuntimeSpecError
 from . import step
-from . import syscalls as sc
 
 #: order in which existing namespaces are joined: the user namespace first (it grants the
 #: capabilities for the others), the mount namespace last (it changes / and the cwd).

@@ -17,9 +17,9 @@ import signal
 import struct
 import termios
 
-from ..errors import ContainerError
+from ..core import syscalls as sc
+from ..core.errors import ContainerError
 from . import step
-from . import syscalls as sc
 
 TIOCSPTLCK, TIOCGPTN = 0x40045431, 0x80045430
 

@@ -13,8 +13,8 @@ import errno
 import os
 import stat
 
+from ..core import syscalls as sc
 from . import step
-from . import syscalls as sc
 
 # mount(8) option -> (set flags, clear flags); anything else is filesystem data
 MOUNT_FLAGS: dict[str, tuple[int, int]] = {

@@ -25,12 +25,12 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import explain
-from . import mediatypes as mt
-from .digest import Digest
-from .errors import GraphError, OcilearnError
-from .layout import ImageLayout, parse_oci_ref
-from .model import Descriptor, Index, Manifest
+from ..core import explain
+from ..core.errors import GraphError, OcilearnError
+from ..image import mediatypes as mt
+from ..image.digest import Digest
+from ..image.layout import ImageLayout, parse_oci_ref
+from ..image.model import Descriptor, Index, Manifest
 
 _COLOURS = {
     "index.json": "#e0e0e0",
@@ -59,7 +59,7 @@ class Node:
     Attributes:
         id: the Graphviz node name (``n_<hex>`` or ``index_json``).
         kind: ``index.json``, ``index``, ``manifest``, ``config``, ``layer`` or ``blob``.
-        digest: the blob's :class:`~ocilearn.digest.Digest` (for index.json: sha256 of the file).
+        digest: the blob's :class:`~ocilearn.image.digest.Digest` (for index.json: sha256 of the file).
         size: bytes.
         media_type: the descriptor's media type ("" for index.json).
         notes: extra lines (platform, ref names, compression, "missing", errors).
@@ -102,7 +102,7 @@ class ImageGraph:
     """The DAG of one image layout (all refs, or one).
 
     Args:
-        layout: an :class:`~ocilearn.layout.ImageLayout` or a path / ``oci:PATH[:REF]`` string.
+        layout: an :class:`~ocilearn.image.layout.ImageLayout` or a path / ``oci:PATH[:REF]`` string.
         ref: only the index.json entries with this ref name (or digest); ``None`` = all.
 
     Attributes:
@@ -233,7 +233,7 @@ class ImageGraph:
 
     def render(self, path: str | Path) -> Path:
         """Write the SVG to ``path``; returns the path."""
-        from .layout import atomic_write
+        from ..image.layout import atomic_write
 
         p = Path(path)
         atomic_write(p, self.svg().encode())

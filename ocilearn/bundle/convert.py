@@ -14,7 +14,7 @@ defaults (:func:`default_spec`, CLI ``ocilearn spec``).
 Rules (conversion.md sections in brackets)
     - ``process.args`` ["Verbatim Fields", note 2]: Entrypoint followed by Cmd; an
       Entrypoint of exactly ``[""]`` counts as unset (Docker's rule; case C28); caller
-      ``args`` replace Cmd only; an empty result is :class:`~ocilearn.errors.ConfigError`
+      ``args`` replace Cmd only; an empty result is :class:`~ocilearn.core.errors.ConfigError`
       "no command specified". ``null`` and ``[]`` are both "nothing"; inner empty strings
       (``["/e", ""]``) are kept.
     - ``process.env``: Env copied in order; ``PATH`` defaulted when absent (what runc spec
@@ -24,7 +24,7 @@ Rules (conversion.md sections in brackets)
       (``../..``), is relative, or resolves (through symlinks *inside* the rootfs) into
       ``/proc`` or ``/sys`` — kernel filesystems the runtime mounts, whose
       ``/proc/self/fd/N`` magic links can point at host directories (CVE-2024-21626, case
-      C24) — is rejected with :class:`~ocilearn.errors.UnsafePath`.
+      C24) — is rejected with :class:`~ocilearn.core.errors.UnsafePath`.
     - ``process.user`` ["Config.User"]: all six forms (``name``, ``uid``, ``uid:gid``,
       ``name:group``, ``uid:group``, ``name:gid``). Numbers are copied verbatim; names are
       looked up in the *rootfs's* ``/etc/passwd`` and ``/etc/group`` read through the
@@ -73,10 +73,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import explain
-from .errors import ConfigError, UnsafePath
-from .fsutil import Root
-from .model import ContainerConfig, ImageConfig
+from ..core import explain
+from ..core.errors import ConfigError, UnsafePath
+from ..core.fsutil import Root
+from ..image.model import ContainerConfig, ImageConfig
 
 __all__ = [
     "OCI_VERSION",
@@ -529,7 +529,7 @@ def convert(
     """Build a runtime ``config.json`` (as a dict) from an image config.
 
     Args:
-        image_config: parsed :class:`~ocilearn.model.ImageConfig`.
+        image_config: parsed :class:`~ocilearn.image.model.ImageConfig`.
         rootfs: the unpacked rootfs (for User names, WorkingDir and volume checks);
             ``None`` = none (only numeric users).
         rootless: apply :func:`make_rootless` (ids ``uid``/``gid``, default this process's).

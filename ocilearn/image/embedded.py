@@ -1,7 +1,7 @@
 """The embedded workshop image: a tiny busybox image shipped inside the package.
 
 An OCI image layout (image-spec image-layout.md) with one image, ref ``latest``, built by
-``scripts/build-embedded-image.py`` with :mod:`ocilearn.imagebuild` from Debian's
+``scripts/build-embedded-image.py`` with :mod:`ocilearn.image.build` from Debian's
 ``busybox-static`` (provenance, license and digests: ``ocilearn/data/README.md``). The
 course uses it when there is no network::
 
@@ -19,8 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
-from . import explain
-from .errors import LayoutError
+from ..core import explain
+from ..core.errors import LayoutError
 from .layout import ImageLayout
 
 #: the ref name of the embedded image in its index.json
@@ -61,7 +61,7 @@ def copy_to(dest: str | os.PathLike) -> ImageLayout:
     directory) and open the copy. Files become writable by the caller.
 
     Returns:
-        :class:`~ocilearn.layout.ImageLayout` of the copy.
+        :class:`~ocilearn.image.layout.ImageLayout` of the copy.
 
     Raises:
         LayoutError: ``dest`` exists and is not empty.

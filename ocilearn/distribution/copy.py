@@ -2,9 +2,9 @@
 
 :func:`copy` is what ``skopeo copy SRC DST`` does, with skopeo's transport syntax:
 
-* ``docker://REF`` — a registry (:mod:`ocilearn.registry`), REF as in :mod:`ocilearn.reference`;
-* ``oci:PATH[:REF]`` — an OCI image layout (:mod:`ocilearn.layout`), REF a ref name;
-* ``docker-archive:PATH[:REF]`` — a ``docker save`` tar (:mod:`ocilearn.archive`).
+* ``docker://REF`` — a registry (:mod:`ocilearn.distribution.registry`), REF as in :mod:`ocilearn.image.reference`;
+* ``oci:PATH[:REF]`` — an OCI image layout (:mod:`ocilearn.image.layout`), REF a ref name;
+* ``docker-archive:PATH[:REF]`` — a ``docker save`` tar (:mod:`ocilearn.distribution.docker_archive`).
 
 The order of work follows image-spec's graph: the top document is fetched and verified;
 an image index either selects one platform's manifest (``platform``; image-index.md) or,
@@ -34,10 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from . import explain
-from . import mediatypes as mt
-from .digest import Digest
-from .errors import (
+from ..core import explain
+from ..core.errors import (
     BlobNotFound,
     InvalidDocument,
     LayoutError,
@@ -46,10 +44,12 @@ from .errors import (
     TransportError,
     VerificationError,
 )
-from .layout import MAX_DOCUMENT, ImageLayout, host_platform, parse_oci_ref, select_platform
-from .model import Descriptor, Index, Manifest, Platform, dumps, parse_document
-from .reference import Reference
-from .reference import parse as parse_reference
+from ..image import mediatypes as mt
+from ..image.digest import Digest
+from ..image.layout import MAX_DOCUMENT, ImageLayout, host_platform, parse_oci_ref, select_platform
+from ..image.model import Descriptor, Index, Manifest, Platform, dumps, parse_document
+from ..image.reference import Reference
+from ..image.reference import parse as parse_reference
 from .registry import ExchangeLog, RegistryClient
 
 DEFAULT_WORKERS = 4
@@ -64,7 +64,7 @@ class Endpoint:
 
     Attributes:
         transport: ``docker``, ``oci`` or ``docker-archive``.
-        reference: for ``docker``, the :class:`~ocilearn.reference.Reference`.
+        reference: for ``docker``, the :class:`~ocilearn.image.reference.Reference`.
         path: for ``oci`` / ``docker-archive``, the file system path.
         ref: for ``oci``, the ref name (or ``None``); for ``docker-archive``, the image
             reference inside the archive, or ``@N`` (the N-th image), or ``None``.
@@ -195,7 +195,7 @@ class Source(abc.ABC):
 
 class RegistrySource(Source):
     """Reads an image from a registry (``docker://REF``): manifests by tag/digest, blobs
-    streamed with resume (:class:`~ocilearn.registry.BlobStream`), read ahead when large."""
+    streamed with resume (:class:`~ocilearn.distribution.registry.BlobStream`), read ahead when large."""
 
     def __init__(self, client: RegistryClient, ref: Reference) -> None:
         self.client, self.ref = client, ref
@@ -389,7 +389,7 @@ class Destination(abc.ABC):
 
 class LayoutDest(Destination):
     """Writes into an OCI layout (created if needed): blobs through
-    :meth:`~ocilearn.layout.ImageLayout.put_blob` (verified, atomic), the ref last."""
+    :meth:`~ocilearn.image.layout.ImageLayout.put_blob` (verified, atomic), the ref last."""
 
     def __init__(self, path: Path, ref: str | None) -> None:
         self.layout = ImageLayout.init(path)
@@ -654,7 +654,7 @@ class _Copier:
 def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
                 client: RegistryClient | None = None, client_options: dict | None = None) -> Source:
     """A :class:`Source` for a parsed endpoint (``client_options``: more keyword arguments
-    for a :class:`~ocilearn.registry.RegistryClient` made here)."""
+    for a :class:`~ocilearn.distribution.registry.RegistryClient` made here)."""
     if ep.transport == "docker":
         assert ep.reference is not None
         c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle,
@@ -663,7 +663,7 @@ def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = T
     if ep.transport == "oci":
         assert ep.path is not None
         return LayoutSource(ImageLayout.open(ep.path), ep.ref)
-    from .archive import ArchiveSource
+    from .docker_archive import ArchiveSource
 
     assert ep.path is not None
     return ArchiveSource(ep.path, ep.ref)
@@ -682,7 +682,7 @@ def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: boo
     if ep.transport == "oci":
         assert ep.path is not None
         return LayoutDest(ep.path, ep.ref)
-    from .archive import ArchiveDest
+    from .docker_archive import ArchiveDest
 
     assert ep.path is not None
     return ArchiveDest(ep.path, ep.ref, archive_form)  # type: ignore[return-value]
@@ -699,27 +699,27 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
     Args:
         src, dst: transport strings: ``docker://REF``, ``oci:PATH[:REF]``,
             ``docker-archive:PATH[:REF]``.
-        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.registry.Credentials`
+        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.distribution.registry.Credentials`
             (default: looked up in auth files).
         authfile: a containers ``auth.json`` / Docker ``config.json`` to use.
         src_tls_verify, dest_tls_verify: verify TLS certificates (False also allows
             plain HTTP, like skopeo).
         src_ca_bundle, dest_ca_bundle: PEM CA bundle paths to trust.
         platform: the platform to select from an index (``"linux/arm64"`` or a
-            :class:`~ocilearn.model.Platform`); default this machine's.
+            :class:`~ocilearn.image.model.Platform`); default this machine's.
         all_platforms: copy every manifest of an index and the index itself (``--all``).
         format: ``None`` (keep bytes and digests) or ``"oci"`` (convert Docker types).
         quiet: no progress bars.
         workers: blobs transferred in parallel (threads).
         chunk_size: push blobs larger than this in ``PATCH`` chunks of this many bytes.
-        src_client, dest_client: ready :class:`~ocilearn.registry.RegistryClient` s to use
+        src_client, dest_client: ready :class:`~ocilearn.distribution.registry.RegistryClient` s to use
             (e.g. to read their exchange logs).
         archive_form: for a ``docker-archive:`` destination, ``"legacy"`` (skopeo's) or
             ``"docker25"`` (also an OCI layout inside the tar, as Docker 25 saves).
         client_options: more keyword arguments for the registry clients made here, e.g.
             ``{"deadline": 30.0}`` (seconds per document exchange),
             ``{"blob_stall_seconds": 60.0, "blob_stall_bytes": 1024}`` or ``{"retries": 2}``
-            (see :class:`~ocilearn.registry.RegistryClient`).
+            (see :class:`~ocilearn.distribution.registry.RegistryClient`).
 
     Returns:
         :class:`CopyResult`.

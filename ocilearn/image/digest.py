@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from .errors import DigestMismatch, InvalidDigest, SizeMismatch, UnsupportedAlgorithm
+from ..core.errors import DigestMismatch, InvalidDigest, SizeMismatch, UnsupportedAlgorithm
 
 # descriptor.md: algorithm-component ::= [a-z0-9]+ ; algorithm-separator ::= [+._-]
 _ALGORITHM = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*\Z")

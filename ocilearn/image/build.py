@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from . import explain
+from ..core import explain
+from ..core.errors import LayerError
 from . import mediatypes as mt
 from .digest import Digest
-from .errors import LayerError
 from .layout import ImageLayout
 from .model import ContainerConfig, Descriptor, History, ImageConfig, Index, Manifest, Platform, dumps
 
@@ -288,7 +288,7 @@ def make_config(
     author: str | None = None,
     history: Sequence[str] | None = None,
 ) -> ImageConfig:
-    """An :class:`~ocilearn.model.ImageConfig` (image-spec config.md).
+    """An :class:`~ocilearn.image.model.ImageConfig` (image-spec config.md).
 
     Args:
         diff_ids: one per layer, base first.

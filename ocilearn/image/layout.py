@@ -33,10 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from . import explain
-from . import mediatypes as mt
-from .digest import CHUNK, Digest, VerifyingReader, new_hasher
-from .errors import (
+from ..core import explain
+from ..core.errors import (
     AmbiguousReference,
     BlobNotFound,
     DigestMismatch,
@@ -48,6 +46,8 @@ from .errors import (
     RefNotFound,
     SizeMismatch,
 )
+from . import mediatypes as mt
+from .digest import CHUNK, Digest, VerifyingReader, new_hasher
 from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
 
 LAYOUT_VERSION = "1.0.0"
@@ -353,7 +353,7 @@ class ImageLayout:
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """In Jupyter a layout draws itself as its graph (index → manifests → blobs)."""
-        from .graph import ImageGraph
+        from ..views.graph import ImageGraph
 
         return ImageGraph(self)._repr_mimebundle_(include, exclude)
 
@@ -445,7 +445,7 @@ class ImageLayout:
         return os.fdopen(fd, "rb")
 
     def open_blob(self, desc: Descriptor | Digest | str, size: int | None = None) -> VerifyingReader:
-        """Open a blob for reading through a :class:`~ocilearn.digest.VerifyingReader`:
+        """Open a blob for reading through a :class:`~ocilearn.image.digest.VerifyingReader`:
         its size and digest are checked when the stream reaches its end.
 
         Args:

@@ -7,8 +7,8 @@
 - :class:`ImageConfig` / :class:`ContainerConfig` — image-spec config.md
 
 ``X.from_json(data, source=...)`` takes ``bytes``/``str``/``dict``; wrong types, missing
-required fields and ambiguous documents raise :class:`~ocilearn.errors.InvalidDocument`
-(or :class:`~ocilearn.errors.AmbiguousDocument`) naming ``source`` (a file or a digest)
+required fields and ambiguous documents raise :class:`~ocilearn.core.errors.InvalidDocument`
+(or :class:`~ocilearn.core.errors.AmbiguousDocument`) naming ``source`` (a file or a digest)
 and the field. Unknown fields are ignored, as the spec requires of readers
 (manifest.md: "MUST NOT generate an error if they encounter an unknown property").
 ``to_dict()`` / ``to_json()`` write them back; the output validates against the official
@@ -25,9 +25,9 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from ..core.errors import AmbiguousDocument, InvalidDigest, InvalidDocument
 from . import mediatypes as mt
 from .digest import Digest, verify_bytes
-from .errors import AmbiguousDocument, InvalidDigest, InvalidDocument
 
 REF_NAME = "org.opencontainers.image.ref.name"
 
@@ -191,7 +191,7 @@ class Descriptor:
 
     Attributes:
         media_type: the blob's media type (str).
-        digest: its :class:`~ocilearn.digest.Digest`.
+        digest: its :class:`~ocilearn.image.digest.Digest`.
         size: its length in bytes (int ≥ 0).
         urls: optional list of URLs it may be fetched from (non-distributable layers).
         annotations: optional ``dict[str, str]``.
@@ -400,7 +400,7 @@ class Index:
     @classmethod
     def from_json(cls, data, source: str = "index", descriptor_type: str | None = None) -> "Index":
         """Parse an image index. Raises like :meth:`Manifest.from_json` (``layers`` or
-        ``config`` present → :class:`~ocilearn.errors.AmbiguousDocument`)."""
+        ``config`` present → :class:`~ocilearn.core.errors.AmbiguousDocument`)."""
         obj = _load(data, source)
         _schema_version(obj, source)
         media_type = _get(obj, "mediaType", str, source)

@@ -41,13 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from . import explain
-from . import mediatypes as mt
-from .digest import CHUNK, Digest, VerifyingReader, new_hasher
-from .errors import ArchiveError, InvalidDocument, OcilearnError
-from .layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
-from .model import Descriptor, ImageConfig, Index, Manifest, dumps, parse_document
-from .reference import parse as parse_reference
+from ..core import explain
+from ..core.errors import ArchiveError, InvalidDocument, OcilearnError
+from ..image import mediatypes as mt
+from ..image.digest import CHUNK, Digest, VerifyingReader, new_hasher
+from ..image.layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
+from ..image.model import Descriptor, ImageConfig, Index, Manifest, dumps, parse_document
+from ..image.reference import parse as parse_reference
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -409,7 +409,7 @@ class DockerArchive:
 
 
 def _parse(raw: bytes, media_type: str | None, source: str) -> Manifest | Index:
-    """:func:`~ocilearn.model.parse_document`, with JSON too deeply nested for Python's
+    """:func:`~ocilearn.image.model.parse_document`, with JSON too deeply nested for Python's
     parser reported as an :class:`ArchiveError` (hostile report #21) instead of a
     ``RecursionError``."""
     try:
@@ -437,10 +437,10 @@ def _diff_ids(cfg_raw: bytes) -> list[Digest]:
 
 
 class ArchiveSource:
-    """A :class:`ocilearn.transfer.Source` reading a docker-archive."""
+    """A :class:`ocilearn.distribution.copy.Source` reading a docker-archive."""
 
     def __init__(self, path: Path, ref: str | None) -> None:
-        from .transfer import Document
+        from .copy import Document
 
         self._Document = Document
         self.archive = DockerArchive(path)
@@ -464,7 +464,7 @@ class ArchiveSource:
         name = self.image.blobs.get(desc.digest)
         if name is None:
             raise ArchiveError(f"{self.name}: no blob {desc.digest} in the archive")
-        from .transfer import _Counting
+        from .copy import _Counting
 
         return _Counting(VerifyingReader(self.archive.open_member(name), desc.digest, desc.size, f"{self.name}: {name}"), progress)  # type: ignore[return-value]
 
@@ -473,7 +473,7 @@ class ArchiveSource:
 
 
 class ArchiveDest:
-    """A :class:`ocilearn.transfer.Destination` writing a docker-archive: ``form="legacy"``
+    """A :class:`ocilearn.distribution.copy.Destination` writing a docker-archive: ``form="legacy"``
     as skopeo writes it, or ``"docker25"`` (Docker 25's ``docker save``: also an OCI
     layout, layers uncompressed). The archive appears atomically when the copy finishes."""
 
@@ -630,7 +630,7 @@ class _Prefixed:
 def load(path: str | os.PathLike, layout_dir: str | os.PathLike, tag: str | None = None, ref: str | None = None):
     """Import an image of a docker-archive into an OCI layout (``docker load``-like;
     ``skopeo copy docker-archive:PATH oci:DIR:TAG``). Returns the CopyResult."""
-    from .transfer import copy
+    from .copy import copy
 
     return copy(f"docker-archive:{path}" + (f":{ref}" if ref else ""), f"oci:{layout_dir}" + (f":{tag}" if tag else ""))
 

@@ -17,7 +17,7 @@ Four widgets, each usable headless (tests call their methods and read the
   whiteouts and changes marked (image-spec layer.md "Whiteouts").
 
 ``ipywidgets`` is imported lazily inside functions, so ``import
-ocilearn.widgets`` costs nothing for CLI users. Every widget object exposes
+ocilearn.views.widgets`` costs nothing for CLI users. Every widget object exposes
 ``.widget`` (the top ipywidgets container) and displays itself in Jupyter.
 """
 
@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
-from . import mediatypes as mt
+from ..image import mediatypes as mt
 
 __all__ = [
     "SETUP_STEPS",
@@ -83,7 +83,7 @@ class _Displayable:
 class _Node:
     key: str  # label shown in the dropdown
     kind: str  # index.json, index, manifest, config, layer, blob
-    descriptor: Any  # ocilearn.model.Descriptor or None for index.json
+    descriptor: Any  # ocilearn.image.model.Descriptor or None for index.json
     parent: str
 
 
@@ -91,12 +91,12 @@ class ImageExplorer(_Displayable):
     """Pick a node of an image layout's graph and see its descriptor and JSON.
 
     The nodes are ``index.json`` and every descriptor reachable from it, in the
-    order of :meth:`ocilearn.layout.ImageLayout.walk` (index → manifests → config
-    and layers). When :mod:`ocilearn.graph` can draw the layout, its SVG is shown
+    order of :meth:`ocilearn.image.layout.ImageLayout.walk` (index → manifests → config
+    and layers). When :mod:`ocilearn.views.graph` can draw the layout, its SVG is shown
     above the picker.
 
     Args:
-        layout: an :class:`~ocilearn.layout.ImageLayout` (or a path to one).
+        layout: an :class:`~ocilearn.image.layout.ImageLayout` (or a path to one).
         show_graph: draw the graph above the picker (needs ``graphviz``).
 
     Attributes:
@@ -110,7 +110,7 @@ class ImageExplorer(_Displayable):
     """
 
     def __init__(self, layout, show_graph: bool = True) -> None:
-        from .layout import ImageLayout
+        from ..image.layout import ImageLayout
 
         if not isinstance(layout, ImageLayout):
             layout = ImageLayout.open(layout)
@@ -145,7 +145,7 @@ class ImageExplorer(_Displayable):
 
     def _graph_svg(self) -> str:
         try:
-            from . import graph  # helper module: image graph with graphviz
+            from . import graph
         except ImportError:
             return ""
         try:
@@ -221,7 +221,7 @@ class ProvenanceTable(_Displayable):
         rows: ``(field, value, source[, why])`` tuples — e.g.
             ``("process.args", ["/bin/sh"], "image config")`` — or objects with
             ``field``/``value``/``source`` (and ``why``) attributes such as
-            :class:`ocilearn.convert.Row`, or dicts with those keys.
+            :class:`ocilearn.bundle.convert.Row`, or dicts with those keys.
             ``source`` names the image-config field or says the default
             (image-spec conversion.md).
 
@@ -418,12 +418,12 @@ class LayerEntry:
 def layer_entries(layout, desc, lower: set[str] | None = None) -> list[LayerEntry]:
     """List a layer blob's tar entries, for display (nothing is extracted).
 
-    Reading is done by :func:`ocilearn.layer.list_layer` (gzip/zstd/plain, digest and
+    Reading is done by :func:`ocilearn.layer.apply.list_layer` (gzip/zstd/plain, digest and
     size verified); this adds the *change* of each entry relative to the layers below.
 
     Args:
-        layout: the :class:`~ocilearn.layout.ImageLayout` holding the blob.
-        desc: the layer :class:`~ocilearn.model.Descriptor`.
+        layout: the :class:`~ocilearn.image.layout.ImageLayout` holding the blob.
+        desc: the layer :class:`~ocilearn.image.model.Descriptor`.
         lower: paths present in the layers below, to mark ``modified`` vs ``added``.
 
     Returns:
@@ -431,9 +431,9 @@ def layer_entries(layout, desc, lower: set[str] | None = None) -> list[LayerEntr
         whiteouts (``.wh..wh..opq``) are marked per image-spec layer.md "Whiteouts".
 
     Raises:
-        ocilearn.errors.LayerError, DigestMismatch, SizeMismatch: from reading the blob.
+        ocilearn.core.errors.LayerError, DigestMismatch, SizeMismatch: from reading the blob.
     """
-    from .layer import list_layer
+    from ..layer.apply import list_layer
 
     lower = lower or set()
     with open(layout.blob_path(desc.digest), "rb") as f:
@@ -487,9 +487,9 @@ class LayerBrowser(_Displayable):
         """Build from the image ``ref`` (default: the only one) of a layout.
 
         Raises:
-            ocilearn.errors.RefNotFound / PlatformNotFound: from :meth:`ImageLayout.resolve`.
+            ocilearn.core.errors.RefNotFound / PlatformNotFound: from :meth:`ImageLayout.resolve`.
         """
-        from .layout import ImageLayout
+        from ..image.layout import ImageLayout
 
         if not isinstance(layout, ImageLayout):
             layout = ImageLayout.open(layout)
@@ -595,7 +595,7 @@ def _setup_child() -> None:
     import signal
     import sys
 
-    from .runtime import syscalls as sc
+    from ..core import syscalls as sc
 
     cfg = json.loads(sys.argv[1])
     rootfs, hostname, args, env, cwd = cfg["rootfs"], cfg["hostname"], cfg["args"], cfg["env"], cfg["cwd"]
@@ -688,7 +688,7 @@ class _SetupProcess:
         import sys
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from ocilearn.widgets import _setup_child; _setup_child()", json.dumps(cfg)],
+            [sys.executable, "-c", "from ocilearn.views.widgets import _setup_child; _setup_child()", json.dumps(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
         )
         self.last_view: dict[str, str] = {}
@@ -729,7 +729,7 @@ def setup_stepper(bundle, hostname: str | None = None) -> RuntimeStepper:
     dies (PR_SET_PDEATHSIG), and its mounts vanish with its mount namespace.
 
     Args:
-        bundle: path of an unpacked bundle (``ocilearn.unpack``'s result).
+        bundle: path of an unpacked bundle (``ocilearn.bundle.unpack``'s result).
         hostname: default: config.json ``hostname``, else ``"ocilearn"``.
 
     Returns:

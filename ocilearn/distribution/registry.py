@@ -33,7 +33,7 @@ Limits against hostile or broken servers (all configurable, units given):
 * a blob download must receive at least ``blob_stall_bytes`` (16 KiB) per
   ``blob_stall_seconds`` (30 s) of reading, else it is resumed, then abandoned;
 * every transport failure (a ``Content-Length`` lie, a read timeout, a malformed chunk or
-  header) is an :class:`~ocilearn.errors.RegistryError`, never a raw urllib3 exception.
+  header) is an :class:`~ocilearn.core.errors.RegistryError`, never a raw urllib3 exception.
 
 Every HTTP exchange is recorded on :attr:`RegistryClient.exchanges` (method, URL, status,
 key headers with secrets redacted, bytes, seconds) and as an ``explain`` step.
@@ -66,12 +66,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import explain
-from . import mediatypes as mt
-from .digest import CHUNK, Digest
-from .errors import AuthError, DigestMismatch, InvalidDocument, OcilearnError, RegistryError, SizeMismatch
-from .model import Descriptor, Index, Manifest, parse_document
-from .reference import DOCKER_HUB, Reference
+from ..core import explain
+from ..core.errors import AuthError, DigestMismatch, InvalidDocument, OcilearnError, RegistryError, SizeMismatch
+from ..image import mediatypes as mt
+from ..image.digest import CHUNK, Digest
+from ..image.model import Descriptor, Index, Manifest, parse_document
+from ..image.reference import DOCKER_HUB, Reference
 
 MAX_MANIFEST = 4 * 1024 * 1024  # bytes: distribution-spec recommends registries accept at least 4 MiB
 # Caps on bodies that are read whole (bytes). A hostile or broken server may send an
@@ -480,7 +480,7 @@ class FetchedManifest:
         raw: the exact bytes received (their digest is :attr:`digest`).
         media_type: the document's media type (its ``mediaType`` field, else Content-Type).
         digest: sha256 (or the requested algorithm) of ``raw``.
-        document: the parsed :class:`~ocilearn.model.Manifest` or :class:`~ocilearn.model.Index`.
+        document: the parsed :class:`~ocilearn.image.model.Manifest` or :class:`~ocilearn.image.model.Index`.
     """
 
     raw: bytes = field(repr=False)
@@ -1517,7 +1517,7 @@ class BlobStream:
     request is sent again with ``Range: bytes=<offset>-``; a 206 continues where it
     stopped, a 200 (the server ignores ranges) is skipped forward to the offset. At most
     ``client.retries`` resumptions. The bytes are not verified here: pass the stream to
-    :meth:`ocilearn.layout.ImageLayout.put_blob` with the expected digest and size.
+    :meth:`ocilearn.image.layout.ImageLayout.put_blob` with the expected digest and size.
 
     Throughput rule (against a server that trickles bytes to hold the download open):
     time spent waiting inside ``read`` is measured in windows of

@@ -11,7 +11,7 @@ The grammar is the one of github.com/distribution/reference (what ``docker pull`
     path-component := [a-z0-9]+ (separator [a-z0-9]+)*
     separator      := "." | "_" | "__" | "-"+
     tag            := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
-    digest         := see image-spec descriptor.md "Digests" (checked by ocilearn.digest)
+    digest         := see image-spec descriptor.md "Digests" (checked by ocilearn.image.digest)
 
 The first ``/``-separated component is a registry only when it looks like a host: it
 contains ``.`` or ``:``, is ``localhost``, or has an uppercase letter. Otherwise the
@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core.errors import InvalidDigest, InvalidReference
 from .digest import Digest
-from .errors import InvalidDigest, InvalidReference
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -53,7 +53,7 @@ class Reference:
             ``host[:port]``, e.g. ``127.0.0.1:5000``, ``quay.io``).
         repository: the repository path inside the registry (``library/busybox``).
         tag: the tag (``latest`` by default), or ``None`` when only a digest was given.
-        digest: a :class:`~ocilearn.digest.Digest` or ``None``.
+        digest: a :class:`~ocilearn.image.digest.Digest` or ``None``.
 
     ``str(ref)`` gives the full form ``docker.io/library/busybox:latest``.
     """
@@ -79,7 +79,7 @@ class Reference:
     @property
     def is_loopback(self) -> bool:
         """True for ``localhost``, ``127.0.0.0/8`` and ``[::1]`` registries (plain HTTP is
-        then allowed without asking; see :mod:`ocilearn.registry`)."""
+        then allowed without asking; see :mod:`ocilearn.distribution.registry`)."""
         h = self.hostname
         return h in _LOOPBACK_HOSTS or bool(re.fullmatch(r"127\.\d+\.\d+\.\d+", h))
 

@@ -58,12 +58,12 @@ Changeset semantics (layer.md "Whiteouts", "Changeset over existing files")
       via ``surrogateescape``).
 
 Safety (C01, C02)
-    Every path is resolved inside the rootfs by :class:`ocilearn.fsutil.Root` (openat2
+    Every path is resolved inside the rootfs by :class:`ocilearn.core.fsutil.Root` (openat2
     ``RESOLVE_IN_ROOT`` or an equivalent ``O_NOFOLLOW`` walk): names are cleaned (``../x``
     → ``x``, ``/x`` → ``x``), in-root symlinks are followed *as if the rootfs were /*, the
     last component is never followed. An entry that names the root itself may only update
     the root's attributes and only when it is a directory; any other type raises
-    :class:`~ocilearn.errors.UnsafePath` — the rootfs is never replaced.
+    :class:`~ocilearn.core.errors.UnsafePath` — the rootfs is never replaced.
 
 Rootless (C14): see :func:`apply_layer` ``rootless``.
 
@@ -79,7 +79,7 @@ Bounded resources (hostile layers; the security report's findings #5–#7, #11, 
       in front of one member, more than :data:`MAX_EXTENDED_TOTAL` (64 MiB) of them in
       one layer (many large ignored headers cost CPU), more than :data:`MAX_GLOBAL_HEADERS` bytes of global
       records, or a sparse map of more than :data:`MAX_SPARSE_CHUNKS` chunks is a
-      :class:`~ocilearn.errors.LayerError`.
+      :class:`~ocilearn.core.errors.LayerError`.
     - Sizes are never trusted: every member's data is *read* (what a whiteout carries is
       read and dropped), so a header claiming more than the stream holds fails at the
       stream's end ("tar data ends early") in :func:`list_layer` as in
@@ -118,11 +118,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from . import explain
-from . import mediatypes as mt
-from .digest import Digest, VerifyingReader
-from .errors import DigestMismatch, LayerError, UnsafePath
-from .fsutil import Root, clean_path, remove_tree_at
+from ..core import explain
+from ..core.errors import DigestMismatch, LayerError, UnsafePath
+from ..core.fsutil import Root, clean_path, remove_tree_at
+from ..image import mediatypes as mt
+from ..image.digest import Digest, VerifyingReader
 
 __all__ = [
     "LayerWarning",
@@ -370,7 +370,7 @@ class _Prefetch(io.RawIOBase):
         except (LayerError, DigestMismatch, OSError) as e:  # handed to the reader
             self.q.put(e)
         except Exception as e:  # zstd/zlib errors: name them
-            from .errors import OcilearnError
+            from ..core.errors import OcilearnError
 
             self.q.put(e if isinstance(e, OcilearnError) else LayerError(f"cannot decompress the layer: {type(e).__name__}: {e}"))
 
@@ -953,7 +953,7 @@ class _Applier:
 
     def _rmtree(self, pfd: int, name: str, rel: str) -> None:
         """Remove ``name`` (in-root key ``rel``) and all below it, without recursion
-        (:func:`ocilearn.fsutil.remove_tree_at`; finding #11). Removing a directory or a
+        (:func:`ocilearn.core.fsutil.remove_tree_at`; finding #11). Removing a directory or a
         symlink drops the whole directory-fd cache: a cached fd may be that directory
         reached through *any* alias (finding #16)."""
         st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
@@ -1292,7 +1292,7 @@ def apply_layer(
     """Apply one layer (a tar changeset, possibly gzip/zstd) onto ``rootfs``.
 
     Args:
-        rootfs: the rootfs directory (or an open :class:`~ocilearn.fsutil.Root`).
+        rootfs: the rootfs directory (or an open :class:`~ocilearn.core.fsutil.Root`).
         blob: binary stream of the blob as stored.
         media_type: descriptor media type (a hint: the magic bytes decide; case C12).
         digest, size: the descriptor's; the whole blob is verified against them.
@@ -1313,7 +1313,7 @@ def apply_layer(
         LayerError: unreadable or truncated tar/gzip/zstd, hardlink to a missing file,
             a header beyond the limits of "Bounded resources" (module docstring).
         DigestMismatch / SizeMismatch: blob or diff ID verification failed. The rootfs may
-            then hold part of the layer: :func:`ocilearn.unpack.unpack` discards it.
+            then hold part of the layer: :func:`ocilearn.bundle.unpack.unpack` discards it.
 
     Source: image-spec layer.md; equivalent ``tar -xzf BLOB -C rootfs`` + whiteouts.
     """
@@ -1463,7 +1463,7 @@ def rootfs_after_each_layer(layout, ref: str | None = None, platform=None, work:
     """
     import tempfile
 
-    from .layout import ImageLayout
+    from ..image.layout import ImageLayout
 
     lay = layout if isinstance(layout, ImageLayout) else ImageLayout.open(layout)
     img = lay.resolve(ref, platform)

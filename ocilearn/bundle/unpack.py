@@ -3,8 +3,8 @@
 ::
 
     BUNDLE/
-      config.json    runtime config (ocilearn.convert; runtime-spec config.md)
-      rootfs/        every layer applied in order (ocilearn.layer; image-spec layer.md)
+      config.json    runtime config (ocilearn.bundle.convert; runtime-spec config.md)
+      rootfs/        every layer applied in order (ocilearn.layer.apply; image-spec layer.md)
       ocilearn.json  what was unpacked: image, manifest and config digests, diff IDs,
                      chain IDs, rootless or not, what was skipped (like umoci.json)
 
@@ -29,7 +29,7 @@ Guarantees
       ``.BUNDLE.ocilearn-*`` directory whose lock it can take — the kernel releases a
       dead process's locks, so only leftovers go; a concurrent unpack's are kept.
     - A layer blob that is not a regular file (a FIFO would block ``open`` forever) is a
-      :class:`~ocilearn.errors.LayoutError`; the blob is opened with ``O_NONBLOCK``.
+      :class:`~ocilearn.core.errors.LayoutError`; the blob is opened with ``O_NONBLOCK``.
     - Durability: config.json and ocilearn.json are written with fsync + rename. The
       rootfs is flushed to disk (``syncfs(2)``) before the final rename only with
       ``sync=True`` (CLI ``--sync``): like umoci, the default leaves file data to the page
@@ -73,14 +73,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import explain
+from ..core.errors import BundleError, LayerError
+from ..core.fsutil import Root, remove_tree_at
+from ..image.digest import Digest
+from ..image.layout import ImageLayout, atomic_write, parse_oci_ref
+from ..image.model import Platform, chain_ids, dumps
+from ..layer.apply import LayerResult, apply_layer
 from . import convert as conv
-from . import explain
-from .digest import Digest
-from .errors import BundleError, LayerError
-from .fsutil import Root, remove_tree_at
-from .layer import LayerResult, apply_layer
-from .layout import ImageLayout, atomic_write, parse_oci_ref
-from .model import Platform, chain_ids, dumps
 
 __all__ = ["UnpackResult", "unpack", "remove_tree", "remove_stale_temps"]
 
@@ -91,7 +91,7 @@ class UnpackResult:
 
     Attributes:
         bundle: the bundle directory (Path); ``manifest`` / ``config_digest``: digests;
-        platform: of the image; ``layers``: one :class:`~ocilearn.layer.LayerResult` per
+        platform: of the image; ``layers``: one :class:`~ocilearn.layer.apply.LayerResult` per
         layer; ``chain_ids``; ``config``: the config.json written (dict); ``rootless``;
         ``skipped``: ``[(path, reason)]`` over all layers; ``seconds``: wall time.
     """
@@ -115,7 +115,7 @@ class UnpackResult:
 def remove_tree(path: str | os.PathLike) -> None:
     """``rm -rf`` that also works on rootless rootfs trees with ``0o000``/``0o555``
     directories (grants ``u+rwx`` where needed) and on trees of any depth (no recursion:
-    :func:`ocilearn.fsutil.remove_tree_at`). Never follows symlinks below ``path``; a
+    :func:`ocilearn.core.fsutil.remove_tree_at`). Never follows symlinks below ``path``; a
     missing ``path`` is not an error."""
     path = os.path.abspath(os.fspath(path))
     parent, name = os.path.split(path)
@@ -208,7 +208,7 @@ def unpack(
         bundle: directory to create (its parent must exist).
         platform: ``os/arch[/variant]`` for image indexes (default: this machine's).
         rootless: ``None`` = rootless when not root (see :func:`ocilearn.layer.apply_layer`
-            and :func:`ocilearn.convert.make_rootless`).
+            and :func:`ocilearn.bundle.convert.make_rootless`).
         force: replace an existing bundle (only once the new one is complete).
         terminal: ``process.terminal`` in config.json (default false; see convert).
         progress: show a tqdm bar over the compressed bytes.

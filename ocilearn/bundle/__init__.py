@@ -1,0 +1,1 @@
+"""Step 03: the bundle — image config → runtime config, unpack."""

@@ -1,0 +1,1 @@
+"""Step 01: moving images — the registry client, transports, copy."""

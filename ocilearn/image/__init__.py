@@ -1,0 +1,1 @@
+"""Step 01–02: the OCI image — digests, media types, the model, references, the image layout."""

@@ -1,0 +1,1 @@
+"""Views: the image graph, widgets, narration display."""
