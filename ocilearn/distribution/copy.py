@@ -44,6 +44,7 @@ from ..core.errors import (
     TransportError,
     VerificationError,
 )
+from ..core.streams import CountingReader, ReadAhead
 from ..image import mediatypes as mt
 from ..image.digest import Digest
 from ..image.layout import MAX_DOCUMENT, ImageLayout, host_platform, parse_oci_ref, select_platform
@@ -215,102 +216,11 @@ class RegistrySource(Source):
     def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
         reader = self.client.blob_reader(self.ref.repository, desc, progress)
         if desc.size >= PREFETCH_MIN:
-            return _Prefetch(reader)  # type: ignore[return-value]
+            return ReadAhead(reader, close_source=True, name="ocilearn-prefetch")  # type: ignore[return-value]
         return reader  # type: ignore[return-value]
 
 
 PREFETCH_MIN = 1 << 20  # bytes: blobs this large are read ahead in a thread
-_PREFETCH_DEPTH = 8  # chunks of 1 MiB buffered at most (bounded memory)
-
-
-class _Prefetch:
-    """Reads a stream ahead in a background thread, so receiving from the network
-    overlaps with hashing and writing (hashlib and file writes release the GIL).
-    At most ``_PREFETCH_DEPTH`` MiB are buffered; errors are re-raised in the reader."""
-
-    _END = object()
-
-    def __init__(self, raw) -> None:
-        import queue
-
-        self._raw = raw
-        self._q: queue.Queue = queue.Queue(maxsize=_PREFETCH_DEPTH)
-        self._stop = threading.Event()
-        self._buf = b""
-        self._done = False
-        ctx = contextvars.copy_context()
-        self._t = threading.Thread(target=ctx.run, args=(self._pump,), name="ocilearn-prefetch", daemon=True)
-        self._t.start()
-
-    def _put(self, item) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _pump(self) -> None:
-        try:
-            while not self._stop.is_set():
-                data = self._raw.read(1 << 20)
-                if not data:
-                    break
-                if not self._put(data):
-                    return
-            self._put(self._END)
-        except BaseException as e:  # noqa: B036 - handed to the reading thread
-            self._put(e)
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._buf and not self._done:
-            item = self._q.get()
-            if item is self._END:
-                self._done = True
-            elif isinstance(item, BaseException):
-                self._done = True
-                raise item
-            else:
-                self._buf = item
-        if n is None or n < 0 or n >= len(self._buf):
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-    def close(self) -> None:
-        self._stop.set()
-        self._t.join(timeout=5)
-        self._raw.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class _Counting:
-    def __init__(self, f, progress) -> None:
-        self._f, self._p = f, progress
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        if data:
-            self._p(len(data))
-        return data
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def layout_entry(layout: ImageLayout, ref: str | None) -> Descriptor:
@@ -355,7 +265,7 @@ class LayoutSource(Source):
         return Document(raw, desc, doc)
 
     def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
-        return _Counting(self.layout.open_blob(desc), progress)  # type: ignore[return-value]
+        return CountingReader(self.layout.open_blob(desc), progress=progress)  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------ destinations

@@ -29,7 +29,6 @@ Reference commands: ``docker save``/``docker load``;
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
 import os
@@ -37,41 +36,26 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from ..core import explain
 from ..core.errors import ArchiveError, InvalidDocument, OcilearnError
+from ..core.streams import CountingReader, HashingReader, open_decompressed, sniff_compression
 from ..image import mediatypes as mt
 from ..image.digest import CHUNK, Digest, VerifyingReader, new_hasher
 from ..image.layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
 from ..image.model import Descriptor, ImageConfig, Index, Manifest, dumps, parse_document
 from ..image.reference import parse as parse_reference
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
-
-def sniff_compression(head: bytes) -> str:
-    """``gzip``, ``zstd`` or ``none`` from a blob's first bytes (magic numbers)."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
-    return "none"
-
-
-def decompressed(f: BinaryIO, compression: str) -> BinaryIO:
-    """A stream of the uncompressed bytes of ``f`` (gzip with several members and zstd
-    with several frames are read to their end)."""
-    if compression == "gzip":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
-    if compression == "zstd":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)  # type: ignore[return-value]
-    return f
+def _decompressed(f: BinaryIO, compression: str, source: str) -> BinaryIO:
+    """The uncompressed bytes of ``f``: the same decoders and the same gzip rule as layers
+    (:func:`ocilearn.core.streams.open_decompressed`)."""
+    return open_decompressed(f, compression, source=source, error=ArchiveError,
+                             warn=lambda msg: warnings.warn(msg, stacklevel=2))
 
 
 class _Slice(io.RawIOBase):
@@ -313,30 +297,18 @@ class DockerArchive:
         with self.open_member(name) as f:
             head = f.read(4)
         comp = sniff_compression(head)
-        outer = new_hasher("sha256")
         inner = new_hasher("sha256")
-
-        class _Tee:
-            def __init__(self, f):
-                self.f = f
-
-            def read(self, n=-1):
-                d = self.f.read(n)
-                outer.update(d)
-                return d
-
         with self.open_member(name) as raw:
-            tee = _Tee(raw)
+            stored = HashingReader(raw, "sha256")
             if comp == "none":
-                while chunk := tee.read(CHUNK):
+                while chunk := stored.read(CHUNK):
                     inner.update(chunk)
             else:
-                with decompressed(tee, comp) as d:  # type: ignore[arg-type]
+                with _decompressed(stored, comp, f"{self.path}: {name}") as d:  # type: ignore[arg-type]
                     while chunk := d.read(CHUNK):
                         inner.update(chunk)
-                while tee.read(CHUNK):
-                    pass
-        return Digest("sha256", outer.hexdigest()), m.size, comp, Digest("sha256", inner.hexdigest())
+                stored.drain()
+        return Digest("sha256", stored.hexdigest), m.size, comp, Digest("sha256", inner.hexdigest())
 
     def _oci_blobs(self) -> dict[Digest, str]:
         blobs: dict[Digest, str] = {}
@@ -464,9 +436,7 @@ class ArchiveSource:
         name = self.image.blobs.get(desc.digest)
         if name is None:
             raise ArchiveError(f"{self.name}: no blob {desc.digest} in the archive")
-        from .copy import _Counting
-
-        return _Counting(VerifyingReader(self.archive.open_member(name), desc.digest, desc.size, f"{self.name}: {name}"), progress)  # type: ignore[return-value]
+        return CountingReader(VerifyingReader(self.archive.open_member(name), desc.digest, desc.size, f"{self.name}: {name}"), progress=progress)  # type: ignore[return-value]
 
     def close(self) -> None:
         self.archive.close()
@@ -513,10 +483,10 @@ class ArchiveDest:
                 return
             head = v.read(4)
             comp = sniff_compression(head)
-            chained = _Prefixed(head, v)
+            chained = CountingReader(v, head, close_raw=False)
             h = new_hasher("sha256")
             tmp = self._stage / f"layer-{desc.digest.encoded}"
-            with open(tmp, "wb") as out, decompressed(chained, comp) as d:  # type: ignore[arg-type]
+            with open(tmp, "wb") as out, _decompressed(chained, comp, f"{source.name}: {desc.digest}") as d:  # type: ignore[arg-type]
                 while chunk := d.read(CHUNK):
                     h.update(chunk)
                     out.write(chunk)
@@ -604,29 +574,6 @@ class ArchiveDest:
         shutil.rmtree(self._stage, ignore_errors=True)
 
 
-class _Prefixed:
-    def __init__(self, head: bytes, rest) -> None:
-        self._head, self._rest = head, rest
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n is None or n < 0:
-                out, self._head = self._head + self._rest.read(), b""
-                return out
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        return self._rest.read(n)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
-
-
 def load(path: str | os.PathLike, layout_dir: str | os.PathLike, tag: str | None = None, ref: str | None = None):
     """Import an image of a docker-archive into an OCI layout (``docker load``-like;
     ``skopeo copy docker-archive:PATH oci:DIR:TAG``). Returns the CopyResult."""
@@ -635,5 +582,5 @@ def load(path: str | os.PathLike, layout_dir: str | os.PathLike, tag: str | None
     return copy(f"docker-archive:{path}" + (f":{ref}" if ref else ""), f"oci:{layout_dir}" + (f":{tag}" if tag else ""))
 
 
-__all__ = ["DockerArchive", "ArchiveImage", "ArchiveSource", "ArchiveDest", "load", "sniff_compression",
+__all__ = ["DockerArchive", "ArchiveImage", "ArchiveSource", "ArchiveDest", "load",
            "select_platform", "host_platform", "atomic_write"]

@@ -121,6 +121,7 @@ from typing import BinaryIO, Callable, Iterator
 from ..core import explain
 from ..core.errors import DigestMismatch, LayerError, UnsafePath
 from ..core.fsutil import Root, clean_path, remove_tree_at
+from ..core.streams import CHUNK, CountingReader, HashingReader, ReadAhead, open_decompressed, sniff_compression
 from ..image import mediatypes as mt
 from ..image.digest import Digest, VerifyingReader
 
@@ -148,9 +149,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 ROOTLESS_XATTR = "user.rootlesscontainers"
 _NOOP_ID = 0xFFFFFFFF  # rootlesscontainers.proto: "NoopID", the value for "leave as is"
-_BUF = 1 << 20  # bytes per read
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BUF = CHUNK  # bytes per read
 
 
 class LayerWarning(UserWarning):
@@ -162,251 +161,22 @@ class LayerWarning(UserWarning):
 
 
 def detect_compression(head: bytes) -> str:
-    """``"gzip"``, ``"zstd"`` or ``"none"`` from a blob's first bytes (≥ 4 bytes)."""
-    if head.startswith(_GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(_ZSTD_MAGIC):
-        return "zstd"
-    return "none"
+    """``"gzip"``, ``"zstd"`` or ``"none"`` from a blob's first bytes (≥ 4 bytes): the
+    bytes decide, as :func:`ocilearn.core.streams.sniff_compression` says."""
+    return sniff_compression(head)
 
 
-class _Counting(io.RawIOBase):
-    """Counts (and reports) bytes read from ``raw``; puts ``head`` back in front."""
-
-    def __init__(self, raw: BinaryIO, head: bytes = b"", progress: Callable[[int], None] | None = None) -> None:
-        super().__init__()
-        self.raw, self.head, self.progress, self.count = raw, head, progress, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            out = self.head if n < 0 or n >= len(self.head) else self.head[:n]
-            self.head = self.head[len(out):]
-        else:
-            out = self.raw.read(_BUF if n is None or n < 0 else n)
-        if out:
-            self.count += len(out)
-            if self.progress:
-                self.progress(len(out))
-        return out
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-class _GzipStream(io.RawIOBase):
-    """gzip decoder for concatenated members with a trailing-bytes policy (module docstring).
-
-    Memory is bounded whatever the compression ratio (a gzip bomb): each ``decompress``
-    call is limited to ``_BUF`` bytes of output (``max_length``) and the compressed input
-    it did not consume yet is kept in ``unconsumed_tail`` (zlib module docs), so at most
-    about one ``_BUF`` of output and one ``_BUF`` of input are held at a time.
-    """
-
-    def __init__(self, raw, source: str, warn: Callable[[str], None]) -> None:
-        super().__init__()
-        self.raw, self.source, self.warn = raw, source, warn
-        self.d = zlib.decompressobj(31)
-        self.members = 1
-        self.buf = b""
-        self.pos = 0
-        self.inbuf = b""  # compressed bytes not yet given to zlib (or its unconsumed_tail)
-        self.more = False  # the last decompress() hit max_length: zlib may hold more output
-        self.after = False  # the current member ended; looking at what follows
-        self.pending = b""
-        self.padding = 0
-        self.garbage = 0
-        self.done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _after_member(self, data: bytes) -> bytes:
-        """Look at the bytes after a member's end: a new member, NUL padding or garbage.
-        Returns the compressed bytes of a new member to decode (b"" when none)."""
-        if self.garbage:
-            self.garbage += len(data)
-            return b""
-        data = self.pending + data
-        self.pending = b""
-        stripped = data.lstrip(b"\0")
-        self.padding += len(data) - len(stripped)
-        data = stripped
-        if not data:
-            return b""
-        if len(data) < 2 and data == _GZIP_MAGIC[: len(data)]:
-            self.pending = data
-            return b""
-        if data.startswith(_GZIP_MAGIC) and not self.padding:
-            self.d = zlib.decompressobj(31)
-            self.members += 1
-            self.after = False
-            return data
-        self.garbage = len(data)
-        return b""
-
-    def _produce(self) -> bytes:
-        """Up to ``_BUF`` decompressed bytes; b"" only at the end of the stream."""
-        while True:
-            if not self.inbuf and not self.more:
-                chunk = self.raw.read(_BUF)
-                if not chunk:
-                    self._end()
-                    return b""
-                if self.after:
-                    self.inbuf = self._after_member(chunk)
-                    continue
-                self.inbuf = chunk
-            try:
-                out = self.d.decompress(self.inbuf, _BUF)
-            except zlib.error as e:
-                raise LayerError(f"{self.source}: corrupt gzip data in member {self.members} ({e})") from None
-            self.more = len(out) >= _BUF
-            if self.d.eof:
-                self.more = False
-                self.after = True
-                rest = self.d.unused_data
-                self.inbuf = self._after_member(rest) if rest else b""
-            else:
-                self.inbuf = self.d.unconsumed_tail
-            if out:
-                return out
-
-    def _end(self) -> None:
-        self.done = True
-        if not self.after:
-            raise LayerError(f"{self.source}: gzip stream is truncated (no end of member {self.members})")
-        if self.pending:
-            self.garbage += len(self.pending)
-        if self.padding:
-            self.warn(f"{self.source}: {self.padding} NUL bytes of padding after the gzip stream (ignored, covered by the blob digest)")
-        if self.garbage:
-            self.warn(f"{self.source}: {self.garbage} bytes of trailing garbage after the gzip stream (ignored like umoci and gzip -d; covered by the blob digest)")
-
-    def _fill(self) -> None:
-        if self.pos >= len(self.buf) and not self.done:
-            self.buf, self.pos = self._produce(), 0
-
-    def readinto(self, b) -> int:
-        self._fill()
-        n = min(len(b), len(self.buf) - self.pos)
-        b[:n] = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return n
-
-
-class _Hashing(io.RawIOBase):
-    """sha256 (the diff ID) and length of the decompressed stream passing through."""
-
-    def __init__(self, raw) -> None:
-        super().__init__()
-        self.raw = raw
-        self.hash = Digest("sha256", "0" * 64).hasher()
-        self.count = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        data = self.raw.read(len(b))
-        n = len(data)
-        if n:
-            self.hash.update(data)
-            self.count += n
-            b[:n] = data
-        return n
-
-    def drain(self) -> int:
-        """Read to the end; returns the number of bytes that were left."""
-        left = 0
-        buf = bytearray(_BUF)
-        while n := self.readinto(buf):
-            left += n
-        return left
-
-    @property
-    def digest(self) -> Digest:
-        return Digest("sha256", self.hash.hexdigest())
-
-
-class _Prefetch(io.RawIOBase):
-    """Runs ``source.read`` (blob read, blob hash, decompression, diff-ID hash — all of
-    which release the GIL) in a helper thread, ``depth`` chunks of 1 MiB ahead, so that
-    the main thread's filesystem work overlaps with it. Errors are re-raised in the
-    reader; :meth:`close` stops the thread."""
-
-    def __init__(self, source, depth: int = 8) -> None:
-        import queue
-        import threading
-
-        super().__init__()
-        self.q: queue.Queue = queue.Queue(depth)
-        self.stop = threading.Event()
-        self.buf = b""
-        self.pos = 0
-        self.eof = False
-        self.thread = threading.Thread(target=self._run, args=(source,), name="ocilearn-layer-read", daemon=True)
-        self.thread.start()
-
-    def _run(self, source) -> None:
-        import queue
-
-        try:
-            while not self.stop.is_set():
-                chunk = source.read(_BUF)
-                item = chunk if chunk else b""
-                while not self.stop.is_set():
-                    try:
-                        self.q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if not chunk:
-                    return
-        except (LayerError, DigestMismatch, OSError) as e:  # handed to the reader
-            self.q.put(e)
-        except Exception as e:  # zstd/zlib errors: name them
-            from ..core.errors import OcilearnError
-
-            self.q.put(e if isinstance(e, OcilearnError) else LayerError(f"cannot decompress the layer: {type(e).__name__}: {e}"))
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        if self.pos >= len(self.buf):
-            if self.eof:
-                return 0
-            item = self.q.get()
-            if isinstance(item, BaseException):
-                self.eof = True
-                raise item
-            if not item:
-                self.eof = True
-                self.thread.join()
-                return 0
-            self.buf, self.pos = item, 0
-        n = min(len(b), len(self.buf) - self.pos)
-        b[:n] = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return n
-
-    def close(self) -> None:
-        self.stop.set()
-        super().close()
+def _wrap_decoder_error(e: Exception) -> Exception:
+    return LayerError(f"cannot decompress the layer: {type(e).__name__}: {e}")
 
 
 @dataclass
 class _Opened:
     tar: io.BufferedReader
-    hashing: _Hashing
-    blob: VerifyingReader | _Counting
+    hashing: HashingReader
+    blob: VerifyingReader | CountingReader
     compression: str
-    prefetch: _Prefetch | None = None
+    prefetch: ReadAhead | None = None
 
     def close(self) -> None:
         if self.prefetch is not None:
@@ -449,21 +219,14 @@ def open_layer(
         if not more:
             break
         head += more
-    counted = _Counting(raw, head, progress)
-    kind = detect_compression(head)
+    counted = CountingReader(raw, head, progress, close_raw=False)
+    kind = sniff_compression(head)
     hint = mt.layer_compression(media_type) if media_type else None
     if hint is not None and hint != kind:
         warn(f"{source}: media type {media_type} announces {hint} but the bytes are {kind} (magic {head.hex()}); using {kind} (case C12)")
-    if kind == "gzip":
-        dec: BinaryIO = _GzipStream(counted, source, warn)  # type: ignore[assignment]
-    elif kind == "zstd":
-        import zstandard
-
-        dec = zstandard.ZstdDecompressor().stream_reader(counted, read_size=_BUF, read_across_frames=True, closefd=False)
-    else:
-        dec = counted  # type: ignore[assignment]
-    hashing = _Hashing(dec)
-    pre = _Prefetch(hashing)
+    dec = open_decompressed(counted, kind, source=source, warn=warn, error=LayerError)  # type: ignore[arg-type]
+    hashing = HashingReader(dec, "sha256")
+    pre = ReadAhead(hashing, wrap_error=_wrap_decoder_error, name="ocilearn-layer-read")
     return _Opened(io.BufferedReader(pre, _BUF), hashing, raw if digest is not None else counted, kind, pre)  # type: ignore[arg-type]
 
 
@@ -478,7 +241,7 @@ def _finish(op: _Opened, diff_id: Digest | str | None, source: str, warn) -> tup
         pass
     if isinstance(op.blob, VerifyingReader):
         op.blob.verify()
-    actual = op.hashing.digest
+    actual = Digest(op.hashing.algorithm, op.hashing.hexdigest)
     if diff_id is not None:
         want = Digest.parse(diff_id)
         if want.algorithm != "sha256":
