@@ -138,7 +138,7 @@ def test_c26_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_
         C.resolve_user("root", r2)
     # and the host's /etc/passwd is never opened: an audit hook records every open()
     code = (
-        "import sys; sys.path.insert(0, %r); from ocilearn import convert as C; "
+        "import sys; sys.path.insert(0, %r); from ocilearn.bundle import convert as C; "
         "print(C.resolve_user('app', %r).uid)" % (os.getcwd(), str(r2))
     )
     hook = (

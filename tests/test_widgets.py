@@ -215,7 +215,7 @@ def test_setup_stepper_rootless_as_unprivileged_user(unpriv_user):
         bundle = work / "bundle"
         script = work / "run.py"
         script.write_text(
-            "import sys\nfrom ocilearn.bundle.unpack import unpack\nfrom ocilearn import embedded\n"
+            "import sys\nfrom ocilearn.bundle.unpack import unpack\nfrom ocilearn.image import embedded\n"
             f"unpack(f'{{embedded.layout_path()}}:{{embedded.REF}}', {str(bundle)!r}, rootless=True)\n"
         )
         os.chmod(script, 0o644)

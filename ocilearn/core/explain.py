@@ -6,7 +6,7 @@ arguments, the bytes or digests involved, and the equivalent command of a refere
 
 Recording is off by default and then costs one context-variable lookup per step::
 
-    from ocilearn import explain
+    from ocilearn.core import explain
     with explain.recording() as steps:
         layout.put_blob(b"hello")
     steps            # shows as a table in Jupyter; str(steps) in a terminal

@@ -5,7 +5,7 @@ An OCI image layout (image-spec image-layout.md) with one image, ref ``latest``,
 ``busybox-static`` (provenance, license and digests: ``ocilearn/data/README.md``). The
 course uses it when there is no network::
 
-    from ocilearn import embedded
+    from ocilearn.image import embedded
     layout = embedded.copy_to(workdir / "busybox")   # a writable copy
     image = layout.resolve("latest")
 

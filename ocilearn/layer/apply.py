@@ -4,7 +4,7 @@ A layer is a tar archive (a *changeset*) that is optionally compressed. Applying
 order over the layers below gives the image's filesystem. This module does that for real,
 safely, as root or as an ordinary user::
 
-    from ocilearn import layer
+    from ocilearn.layer import apply as layer
     with open(blob_path, "rb") as f:
         result = layer.apply_layer("rootfs", f, media_type=desc.media_type,
                                    digest=desc.digest, size=desc.size, diff_id=config.diff_ids[0])
