@@ -44,7 +44,20 @@ def sniff_compression(head: bytes) -> str:
     return "none"
 
 
-class CountingReader(io.RawIOBase):
+class ByteReader(io.RawIOBase):
+    """A readable raw stream whose subclasses implement only ``read(n)``: ``readinto``
+    (what :class:`io.BufferedReader` and :mod:`tarfile` call) copies from it."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class CountingReader(ByteReader):
     """Reads ``raw``, first giving back ``head`` (bytes already read from its front);
     ``count`` is the number of bytes read so far and ``progress(n)`` is called with each
     count. ``close()`` closes ``raw`` unless ``close_raw`` is false (a stream the caller
@@ -55,9 +68,6 @@ class CountingReader(io.RawIOBase):
         super().__init__()
         self.raw, self.head, self.progress, self.count = raw, head, progress, 0
         self._close_raw = close_raw
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int | None = -1) -> bytes:
         if self.head:
@@ -73,18 +83,13 @@ class CountingReader(io.RawIOBase):
                 self.progress(len(out))
         return out
 
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         if not self.closed and self._close_raw:
             self.raw.close()
         super().close()
 
 
-class GzipReader(io.RawIOBase):
+class GzipReader(ByteReader):
     """The uncompressed bytes of a gzip stream of one or more members.
 
     After the last member, NUL padding and trailing garbage are tolerated (as ``gzip -d``
@@ -112,9 +117,6 @@ class GzipReader(io.RawIOBase):
         self.padding = 0
         self.garbage = 0
         self.done = False
-
-    def readable(self) -> bool:
-        return True
 
     def _after_member(self, data: bytes) -> bytes:
         """Look at the bytes after a member's end: a new member, NUL padding or garbage.
@@ -187,11 +189,6 @@ class GzipReader(io.RawIOBase):
         self.pos += len(out)
         return out
 
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
 
 def open_decompressed(raw: BinaryIO, compression: str, *, source: str, warn: Callable[[str], None],
                       error: type[OcilearnError] = OcilearnError) -> BinaryIO:
@@ -214,7 +211,7 @@ def open_decompressed(raw: BinaryIO, compression: str, *, source: str, warn: Cal
     raise ValueError(f"unknown compression {compression!r}")
 
 
-class HashingReader(io.RawIOBase):
+class HashingReader(ByteReader):
     """Hashes (``algorithm``, a :mod:`hashlib` name such as ``"sha256"``) and counts the
     bytes read through it; ``hexdigest`` and ``count`` tell the result so far. ``drain()``
     reads to the end and returns how many bytes that was."""
@@ -225,20 +222,12 @@ class HashingReader(io.RawIOBase):
         self.hash = hashlib.new(algorithm)
         self.count = 0
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, n: int | None = -1) -> bytes:
         data = self.raw.read(CHUNK if n is None or n < 0 else n)
         if data:
             self.hash.update(data)
             self.count += len(data)
         return data
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def drain(self) -> int:
         left = 0
@@ -251,7 +240,7 @@ class HashingReader(io.RawIOBase):
         return self.hash.hexdigest()
 
 
-class ReadAhead(io.RawIOBase):
+class ReadAhead(ByteReader):
     """Runs ``source.read`` in a helper thread, at most ``depth`` chunks of ``CHUNK`` bytes
     ahead (bounded memory), so that network reads, inflating and hashing — all of which
     release the GIL — overlap with what the reader does with the bytes.
@@ -298,9 +287,6 @@ class ReadAhead(io.RawIOBase):
         except Exception as e:  # handed to the reader
             self._put(self._wrap(e) if self._wrap and not isinstance(e, OcilearnError | OSError) else e)
 
-    def readable(self) -> bool:
-        return True
-
     def _fill(self) -> bool:
         if self._pos < len(self._buf):
             return True
@@ -346,5 +332,5 @@ class ReadAhead(io.RawIOBase):
         super().close()
 
 
-__all__ = ["CHUNK", "GZIP_MAGIC", "ZSTD_MAGIC", "sniff_compression", "CountingReader", "GzipReader",
+__all__ = ["CHUNK", "GZIP_MAGIC", "ZSTD_MAGIC", "sniff_compression", "ByteReader", "CountingReader", "GzipReader",
            "open_decompressed", "HashingReader", "ReadAhead"]

@@ -43,7 +43,7 @@ from typing import BinaryIO, Callable
 
 from ..core import explain
 from ..core.errors import ArchiveError, InvalidDocument, OcilearnError
-from ..core.streams import CountingReader, HashingReader, open_decompressed, sniff_compression
+from ..core.streams import ByteReader, CountingReader, HashingReader, open_decompressed, sniff_compression
 from ..image import mediatypes as mt
 from ..image.digest import CHUNK, Digest, VerifyingReader, new_hasher
 from ..image.layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
@@ -58,7 +58,7 @@ def _decompressed(f: BinaryIO, compression: str, source: str) -> BinaryIO:
                              warn=lambda msg: warnings.warn(msg, stacklevel=2))
 
 
-class _Slice(io.RawIOBase):
+class _Slice(ByteReader):
     """``size`` bytes of a file from ``offset``, with its own file handle (thread-safe)."""
 
     def __init__(self, path: Path, offset: int, size: int) -> None:
@@ -67,9 +67,6 @@ class _Slice(io.RawIOBase):
         self._f.seek(offset)
         self._left = size
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, n: int = -1) -> bytes:
         if self._left <= 0:
             return b""
@@ -77,11 +74,6 @@ class _Slice(io.RawIOBase):
         data = self._f.read(n)
         self._left -= len(data)
         return data
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._f.close()
