@@ -30,7 +30,6 @@ and timestamps so :meth:`Root.restore` puts them back deepest-first (case C14).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import posixpath
@@ -38,24 +37,13 @@ import stat
 from collections import deque
 from typing import Callable
 
+from . import syscalls as sc
 from .errors import UnsafePath
 
 __all__ = ["Root", "clean_path", "has_openat2", "remove_tree_at", "MAX_SYMLINKS"]
 
 MAX_SYMLINKS = 40  # path_resolution(7): Linux's limit on symlinks followed in one lookup
 
-# openat2(2): syscall 437 on every architecture that uses the generic table (x86_64, aarch64…)
-_SYS_openat2 = 437
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_IN_ROOT = 0x10
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 _openat2_ok: bool | None = None
 
 
@@ -64,18 +52,12 @@ def _openat2(dirfd: int, path: str, flags: int, retries: int = 16) -> int:
     when a rename or mount elsewhere on the system happened during a ``..`` lookup and it
     cannot vouch that the walk stayed inside (openat2(2), "EAGAIN"): retried, as the man
     page advises, up to ``retries`` times."""
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    raw = os.fsencode(path)
-    for _ in range(retries + 1):
-        fd = _libc.syscall(
-            ctypes.c_long(_SYS_openat2), ctypes.c_int(dirfd), ctypes.c_char_p(raw), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
-        )
-        if fd >= 0:
-            return fd
-        e = ctypes.get_errno()
-        if e != errno.EAGAIN:
-            break
-    raise OSError(e, os.strerror(e), path)
+    for _ in range(retries):
+        try:
+            return sc.openat2(dirfd, path, flags | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+        except BlockingIOError:  # EAGAIN
+            continue
+    return sc.openat2(dirfd, path, flags | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
 
 
 def has_openat2() -> bool:
