@@ -1,7 +1,8 @@
 """Resolve paths *inside* a rootfs, never on the host: the safety core of layer extraction.
 
 A layer's tar entries name paths as if the rootfs were ``/``. Two things make naive
-``os.path.join(rootfs, name)`` unsafe (cases C01, C02, C26 of ../shared/cases):
+``os.path.join(rootfs, name)`` unsafe (umoci CVE-2021-29136 and Docker CVE-2014-9356 both
+came from this):
 
 - the name itself can climb out (``../x``, ``/x`` — only lexical, easy), and
 - a *symlink already in the rootfs* (``lnk -> /`` or ``up -> ../../..``) makes every host
@@ -25,7 +26,7 @@ and unlink/recreate it (image-spec layer.md "Changeset over existing files"). Ev
 
 Rootless helper: when not root, a directory without ``u+rwx`` cannot be entered or written
 even by its owner; :class:`Root` can grant ``u+rwx`` temporarily and remembers the old mode
-and timestamps so :meth:`Root.restore` puts them back deepest-first (case C14).
+and timestamps so :meth:`Root.restore` puts them back deepest-first (umoci's rootless unpack does the same).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Root:
         """Forget cached directory fds (all, or those at/below ``prefix``). Call after
         anything that removes or replaces a directory or symlink — with no ``prefix``:
         the cache is keyed by the path *as written*, so a removed directory may also be
-        cached under an alias through a symlink (finding #16). ``keep``: an fd still in
+        cached under an alias through a symlink (a stale fd would then point at the removed one). ``keep``: an fd still in
         use by the caller whose directory was not removed (it stays cached)."""
         for key in list(self._cache):
             if key == "" or (keep is not None and self._cache[key] == keep):
@@ -152,7 +153,8 @@ class Root:
         Args:
             create: make missing directories (mode ``mode``, like ``mkdir -p``); a
                 component that exists but is not a directory (nor a symlink to one) is
-                replaced by a directory (umoci ≥ 0.5 and overlayfs do the same; case C06 f).
+                replaced by a directory (umoci ≥ 0.5 and overlayfs do the same; image-spec layer.md
+                "Changeset over existing files": remove, then create).
             on_create: called with the in-root path of each directory made.
 
         Raises:
@@ -232,7 +234,7 @@ class Root:
                         # reached through a symlink: never delete the link's target to make room
                         raise NotADirectoryError(errno.ENOTDIR, f"not a directory inside the rootfs: {here}")
                     # a non-directory named by the entry's own path where a directory is
-                    # needed: replace it (documented policy, case C06 f)
+                    # needed: replace it (layer.md "Changeset over existing files")
                     self.ensure_writable(cur, cur_path)
                     os.unlink(comp, dir_fd=cur)
                     self.invalidate(here)
@@ -313,7 +315,7 @@ class Root:
         The path is resolved to an ``O_PATH`` fd first (which opens nothing), checked
         with ``fstat`` and only a regular file is then opened (through
         ``/proc/self/fd/N``, with ``O_NONBLOCK``): an image's FIFO would block ``open``
-        forever and a device node would be read from the host's device (finding #4).
+        forever and a device node would be read from the host's device.
 
         Returns a new fd (caller closes). Raises FileNotFoundError, IsADirectoryError,
         UnsafePath (symlink loop, or not a regular file: FIFO, socket, device)."""
@@ -441,7 +443,7 @@ def _unlink_files(fd: int) -> list[str]:
 
 def remove_tree_at(dir_fd: int, name: str, on_dir_removed: Callable[[str], None] | None = None) -> None:
     """``rm -rf`` of ``name`` in the directory ``dir_fd``, without recursion (any depth:
-    a 1000-level tree overflowed Python's stack, finding #11) and without following
+    a recursive walk overflows Python's stack on a 1000-level tree) and without following
     symlinks. Directories lacking ``u+rwx`` are granted it first (rootless trees with
     ``0o000`` directories). At most two directory fds are open at a time: it goes down
     with ``openat(O_NOFOLLOW)`` and back up with ``openat("..")``, checking that ``..``
