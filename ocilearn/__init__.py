@@ -1,21 +1,24 @@
 """ocilearn: from an OCI image to a running container, one real primitive at a time.
 
-Modules, in the order of the course (see DESIGN in the README):
+One sub-package per step of the course (docs/architecture.md has the map and the
+dependency rule):
 
-- core: :mod:`ocilearn.core.errors`, :mod:`ocilearn.image.digest`, :mod:`ocilearn.image.mediatypes`,
-  :mod:`ocilearn.image.model`
-- storage: :mod:`ocilearn.image.layout` (OCI image layout), :mod:`ocilearn.distribution.docker_archive` (docker save)
-- distribution: :mod:`ocilearn.image.reference`, :mod:`ocilearn.distribution.registry`, :mod:`ocilearn.distribution.copy`
-- filesystem: :mod:`ocilearn.layer.apply`, :mod:`ocilearn.bundle.convert`, :mod:`ocilearn.bundle.unpack`
-- runtime: :mod:`ocilearn.runtime`
-- views: :mod:`ocilearn.views.graph`, :mod:`ocilearn.core.explain`, :mod:`ocilearn.views.widgets`, :mod:`ocilearn.cli`
+- :mod:`ocilearn.core`: errors, narration, Linux syscalls, in-root file helpers, streams
+- :mod:`ocilearn.image` (notebooks 01, 02): digests, media types, the model, references,
+  the image layout
+- :mod:`ocilearn.distribution` (01): the registry client, transports, ``copy``
+- :mod:`ocilearn.layer` (02): tar reading, whiteouts, applying a layer
+- :mod:`ocilearn.bundle` (03): image config → runtime config, ``unpack``
+- :mod:`ocilearn.runtime` (04): the container lifecycle, runc's command line
+- :mod:`ocilearn.views`, :mod:`ocilearn.cli`, :mod:`ocilearn.course`: graph, widgets,
+  the ``ocilearn`` command, the course's checks
 
 Importing ``ocilearn`` imports nothing heavy; each module is imported when used.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def show_source(obj) -> None:

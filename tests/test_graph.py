@@ -72,7 +72,7 @@ def test_missing_blob_is_a_red_node_not_an_error(tmp_path):
 
 def test_jupyter_mimebundle_and_text():
     require_tool("dot")
-    g = draw(embedded.layout_path())
+    g = draw(embedded.open())
     bundle = g._repr_mimebundle_()
     assert set(bundle) == {"image/svg+xml", "text/plain"}
     assert "<svg" in bundle["image/svg+xml"]
@@ -83,7 +83,7 @@ def test_jupyter_mimebundle_and_text():
 
 def test_import_does_not_load_graphviz():
     """Building the graph (and printing it as text) never imports the graphviz package."""
-    code = "import sys, ocilearn.image.embedded, ocilearn.views.graph; print(ocilearn.views.graph.ImageGraph(ocilearn.image.embedded.layout_path())); print('graphviz' in sys.modules)"
+    code = "import sys, ocilearn.image.embedded, ocilearn.views.graph; print(ocilearn.views.graph.ImageGraph(ocilearn.image.embedded.open())); print('graphviz' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
     assert out.splitlines()[-1] == "False" and out.startswith("index.json sha256:")
 

@@ -1,7 +1,8 @@
 """Resolve paths *inside* a rootfs, never on the host: the safety core of layer extraction.
 
 A layer's tar entries name paths as if the rootfs were ``/``. Two things make naive
-``os.path.join(rootfs, name)`` unsafe (cases C01, C02, C26 of ../shared/cases):
+``os.path.join(rootfs, name)`` unsafe (umoci CVE-2021-29136 and Docker CVE-2014-9356 both
+came from this):
 
 - the name itself can climb out (``../x``, ``/x`` — only lexical, easy), and
 - a *symlink already in the rootfs* (``lnk -> /`` or ``up -> ../../..``) makes every host
@@ -25,12 +26,11 @@ and unlink/recreate it (image-spec layer.md "Changeset over existing files"). Ev
 
 Rootless helper: when not root, a directory without ``u+rwx`` cannot be entered or written
 even by its owner; :class:`Root` can grant ``u+rwx`` temporarily and remembers the old mode
-and timestamps so :meth:`Root.restore` puts them back deepest-first (case C14).
+and timestamps so :meth:`Root.restore` puts them back deepest-first (umoci's rootless unpack does the same).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import posixpath
@@ -38,24 +38,13 @@ import stat
 from collections import deque
 from typing import Callable
 
+from . import syscalls as sc
 from .errors import UnsafePath
 
 __all__ = ["Root", "clean_path", "has_openat2", "remove_tree_at", "MAX_SYMLINKS"]
 
 MAX_SYMLINKS = 40  # path_resolution(7): Linux's limit on symlinks followed in one lookup
 
-# openat2(2): syscall 437 on every architecture that uses the generic table (x86_64, aarch64…)
-_SYS_openat2 = 437
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_IN_ROOT = 0x10
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 _openat2_ok: bool | None = None
 
 
@@ -64,18 +53,12 @@ def _openat2(dirfd: int, path: str, flags: int, retries: int = 16) -> int:
     when a rename or mount elsewhere on the system happened during a ``..`` lookup and it
     cannot vouch that the walk stayed inside (openat2(2), "EAGAIN"): retried, as the man
     page advises, up to ``retries`` times."""
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    raw = os.fsencode(path)
-    for _ in range(retries + 1):
-        fd = _libc.syscall(
-            ctypes.c_long(_SYS_openat2), ctypes.c_int(dirfd), ctypes.c_char_p(raw), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how))
-        )
-        if fd >= 0:
-            return fd
-        e = ctypes.get_errno()
-        if e != errno.EAGAIN:
-            break
-    raise OSError(e, os.strerror(e), path)
+    for _ in range(retries):
+        try:
+            return sc.openat2(dirfd, path, flags | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
+        except BlockingIOError:  # EAGAIN
+            continue
+    return sc.openat2(dirfd, path, flags | os.O_CLOEXEC, sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS)
 
 
 def has_openat2() -> bool:
@@ -153,7 +136,7 @@ class Root:
         """Forget cached directory fds (all, or those at/below ``prefix``). Call after
         anything that removes or replaces a directory or symlink — with no ``prefix``:
         the cache is keyed by the path *as written*, so a removed directory may also be
-        cached under an alias through a symlink (finding #16). ``keep``: an fd still in
+        cached under an alias through a symlink (a stale fd would then point at the removed one). ``keep``: an fd still in
         use by the caller whose directory was not removed (it stays cached)."""
         for key in list(self._cache):
             if key == "" or (keep is not None and self._cache[key] == keep):
@@ -170,7 +153,8 @@ class Root:
         Args:
             create: make missing directories (mode ``mode``, like ``mkdir -p``); a
                 component that exists but is not a directory (nor a symlink to one) is
-                replaced by a directory (umoci ≥ 0.5 and overlayfs do the same; case C06 f).
+                replaced by a directory (umoci ≥ 0.5 and overlayfs do the same; image-spec layer.md
+                "Changeset over existing files": remove, then create).
             on_create: called with the in-root path of each directory made.
 
         Raises:
@@ -250,7 +234,7 @@ class Root:
                         # reached through a symlink: never delete the link's target to make room
                         raise NotADirectoryError(errno.ENOTDIR, f"not a directory inside the rootfs: {here}")
                     # a non-directory named by the entry's own path where a directory is
-                    # needed: replace it (documented policy, case C06 f)
+                    # needed: replace it (layer.md "Changeset over existing files")
                     self.ensure_writable(cur, cur_path)
                     os.unlink(comp, dir_fd=cur)
                     self.invalidate(here)
@@ -331,7 +315,7 @@ class Root:
         The path is resolved to an ``O_PATH`` fd first (which opens nothing), checked
         with ``fstat`` and only a regular file is then opened (through
         ``/proc/self/fd/N``, with ``O_NONBLOCK``): an image's FIFO would block ``open``
-        forever and a device node would be read from the host's device (finding #4).
+        forever and a device node would be read from the host's device.
 
         Returns a new fd (caller closes). Raises FileNotFoundError, IsADirectoryError,
         UnsafePath (symlink loop, or not a regular file: FIFO, socket, device)."""
@@ -459,7 +443,7 @@ def _unlink_files(fd: int) -> list[str]:
 
 def remove_tree_at(dir_fd: int, name: str, on_dir_removed: Callable[[str], None] | None = None) -> None:
     """``rm -rf`` of ``name`` in the directory ``dir_fd``, without recursion (any depth:
-    a 1000-level tree overflowed Python's stack, finding #11) and without following
+    a recursive walk overflows Python's stack on a 1000-level tree) and without following
     symlinks. Directories lacking ``u+rwx`` are granted it first (rootless trees with
     ``0o000`` directories). At most two directory fds are open at a time: it goes down
     with ``openat(O_NOFOLLOW)`` and back up with ``openat("..")``, checking that ``..``

@@ -98,9 +98,9 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # syscall numbers the C library has no wrapper for (asm/unistd.h)
 _SYS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "close_range": 436},
-}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436})
+    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437},
+}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436, "openat2": 437})
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -170,7 +170,7 @@ def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
     """Make ``new_root`` the root of the calling mount namespace and move the old root to
     ``put_old``. pivot_root(2) (no libc wrapper: ``syscall(SYS_pivot_root)``).
     ``pivot_root(".", ".")`` stacks the old root on the new one, to be lazily unmounted.
-    EINVAL (and EBUSY) are raised with a message listing the documented causes (case C31)."""
+    EINVAL (and EBUSY) are raised with a message listing the causes pivot_root(2) documents."""
     rv = _libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old))
     if rv < 0:
         err = ctypes.get_errno()
@@ -202,6 +202,31 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     ``os.closerange`` when the kernel lacks it."""
     if _libc.syscall(_SYS["close_range"], first, last, flags) < 0:
         os.closerange(first, min(last, os.sysconf("SC_OPEN_MAX")))
+
+
+# openat2(2) "resolve" flags (linux/openat2.h)
+RESOLVE_NO_MAGICLINKS = 0x02  #: refuse /proc/PID/fd-style "magic links"
+RESOLVE_IN_ROOT = 0x10  #: resolve as if dirfd were the root: "..", absolute symlinks stay inside
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str | bytes, flags: int, resolve: int, mode: int = 0) -> int:
+    """Open ``path`` relative to ``dirfd`` with ``resolve`` restrictions; returns the fd.
+    openat2(2) (Linux ≥ 5.6; no libc wrapper: ``syscall(SYS_openat2)``). Raises OSError
+    with the real errno (ENOSYS on older kernels, EAGAIN when the kernel could not vouch
+    for a ``..`` walk during a concurrent rename — the man page advises a retry)."""
+    how = _OpenHow(flags, mode, resolve)
+    fd = _libc.syscall(ctypes.c_long(_SYS["openat2"]), ctypes.c_int(dirfd), ctypes.c_char_p(_b(path)), ctypes.byref(how),
+                       ctypes.c_size_t(ctypes.sizeof(how)))
+    return _check(fd, "openat2", path)
+
+
+def syncfs(fd: int) -> None:
+    """Flush the whole filesystem that holds ``fd`` to disk. syncfs(2)."""
+    _check(_libc.syncfs(fd), "syncfs")
 
 
 class _CapHeader(ctypes.Structure):

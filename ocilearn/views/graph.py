@@ -24,12 +24,16 @@ import hashlib
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core import explain
 from ..core.errors import GraphError, OcilearnError
 from ..image import mediatypes as mt
 from ..image.digest import Digest
-from ..image.layout import ImageLayout, parse_oci_ref
+
+if TYPE_CHECKING:  # for annotations only: views.graph must not import image.layout, which
+    # imports this module in its _repr_mimebundle_ (no import cycle)
+    from ..image.layout import ImageLayout
 from ..image.model import Descriptor, Index, Manifest
 
 _COLOURS = {
@@ -102,7 +106,7 @@ class ImageGraph:
     """The DAG of one image layout (all refs, or one).
 
     Args:
-        layout: an :class:`~ocilearn.image.layout.ImageLayout` or a path / ``oci:PATH[:REF]`` string.
+        layout: an open :class:`~ocilearn.image.layout.ImageLayout` (``ImageLayout.open(path)``).
         ref: only the index.json entries with this ref name (or digest); ``None`` = all.
 
     Attributes:
@@ -114,11 +118,7 @@ class ImageGraph:
         Blobs that are missing or corrupt do not raise: they become red nodes.
     """
 
-    def __init__(self, layout: ImageLayout | str | Path, ref: str | None = None) -> None:
-        if not isinstance(layout, ImageLayout):
-            path, parsed_ref = parse_oci_ref(str(layout))
-            layout = ImageLayout.open(path)
-            ref = ref or parsed_ref
+    def __init__(self, layout: ImageLayout, ref: str | None = None) -> None:
         self.layout = layout
         self.ref = ref
         self.nodes: dict[str, Node] = {}
@@ -272,7 +272,7 @@ class ImageGraph:
         return f"ImageGraph({self.layout.path}, ref={self.ref!r}: {len(self.nodes)} nodes, {len(self.edges)} edges)"
 
 
-def draw(layout: ImageLayout | str | Path, ref: str | None = None) -> ImageGraph:
-    """The graph of ``layout`` (an ImageLayout, a path or ``oci:PATH[:REF]``), ready to
+def draw(layout: ImageLayout, ref: str | None = None) -> ImageGraph:
+    """The graph of an open ``layout``, ready to
     display: the last expression of a notebook cell draws it. See :class:`ImageGraph`."""
     return ImageGraph(layout, ref)
