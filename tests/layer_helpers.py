@@ -13,7 +13,7 @@ from pathlib import Path
 from ocilearn.image import mediatypes as mt
 from ocilearn.image.digest import Digest
 from ocilearn.image.layout import ImageLayout
-from ocilearn.layer import apply as L
+from ocilearn.layer.apply import LayerResult, apply_layer
 
 
 def F(name, data=b"", mode=0o644, uid=0, gid=0, **pax):
@@ -71,9 +71,9 @@ def gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def apply(rootfs, *layers: bytes, rootless=None, **kw) -> list[L.LayerResult]:
+def apply(rootfs, *layers: bytes, rootless=None, **kw) -> list[LayerResult]:
     """Apply uncompressed tar ``layers`` in order onto ``rootfs``."""
-    return [L.apply_layer(rootfs, io.BytesIO(t), **kw, rootless=rootless) for t in layers]
+    return [apply_layer(rootfs, io.BytesIO(t), **kw, rootless=rootless) for t in layers]
 
 
 def tree(rootfs) -> dict[str, str]:

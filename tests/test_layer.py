@@ -18,7 +18,10 @@ from ocilearn.core import explain, fsutil
 from ocilearn.core.errors import DigestMismatch, LayerError, SizeMismatch, UnsafePath
 from ocilearn.image import mediatypes as mt
 from ocilearn.image.digest import Digest
-from ocilearn.layer import apply as L
+from ocilearn.layer.apply import apply_layer
+from ocilearn.layer.listing import list_layer
+from ocilearn.layer.rootless import parse_rootless_xattr, rootless_xattr
+from ocilearn.layer.tar import diff_id_of
 
 # ------------------------------------------------------------------ basics
 
@@ -111,7 +114,7 @@ def test_sparse_file_keeps_size_content_and_holes(tmp_path):
 
 def test_list_layer_like_tar_tvf_with_whiteouts_marked():
     t = tar_bytes([D("etc"), F("etc/.wh.motd"), F("etc/x/.wh..wh..opq"), S("l", "/t"), F("f", b"abc", 0o600, uid=5, gid=6)])
-    entries = L.list_layer(io.BytesIO(gz(t)), mt.OCI_LAYER_GZIP, diff_id=Digest.of(t))
+    entries = list_layer(io.BytesIO(gz(t)), mt.OCI_LAYER_GZIP, diff_id=Digest.of(t))
     kinds = [(e.path, e.type, e.target) for e in entries]
     assert kinds == [("etc", "dir", ""), ("etc/.wh.motd", "whiteout", "etc/motd"), ("etc/x/.wh..wh..opq", "opaque", "etc/x"),
                      ("l", "symlink", ""), ("f", "file", "")]
@@ -128,10 +131,10 @@ def test_diff_id_mismatch_and_blob_digest_mismatch(tmp_path):
         apply(tmp_path, t, diff_id=Digest.of(b"other"))
     blob = gz(t)
     with pytest.raises(DigestMismatch):
-        L.apply_layer(tmp_path / "x" if (tmp_path / "x").mkdir() is None else None, io.BytesIO(blob), mt.OCI_LAYER_GZIP,
+        apply_layer(tmp_path / "x" if (tmp_path / "x").mkdir() is None else None, io.BytesIO(blob), mt.OCI_LAYER_GZIP,
                       digest=Digest.of(blob + b"!"), size=len(blob))
     with pytest.raises(SizeMismatch):
-        L.apply_layer(tmp_path / "x", io.BytesIO(blob), mt.OCI_LAYER_GZIP, digest=Digest.of(blob), size=len(blob) - 1)
+        apply_layer(tmp_path / "x", io.BytesIO(blob), mt.OCI_LAYER_GZIP, digest=Digest.of(blob), size=len(blob) - 1)
 
 
 def test_diff_ids_and_chain_ids_of_debian(tmp_path):
@@ -146,17 +149,17 @@ def test_diff_ids_and_chain_ids_of_debian(tmp_path):
     small = img.manifest.layers[1:]
     for d, did in zip(small, cfg.diff_ids[1:], strict=True):
         with lay.open_blob(d) as f:
-            assert L.diff_id_of(f, d.media_type) == did
+            assert diff_id_of(f, d.media_type) == did
     assert chain_ids(cfg.diff_ids)[0] == cfg.diff_ids[0]
     assert chain_ids(cfg.diff_ids)[1] == Digest.of(f"{cfg.diff_ids[0]} {cfg.diff_ids[1]}".encode())
 
 
 def test_rootless_xattr_encoding_matches_umoci():
     # values read back from `umoci unpack --rootless` 0.4.7 (getfattr): 1000:1000 and 0:50
-    assert L.rootless_xattr(1000, 1000) == bytes.fromhex("08e80710e807")
-    assert L.rootless_xattr(0, 50) == bytes.fromhex("08ffffffff0f1032")
-    assert L.rootless_xattr(0, 0) is None
-    assert L.parse_rootless_xattr(bytes.fromhex("08ffffffff0f1032")) == (0, 50)
+    assert rootless_xattr(1000, 1000) == bytes.fromhex("08e80710e807")
+    assert rootless_xattr(0, 50) == bytes.fromhex("08ffffffff0f1032")
+    assert rootless_xattr(0, 0) is None
+    assert parse_rootless_xattr(bytes.fromhex("08ffffffff0f1032")) == (0, 50)
 
 
 def test_fsutil_both_resolvers_agree(tmp_path):
@@ -346,7 +349,7 @@ def test_c10_trailing_bytes_and_multi_member_gzip(tmp_path, variant):
         blob = gz(t[:3000]) + gz(t[3000:])
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        res = L.apply_layer(tmp_path, io.BytesIO(blob), mt.OCI_LAYER_GZIP, digest=Digest.of(blob), size=len(blob), diff_id=Digest.of(t))
+        res = apply_layer(tmp_path, io.BytesIO(blob), mt.OCI_LAYER_GZIP, digest=Digest.of(blob), size=len(blob), diff_id=Digest.of(t))
     assert res.diff_id == Digest.of(t) and res.blob_bytes == len(blob)
     assert (tmp_path / "etc/b").read_bytes() == b"b" * 5000
     if variant == "A-nul-padding":
@@ -366,7 +369,7 @@ def test_c10_tar_padding_after_end_marker_is_hashed(tmp_path):
 def test_c10_truncated_gzip_is_an_error(tmp_path):
     blob = gz(_tar_t())[:-20]
     with pytest.raises(LayerError, match="truncated"):
-        L.apply_layer(tmp_path, io.BytesIO(blob), mt.OCI_LAYER_GZIP)
+        apply_layer(tmp_path, io.BytesIO(blob), mt.OCI_LAYER_GZIP)
 
 
 def _skippable(payload: bytes, n=0) -> bytes:
@@ -377,13 +380,13 @@ def test_c11_zstd_several_frames_and_skippable_frames(tmp_path):
     t = _tar_t()
     c = zstandard.ZstdCompressor()
     blob = c.compress(t[:4096]) + _skippable(b'{"zstd:chunked":"manifest"}') + c.compress(t[4096:]) + _skippable(b"end", 15)
-    res = L.apply_layer(tmp_path, io.BytesIO(blob), mt.OCI_LAYER_ZSTD, digest=Digest.of(blob), size=len(blob), diff_id=Digest.of(t))
+    res = apply_layer(tmp_path, io.BytesIO(blob), mt.OCI_LAYER_ZSTD, digest=Digest.of(blob), size=len(blob), diff_id=Digest.of(t))
     assert res.compression == "zstd" and res.diff_id == Digest.of(t)
     assert (tmp_path / "z").stat().st_size == 20000 and (tmp_path / "etc/a").read_bytes() == b"a" * 3000
     # a reader limited to the first frame would give a short stream: caught by the diff ID
     short = c.compress(t[:4096])
     with pytest.raises((DigestMismatch, LayerError)):
-        L.apply_layer(tmp_path / "s" if (tmp_path / "s").mkdir() is None else None, io.BytesIO(short), mt.OCI_LAYER_ZSTD, diff_id=Digest.of(t))
+        apply_layer(tmp_path / "s" if (tmp_path / "s").mkdir() is None else None, io.BytesIO(short), mt.OCI_LAYER_ZSTD, diff_id=Digest.of(t))
 
 
 def test_c12_compression_by_magic_bytes_media_type_is_a_hint(tmp_path):
@@ -400,12 +403,12 @@ def test_c12_compression_by_magic_bytes_media_type_is_a_hint(tmp_path):
         root.mkdir()
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            res = L.apply_layer(root, io.BytesIO(blob), mtype, digest=Digest.of(blob), size=len(blob), diff_id=Digest.of(t))
+            res = apply_layer(root, io.BytesIO(blob), mtype, digest=Digest.of(blob), size=len(blob), diff_id=Digest.of(t))
         assert res.diff_id == Digest.of(t)
-        assert any("case C12" in w for w in res.warnings) == warned, (i, res.warnings)
+        assert any("the bytes decide" in w for w in res.warnings) == warned, (i, res.warnings)
         assert (root / "etc/a").read_bytes() == b"a" * 3000
     with pytest.raises(LayerError, match="not a layer media type"):
-        L.apply_layer(tmp_path, io.BytesIO(t), mt.OCI_CONFIG)
+        apply_layer(tmp_path, io.BytesIO(t), mt.OCI_CONFIG)
 
 
 def test_quirk_layer_without_tar_trailer_is_accepted_with_warning(tmp_path):
@@ -419,7 +422,7 @@ def test_quirk_layer_without_tar_trailer_is_accepted_with_warning(tmp_path):
     d = img.manifest.layers[0]
     with lay.open_blob(d) as f, warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        res = L.apply_layer(tmp_path, f, d.media_type, diff_id=cfg.diff_ids[0])
+        res = apply_layer(tmp_path, f, d.media_type, diff_id=cfg.diff_ids[0])
     assert (tmp_path / "hello.txt").read_bytes() == b"inserted by umoci insert\n"
     assert any("end-of-archive" in w for w in res.warnings)
     # a member whose data is cut short stays an error
@@ -445,7 +448,7 @@ def test_c14_rootless_in_process_modes_restored_devices_skipped(tmp_path):
         assert [p for p, _ in res.skipped] == ["dev/null", "dev/sda"]
         assert not (tmp_path / "dev/null").exists()
         assert stat.S_ISFIFO((tmp_path / "run/fifo").lstat().st_mode)
-        assert L.parse_rootless_xattr(os.getxattr(tmp_path / "u", "user.rootlesscontainers")) == (1000, 1000)
+        assert parse_rootless_xattr(os.getxattr(tmp_path / "u", "user.rootlesscontainers")) == (1000, 1000)
         assert stat.S_IMODE((tmp_path / "s").stat().st_mode) == 0o4755
     finally:
         os.chmod(tmp_path / "z", 0o755)

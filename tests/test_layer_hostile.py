@@ -22,7 +22,9 @@ from layer_helpers import D, F, S, apply, tar_bytes, tree
 
 from ocilearn.core import fsutil
 from ocilearn.core.errors import LayerError
-from ocilearn.layer import apply as L
+from ocilearn.layer.apply import apply_layer
+from ocilearn.layer.listing import list_layer
+from ocilearn.layer.tar import LayerWarning
 
 AS_LIMIT = 1 << 30  # bytes of address space for the child (threads reserve stacks too)
 
@@ -30,7 +32,9 @@ _PRELUDE = """
 import io, os, resource, sys, tarfile, zlib
 sys.path.insert(0, {tests!r})
 from ocilearn.core import fsutil
-from ocilearn.layer import apply as L
+from ocilearn.layer.apply import apply_layer
+from ocilearn.layer.listing import list_layer
+from ocilearn.layer.tar import LayerWarning
 from ocilearn.core.errors import LayerError
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 def done(what):
@@ -72,12 +76,12 @@ def test_h05_whiteout_claiming_2_pow_44_bytes_fails_fast():
         blob = t.tobuf(tarfile.GNU_FORMAT) + bytes(1024)
         out = []
         try:
-            L.apply_layer(tempfile.mkdtemp(), io.BytesIO(blob))
+            apply_layer(tempfile.mkdtemp(), io.BytesIO(blob))
         except LayerError as e:
             out.append("apply:" + str(e))
         t = tarfile.TarInfo("huge"); t.size = 1 << 44
         try:
-            L.list_layer(io.BytesIO(t.tobuf(tarfile.GNU_FORMAT) + bytes(1024)))
+            list_layer(io.BytesIO(t.tobuf(tarfile.GNU_FORMAT) + bytes(1024)))
         except LayerError as e:
             out.append("list:" + str(e))
         done(" | ".join(out))
@@ -92,12 +96,12 @@ def test_h20_list_layer_fails_on_a_truncated_member():
     t.size = 1 << 30
     blob = t.tobuf(tarfile.GNU_FORMAT) + b"abc"
     with pytest.raises(LayerError, match=r"'huge': tar data ends early \(1073741821 of 1073741824 bytes missing\)"):
-        L.list_layer(io.BytesIO(blob))
+        list_layer(io.BytesIO(blob))
     # a complete tar lists fine, and a member cut in its data is an error in both
     good = tar_bytes([F("a", b"x" * 3000), F("b", b"y")])
-    assert [e.path for e in L.list_layer(io.BytesIO(good))] == ["a", "b"]
+    assert [e.path for e in list_layer(io.BytesIO(good))] == ["a", "b"]
     with pytest.raises(LayerError, match="ends early"):
-        L.list_layer(io.BytesIO(good[:1800]))
+        list_layer(io.BytesIO(good[:1800]))
 
 
 def _pax_sparse(realsize: int, mapstr: str, data: bytes = b"") -> bytes:
@@ -115,7 +119,7 @@ def _pax_sparse(realsize: int, mapstr: str, data: bytes = b"") -> bytes:
 def test_h05b_huge_sparse_file_is_written_from_its_map(tmp_path):
     """realsize 2**40 with one 4-byte chunk: written by seeking, not by generating 1 TiB
     of zeros (2**33 took 19 s, 2**62 never ended)."""
-    L.apply_layer(tmp_path, io.BytesIO(_pax_sparse(2**40, "1\n0\n4\n", b"abcd")))
+    apply_layer(tmp_path, io.BytesIO(_pax_sparse(2**40, "1\n0\n4\n", b"abcd")))
     st = os.stat(tmp_path / "s")
     assert st.st_size == 2**40 and st.st_blocks <= 64
     with open(tmp_path / "s", "rb") as f:
@@ -131,7 +135,7 @@ def test_h05b_sparse_realsize_2_pow_62_and_absurd_map_are_errors(tmp_path):
         out = []
         for blob in {blobs!r}:
             try:
-                L.apply_layer({str(tmp_path)!r}, io.BytesIO(blob)); out.append("ok")
+                apply_layer({str(tmp_path)!r}, io.BytesIO(blob)); out.append("ok")
             except LayerError as e:
                 out.append(str(e))
         done(" | ".join(out))
@@ -164,7 +168,7 @@ def test_h06_gzip_bomb_decompresses_in_bounded_memory():
         c = zlib.compressobj(9, zlib.DEFLATED, 31)
         blob = b"".join(c.compress(x) for x in raw_chunks()) + c.flush()
         assert len(blob) < 400_000, len(blob)
-        es = L.list_layer(io.BytesIO(blob))
+        es = list_layer(io.BytesIO(blob))
         done(f"{es[0].path} {es[0].size} compressed={len(blob)}")
     """), timeout=30)
     assert what.startswith("big 268435456 compressed=")
@@ -176,7 +180,7 @@ def test_h06_zstd_bomb_decompresses_in_bounded_memory():
         import zstandard
         c = zstandard.ZstdCompressor(level=3).compressobj()
         blob = b"".join(c.compress(x) for x in raw_chunks()) + c.flush()
-        es = L.list_layer(io.BytesIO(blob))
+        es = list_layer(io.BytesIO(blob))
         done(f"{es[0].path} {es[0].size} compressed={len(blob)}")
     """), timeout=30)
     assert what.startswith("big 268435456 compressed=")
@@ -203,7 +207,7 @@ def test_h07_extended_header_claiming_256_mib_is_refused_before_reading(kind):
         parts.append(c.compress(bytes(2048)) + c.flush())
         blob = b"".join(parts)
         try:
-            L.list_layer(io.BytesIO(blob)); done("ok")
+            list_layer(io.BytesIO(blob)); done("ok")
         except LayerError as e:
             done(str(e))
     """, timeout=30)
@@ -218,15 +222,15 @@ def test_h07_endless_chain_of_long_name_headers_is_refused():
     one.type, one.size = tarfile.GNUTYPE_LONGNAME, 3
     blob = (one.tobuf(tarfile.GNU_FORMAT) + b"abc".ljust(512, b"\0")) * 2000 + bytes(1024)
     with pytest.raises(LayerError, match=r"refused tar header: more than 16 extended headers in a row \(at byte 16384\)"):
-        L.list_layer(io.BytesIO(blob))
+        list_layer(io.BytesIO(blob))
 
 
 def test_h07_long_names_and_big_pax_records_within_the_limits_still_work(tmp_path):
     long_dir = "/".join(["d" * 200] * 20)  # a 4019-byte name: GNU 'L' and PAX 'path'
     for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
-        es = L.list_layer(io.BytesIO(tar_bytes([F(long_dir + "/f", b"long")], fmt=fmt)))
+        es = list_layer(io.BytesIO(tar_bytes([F(long_dir + "/f", b"long")], fmt=fmt)))
         assert es[0].path == long_dir + "/f"
-    es = L.list_layer(io.BytesIO(tar_bytes([F("p", b"pax", **{"SCHILY.xattr.user.k": "v" * 900_000})])))
+    es = list_layer(io.BytesIO(tar_bytes([F("p", b"pax", **{"SCHILY.xattr.user.k": "v" * 900_000})])))
     assert es[0].xattrs == {"user.k": b"v" * 900_000}
 
 
@@ -239,7 +243,7 @@ def test_h07_long_names_and_big_pax_records_within_the_limits_still_work(tmp_pat
     (b"\x01" * 512, "not a tar archive"),
 ])
 def test_h12_garbage_is_a_layer_error(tmp_path, blob, message):
-    for fn in (lambda: L.list_layer(io.BytesIO(blob)), lambda: L.apply_layer(tmp_path, io.BytesIO(blob))):
+    for fn in (lambda: list_layer(io.BytesIO(blob)), lambda: apply_layer(tmp_path, io.BytesIO(blob))):
         with pytest.raises(LayerError) as ei:
             fn()
         assert message in str(ei.value) and not isinstance(ei.value, tarfile.TarError)
@@ -249,7 +253,7 @@ def test_h12_bad_checksum_is_a_layer_error():
     t = bytearray(tar_bytes([F("a", b"x")]))
     t[148:156] = b"0000000\0"  # header checksum
     with pytest.raises(LayerError, match="not a tar archive .*checksum"):
-        L.list_layer(io.BytesIO(bytes(t)))
+        list_layer(io.BytesIO(bytes(t)))
 
 
 # ------------------------------------------------------------------ #15 numbers
@@ -271,18 +275,18 @@ def _pax(name: str, data: bytes, headers: dict) -> bytes:
 ])
 def test_h15_out_of_range_numbers_are_layer_errors(tmp_path, headers, message):
     blob = _pax("u", b"x", headers)
-    for fn in (lambda: L.list_layer(io.BytesIO(blob)), lambda: L.apply_layer(tmp_path, io.BytesIO(blob))):
+    for fn in (lambda: list_layer(io.BytesIO(blob)), lambda: apply_layer(tmp_path, io.BytesIO(blob))):
         with pytest.raises(LayerError, match=f"entry 'u': {message}".replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
             fn()
 
 
 def test_h15_huge_finite_mtime_is_clamped(tmp_path):
-    with pytest.warns(L.LayerWarning, match=r"mtime 1e\+300 s clamped to ±9223372036 s"):
+    with pytest.warns(LayerWarning, match=r"mtime 1e\+300 s clamped to ±9223372036 s"):
         (res,) = apply(tmp_path, _pax("m", b"x", {"mtime": "1e300"}))
     assert (tmp_path / "m").read_bytes() == b"x"
     assert os.stat(tmp_path / "m").st_mtime > 1e9  # the file system's latest time, not an error
-    with pytest.warns(L.LayerWarning):
-        (e,) = L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "-1e300"})))
+    with pytest.warns(LayerWarning):
+        (e,) = list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "-1e300"})))
     assert e.mtime == -9223372036.0 and e.tar_line().startswith("-rw-r--r-- 0/0")
 
 
@@ -319,7 +323,7 @@ def test_h11_whiteout_opaque_or_replace_of_a_1500_level_tree(deep_tmp, top):
     apply(deep_tmp, _deep_layer())
     assert os.path.isfile(deep_tmp / "/".join(["d"] * DEEP) / "f")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", L.LayerWarning)
+        warnings.simplefilter("ignore", LayerWarning)
         apply(deep_tmp, tar_bytes(top))
     names = os.listdir(deep_tmp)
     if top[0][1] == "d/.wh..wh..opq":
@@ -388,7 +392,7 @@ def test_h16_whiteout_never_deletes_what_this_layer_wrote_through_a_symlink(tmp_
 def test_h16_stale_dir_fd_cache_after_replacing_a_directory_reached_by_alias(tmp_path):
     """Root cached lnk's fd of the old 'real'; replacing 'real' left it stale → ENOENT."""
     layer = [D("real"), S("lnk", "real"), F("lnk/a", b"1"), F("real", b"f"), D("real"), F("lnk/b", b"2")]
-    with pytest.warns(L.LayerWarning, match="duplicate entry 'real'"):
+    with pytest.warns(LayerWarning, match="duplicate entry 'real'"):
         apply(tmp_path, tar_bytes(layer))
     assert tree(tmp_path) == {"lnk": "symlink:real", "real": "dir", "real/b": "file:2"}
 
@@ -398,7 +402,7 @@ def test_h16_stale_dir_fd_cache_after_replacing_a_directory_reached_by_alias(tmp
 
 def test_h20_invalid_posix_acl_is_named_as_such_not_blamed_on_the_filesystem(tmp_path):
     acl = "system.posix_acl_access"
-    with pytest.warns(L.LayerWarning, match=r"xattr 'system.posix_acl_access' is not a valid POSIX ACL \(7 bytes"):
+    with pytest.warns(LayerWarning, match=r"xattr 'system.posix_acl_access' is not a valid POSIX ACL \(7 bytes"):
         (res,) = apply(tmp_path, tar_bytes([F("a", b"x", **{f"SCHILY.xattr.{acl}": "garbage"})]))
     assert res.skipped == [("a", f"xattr {acl}")] and (tmp_path / "a").read_bytes() == b"x"
     # a well-formed one (user::rw- user:100:rw- group::r-- mask::rw- other::r--) is applied
@@ -415,7 +419,7 @@ def test_h20_invalid_posix_acl_is_named_as_such_not_blamed_on_the_filesystem(tmp
 def test_h28_layer_listing_escapes_terminal_sequences_and_newlines(capsys):
     names = ["evil\x1b]0;PWNED-TITLE\x07name", "cr\rFAKE-LINE-OVERWRITE", "nl\n-rwsr-xr-x 0/0 1 2020-01-01 00:00 /etc/shadow", "ok-é"]
     blob = tar_bytes([F(n, b"x") for n in names] + [S("l\x1bk", "t\nx")])
-    lines = [e.tar_line() for e in L.list_layer(io.BytesIO(blob))]
+    lines = [e.tar_line() for e in list_layer(io.BytesIO(blob))]
     assert [re.sub(r"^.*? \d\d:\d\d ", "", ln, count=1) for ln in lines] == [
         "evil\\033]0;PWNED-TITLE\\007name", "cr\\rFAKE-LINE-OVERWRITE",
         "nl\\n-rwsr-xr-x 0/0 1 2020-01-01 00:00 /etc/shadow", "ok-é", "l\\033k -> t\\nx",
@@ -425,7 +429,7 @@ def test_h28_layer_listing_escapes_terminal_sequences_and_newlines(capsys):
 
 def test_h28_listing_of_nan_and_1e18_mtimes_is_an_error_or_clamped():
     with pytest.raises(LayerError, match="mtime nan is not a finite number"):
-        L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "nan"})))
-    with pytest.warns(L.LayerWarning, match="clamped"):
-        (e,) = L.list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "1e18"})))
+        list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "nan"})))
+    with pytest.warns(LayerWarning, match="clamped"):
+        (e,) = list_layer(io.BytesIO(_pax("m", b"x", {"mtime": "1e18"})))
     assert e.mtime == 9223372036.0 and "2262-04-11" in e.tar_line()

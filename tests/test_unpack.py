@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO, as_user, built_image, shared_path
 from layer_helpers import DEV, FIFO, D, F, gz, make_image, tar_bytes, user_python
-from ocilearn.layer.apply import parse_rootless_xattr
 
 from ocilearn.bundle import convert as C
 from ocilearn.bundle.unpack import remove_tree, unpack
@@ -23,6 +22,7 @@ from ocilearn.core import explain
 from ocilearn.core.errors import BundleError, ConfigError, DigestMismatch, LayoutError
 from ocilearn.image import mediatypes as mt
 from ocilearn.image.digest import Digest
+from ocilearn.layer.rootless import parse_rootless_xattr
 
 
 def test_unpack_busybox_bundle(tmp_path):
