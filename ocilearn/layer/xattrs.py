@@ -20,14 +20,16 @@ Never taken from an image — host-specific, see :data:`HOST_SPECIFIC`:
 ============================  ==================================================================
 
 Each one skipped is named in a warning that says why, and listed in
-``LayerResult.skipped``. This is umoci's rule (oci/layer/xattr.go ``specialXattrs``:
-``security.selinux`` and ``system.nfs4_acl`` are "host-specific", and
-oci/layer/tar_extract.go warns "ignoring forbidden xattr"), with the other LSM labels and
-the overlayfs names added: a label is the host policy's business and the runtime sets the
-container's (runtime-spec config.md ``process.selinuxLabel``, ``linux.mountLabel``,
-``process.apparmorProfile``); overlayfs names would change what an overlay mount of this
-rootfs shows. ``security.ima`` and ``security.evm`` are applied: their signatures are
-meant to travel with the file.
+``LayerResult.skipped``. This is umoci's rule, with the other LSM labels and all of
+overlayfs's names added. umoci 0.4.7 skips ``security.selinux``, ``system.nfs4_acl`` and
+five ``trusted.overlay.*`` names (oci/layer/tar_generate.go ``ignoreXattrs``: "host-specific
+and/or would be a bad idea to unpack"); umoci 0.6 keeps ``security.selinux`` and
+``system.nfs4_acl`` as forbidden (oci/layer/xattr.go ``specialXattrs``) and warns
+"ignoring forbidden xattr" (oci/layer/tar_extract.go). A label is the host policy's
+business and the runtime sets the container's (runtime-spec config.md
+``process.selinuxLabel``, ``linux.mountLabel``, ``process.apparmorProfile``); overlayfs
+names would change what an overlay mount of this rootfs shows. ``security.ima`` and
+``security.evm`` are applied: their signatures are meant to travel with the file.
 
 A directory entry over an existing directory replaces its attributes (layer.md
 "Changeset over existing files": "the existing path's attributes MUST be replaced by those
@@ -36,7 +38,7 @@ excepted — umoci's ``Lclearxattrs`` with the same mask.
 
 Rootless, what an ordinary user cannot set is dropped before trying
 (:func:`ocilearn.layer.rootless.rootless_xattrs`); as root, an xattr the kernel refuses
-with ``EPERM`` fails the layer, as in umoci. A filesystem without xattrs of that namespace
+(``EPERM``, ``EINVAL`` …) fails the layer, as in umoci. A filesystem without xattrs of that namespace
 (``EOPNOTSUPP``) and an invalid POSIX ACL are skipped with a warning.
 """
 
