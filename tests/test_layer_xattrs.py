@@ -25,13 +25,14 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, as_user, require_tool, run
-from layer_helpers import apply, make_image, tar_bytes, user_python
+from layer_helpers import F, apply, make_image, tar_bytes, user_python
 
 from ocilearn.bundle.unpack import remove_tree, unpack
 from ocilearn.core.errors import LayerError
 from ocilearn.image import mediatypes as mt
 from ocilearn.layer.listing import list_layer
 from ocilearn.layer.rootless import parse_rootless_xattr, rootless_xattr
+from ocilearn.layer.tar import LayerWarning
 from ocilearn.layer.xattrs import HOST_SPECIFIC, host_specific
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: security.* and trusted.* xattrs, chown")
@@ -215,6 +216,19 @@ def test_umoci_unpack_applies_the_same_xattrs(tmp_path, gnu_tar_layer):
         ours, theirs = xattrs_of(tmp_path / "ocilearn/rootfs" / rel), xattrs_of(tmp_path / "umoci/rootfs" / rel)
         assert ours == theirs, rel
     assert xattrs_of(tmp_path / "umoci/rootfs/bin/ping") == {"security.capability": CAP_NET_RAW_EP, "user.foo": USER_FOO}
+
+
+def test_invalid_posix_acl_is_named_as_such_not_blamed_on_the_filesystem(tmp_path):
+    acl = "system.posix_acl_access"
+    with pytest.warns(LayerWarning, match=r"xattr 'system.posix_acl_access' is not a valid POSIX ACL \(7 bytes"):
+        (res,) = apply(tmp_path, tar_bytes([F("a", b"x", **{f"SCHILY.xattr.{acl}": "garbage"})]))
+    assert res.skipped == [("a", f"xattr {acl}")] and (tmp_path / "a").read_bytes() == b"x"
+    # a well-formed one (user::rw- user:100:rw- group::r-- mask::rw- other::r--) is applied
+    good = "\x02\0\0\0" + "".join(f"{chr(tag)}\0{chr(perm)}\0{chr(uid)}\0\0\0" for tag, perm, uid in
+                                  [(1, 6, 0), (2, 6, 100), (4, 4, 0), (0x10, 6, 0), (0x20, 4, 0)])
+    (res,) = apply(tmp_path, tar_bytes([F("b", b"y", **{f"SCHILY.xattr.{acl}": good})]))
+    stored = os.getxattr(tmp_path / "b", acl)  # the kernel writes undefined ids as 0xffffffff
+    assert res.skipped == [] and stored[:4] == b"\x02\0\0\0" and b"\x02\0\x06\0\x64\0\0\0" in stored
 
 
 # ------------------------------------------------------------------ rootless
