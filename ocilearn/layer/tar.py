@@ -147,9 +147,9 @@ class LayerStream:
         the size claimed.
 
         Raises: LayerError (data cut short, or an invalid sparse map)."""
-        tf = self._tarfile
-        assert tf is not None, "data() is for a member of members()"
-        fo = tf.fileobj
+        if self._tarfile is None:
+            raise RuntimeError("LayerStream.data() reads a member handed out by members()")
+        fo = self._tarfile.fileobj
         if fo.tell() != m.offset_data:  # nothing read it yet, so this never moves backwards
             fo.seek(m.offset_data)
         for offset, size in _chunks(m, self.source):
