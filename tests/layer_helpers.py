@@ -13,7 +13,7 @@ from pathlib import Path
 from ocilearn.image import mediatypes as mt
 from ocilearn.image.digest import Digest
 from ocilearn.image.layout import ImageLayout
-from ocilearn.layer import apply as L
+from ocilearn.layer.apply import LayerResult, apply_layer
 
 
 def F(name, data=b"", mode=0o644, uid=0, gid=0, **pax):
@@ -71,9 +71,9 @@ def gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def apply(rootfs, *layers: bytes, rootless=None, **kw) -> list[L.LayerResult]:
+def apply(rootfs, *layers: bytes, rootless=None, **kw) -> list[LayerResult]:
     """Apply uncompressed tar ``layers`` in order onto ``rootfs``."""
-    return [L.apply_layer(rootfs, io.BytesIO(t), **kw, rootless=rootless) for t in layers]
+    return [apply_layer(rootfs, io.BytesIO(t), **kw, rootless=rootless) for t in layers]
 
 
 def tree(rootfs) -> dict[str, str]:
@@ -156,3 +156,57 @@ def user_python(user) -> tuple[str, dict[str, str]]:
     p = as_user(user, [sys_py, "-c", "import ocilearn.bundle.unpack, zstandard, tqdm, click"], env=env)
     assert p.returncode == 0, f"the unprivileged user cannot import ocilearn: {p.stderr}"
     return sys_py, env
+
+
+AS_LIMIT = 1 << 30  # bytes of address space for the child (threads reserve stacks too)
+
+_PRELUDE = """
+import io, os, resource, sys, tarfile, zlib
+sys.path.insert(0, {tests!r})
+from ocilearn.core import fsutil
+from ocilearn.layer.apply import apply_layer
+from ocilearn.layer.listing import list_layer
+from ocilearn.core.errors import LayerError
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def done(what):
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    print("RESULT", what, "RSS_GREW_KB", grew, flush=True)
+"""
+
+
+def run_child(body: str, timeout: float = 20) -> tuple[str, int]:
+    """Run ``body`` in a fresh interpreter (RLIMIT_AS = 1 GiB, ``timeout`` seconds) after a
+    prelude that imports ``apply_layer``, ``list_layer`` and ``LayerError`` and defines
+    ``done(text)``; returns (the text given to ``done``, peak RSS growth in KiB). For
+    memory and hang cases: a regression fails fast instead of exhausting the machine."""
+    import resource
+    import subprocess
+    import sys
+    import textwrap
+
+    import pytest
+    from conftest import REPO
+
+    code = _PRELUDE.format(tests=str(REPO / "tests")) + textwrap.dedent(body)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                           preexec_fn=limit, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"child did not finish within {timeout} s (the hang is back)")
+    line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert p.returncode == 0 and line, f"child failed rc={p.returncode}\nstdout={p.stdout}\nstderr={p.stderr[-3000:]}"
+    what, _, grew = line[len("RESULT "):].rpartition(" RSS_GREW_KB ")
+    return what, int(grew)
+
+
+def pax_member(name: str, data: bytes, headers: dict) -> bytes:
+    """A PAX 'x' header with ``headers`` verbatim (tarfile's writer would check them), a
+    regular file ``name`` holding ``data``, and the end-of-archive blocks."""
+    ti = tarfile.TarInfo(name)
+    ti.size = len(data)
+    x = tarfile.TarInfo._create_pax_generic_header(headers, tarfile.XHDTYPE, "utf-8")
+    return x + ti.tobuf(tarfile.USTAR_FORMAT) + data.ljust(512, b"\0") + bytes(1024)

@@ -106,6 +106,7 @@ def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
 
     from ocilearn.core.errors import LayerError
     from ocilearn.layer import apply as layer
+    from ocilearn.layer import tar as layer_tar
 
     def layer_bytes(n: int) -> bytes:
         buf = io.BytesIO()
@@ -117,7 +118,7 @@ def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
                 tf.addfile(info, io.BytesIO(b"a"))
         return buf.getvalue()
 
-    monkeypatch.setattr(layer, "MAX_EXTENDED_TOTAL", 20_000)
+    monkeypatch.setattr(layer_tar, "MAX_EXTENDED_TOTAL", 20_000)
     ok = tmp_path / "ok"
     ok.mkdir()
     layer.apply_layer(ok, io.BytesIO(layer_bytes(5)))  # ~15 kB of headers: within

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from layer_helpers import D, F, H, S, tar_bytes
 
-from ocilearn.layer import apply as L
+from ocilearn.layer.apply import apply_layer
+from ocilearn.layer.whiteout import OPAQUE_WHITEOUT, WHITEOUT_PREFIX
 
 DIRS = ["a", "b"]          # names used as directory components (and as files, to force replacements)
 FILES = ["a", "b", "f", "g"]
@@ -39,14 +40,14 @@ def model_apply(state: dict, entries: list) -> dict:
     for _kind, name, *_ in entries:  # whiteouts first, against the lower layers only
         base = name.rpartition("/")[2]
         parent = name.rpartition("/")[0]
-        if base == L.OPAQUE_WHITEOUT:
+        if base == OPAQUE_WHITEOUT:
             for p in [p for p in state if parent and p.startswith(parent + "/")]:
                 del state[p]
-        elif base.startswith(L.WHITEOUT_PREFIX):
+        elif base.startswith(WHITEOUT_PREFIX):
             _drop(state, (parent + "/" if parent else "") + base[4:])
     for kind, name, payload, *_ in entries:
         base = name.rpartition("/")[2]
-        if base.startswith(L.WHITEOUT_PREFIX):
+        if base.startswith(WHITEOUT_PREFIX):
             continue
         parts = name.split("/")
         for i in range(1, len(parts)):
@@ -145,7 +146,7 @@ def test_random_layer_stacks_match_the_model(stack):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for entries in stack:
-                L.apply_layer(root, io.BytesIO(tar_bytes(entries)), rootless=False)
+                apply_layer(root, io.BytesIO(tar_bytes(entries)), rootless=False)
                 state = model_apply(state, entries)
         assert real_view(root) == model_view(state)
     finally:

@@ -22,7 +22,7 @@ from ocilearn.core import explain
 from ocilearn.core.errors import BundleError, ConfigError, DigestMismatch, LayoutError
 from ocilearn.image import mediatypes as mt
 from ocilearn.image.digest import Digest
-from ocilearn.layer.apply import parse_rootless_xattr
+from ocilearn.layer.rootless import parse_rootless_xattr
 
 
 def test_unpack_busybox_bundle(tmp_path):

@@ -26,7 +26,7 @@ from conftest import REPO, as_user, built_image, require_tool, run, shared_path
 from layer_helpers import user_python
 
 from ocilearn.bundle.unpack import remove_tree, unpack
-from ocilearn.layer.apply import snapshot
+from ocilearn.layer.snapshot import snapshot
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: umoci unpack as root, chown, mknod, and setpriv to the test user")
 

@@ -59,7 +59,12 @@ cells = [
         import ocilearn
         from ocilearn.image import embedded
         from ocilearn.core import explain
-        from ocilearn.layer import apply as layer
+        from ocilearn.layer.apply import apply_layer
+        from ocilearn.layer.listing import list_layer
+        from ocilearn.layer.snapshot import rootfs_after_each_layer
+        from ocilearn.layer.tar import detect_compression, diff_id_of
+        from ocilearn.layer.whiteout import apply_opaque_whiteout, apply_whiteout
+        from ocilearn.views.rootfs import RootfsBrowser
         from ocilearn.image import mediatypes as mt
         from ocilearn.image.digest import Digest
         from ocilearn.image.layout import ImageLayout, parse_oci_ref
@@ -148,14 +153,14 @@ cells = [
             blob = layout.path / "blobs" / "sha256" / d["digest"].split(":")[1]
             with open(blob, "rb") as f:
                 head = f.read(4)
-            print(f"layer {i}: {d['mediaType']}\\n   {d['size']:>10} bytes  first bytes {head.hex(' ')} → {layer.detect_compression(head)}")
+            print(f"layer {i}: {d['mediaType']}\\n   {d['size']:>10} bytes  first bytes {head.hex(' ')} → {detect_compression(head)}")
         """
     ),
     md(
         """
         ## 4 · A layer listed like `tar -tvf`
 
-        `layer.list_layer` reads a blob once: it checks the blob digest, decompresses,
+        `list_layer` reads a blob once: it checks the blob digest, decompresses,
         lists the tar entries and recomputes the diff ID. Each line looks like `tar -tvf`'s:
         the first character is the entry's type — `-` file, `d` directory, `l` symlink,
         `h` hard link, `c`/`b` character/block device, `p` FIFO, as in `tar` — plus two letters
@@ -173,7 +178,7 @@ cells = [
         with explain.recording() as steps:
             for i, (d, did) in enumerate(zip(image.manifest.layers, img_config.diff_ids)):
                 with layout.open_blob(d) as f:
-                    layer_entries.append(layer.list_layer(f, d.media_type, diff_id=did, source=f"layer {i}"))
+                    layer_entries.append(list_layer(f, d.media_type, diff_id=did, source=f"layer {i}"))
         first, entries = image.manifest.layers[0], layer_entries[0]
         for e in entries[:15]:
             print(e.tar_line())
@@ -213,7 +218,7 @@ cells = [
         """
         def diff_id_by_hand(path):
             with open(path, "rb") as f:
-                kind = layer.detect_compression(f.read(4))
+                kind = detect_compression(f.read(4))
                 f.seek(0)
                 if kind == "gzip":
                     stream = gzip.GzipFile(fileobj=f)
@@ -233,7 +238,7 @@ cells = [
         with_ocilearn = []
         for d in image.manifest.layers:
             with layout.open_blob(d) as f:
-                with_ocilearn.append(str(layer.diff_id_of(f, d.media_type)))
+                with_ocilearn.append(str(diff_id_of(f, d.media_type)))
         print("config says:   ", [str(x) for x in img_config.diff_ids])
         print("by hand:       ", by_hand)
         print("ocilearn:      ", with_ocilearn)
@@ -327,7 +332,7 @@ cells = [
         base_manifest = json.loads(small.read_blob(base_image.descriptor))
         base_config = json.loads(small.read_blob(base_image.manifest.config))
         with small.open_blob(base_image.manifest.layers[0]) as f:
-            lower_paths = {e.path for e in layer.list_layer(f, base_image.manifest.layers[0].media_type)}
+            lower_paths = {e.path for e in list_layer(f, base_image.manifest.layers[0].media_type)}
         victim = next(p for p in sorted(lower_paths) if p.startswith("bin/") and p.count("/") == 1 and p not in ("bin/sh", "bin/busybox"))
         opaque_dir = "home/app" if "home/app" in lower_paths else "tmp"
         app = tar_of([                                                      # layer 1: the app's files
@@ -360,7 +365,7 @@ cells = [
 
         for title, blob in zip(("layer 1, the app's files:", "layer 2, the edit:"), blobs):
             print(title)
-            for e in layer.list_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP):
+            for e in list_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP):
                 print("  ", e.tar_line())
         """
     ),
@@ -368,7 +373,7 @@ cells = [
         """
         ## 7 · What each layer adds, changes and deletes
 
-        `layer.rootfs_after_each_layer` applies the layers one by one into a scratch rootfs —
+        `rootfs_after_each_layer` applies the layers one by one into a scratch rootfs —
         safely: every path is resolved *inside* the rootfs, symlinks included — and compares
         the tree before and after each layer.
         """
@@ -376,7 +381,7 @@ cells = [
     code(
         """
         with explain.recording() as steps:
-            states = layer.rootfs_after_each_layer(small, "edited", work=WORK / "scratch")
+            states = rootfs_after_each_layer(small, "edited", work=WORK / "scratch")
         for title, snap, changes in states:
             print(f"{title}: {len(snap) - 1} paths; added {len(changes['added'])}, changed {len(changes['changed'])}, deleted {len(changes['deleted'])}")
         title, snap, changes = states[-1]
@@ -395,18 +400,18 @@ cells = [
     ),
     md(
         """
-        The code that applies both markers, one click away. An opaque whiteout removes every
-        child of its directory that a *lower* layer made (`_remove_lower` keeps what this
-        layer created, so the tar order does not matter); a plain whiteout removes one path.
+        The code that applies both markers, one click away. A plain whiteout removes one path;
+        an opaque whiteout removes every child of its directory that a *lower* layer made
+        (`own` holds what this layer created, so the tar order does not matter).
         A *degenerate* whiteout — `.wh.` alone, `.wh..` or `.wh...`, naming no child, the
         directory itself or its parent — is ignored with a warning instead of deleting a
-        directory it does not name (case C06 of the course's hostile inputs).
+        directory it does not name.
         """
     ),
     code(
         """
-        ocilearn.show_source(layer._Applier.whiteout)
-        ocilearn.show_source(layer._Applier._remove_lower)
+        ocilearn.show_source(apply_whiteout)
+        ocilearn.show_source(apply_opaque_whiteout)
         """
     ),
     md(
@@ -420,7 +425,7 @@ cells = [
     ),
     code(
         """
-        browser = layer.RootfsBrowser(states)
+        browser = RootfsBrowser(states)
         browser
         """
     ),
@@ -490,11 +495,11 @@ cells = [
     code(
         """
         hostile = tar_of([("../escape.txt", b"1\\n"), ("/abs.txt", b"2\\n"), ("host", "/"), ("host/escape2.txt", b"3\\n")])
-        for e in layer.list_layer(io.BytesIO(hostile)):
+        for e in list_layer(io.BytesIO(hostile)):
             print(e.tar_line())
         rootfs = WORK / "hostile-rootfs"
         rootfs.mkdir()
-        layer.apply_layer(rootfs, io.BytesIO(hostile))
+        apply_layer(rootfs, io.BytesIO(hostile))
         print("\\nwritten inside the rootfs:", sorted(p.name for p in rootfs.iterdir() if p.is_file() and not p.is_symlink()))
         naive = [WORK / "escape.txt", Path("/abs.txt"), Path(os.path.realpath(rootfs / "host")) / "escape2.txt"]
         for path in naive:  # where os.path.join(rootfs, name) would have written them
@@ -520,7 +525,7 @@ cells = [
             if answer is None:
                 return "· not answered yet — hint: a whiteout is the file's base name with a prefix, in the same directory (section 6)"
             try:
-                e = layer.list_layer(io.BytesIO(tar_of([(str(answer), b"")])))[0]
+                e = list_layer(io.BytesIO(tar_of([(str(answer), b"")])))[0]
             except Exception as err:  # noqa: BLE001 - told to the learner
                 return f"✘ not yet: ocilearn cannot read an entry named {answer!r}: {err}"
             if e.type == "whiteout" and e.target == "etc/passwd":

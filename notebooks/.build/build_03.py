@@ -62,7 +62,7 @@ cells = [
         from ocilearn.core import explain
 
         from ocilearn.views import widgets
-        from ocilearn.layer.apply import parse_rootless_xattr
+        from ocilearn.layer.rootless import parse_rootless_xattr
         from ocilearn.image.layout import ImageLayout, parse_oci_ref
         from ocilearn.bundle.unpack import remove_tree, unpack
 

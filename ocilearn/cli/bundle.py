@@ -26,7 +26,7 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
     """Unpack an image into an OCI runtime bundle: BUNDLE/config.json + BUNDLE/rootfs
     (like `umoci unpack --image PATH:REF BUNDLE`)."""
     from ..bundle.unpack import unpack as do_unpack
-    from ..layer.apply import LayerWarning
+    from ..layer.tar import LayerWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerWarning)
@@ -73,7 +73,7 @@ def list_(target: str, platform: str | None, media_type: str | None) -> None:
     """List the entries of every layer of an image (PATH[:REF]) or of one blob file,
     like `tar -tvf`, whiteouts marked; the diff ID is recomputed and shown."""
     from ..image.layout import ImageLayout, parse_oci_ref
-    from ..layer.apply import list_layer
+    from ..layer.listing import list_layer
 
     if os.path.isfile(target):
         with open(target, "rb") as f:

@@ -418,7 +418,7 @@ class LayerEntry:
 def layer_entries(layout, desc, lower: set[str] | None = None) -> list[LayerEntry]:
     """List a layer blob's tar entries, for display (nothing is extracted).
 
-    Reading is done by :func:`ocilearn.layer.apply.list_layer` (gzip/zstd/plain, digest and
+    Reading is done by :func:`ocilearn.layer.listing.list_layer` (gzip/zstd/plain, digest and
     size verified); this adds the *change* of each entry relative to the layers below.
 
     Args:
@@ -433,7 +433,7 @@ def layer_entries(layout, desc, lower: set[str] | None = None) -> list[LayerEntr
     Raises:
         ocilearn.core.errors.LayerError, DigestMismatch, SizeMismatch: from reading the blob.
     """
-    from ..layer.apply import list_layer
+    from ..layer.listing import list_layer
 
     lower = lower or set()
     with open(layout.blob_path(desc.digest), "rb") as f:
