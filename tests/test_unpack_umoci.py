@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, as_user, built_image, require_tool, run, shared_path
 from layer_helpers import user_python
-from ocilearn.layer.apply import snapshot
 
 from ocilearn.bundle.unpack import remove_tree, unpack
+from ocilearn.layer.apply import snapshot
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: umoci unpack as root, chown, mknod, and setpriv to the test user")
 

@@ -91,6 +91,39 @@ def host_platform() -> Platform:
     return Platform("linux", arch, variant)
 
 
+# ------------------------------------------------------------------ path arguments
+
+
+def check_path_argument(value: object, what: str, error: type[OcilearnError] = LayoutError) -> Path:
+    """A path argument made a :class:`~pathlib.Path`, refusing the empty string and
+    whitespace-only strings.
+
+    ``Path("")`` is ``Path(".")``: an empty path silently means the current directory, so a
+    forgotten or mistyped argument (``ocilearn unpack --force --image IMG ""``) would act on
+    it. umoci refuses an empty bundle path the same way. ``what`` names the argument in the
+    message (e.g. ``"bundle path"``, ``"layout path"``); ``error`` is the exception class
+    raised.
+
+    Raises:
+        error: ``value`` is empty, only whitespace, contains a NUL byte, or is not a
+            ``str``/``bytes``/``os.PathLike``.
+    """
+    if isinstance(value, Path):
+        return value  # a Path cannot be empty: Path("") is already ".", written on purpose
+    try:
+        text = os.fspath(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise error(f"{what}: expected a path, got {type(value).__name__}") from None
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        shown = "empty" if not text else f"only whitespace ({text!r})"
+        raise error(f"{what} is {shown}: refusing it (an empty path would mean the current directory)")
+    if "\0" in text:
+        raise error(f"{what} {text!r} contains a NUL byte")
+    return Path(text)
+
+
 # ------------------------------------------------------------------ atomic files
 
 
@@ -287,7 +320,7 @@ class ImageLayout:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = check_path_argument(path, "image layout path")
         self._check()
 
     # -- create / open -------------------------------------------------
@@ -305,7 +338,7 @@ class ImageLayout:
         Raises:
             LayoutError: ``path`` exists, is not empty and is not a layout.
         """
-        p = Path(path)
+        p = check_path_argument(path, "image layout path")
         half_made = p.is_dir() and {e.name for e in p.iterdir()} <= {"blobs", "index.json", "oci-layout"}
         if (p / "oci-layout").exists() and (p / "index.json").exists():
             if not exist_ok:
