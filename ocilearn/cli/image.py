@@ -124,12 +124,11 @@ def fsck(ctx: click.Context, path: str) -> None:
 @click.argument("path")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def gc(path: str, dry_run: bool) -> None:
-    """Remove blobs not reachable from index.json (like `umoci gc`)."""
-    removed = _layout_arg(path).gc(dry_run=dry_run)
-    verb = "would remove" if dry_run else "removed"
-    for d in removed:
-        click.echo(f"{verb} {d}")
-    click.echo(f"{verb} {len(removed)} unreachable blobs")
+    """Remove blobs not reachable from index.json (like `umoci gc`) and the temp files of
+    killed writers; waits while a copy is writing into the layout."""
+    lay = _layout_arg(path)
+    report = lay.gc(dry_run=dry_run, on_wait=lambda: click.echo(f"ocilearn: waiting for the writers of {lay.path} to finish", err=True))
+    click.echo(str(report))
 
 
 @layout.command("refs")
