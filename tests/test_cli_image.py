@@ -113,3 +113,29 @@ def test_in_process_run(capsys):
     assert cli(["inspect", f"oci:{embedded.layout_path()}:latest"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["Digest"] == embedded.provenance()["manifest_digest"] and info["Os"] == "linux"
+
+
+# ---------------------------------------------------------------- empty and odd paths
+
+
+@pytest.mark.parametrize("sub", [["layout", "gc"], ["layout", "gc", "--dry-run"], ["layout", "fsck"], ["layout", "refs"]])
+@pytest.mark.parametrize("arg", ["", " ", "oci:", "oci: "])
+def test_layout_commands_refuse_an_empty_path_instead_of_the_current_directory(tmp_path, monkeypatch, capfd, sub, arg):
+    """``layout gc ""`` used to act on the current directory; here the current directory
+    *is* a layout with an unreferenced blob, which must survive."""
+    lay = ImageLayout.init(tmp_path)
+    digest, _ = lay.put_blob(b"unreferenced")
+    monkeypatch.chdir(tmp_path)
+    assert cli([*sub, arg]) == 1
+    err = capfd.readouterr().err
+    assert err.startswith("ocilearn: error: PATH argument") and err.count("\n") == 1
+    assert " is empty" in err or " is only whitespace" in err
+    assert lay.has_blob(digest)
+
+
+@pytest.mark.parametrize("cmd", ["inspect", "graph"])
+def test_inspect_and_graph_refuse_an_empty_layout_path(tmp_path, monkeypatch, capfd, cmd):
+    monkeypatch.chdir(tmp_path)
+    embedded.copy_to(tmp_path / "l")
+    assert cli([cmd, "oci:"]) == 1
+    assert "the layout PATH is empty" in capfd.readouterr().err

@@ -9,12 +9,15 @@ import gzip
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import random
 import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -261,7 +264,7 @@ def test_flipped_byte_in_layer_is_reported_by_fsck_and_read(victim):
     with pytest.raises(DigestMismatch) as e:
         lay.read_blob(layer)
     assert e.value.expected == layer.digest and e.value.actual == Digest.of(bytes(data))
-    assert lay.gc() == []  # a corrupt layer is still reachable: gc must not delete it
+    assert lay.gc().removed == []  # a corrupt layer is still reachable: gc must not delete it
     _check_unchanged(lay, before)
 
 
@@ -385,16 +388,153 @@ def test_gc_removes_only_unreachable_blobs(tmp_path):
     stale = lay.path / "blobs" / "sha256" / ".tmp-leftover"
     stale.write_bytes(b"half a blob")
     reachable = {d.digest for d, _ in lay.walk()}
-    assert lay.gc(dry_run=True) == [orphan] and lay.has_blob(orphan) and stale.exists()
+    dry = lay.gc(dry_run=True)
+    assert dry.removed == [orphan] and dry.removed_bytes == 19 and lay.has_blob(orphan) and stale.exists()
+    assert [(t.path, t.size) for t in dry.temps] == [(stale, 11)]
     assert lay.fsck().dangling == [orphan]
-    assert lay.gc() == [orphan]
+    done = lay.gc()
+    assert done.removed == [orphan] and [(t.path, t.size) for t in done.temps] == [(stale, 11)]
+    assert str(done).splitlines()[-1] == "removed 1 unreachable blobs (19 bytes) and 1 temp files (11 bytes)"
     assert not lay.has_blob(orphan) and not stale.exists()
     assert all(lay.has_blob(d) for d in reachable)
     lay.remove_ref("other")
-    gone = set(lay.gc())
+    gone = set(lay.gc().removed)
     assert other.digest in gone and lay.resolve("latest").digest == desc.digest
     report = lay.fsck()
     assert report.ok and report.dangling == [] and report.checked == 3
+
+
+def _race_source(path: Path, images: int) -> list[str]:
+    """A layout of ``images`` images, each with two ~1.5 MB uncompressed random layers, so
+    that a copy of one is in flight long enough for gc to meet it."""
+    rng = random.Random(7)
+    tags = []
+    for i in range(images):
+        layers = [[ib.file(f"data{j}", rng.randbytes(1_500_000))] for j in range(2)]
+        ib.build_image(path, layers, ref=f"img{i}", compression="none", cmd=["/bin/true"], env=[f"N={i}"])
+        tags.append(f"img{i}")
+    return tags
+
+
+def _copy_child(src: str, dst: str, tag: str, barrier, errors) -> None:
+    from ocilearn.distribution.copy import copy
+
+    barrier.wait()
+    try:
+        copy(f"oci:{src}:{tag}", f"oci:{dst}:{tag}", workers=2)
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        _report(errors, f"copy {tag}: {type(e).__name__}: {e}")
+        os._exit(1)
+    os._exit(0)
+
+
+def _gc_child(dst: str, barrier, stop, errors, counts) -> None:
+    barrier.wait()
+    n = 0
+    try:
+        while not stop.is_set():
+            ImageLayout(dst).gc()
+            n += 1
+            time.sleep(0.002)
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        _report(errors, f"gc: {type(e).__name__}: {e}")
+        os._exit(1)
+    _report(counts, n)
+    os._exit(0)
+
+
+def _report(queue, item) -> None:
+    queue.put(item)
+    queue.close()
+    queue.join_thread()  # flushed before os._exit
+
+
+def test_gc_racing_copies_never_leaves_a_ref_to_a_missing_blob_nor_fails_a_copy(tmp_path):
+    """Copies into a layout whose blobs are all present but unreferenced (so a copy skips
+    them, then tags them) while two processes run gc in a loop. Without the writer lock
+    gc deleted what a copy had checked or put but not tagged yet (the copy then exited 0
+    with a ref to a deleted config, or failed), and the in-flight temp files."""
+    ctx = multiprocessing.get_context("fork")
+    tags = _race_source(tmp_path / "src", 3)
+    dst = tmp_path / "dst"
+    ImageLayout.init(dst)
+    for round_ in range(8):
+        if round_:
+            lay = ImageLayout(dst)
+            for tag in tags:
+                lay.remove_ref(tag)  # every blob becomes garbage a copy may find and skip
+            if round_ % 2:
+                lay.gc()  # and on odd rounds the copies have to transfer again
+        errors, counts, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        barrier = ctx.Barrier(len(tags) + 2)
+        copies = [ctx.Process(target=_copy_child, args=(str(tmp_path / "src"), str(dst), t, barrier, errors)) for t in tags]
+        gcs = [ctx.Process(target=_gc_child, args=(str(dst), barrier, stop, errors, counts)) for _ in range(2)]
+        for p in copies + gcs:
+            p.start()
+        for p in copies:
+            p.join(120)
+        stop.set()
+        for p in gcs:
+            p.join(120)
+        found = []
+        while not errors.empty():
+            found.append(errors.get())
+        assert not found, f"round {round_}: {found}"
+        assert [p.exitcode for p in copies + gcs] == [0] * (len(tags) + 2), round_
+        assert sum(counts.get() for _ in gcs) >= 2  # gc really ran alongside
+        lay = ImageLayout(dst)
+        assert sorted(lay.refs()) == tags
+        report = lay.fsck()
+        assert report.ok and report.missing == [] and report.corrupt == [], f"round {round_}:\n{report}"
+        assert report.temps == []
+        for tag in tags:
+            assert lay.resolve(tag).digest == ImageLayout(tmp_path / "src").resolve(tag).digest
+
+
+def test_gc_waits_for_a_writer_that_has_put_a_blob_but_not_tagged_it(tmp_path):
+    lay, desc = small_image(tmp_path / "l")
+    other = ImageLayout(tmp_path / "l")
+    done = []
+    with lay.writing():
+        orphan, _ = lay.put_blob(b"put, not tagged yet")
+        with pytest.raises(LayoutError, match="a writer .* is at work"):
+            other.gc(wait=False)
+        with pytest.raises(LayoutError, match="would wait for itself"):
+            lay.gc()
+        waited = []
+        t = threading.Thread(target=lambda: done.append(other.gc(on_wait=lambda: waited.append(1))))
+        t.start()
+        time.sleep(0.3)
+        assert done == [] and waited == [1] and lay.has_blob(orphan)  # gc is waiting
+        cfg = lay.read_manifest(desc).config
+        m = raw_json(lay, {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cfg.to_dict(),
+                           "layers": [{"mediaType": mt.OCI_LAYER_TAR, "digest": str(orphan), "size": 19}]}, mt.OCI_MANIFEST)
+        lay.add_ref("new", m)
+    t.join(10)
+    assert done and done[0].removed == [] and lay.has_blob(orphan)
+
+
+def test_a_live_writers_temp_file_is_never_swept_a_dead_ones_is(tmp_path):
+    from ocilearn.image.layout import _locked_temp, sweep_temp_files
+
+    lay = ImageLayout.init(tmp_path / "l")
+    d = lay.path / "blobs" / "sha256"
+    fd, live = _locked_temp(d)
+    os.write(fd, b"in flight")
+    dead = d / ".tmp-killedwriter"
+    dead.write_bytes(b"left by kill -9")
+    report = lay.fsck()
+    assert report.ok
+    assert {(t.path, t.size, t.in_use) for t in report.temps} == {(Path(live), 9, True), (dead, 15, False)}
+    assert report.garbage_bytes == 15
+    assert "1 temp files (15 bytes) left by killed writers" in str(report).splitlines()[0]
+    assert [t.path for t in sweep_temp_files(d)] == [dead]
+    # gc removes a dead writer's temp file only: the live one stays
+    dead.write_bytes(b"left again")
+    assert [(t.path, t.size) for t in lay.gc().temps] == [(dead, 10)]
+    assert Path(live).exists() and not dead.exists()
+    os.close(fd)
+    assert [t.path for t in lay.gc().temps] == [Path(live)]
 
 
 # ------------------------------------------------------------------ cross-checks: layouts we write

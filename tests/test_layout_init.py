@@ -48,3 +48,15 @@ def test_init_exist_ok_false(tmp_path):
     ImageLayout.init(tmp_path / "l")
     with pytest.raises(LayoutError, match="already exists"):
         ImageLayout.init(tmp_path / "l", exist_ok=False)
+
+
+@pytest.mark.parametrize("path", ["", " ", "\n", b""])
+def test_layout_entry_points_refuse_an_empty_path(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LayoutError, match="image layout path is (empty|only whitespace)"):
+        ImageLayout.init(path)
+    with pytest.raises(LayoutError, match="image layout path is (empty|only whitespace)"):
+        ImageLayout.open(path)
+    with pytest.raises(LayoutError, match="image layout path is (empty|only whitespace)"):
+        ImageLayout(path)
+    assert list(tmp_path.iterdir()) == []

@@ -324,3 +324,78 @@ def test_h12_cli_unpack_of_a_garbage_layer_is_one_error_line(tmp_path, out_dir, 
     err = capsys.readouterr().err
     assert "Traceback" not in err and "ocilearn: error: layer 0 sha256:" in err and "not a tar archive" in err
     assert list(out_dir.iterdir()) == []
+
+
+# ---------------------------------------------------------------- empty and odd paths
+
+
+@pytest.mark.parametrize("bundle", ["", "   ", "\t"])
+def test_cli_unpack_force_with_an_empty_bundle_path_is_an_error_and_keeps_the_cwd(tmp_path, monkeypatch, capfd, bundle):
+    """``ocilearn unpack --force --image IMG ""`` used to replace the current directory
+    with a bundle (Path("") is "."); umoci refuses an empty bundle path."""
+    img = built_image("busybox")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "precious.txt").write_text("mine")
+    monkeypatch.chdir(work)
+    assert cli(["unpack", "-q", "--force", "--image", f"{img}:latest", bundle]) == 1
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "BUNDLE argument is" in err and "current directory" in err
+    assert sorted(os.listdir(work)) == ["precious.txt"] and (work / "precious.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["work"]
+
+
+@pytest.mark.parametrize("bundle", ["", " "])
+def test_library_unpack_refuses_an_empty_bundle_path(tmp_path, monkeypatch, bundle):
+    img = built_image("busybox")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep").write_text("x")
+    with pytest.raises(BundleError, match="bundle path is (empty|only whitespace)"):
+        unpack(f"{img}:latest", bundle, force=True)
+    assert sorted(os.listdir(tmp_path)) == ["keep"]
+
+
+def test_unpack_refuses_an_empty_image_path(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LayoutError, match="image layout path is empty"):
+        unpack("", tmp_path / "b")
+    with pytest.raises(LayoutError, match="image layout path is empty"):
+        unpack("oci:", tmp_path / "b")
+    with pytest.raises(LayoutError, match="image layout path is only whitespace"):
+        unpack(" ", tmp_path / "b", ref="latest")
+    assert cli(["unpack", "-q", "--image", "", str(tmp_path / "b")]) == 1
+    assert "--image is empty" in capfd.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_force_never_replaces_the_current_directory_or_a_parent_of_it(tmp_path, monkeypatch):
+    img = built_image("busybox")
+    inner = tmp_path / "b" / "deep"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    for target in (".", "..", str(tmp_path / "b")):
+        with pytest.raises(BundleError, match="current directory"):
+            unpack(f"{img}:latest", target, force=True)
+    assert inner.is_dir() and sorted(os.listdir(tmp_path)) == ["b"]
+
+
+@pytest.mark.parametrize("path", ["", "  "])
+def test_remove_helpers_refuse_an_empty_path(tmp_path, monkeypatch, path):
+    from ocilearn.bundle.unpack import remove_stale_temps
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep").write_text("x")
+    with pytest.raises(BundleError, match="path to remove is"):
+        remove_tree(path)
+    with pytest.raises(BundleError, match="bundle path is"):
+        remove_stale_temps(path)
+    assert (tmp_path / "keep").read_text() == "x"
+
+
+def test_cli_spec_and_layer_list_refuse_empty_paths(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    assert cli(["spec", "--bundle", ""]) == 1
+    assert "--bundle is empty" in capfd.readouterr().err
+    assert cli(["layer", "list", ""]) == 1
+    assert "TARGET argument is empty" in capfd.readouterr().err
+    assert os.listdir(tmp_path) == []

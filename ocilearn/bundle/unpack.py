@@ -77,7 +77,7 @@ from ..core import explain
 from ..core.errors import BundleError, LayerError
 from ..core.fsutil import Root, remove_tree_at
 from ..image.digest import Digest
-from ..image.layout import ImageLayout, atomic_write, parse_oci_ref
+from ..image.layout import ImageLayout, atomic_write, check_path_argument, parse_oci_ref
 from ..image.model import Platform, chain_ids, dumps
 from ..layer.apply import LayerResult, apply_layer
 from . import convert as conv
@@ -116,8 +116,13 @@ def remove_tree(path: str | os.PathLike) -> None:
     """``rm -rf`` that also works on rootless rootfs trees with ``0o000``/``0o555``
     directories (grants ``u+rwx`` where needed) and on trees of any depth (no recursion:
     :func:`ocilearn.core.fsutil.remove_tree_at`). Never follows symlinks below ``path``; a
-    missing ``path`` is not an error."""
-    path = os.path.abspath(os.fspath(path))
+    missing ``path`` is not an error.
+
+    Raises:
+        BundleError: ``path`` is empty or only whitespace (it would mean the current
+            directory).
+    """
+    path = os.path.abspath(check_path_argument(path, "path to remove", BundleError))
     parent, name = os.path.split(path)
     try:
         pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -148,8 +153,12 @@ def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
     """Remove the ``.BUNDLE.ocilearn-*`` directories that killed unpacks of ``bundle``
     left beside it: those owned by this user, older than ``STALE_AFTER`` seconds, whose
     flock(2) can be taken (no live unpack holds it). Returns the paths removed. A
-    directory another unpack is working in, or another user's, is kept."""
-    bundle = Path(bundle).absolute()
+    directory another unpack is working in, or another user's, is kept.
+
+    Raises:
+        BundleError: ``bundle`` is empty or only whitespace.
+    """
+    bundle = check_path_argument(bundle, "bundle path", BundleError).absolute()
     prefix = f".{bundle.name}.ocilearn-"
     removed = []
     try:
@@ -176,6 +185,15 @@ def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
         finally:
             os.close(fd)
     return removed
+
+
+def _contains_cwd(path: Path) -> bool:
+    """True when the current directory is ``path`` or below it (symlinks resolved)."""
+    try:
+        cwd = Path(os.getcwd())
+    except FileNotFoundError:
+        return False
+    return cwd.is_relative_to(os.path.realpath(path))
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -217,17 +235,26 @@ def unpack(
     Returns: :class:`UnpackResult`.
 
     Raises:
-        BundleError: the bundle exists (without ``force``) or its parent is missing.
+        BundleError: ``bundle`` is empty or only whitespace (``""`` would mean the current
+            directory; umoci refuses it too), the bundle exists (without ``force``) or its
+            parent is missing.
+        LayoutError: ``image`` names an empty layout path.
         LayoutError/RefNotFound/PlatformNotFound, DigestMismatch, SizeMismatch,
         LayerError, UnsafePath, ConfigError: from the steps; no bundle is left behind.
     """
     t0 = time.monotonic()
+    bundle = Path(os.path.normpath(check_path_argument(bundle, "bundle path", BundleError).absolute()))
+    if bundle == bundle.parent:
+        raise BundleError(f"bundle path {bundle}: is the root directory; give a directory to create")
+    if force and os.path.lexists(bundle) and _contains_cwd(bundle):
+        raise BundleError(f"bundle path {bundle}: is the current directory or contains it; refusing to replace it (--force)")
+    check_path_argument(image, "image layout path")
     if ref is None:
         path, ref = parse_oci_ref(os.fspath(image))
     else:
         path = os.fspath(image)
+    check_path_argument(path, "image layout path")
     rootless = (os.geteuid() != 0) if rootless is None else rootless
-    bundle = Path(bundle).absolute()
     if os.path.lexists(bundle) and not force:
         raise BundleError(f"{bundle}: already exists; remove it or pass force=True (--force) to replace it")
     if not bundle.parent.is_dir():

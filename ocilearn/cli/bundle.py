@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from pathlib import Path
 
 import click
 
@@ -26,7 +25,11 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
     """Unpack an image into an OCI runtime bundle: BUNDLE/config.json + BUNDLE/rootfs
     (like `umoci unpack --image PATH:REF BUNDLE`)."""
     from ..bundle.unpack import unpack as do_unpack
+    from ..image.layout import check_path_argument
     from ..layer.tar import LayerWarning
+
+    check_path_argument(bundle, "BUNDLE argument", BundleError)
+    check_path_argument(image, "--image")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerWarning)
@@ -51,9 +54,9 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
 def spec(rootless: bool, bundle: str, terminal: bool) -> None:
     """Write a default config.json like `runc spec [--rootless]`."""
     from ..bundle.convert import default_spec
-    from ..image.layout import atomic_write
+    from ..image.layout import atomic_write, check_path_argument
 
-    path = Path(bundle) / "config.json"
+    path = check_path_argument(bundle, "--bundle", BundleError) / "config.json"
     if path.exists():
         raise BundleError(f"{path}: File exists. Remove it first (as runc spec refuses too)")
     cfg = default_spec(rootless=rootless, terminal=terminal)
@@ -72,9 +75,10 @@ def layer() -> None:
 def list_(target: str, platform: str | None, media_type: str | None) -> None:
     """List the entries of every layer of an image (PATH[:REF]) or of one blob file,
     like `tar -tvf`, whiteouts marked; the diff ID is recomputed and shown."""
-    from ..image.layout import ImageLayout, parse_oci_ref
+    from ..image.layout import ImageLayout, check_path_argument, parse_oci_ref
     from ..layer.listing import list_layer
 
+    check_path_argument(target, "TARGET argument")
     if os.path.isfile(target):
         with open(target, "rb") as f:
             entries = list_layer(f, media_type, source=target)

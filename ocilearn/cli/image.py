@@ -15,14 +15,24 @@ import sys
 import click
 
 from ..core.errors import LayoutError
-from ..image.layout import ImageLayout, parse_oci_ref
+from ..image.layout import ImageLayout, check_path_argument, parse_oci_ref
 
 
 def _open(image: str) -> tuple[ImageLayout, str | None]:
     if not image.startswith("oci:"):
         raise LayoutError(f"{image!r}: expected an image layout reference oci:PATH[:REF] (e.g. oci:./busybox:latest)")
     path, ref = parse_oci_ref(image)
+    check_path_argument(path, f"{image!r}: the layout PATH")
     return ImageLayout.open(path), ref
+
+
+def _layout_arg(path: str) -> ImageLayout:
+    """The layout named by a ``layout`` subcommand's PATH argument (``oci:`` prefix and a
+    ``:REF`` suffix allowed); an empty PATH is an error, never the current directory."""
+    check_path_argument(path, "PATH argument")
+    where = parse_oci_ref(path)[0]
+    check_path_argument(where, f"PATH argument {path!r}: the layout path")
+    return ImageLayout.open(where)
 
 
 def inspect_image(layout: ImageLayout, ref: str | None, platform: str | None = None) -> dict:
@@ -104,7 +114,7 @@ def layout() -> None:
 @click.pass_context
 def fsck(ctx: click.Context, path: str) -> None:
     """Verify every reachable blob (presence, size, digest); exit 1 on problems."""
-    report = ImageLayout.open(parse_oci_ref(path)[0]).fsck()
+    report = _layout_arg(path).fsck()
     click.echo(str(report))
     if not report.ok:
         ctx.exit(1)
@@ -114,18 +124,17 @@ def fsck(ctx: click.Context, path: str) -> None:
 @click.argument("path")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def gc(path: str, dry_run: bool) -> None:
-    """Remove blobs not reachable from index.json (like `umoci gc`)."""
-    removed = ImageLayout.open(parse_oci_ref(path)[0]).gc(dry_run=dry_run)
-    verb = "would remove" if dry_run else "removed"
-    for d in removed:
-        click.echo(f"{verb} {d}")
-    click.echo(f"{verb} {len(removed)} unreachable blobs")
+    """Remove blobs not reachable from index.json (like `umoci gc`) and the temp files of
+    killed writers; waits while a copy is writing into the layout."""
+    lay = _layout_arg(path)
+    report = lay.gc(dry_run=dry_run, on_wait=lambda: click.echo(f"ocilearn: waiting for the writers of {lay.path} to finish", err=True))
+    click.echo(str(report))
 
 
 @layout.command("refs")
 @click.argument("path")
 def refs(path: str) -> None:
     """List ref names with their digest and media type (like `umoci ls`, with digests)."""
-    for name, desc in ImageLayout.open(parse_oci_ref(path)[0]).refs().items():
+    for name, desc in _layout_arg(path).refs().items():
         plat = f"\t{desc.platform}" if desc.platform else ""
         click.echo(f"{name}\t{desc.digest}\t{desc.media_type}{plat}")

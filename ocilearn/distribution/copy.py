@@ -305,6 +305,9 @@ class LayoutDest(Destination):
         self.layout = ImageLayout.init(path)
         self.ref = ref
         self.name = f"oci:{path}" + (f":{ref}" if ref else "")
+        # the layout's writer lock, from the first blob to the ref: `layout gc` waits
+        self._writing = contextlib.ExitStack()
+        self._writing.enter_context(self.layout.writing())
 
     def has_blob(self, desc: Descriptor) -> bool:
         if not self.layout.has_blob(desc.digest):
@@ -332,6 +335,9 @@ class LayoutDest(Destination):
             self.layout.add_ref(self.ref, entry)
         else:
             self.layout.add_manifest(entry)
+
+    def close(self) -> None:
+        self._writing.close()
 
 
 class RegistryDest(Destination):

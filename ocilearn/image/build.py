@@ -337,18 +337,19 @@ def write_image(
     """
     if tuple(config.diff_ids) != tuple(layer.diff_id for layer in layers):
         raise LayerError("image config: rootfs.diff_ids do not match the layers given (config.md 'rootfs')")
-    cfg_desc = layout.put_json(mt.OCI_CONFIG, config.to_json())
-    manifest = Manifest(
-        config=cfg_desc,
-        layers=tuple(layer.descriptor for layer in layers),
-        media_type=mt.OCI_MANIFEST,
-        annotations=dict(annotations) if annotations else None,
-    )
-    platform = Platform(config.os, config.architecture, config.variant)
-    desc = layout.put_json(mt.OCI_MANIFEST, manifest.to_json(), platform=platform)
-    explain.step("image", "write manifest", f"{desc.digest} ({desc.size} bytes): config {cfg_desc.digest}, {len(layers)} layers", "umoci config --image LAYOUT:REF …")
-    if ref is not None:
-        layout.add_ref(ref, desc)
+    with layout.writing():
+        cfg_desc = layout.put_json(mt.OCI_CONFIG, config.to_json())
+        manifest = Manifest(
+            config=cfg_desc,
+            layers=tuple(layer.descriptor for layer in layers),
+            media_type=mt.OCI_MANIFEST,
+            annotations=dict(annotations) if annotations else None,
+        )
+        platform = Platform(config.os, config.architecture, config.variant)
+        desc = layout.put_json(mt.OCI_MANIFEST, manifest.to_json(), platform=platform)
+        explain.step("image", "write manifest", f"{desc.digest} ({desc.size} bytes): config {cfg_desc.digest}, {len(layers)} layers", "umoci config --image LAYOUT:REF …")
+        if ref is not None:
+            layout.add_ref(ref, desc)
     return desc
 
 
@@ -356,10 +357,11 @@ def write_index(layout: ImageLayout, manifests: Sequence[Descriptor], *, ref: st
     """Store an image index (image-index.md) listing ``manifests`` (each should carry a
     ``platform``) and, with ``ref``, tag it. Returns the index's descriptor."""
     index = Index(manifests=tuple(manifests), media_type=mt.OCI_INDEX, annotations=dict(annotations) if annotations else None)
-    desc = layout.put_json(mt.OCI_INDEX, dumps(index.to_dict()))
-    explain.step("image", "write index", f"{desc.digest}: {len(manifests)} manifests", "buildah manifest create/add/push --all --format oci")
-    if ref is not None:
-        layout.add_ref(ref, desc)
+    with layout.writing():
+        desc = layout.put_json(mt.OCI_INDEX, dumps(index.to_dict()))
+        explain.step("image", "write index", f"{desc.digest}: {len(manifests)} manifests", "buildah manifest create/add/push --all --format oci")
+        if ref is not None:
+            layout.add_ref(ref, desc)
     return desc
 
 
@@ -377,7 +379,8 @@ def build_image(
     the image tagged ``ref``. ``config_kw`` go to :func:`make_config` (``created``
     defaults to ``mtime``). Returns the manifest descriptor."""
     layout = ImageLayout.init(path)
-    stored = [add_layer(layout, entry_list, compression=compression, mtime=mtime) for entry_list in layers]
-    config_kw.setdefault("created", mtime)
-    config = make_config([s.diff_id for s in stored], **config_kw)
-    return write_image(layout, stored, config, ref=ref, annotations=annotations)
+    with layout.writing():  # gc waits until the ref names the new blobs
+        stored = [add_layer(layout, entry_list, compression=compression, mtime=mtime) for entry_list in layers]
+        config_kw.setdefault("created", mtime)
+        config = make_config([s.diff_id for s in stored], **config_kw)
+        return write_image(layout, stored, config, ref=ref, annotations=annotations)

@@ -27,11 +27,13 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..core import explain
 from ..core.errors import (
@@ -91,7 +93,58 @@ def host_platform() -> Platform:
     return Platform("linux", arch, variant)
 
 
+# ------------------------------------------------------------------ path arguments
+
+
+def check_path_argument(value: object, what: str, error: type[OcilearnError] = LayoutError) -> Path:
+    """A path argument made a :class:`~pathlib.Path`, refusing the empty string and
+    whitespace-only strings.
+
+    ``Path("")`` is ``Path(".")``: an empty path silently means the current directory, so a
+    forgotten or mistyped argument (``ocilearn unpack --force --image IMG ""``) would act on
+    it. umoci refuses an empty bundle path the same way. ``what`` names the argument in the
+    message (e.g. ``"bundle path"``, ``"layout path"``); ``error`` is the exception class
+    raised.
+
+    Raises:
+        error: ``value`` is empty, only whitespace, contains a NUL byte, or is not a
+            ``str``/``bytes``/``os.PathLike``.
+    """
+    if isinstance(value, Path):
+        return value  # a Path cannot be empty: Path("") is already ".", written on purpose
+    try:
+        text = os.fspath(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise error(f"{what}: expected a path, got {type(value).__name__}") from None
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        shown = "empty" if not text else f"only whitespace ({text!r})"
+        raise error(f"{what} is {shown}: refusing it (an empty path would mean the current directory)")
+    if "\0" in text:
+        raise error(f"{what} {text!r} contains a NUL byte")
+    return Path(text)
+
+
 # ------------------------------------------------------------------ atomic files
+
+
+class WriteFailed(OSError):
+    """A write to a file failed (``ENOSPC``, ``EDQUOT``, ``EIO`` …): an :class:`OSError`
+    with the same ``errno`` whose message names the file being written, e.g.
+    ``writing LAYOUT/blobs/sha256/ab12…: No space left on device`` — the bare
+    ``[Errno 28] No space left on device`` does not say which disk filled up."""
+
+    def __str__(self) -> str:
+        return f"writing {self.filename}: {self.strerror}"
+
+
+def write_failed(e: OSError, target: str | os.PathLike) -> OSError:
+    """``e`` as a :class:`WriteFailed` naming ``target`` (``e`` itself when it already
+    names a file or has no errno)."""
+    if isinstance(e, WriteFailed) or e.errno is None:
+        return e
+    return WriteFailed(e.errno, e.strerror or os.strerror(e.errno), os.fspath(target))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,24 +155,139 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _locked_temp(directory: Path) -> tuple[int, str]:
+    """``mkstemp`` in ``directory`` (name ``.tmp-*``), holding an exclusive ``flock(2)``
+    on the new file from the moment it can be seen.
+
+    A sweeper (:func:`sweep_temp_files`) removes only temp files whose lock it can take.
+    Between ``mkstemp`` and ``flock`` a sweeper may take the lock and unlink the file; the
+    link count then is 0 and another temp file is made, so a live writer never loses its
+    file. The lock is released when the fd is closed — writers rename *before* closing.
+    """
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, tmp
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` atomically: temp file in the same directory, write,
     fsync, rename over ``path``, fsync the directory. Readers see the old or the new
-    content, never a part."""
+    content, never a part; a process killed half-way leaves ``path`` as it was plus a
+    ``.tmp-*`` file that :func:`sweep_temp_files` (``ocilearn layout gc``) removes.
+
+    Raises:
+        WriteFailed: a write error (e.g. ``ENOSPC``), naming ``path``.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    try:
+        fd, tmp = _locked_temp(path.parent)
+    except OSError as e:
+        raise write_failed(e, path) from e
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+            try:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                os.fchmod(f.fileno(), mode)
+                os.replace(tmp, path)  # while the lock is held: a sweeper never takes it
+            except OSError as e:
+                raise write_failed(e, path) from e
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class TempFile:
+    """A ``.tmp-*`` file in a layout: a blob or index.json being written, or left by a
+    writer that was killed (``in_use`` False: no live process holds its ``flock``).
+
+    Attributes:
+        path: the file (:class:`pathlib.Path`); size: bytes; in_use: a live writer holds it.
+    """
+
+    path: Path
+    size: int
+    in_use: bool
+
+
+def _temp_in_use(path: Path) -> bool | None:
+    """True when a live writer holds the temp file's flock; None when it is gone or cannot
+    be opened (another user's)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # gone, or another user's file
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return False
+
+
+def list_temp_files(directory: Path) -> list[TempFile]:
+    """The ``.tmp-*`` regular files directly in ``directory`` with size and whether a live
+    writer holds them (a non-blocking ``flock`` probe; nothing is changed)."""
+    out = []
+    try:
+        names = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for name in names:
+        if not name.startswith(_TMP_PREFIX):
+            continue
+        p = Path(directory) / name
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        in_use = _temp_in_use(p)
+        if in_use is not None:
+            out.append(TempFile(p, st.st_size, in_use))
+    return out
+
+
+def sweep_temp_files(directory: Path) -> list[TempFile]:
+    """Remove the ``.tmp-*`` files in ``directory`` that no live writer holds: each is
+    opened, its ``flock`` taken without waiting (a live writer's is refused), checked to be
+    the same inode as the name, then unlinked. Returns what was removed (with sizes).
+
+    The same rule as umoci's directory engine, which removes only the temp directories
+    whose lock it can take: the kernel drops a killed process's locks, so only leftovers go.
+    """
+    removed = []
+    for t in list_temp_files(directory):
+        if t.in_use:
+            continue
+        try:
+            fd = os.open(t.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            st, now = os.fstat(fd), os.lstat(t.path)
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                continue
+            os.unlink(t.path)
+            removed.append(TempFile(t.path, st.st_size, False))
+        except (BlockingIOError, FileNotFoundError):
+            continue
+        finally:
+            os.close(fd)
+    if removed:
+        explain.step("layout", "remove temp files", f"{len(removed)} left by killed writers in {directory} "
+                     f"({sum(t.size for t in removed)} bytes)", f"rm {directory}/{_TMP_PREFIX}*")
+    return removed
 
 
 def read_regular(path: Path, limit: int, what: str = "file") -> bytes:
@@ -182,6 +350,8 @@ class FsckReport:
         corrupt: list of (descriptor, reason) for blobs of wrong size/digest or unparsable.
         dangling: digests of blobs stored but not reachable from index.json.
         errors: other problems (bad index.json …) as strings.
+        temps: the ``.tmp-*`` files (:class:`TempFile`: path, size, in use by a live
+            writer or left by a killed one) in the layout and its blob directories.
     """
 
     checked: int = 0
@@ -189,18 +359,59 @@ class FsckReport:
     corrupt: list[tuple[Descriptor, str]] = field(default_factory=list)
     dangling: list[Digest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    temps: list[TempFile] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when no reachable blob is missing or corrupt (dangling blobs are allowed)."""
+        """True when no reachable blob is missing or corrupt (dangling blobs and temp files
+        are garbage, not damage: reported, and removed by ``gc``)."""
         return not (self.missing or self.corrupt or self.errors)
 
+    @property
+    def garbage_bytes(self) -> int:
+        """Bytes in temp files left by killed writers (not those of live writers)."""
+        return sum(t.size for t in self.temps if not t.in_use)
+
     def __str__(self) -> str:
-        lines = [f"checked {self.checked} reachable blobs: " + ("OK" if self.ok else "PROBLEMS")]
+        head = f"checked {self.checked} reachable blobs: " + ("OK" if self.ok else "PROBLEMS")
+        left = [t for t in self.temps if not t.in_use]
+        if left:
+            head += f"; {len(left)} temp files ({self.garbage_bytes} bytes) left by killed writers"
+        lines = [head]
         lines += [f"missing  {d.digest} ({d.kind}, {d.size} bytes) referenced by {p}" for d, p in self.missing]
         lines += [f"corrupt  {d.digest} ({d.kind}): {why}" for d, why in self.corrupt]
         lines += [f"dangling {d} (not reachable from index.json; `ocilearn layout gc` removes it)" for d in self.dangling]
+        lines += [f"temp     {t.path} ({t.size} bytes): " + ("being written by a live process" if t.in_use else
+                  "left by a killed writer; `ocilearn layout gc` removes it") for t in self.temps]
         lines += [f"error    {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+@dataclass
+class GcReport:
+    """What :meth:`ImageLayout.gc` removed (or would remove, with ``dry_run``).
+
+    Attributes:
+        removed: digests of the unreachable blobs; removed_bytes: their total size.
+        temps: the temp files (:class:`TempFile`) left by killed writers.
+        dry_run: nothing was removed, only listed.
+    """
+
+    removed: list[Digest] = field(default_factory=list)
+    removed_bytes: int = 0
+    temps: list[TempFile] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def temp_bytes(self) -> int:
+        return sum(t.size for t in self.temps)
+
+    def __str__(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        lines = [f"{verb} {d}" for d in self.removed]
+        lines += [f"{verb} {t.path} ({t.size} bytes, left by a killed writer)" for t in self.temps]
+        lines.append(f"{verb} {len(self.removed)} unreachable blobs ({self.removed_bytes} bytes) and "
+                     f"{len(self.temps)} temp files ({self.temp_bytes} bytes)")
         return "\n".join(lines)
 
 
@@ -276,6 +487,55 @@ def select_platform(candidates: list[Descriptor], want: Platform, source: str) -
 
 # ------------------------------------------------------------------ the layout
 
+_EMPTY_INDEX = dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []})
+_OCI_LAYOUT = dumps({"imageLayoutVersion": LAYOUT_VERSION})
+_LAYOUT_NAMES = {"blobs", "index.json", "oci-layout"}
+
+
+def _half_created(names: set[str]) -> bool:
+    """A directory listing that a stopped layout creation can leave: only ``blobs``,
+    ``index.json``, ``oci-layout`` and ``.tmp-*`` names, without both files."""
+    return (not {"index.json", "oci-layout"} <= names) and all(n in _LAYOUT_NAMES or n.startswith(_TMP_PREFIX) for n in names)
+
+
+@contextlib.contextmanager
+def _flock_dir(path: Path, how: int, what: str = "") -> Iterator[int]:
+    """Hold ``flock(how)`` on directory ``path`` (an fd of its own) for the block."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, how)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _sweep_init_temps(parent: Path, prefix: str) -> None:
+    """Remove ``PREFIX*`` directories in ``parent`` left by killed layout creators: only
+    this user's, and only those whose ``flock`` can be taken (a live creator holds its
+    own). A directory removed by ``rmdir`` has no links left, so a creator that locks it
+    too late notices (``st_nlink`` 0) — the same rule as :func:`_locked_temp`."""
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        d = parent / name
+        try:
+            st = os.lstat(d)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(d)
+            explain.step("layout", "remove temp dir", f"{d} (left by a killed layout creation)", f"rm -r {d}")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+
 
 class ImageLayout:
     """An OCI image layout on disk (image-spec image-layout.md).
@@ -287,8 +547,11 @@ class ImageLayout:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = check_path_argument(path, "image layout path")
         self._check()
+        self._writers = 0  # nesting depth of writing() in this object
+        self._writer_fd = -1  # the blobs/ directory, holding a shared flock while writing
+        self._writer_mutex = threading.Lock()
 
     # -- create / open -------------------------------------------------
 
@@ -297,29 +560,101 @@ class ImageLayout:
         """Create an empty layout at ``path`` (like ``umoci init --layout``), or open the
         existing one when ``exist_ok``.
 
-        ``index.json`` is written before ``oci-layout``, so a process killed half-way
-        leaves a directory that is not yet a layout; such a half-made layout (nothing in
-        it but ``blobs/``, ``index.json`` and ``oci-layout``) is completed by the next
-        ``init``.
+        Safe against kill -9 and against concurrent first writers:
+
+        - a new layout is built in a temporary directory beside ``path``
+          (``.NAME.ocilearn-init-*``: ``blobs/sha256``, ``index.json``, ``oci-layout``, each
+          written with fsync + rename) and renamed into place; of several processes creating
+          it at once one rename wins and the others open the winner's layout. A killed
+          creator leaves only its temporary directory, which the next ``init`` of that name
+          removes (when no live process holds its ``flock``);
+        - an existing empty directory is filled in place under the layout's lock
+          (``flock`` on the directory), ``index.json`` before ``oci-layout``; a directory
+          holding only ``blobs/``, ``index.json``, ``oci-layout`` and ``.tmp-*`` files (what
+          a killed fill leaves, or a layout missing one of the two files) is completed;
+        - parent directories are created as needed.
 
         Raises:
-            LayoutError: ``path`` exists, is not empty and is not a layout.
+            LayoutError: ``path`` is empty, exists and is not a directory, or is a directory
+                that is neither empty, a layout, nor a half-created one; or a layout exists
+                and ``exist_ok`` is false.
+            WriteFailed: a write error (e.g. ``ENOSPC``), naming the file.
         """
-        p = Path(path)
-        half_made = p.is_dir() and {e.name for e in p.iterdir()} <= {"blobs", "index.json", "oci-layout"}
-        if (p / "oci-layout").exists() and (p / "index.json").exists():
-            if not exist_ok:
-                raise LayoutError(f"{p}: an image layout already exists")
-            return cls(p)
-        if p.exists() and not (p.is_dir() and half_made):
-            raise LayoutError(f"{p}: exists and is not an empty directory or an image layout")
-        (p / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        if not (p / "index.json").exists():
-            atomic_write(p / "index.json", dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}))
-        if not (p / "oci-layout").exists():
-            atomic_write(p / "oci-layout", dumps({"imageLayoutVersion": LAYOUT_VERSION}))
+        p = check_path_argument(path, "image layout path")
+        if not os.path.lexists(p):
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise write_failed(e, p.parent) from e
+            if cls._create_by_rename(p):
+                explain.step("layout", "init", str(p), f"umoci init --layout {p}")
+                return cls(p)
+        if not p.is_dir():
+            raise LayoutError(f"{p}: exists and is not a directory")
+        with _flock_dir(p, fcntl.LOCK_EX):
+            names = set(os.listdir(p))
+            if {"oci-layout", "index.json"} <= names:
+                if not exist_ok:
+                    raise LayoutError(f"{p}: an image layout already exists")
+                return cls(p)
+            if names and not _half_created(names):
+                raise LayoutError(f"{p}: exists and is not an empty directory or an image layout")
+            sweep_temp_files(p)  # under the layout lock every top-level temp file is dead
+            blobs = p / "blobs" / "sha256"
+            try:
+                blobs.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise write_failed(e, blobs) from e
+            if "index.json" not in names:
+                atomic_write(p / "index.json", _EMPTY_INDEX)
+            atomic_write(p / "oci-layout", _OCI_LAYOUT)
         explain.step("layout", "init", str(p), f"umoci init --layout {p}")
         return cls(p)
+
+    @staticmethod
+    def _create_by_rename(p: Path) -> bool:
+        """Build a complete empty layout in a locked temporary directory beside ``p`` and
+        rename it to ``p``. False when ``p`` appeared meanwhile (another creator won).
+
+        rename(2) replaces an *empty* directory, so one made by ``mkdir`` in the meantime is
+        taken over; a non-empty one (another creator's layout) makes it fail with
+        ``ENOTEMPTY``/``EEXIST``.
+        """
+        prefix = f".{p.name}.ocilearn-init-"
+        _sweep_init_temps(p.parent, prefix)
+        while True:
+            try:
+                tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=p.parent))
+            except OSError as e:
+                raise write_failed(e, p.parent / f"{prefix}*") from e
+            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                break
+            os.close(fd)  # swept by another creator before it was locked: make another
+        try:
+            os.chmod(tmp, 0o755)
+            try:
+                (tmp / "blobs" / "sha256").mkdir(parents=True)
+            except OSError as e:
+                raise write_failed(e, tmp / "blobs") from e
+            atomic_write(tmp / "index.json", _EMPTY_INDEX)
+            atomic_write(tmp / "oci-layout", _OCI_LAYOUT)
+            os.fsync(fd)
+            try:
+                os.rename(tmp, p)
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise write_failed(e, p) from e
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            os.close(fd)
+        _fsync_dir(p.parent)
+        return True
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "ImageLayout":
@@ -334,6 +669,12 @@ class ImageLayout:
         try:
             raw = read_regular(marker, 4096, "oci-layout file")
         except FileNotFoundError:
+            names = set(os.listdir(p))
+            if names and _half_created(names):
+                raise LayoutError(
+                    f"{p}: a half-created image layout (no 'oci-layout' file yet: its creator was stopped); "
+                    "the next copy into it, or ImageLayout.init, completes it"
+                ) from None
             raise LayoutError(f"{p}: not an OCI image layout (no 'oci-layout' file; image-layout.md)") from None
         try:
             obj = json.loads(raw)
@@ -356,6 +697,75 @@ class ImageLayout:
         from ..views.graph import ImageGraph
 
         return ImageGraph(self)._repr_mimebundle_(include, exclude)
+
+    # -- the writer lock ----------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator["ImageLayout"]:
+        """Hold the layout's writer lock for a series of writes (a whole copy: from the
+        first blob to the new ref), so that :meth:`gc` cannot remove a blob that was put
+        but is not referenced yet, nor a temp file being written.
+
+        The lock is a *shared* ``flock(2)`` on the ``blobs`` directory: any number of
+        writers (threads or processes) hold it together; :meth:`gc` takes it *exclusive*
+        and so waits for every writer to finish, and writers wait for a running gc. Nested
+        ``with layout.writing()`` blocks (and the writes inside :meth:`put_blob`,
+        :meth:`add_ref` …, which take it themselves) share one lock per object. The kernel
+        drops the lock of a killed process.
+
+        Entering also removes the temp files that killed writers left in the blob
+        directories (:func:`sweep_temp_files`), so a resumed copy leaves none behind.
+
+        Raises:
+            LayoutError: ``blobs`` is a symlink or not a directory.
+        """
+        with self._writer_mutex:
+            if self._writers == 0:
+                blobs = self.path / "blobs"
+                try:
+                    os.mkdir(blobs, 0o755)
+                except FileExistsError:
+                    pass
+                except OSError as e:
+                    raise write_failed(e, blobs) from e
+                try:
+                    fd = os.open(blobs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                except OSError as e:
+                    raise LayoutError(f"{blobs}: is a symlink or not a directory; refusing to use it as the layout's blob store") from e
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._writer_fd = fd
+                for algdir in self._algorithm_dirs():
+                    sweep_temp_files(algdir)
+            self._writers += 1
+        try:
+            yield self
+        finally:
+            with self._writer_mutex:
+                self._writers -= 1
+                if self._writers == 0:
+                    os.close(self._writer_fd)
+                    self._writer_fd = -1
+
+    def _algorithm_dirs(self) -> list[Path]:
+        """The real directories ``blobs/<algorithm>`` (symlinks skipped)."""
+        root = self.path / "blobs"
+        try:
+            names = sorted(os.listdir(root))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [root / n for n in names if stat.S_ISDIR(os.lstat(root / n).st_mode)]
+
+    def temp_files(self) -> list[TempFile]:
+        """Every ``.tmp-*`` file of the layout (top level and ``blobs/<algorithm>/``), with
+        size and whether a live writer holds it. Nothing is changed."""
+        out = list_temp_files(self.path)
+        for algdir in self._algorithm_dirs():
+            out += list_temp_files(algdir)
+        return out
 
     # -- blobs -----------------------------------------------------------
 
@@ -495,39 +905,50 @@ class ImageLayout:
         else:
             exp = None
         hasher = new_hasher(algorithm)
-        d = self._blob_dir(algorithm, create=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=d)
-        try:
-            count = 0
-            with os.fdopen(fd, "wb") as f:
-                if isinstance(data, (bytes, bytearray, memoryview)):
-                    chunks: Iterable[bytes] = [bytes(data)]
-                else:
-                    chunks = iter(lambda: data.read(CHUNK), b"")
-                for chunk in chunks:
-                    count += len(chunk)
-                    if size is not None and count > size:
-                        raise SizeMismatch(size, count, f"blob {exp or '(new)'}", at_least=True)
-                    hasher.update(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            digest = Digest(algorithm, hasher.hexdigest())
-            if size is not None and count != size:
-                raise SizeMismatch(size, count, f"blob {exp or digest}")
-            if exp is not None and digest != exp:
-                raise DigestMismatch(exp, digest, f"blob written to {self.path}")
-            final = d / digest.encoded
-            if os.path.lexists(final) and stat.S_ISREG(os.lstat(final).st_mode):
-                os.unlink(tmp)
-            else:
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
+        with self.writing():
+            d = self._blob_dir(algorithm, create=True)
+            target = d / (exp.encoded if exp else "(new blob)")
+            try:
+                fd, tmp = _locked_temp(d)
+            except OSError as e:
+                raise write_failed(e, target) from e
+            try:
+                count = 0
+                with os.fdopen(fd, "wb") as f:  # its flock is held until this file is closed
+                    if isinstance(data, (bytes, bytearray, memoryview)):
+                        chunks: Iterable[bytes] = [bytes(data)]
+                    else:
+                        chunks = iter(lambda: data.read(CHUNK), b"")
+                    try:
+                        for chunk in chunks:
+                            count += len(chunk)
+                            if size is not None and count > size:
+                                raise SizeMismatch(size, count, f"blob {exp or '(new)'}", at_least=True)
+                            hasher.update(chunk)
+                            f.write(chunk)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    except OSError as e:
+                        raise write_failed(e, target) from e
+                    digest = Digest(algorithm, hasher.hexdigest())
+                    if size is not None and count != size:
+                        raise SizeMismatch(size, count, f"blob {exp or digest}")
+                    if exp is not None and digest != exp:
+                        raise DigestMismatch(exp, digest, f"blob written to {self.path}")
+                    final = d / digest.encoded
+                    if os.path.lexists(final) and stat.S_ISREG(os.lstat(final).st_mode):
+                        os.unlink(tmp)
+                    else:
+                        try:
+                            os.fchmod(f.fileno(), 0o644)
+                            os.replace(tmp, final)  # before close: the temp stays locked until it is the blob
+                        except OSError as e:
+                            raise write_failed(e, final) from e
                 _fsync_dir(d)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
         explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"sha256sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
         return digest, count
 
@@ -623,13 +1044,10 @@ class ImageLayout:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        """The index lock: an exclusive ``flock(2)`` on the layout directory, held while
+        index.json is read, changed and replaced (and by ``init`` and ``gc``)."""
+        with _flock_dir(self.path, fcntl.LOCK_EX):
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def _write_index(self, index: Index) -> None:
         atomic_write(self.path / "index.json", dumps(index.to_dict()))
@@ -642,20 +1060,27 @@ class ImageLayout:
             InvalidRefName, BlobNotFound.
         """
         validate_ref_name(name)
-        if desc.data is None and not self.has_blob(desc.digest):
-            raise BlobNotFound(f"{self.path}: cannot tag {name!r}: blob {desc.digest} is not in the layout")
         ann = dict(desc.annotations or {})
         ann[REF_NAME] = name
         entry = desc.with_annotations(ann)
-        with self._locked():
+        with self.writing(), self._locked():
+            # checked under the locks: gc cannot remove the blob between check and write
+            if desc.data is None and not self.has_blob(desc.digest):
+                raise BlobNotFound(f"{self.path}: cannot tag {name!r}: blob {desc.digest} is not in the layout")
             idx = self.index()
             kept = tuple(d for d in idx.manifests if d.ref_name != name)
             self._write_index(replace(idx, manifests=kept + (entry,), raw=None))
         explain.step("layout", "add ref", f"{name} -> {desc.digest}", f"jq '.manifests += [...]' {self.path}/index.json")
 
     def add_manifest(self, desc: Descriptor) -> None:
-        """Add an untagged entry to index.json (if that digest is not listed yet)."""
-        with self._locked():
+        """Add an untagged entry to index.json (if that digest is not listed yet).
+
+        Raises:
+            BlobNotFound: the blob is not stored.
+        """
+        with self.writing(), self._locked():
+            if desc.data is None and not self.has_blob(desc.digest):
+                raise BlobNotFound(f"{self.path}: cannot add {desc.digest} to index.json: the blob is not in the layout")
             idx = self.index()
             if any(d.digest == desc.digest and d.ref_name is None for d in idx.manifests):
                 return
@@ -813,6 +1238,9 @@ class ImageLayout:
         descriptor's size and digest, documents parsable; blobs not reachable are
         listed as dangling.
 
+        Temp files (``.tmp-*``) are listed with their size and whether a live writer
+        holds them (``report.temps``); those of killed writers are garbage for :meth:`gc`.
+
         Returns:
             :class:`FsckReport` (``report.ok`` is False on missing/corrupt blobs).
         """
@@ -847,23 +1275,60 @@ class ImageLayout:
             report.dangling = [d for d in self.blobs() if d not in reachable]
         except LayoutError as e:
             report.errors.append(str(e))
+        report.temps = self.temp_files()
         explain.step("layout", "fsck", f"{report.checked} blobs checked, {len(report.missing)} missing, {len(report.corrupt)} corrupt, {len(report.dangling)} dangling", f"umoci gc --layout {self.path} (after checking)")
         return report
 
-    def gc(self, dry_run: bool = False) -> list[Digest]:
-        """Remove blobs not reachable from index.json (like ``umoci gc``), and stale temp
-        files. Returns the removed digests. Refuses to run when a reachable document
-        cannot be read (it could not know what that document references).
+    @contextlib.contextmanager
+    def _exclusive(self, wait: bool, on_wait: Callable[[], None] | None) -> Iterator[None]:
+        """The writer lock taken exclusive (no writer at work), then the index lock."""
+        if self._writers:
+            raise LayoutError(f"{self.path}: gc inside a writing() block of the same layout object would wait for itself")
+        blobs = self.path / "blobs"
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(blobs, 0o755)
+        try:
+            fd = os.open(blobs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            raise LayoutError(f"{blobs}: is a symlink or not a directory; refusing to use it as the layout's blob store") from e
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise LayoutError(f"{self.path}: a writer (copy, put_blob) is at work in this layout; try gc again later") from None
+                explain.step("layout", "gc waits", f"for the writers of {self.path} to finish (flock on blobs/)", "flock")
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            with self._locked():
+                yield
+        finally:
+            os.close(fd)
+
+    def gc(self, dry_run: bool = False, *, wait: bool = True, on_wait: Callable[[], None] | None = None) -> GcReport:
+        """Remove blobs not reachable from index.json (like ``umoci gc``), and the temp
+        files of killed writers. Refuses to run when a reachable document cannot be read (it
+        could not know what that document references).
+
+        gc takes the writer lock (see :meth:`writing`) exclusive: it waits while a copy or
+        another writer is at work (``wait=False``: refuses instead; ``on_wait`` is called
+        once before waiting, e.g. to print a message), so a blob put but not yet referenced
+        and a temp file being written are never removed. Then it holds the index lock.
 
         Also refuses when index.json or an image index lists an entry whose media type is
         neither a manifest nor an index (image-index.md "manifests"): such a blob may well be a
         manifest under a wrong type, and deleting what it references would lose data.
 
+        Returns:
+            :class:`GcReport`: removed digests and bytes, temp files and bytes.
+
         Raises:
             LayoutError: the layout has unreadable documents, or index entries of an
-                unknown media type (fix or remove those refs first).
+                unknown media type (fix or remove those refs first); a writer is at work and
+                ``wait`` is false.
         """
-        with self._locked():
+        with self._exclusive(wait, on_wait):
             report = FsckReport()
             walked = list(self.walk(report))
             reachable = {d.digest for d, _ in walked}
@@ -877,18 +1342,22 @@ class ImageLayout:
                     + ", ".join(f"{d.media_type!r} ({d.digest})" for d in odd)
                     + " are neither manifests nor indexes; what they reference is unknown"
                 )
-            removed = [d for d in self.blobs() if d not in reachable]
-            if not dry_run:
-                for d in removed:
+            out = GcReport(dry_run=dry_run)
+            out.removed = [d for d in self.blobs() if d not in reachable]
+            for d in out.removed:
+                with contextlib.suppress(OSError):
+                    out.removed_bytes += os.lstat(self.blob_path(d)).st_size
+            if dry_run:
+                out.temps = [t for t in self.temp_files() if not t.in_use]
+            else:
+                for d in out.removed:
                     self.delete_blob(d)
-                for algdir in (self.path / "blobs").iterdir():
-                    if algdir.is_dir() and not algdir.is_symlink():
-                        for f in algdir.glob(_TMP_PREFIX + "*"):
-                            with contextlib.suppress(FileNotFoundError):
-                                f.unlink()
-        explain.step("layout", "gc", f"removed {len(removed)} unreachable blobs", f"umoci gc --layout {self.path}")
-        return removed
-
+                out.temps = sweep_temp_files(self.path)
+                for algdir in self._algorithm_dirs():
+                    out.temps += sweep_temp_files(algdir)
+        explain.step("layout", "gc", f"removed {len(out.removed)} unreachable blobs ({out.removed_bytes} bytes), "
+                     f"{len(out.temps)} temp files ({out.temp_bytes} bytes)", f"umoci gc --layout {self.path}")
+        return out
 
 def parse_oci_ref(text: str) -> tuple[str, str | None]:
     """Split ``oci:PATH[:REF]`` (or ``PATH[:REF]``) as skopeo does: the ref is what follows
