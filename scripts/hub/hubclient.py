@@ -197,3 +197,79 @@ class RemoteKernel:
             self.ws.close()
         finally:
             self.learner.server_api("DELETE", f"/api/kernels/{self.id}")
+
+
+# ------------------------------------------------------------------ the hub process (root)
+
+
+def free_ports(n: int = 3) -> int:
+    """A port P such that P … P+n-1 are free on 127.0.0.1 now (the hub uses P, P+1, P+2)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        p = random.randint(20000, 60000)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p + i))
+            return p
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise HubError(f"no {n} consecutive free ports found on 127.0.0.1")
+
+
+class HubProcess:
+    """``scripts/hub/start.sh`` (what ``make hub`` runs) as a child process in its own
+    session; :meth:`stop` sends SIGTERM (JupyterHub then stops every learner's server and the
+    proxy) and waits."""
+
+    def __init__(self, repo, port: int, learners: list[str], password: str, state, log, env: dict | None = None):
+        import os
+        import subprocess
+
+        self.port, self.log = port, log
+        self.base = f"http://127.0.0.1:{port}"
+        full_env = {**os.environ, "HUB_PORT": str(port), "LEARNERS": " ".join(learners), "HUB_PASSWORD": password,
+                    "HUB_STATE": str(state), **(env or {})}
+        self._out = open(log, "wb")
+        self.proc = subprocess.Popen([str(repo / "scripts" / "hub" / "start.sh")], cwd=repo, env=full_env, stdout=self._out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 600) -> dict:
+        """Poll ``/hub/api`` until it answers (setup may install the venv first); returns
+        its JSON (``{"version": …}``)."""
+        from pathlib import Path
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HubError(f"the hub exited with {self.proc.returncode}:\n{Path(self.log).read_text()[-4000:]}")
+            try:
+                r = requests.get(f"{self.base}/hub/api", timeout=2)
+                if r.status_code == 200:
+                    return r.json()
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise HubError(f"the hub did not answer in {timeout}s:\n{Path(self.log).read_text()[-4000:]}")
+
+    def stop(self, timeout: float = 60) -> int:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._out.close()
+        return self.proc.returncode

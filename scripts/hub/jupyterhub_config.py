@@ -110,6 +110,9 @@ class WorkshopSpawner(LocalProcessSpawner):
 
 
 c.JupyterHub.spawner_class = WorkshopSpawner
+# nothing of the hub's own environment (PYTHONPATH, VIRTUAL_ENV, LD_LIBRARY_PATH … of whoever
+# started it) reaches a learner: their environment is workshop.learner_env()
+c.Spawner.env_keep = []
 c.Spawner.cmd = [os.path.join(VENV, "bin", "jupyterhub-singleuser")]
 c.Spawner.notebook_dir = f"~/{workshop.COURSE_DIR}"
 c.Spawner.default_url = "/lab/tree/00-start-here.ipynb"

@@ -6,6 +6,7 @@ stopped) and from the command line by ``make hub-reset``::
 
     python scripts/hub/workshop.py reset [NAME …]     # one learner, or every learner of the hub
     python scripts/hub/workshop.py check-names NAME …  # validate a LEARNERS list
+    python scripts/hub/workshop.py remove NAME …       # after the workshop: processes, account, home
 
 Each learner is an ordinary Unix user (useradd(8); no password, so no console or SSH login:
 the hub's login page is the way in). What belongs to a learner is created *as that learner*
@@ -203,6 +204,53 @@ def reset(name: str, course_src: str, venv: str) -> str:
     return os.path.join(pw.pw_dir, f"{COURSE_DIR}.before-reset-{stamp}") if had else ""
 
 
+def learner_pids(uid: int) -> list[int]:
+    """PIDs of every process whose real uid is ``uid`` (from /proc/PID/status)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/status") as f:
+                for line in f:
+                    if line.startswith("Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(d))
+                        break
+        except OSError:
+            continue
+    return pids
+
+
+def remove_learner(name: str) -> None:
+    """After the workshop: the learner's processes killed (by PID), the account and home
+    removed (userdel -r), /run/user/UID removed (so a later account with the same uid does
+    not inherit it). Raises WorkshopError (system account, userdel failure)."""
+    import shutil
+    import signal
+
+    try:
+        pw = learner_account(name)
+    except KeyError:
+        return
+    for _ in range(50):
+        pids = learner_pids(pw.pw_uid)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    p = subprocess.run(["userdel", "--remove", name], capture_output=True, text=True)
+    if p.returncode not in (0, 12):  # 12: could not remove the mail spool / home leftovers (userdel(8))
+        raise WorkshopError(f"userdel --remove {name} failed (exit {p.returncode}): {p.stderr.strip()}")
+    shutil.rmtree(os.path.join(RUNTIME_BASE, str(pw.pw_uid)), ignore_errors=True)
+    if os.path.lexists(pw.pw_dir):
+        shutil.rmtree(pw.pw_dir, ignore_errors=True)
+
+
 def _state_learners(state: str) -> list[str]:
     f = Path(state) / "learners"
     if not f.is_file():
@@ -217,6 +265,11 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["check-names"]:
             print(" ".join(parse_learners(" ".join(argv[1:]))))
+            return 0
+        if argv[:1] == ["remove"] and argv[1:]:
+            for n in parse_learners(" ".join(argv[1:])):
+                remove_learner(n)
+                print(f"removed {n}: processes, account, home and /run/user entry")
             return 0
         if argv[:1] == ["reset"]:
             names = parse_learners(" ".join(argv[1:])) if argv[1:] else _state_learners(state)
