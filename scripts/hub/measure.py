@@ -174,6 +174,10 @@ def main(argv: list[str]) -> dict:
         result["home_bytes_after_kernels_stopped"] = du(pw.pw_dir)
         result["course_copy_bytes"] = du(os.path.join(pw.pw_dir, workshop.COURSE_DIR))
         result["shared_venv_bytes"] = du(os.environ.get("HUB_VENV", "/opt/ocilearn-hub/venv"))
+        # the room's fixed cost: the hub process and configurable-http-proxy, with 3 learners' servers known to them
+        hub_pid = int((tmp / "state" / "jupyterhub.pid").read_text())
+        proxy_pid = int((tmp / "state" / "proxy.pid").read_text())
+        result["hub_rss_pss"], result["proxy_rss_pss"] = rss_pss(hub_pid), rss_pss(proxy_pid)
         # -- 2. three learners, notebook 04 at the same moment
         for lr in learners.values():
             lr.start_server()
