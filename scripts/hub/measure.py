@@ -127,10 +127,12 @@ def main(argv: list[str]) -> dict:
         raise SystemExit("measure: run as root (the hub creates the learners' accounts)")
     for n in LEARNERS:
         try:
-            pwd.getpwnam(n)
-            raise SystemExit(f"measure: user {n} exists already; remove it: python scripts/hub/workshop.py remove {n}")
+            pw = pwd.getpwnam(n)
         except KeyError:
-            pass
+            continue
+        if pw.pw_gecos != workshop.LEARNER_COMMENT:
+            raise SystemExit(f"measure: user {n} exists and was not made by the workshop hub: this measurement needs that name")
+        workshop.remove_learner(n)  # left by an interrupted run
     password = secrets.token_urlsafe(12)
     tmp = Path(tempfile.mkdtemp(prefix="ocilearn-hub-measure-"))
     hub = hubclient.HubProcess(REPO, hubclient.free_ports(3), LEARNERS, password, tmp / "state", tmp / "hub.log")

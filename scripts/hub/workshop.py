@@ -39,6 +39,7 @@ WORK_DIR = "ocilearn-work"
 RUNTIME_BASE = "/run/user"
 #: useradd(8)'s default NAME_REGEX on Debian, without the upper-case and '$' extensions
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+LEARNER_COMMENT = "ocilearn workshop learner"  # the GECOS field of the accounts the hub creates
 FIRST_LEARNER_UID = 1000  # login.defs(5) UID_MIN: below it are system accounts
 
 
@@ -83,7 +84,7 @@ def ensure_learner(name: str, home_base: str = "/home") -> pwd.struct_passwd:
     except KeyError:
         home = os.path.join(home_base, name)
         p = subprocess.run(["useradd", "--create-home", "--home-dir", home, "--shell", "/bin/bash", "--user-group",
-                            "--comment", "ocilearn workshop learner", name], capture_output=True, text=True)
+                            "--comment", LEARNER_COMMENT, name], capture_output=True, text=True)
         if p.returncode != 0:
             raise WorkshopError(f"useradd {name} failed (exit {p.returncode}): {p.stderr.strip()}")
         pw = learner_account(name)
@@ -225,7 +226,8 @@ def learner_pids(uid: int) -> list[int]:
 def remove_learner(name: str) -> None:
     """After the workshop: the learner's processes killed (by PID), the account and home
     removed (userdel -r), /run/user/UID removed (so a later account with the same uid does
-    not inherit it). Raises WorkshopError (system account, userdel failure)."""
+    not inherit it). Only accounts the hub created (their comment is :data:`LEARNER_COMMENT`).
+    Raises WorkshopError (another account, a system account, userdel failure)."""
     import shutil
     import signal
 
@@ -233,6 +235,8 @@ def remove_learner(name: str) -> None:
         pw = learner_account(name)
     except KeyError:
         return
+    if pw.pw_gecos != LEARNER_COMMENT:
+        raise WorkshopError(f"user {name!r} was not created by the workshop hub (comment {pw.pw_gecos!r}): not removing it")
     for _ in range(50):
         pids = learner_pids(pw.pw_uid)
         if not pids:
