@@ -274,7 +274,33 @@ def test_every_notebook_is_clean_and_parametrised():
         assert "parameters" in code_cells[0].metadata.get("tags", []), f"{p.name}: first code cell not tagged 'parameters'"
         assert re.search(r"^IMAGE\s*=", code_cells[0].source, re.M), f"{p.name}: parameters cell does not set IMAGE"
         outs = [i for i, c in enumerate(code_cells) if c.get("outputs") or c.get("execution_count")]
-        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (run the .build script again)"
+        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (clear outputs: jupytext --sync notebooks/NN-name.md, or Edit > Clear All Outputs and save)"
+
+
+def test_every_notebook_pair_is_in_sync():
+    """Each notebooks/NN-name.md (MyST, the source in git) and its .ipynb hold the same cells:
+    same type, same source, same tags, and the .ipynb is paired through notebooks/jupytext.toml.
+    Fails when an instructor edited one side and did not save/sync the other."""
+    import jupytext
+    import nbformat
+
+    ipynbs = notebook_paths()
+    mds = sorted(NOTEBOOK_DIR.glob("[0-9]*.md"))
+    assert [p.stem for p in mds] == [p.stem for p in ipynbs], (
+        f"unpaired notebooks: md {[p.name for p in mds]} vs ipynb {[p.name for p in ipynbs]}")
+    assert "md:myst" in (NOTEBOOK_DIR / "jupytext.toml").read_text(), "notebooks/jupytext.toml must pair ipynb with md:myst"
+
+    def cells(nb):
+        return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
+
+    for md, ipynb in zip(mds, ipynbs, strict=True):
+        text = jupytext.read(md)
+        nb = nbformat.read(ipynb, as_version=4)
+        a, b = cells(text), cells(nb)
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            assert x == y, f"{md.name} and {ipynb.name} differ at cell {i}: run `jupytext --sync {md}`"
+        assert len(a) == len(b), f"{md.name} has {len(a)} cells, {ipynb.name} {len(b)}: run `jupytext --sync {md}`"
+        assert text.metadata.get("kernelspec", {}).get("name") == "python3", f"{md.name}: kernelspec must be python3"
 
 
 def _param(paths):
