@@ -428,3 +428,30 @@ if __name__ == "__main__":
         print(f"{src.name}: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
     nbformat.write(nb, out)
+
+
+def test_article_tools_for_real(tmp_path):
+    """The article's own commands, run by ocilearn.course.tools on the embedded image:
+    umoci unpack --rootless, runc create with runc's own tty error, the two edits, the
+    unmapped-user error of a rootless bundle and its fix, runc list created -> running.
+    umoci and runc are installed by scripts/setup.sh: a missing one fails this test."""
+    from ocilearn.course import tools
+    from ocilearn.image import embedded
+
+    bundle = tmp_path / "bundle"
+    unpack = tools.umoci_unpack(embedded.layout_path(), "latest", bundle)
+    assert unpack.returncode == 0, str(unpack)
+    assert (bundle / "rootfs" / "bin" / "busybox").exists()
+    runs = tools.runc_article_sequence(bundle, name="t-article")
+    first = runs[0]
+    assert first.returncode == 1
+    assert "cannot allocate tty if runc will detach without setting console socket" in first.stderr
+    lists = [r for r in runs if r.argv[-1] == "list"]
+    assert len(lists) == 2
+    assert re.search(r"^t-article\s+\d+\s+created\s", lists[0].stdout, re.M), lists[0].stdout
+    assert re.search(r"^t-article\s+\d+\s+running\s", lists[1].stdout, re.M), lists[1].stdout
+    exec_run = next(r for r in runs if "exec" in r.argv)
+    assert exec_run.returncode == 0 and exec_run.stdout.strip(), str(exec_run)
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["process"]["terminal"] is False and config["process"]["args"] == ["sleep", "300"]
+    assert "'\"'\"'" not in "\n".join(r.command for r in runs)
