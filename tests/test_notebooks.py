@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -455,3 +456,39 @@ def test_article_tools_for_real(tmp_path):
     config = json.loads((bundle / "config.json").read_text())
     assert config["process"]["terminal"] is False and config["process"]["args"] == ["sleep", "300"]
     assert "'\"'\"'" not in "\n".join(r.command for r in runs)
+
+
+def test_article_tools_rootless(unpriv_user, request_cleanup):
+    """The same sequence as an ordinary user: rootless runc runs umoci's rootless bundle
+    (tty error, unmapped-user error, then created -> running, owned by that user)."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-rootless-runc-"))  # pytest's tmp_path is 0700 root
+    request_cleanup.append(work)
+    os.chown(work, unpriv_user[1], unpriv_user[2])
+    layout = work / "img"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "ocilearn/data/images/busybox", layout)
+    for p in [layout, *layout.rglob("*")]:
+        os.chown(p, unpriv_user[1], unpriv_user[2])
+    code = (
+        "from ocilearn.course import tools\n"
+        f"u = tools.umoci_unpack({str(layout)!r}, 'latest', {str(work / 'b')!r})\n"
+        "assert u.returncode == 0, str(u)\n"
+        f"for r in tools.runc_article_sequence({str(work / 'b')!r}, name='t-rootless'):\n"
+        "    print(r.output)\n"
+    )
+    p = as_user(unpriv_user, ["python3", "-c", code],
+                env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TMPDIR": str(work)})
+    assert p.returncode == 0, p.stderr
+    assert "cannot allocate tty if runc will detach without setting console socket" in p.stdout
+    assert "cannot set uid to unmapped user in user namespace" in p.stdout
+    assert re.search(rf"^t-rootless\s+\d+\s+running\s.*{unpriv_user[0]}\s*$", p.stdout, re.M), p.stdout
+
+
+@pytest.fixture
+def request_cleanup():
+    """Directories to remove after the test (one file system, as root made them)."""
+    dirs: list[Path] = []
+    yield dirs
+    for d in dirs:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)
