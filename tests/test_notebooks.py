@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -274,7 +275,33 @@ def test_every_notebook_is_clean_and_parametrised():
         assert "parameters" in code_cells[0].metadata.get("tags", []), f"{p.name}: first code cell not tagged 'parameters'"
         assert re.search(r"^IMAGE\s*=", code_cells[0].source, re.M), f"{p.name}: parameters cell does not set IMAGE"
         outs = [i for i, c in enumerate(code_cells) if c.get("outputs") or c.get("execution_count")]
-        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (run the .build script again)"
+        assert not outs, f"{p.name}: stored with outputs in code cells {outs} (clear outputs: jupytext --sync notebooks/NN-name.md, or Edit > Clear All Outputs and save)"
+
+
+def test_every_notebook_pair_is_in_sync():
+    """Each notebooks/NN-name.md (MyST, the source in git) and its .ipynb hold the same cells:
+    same type, same source, same tags, and the .ipynb is paired through notebooks/jupytext.toml.
+    Fails when an instructor edited one side and did not save/sync the other."""
+    import jupytext
+    import nbformat
+
+    ipynbs = notebook_paths()
+    mds = sorted(NOTEBOOK_DIR.glob("[0-9]*.md"))
+    assert [p.stem for p in mds] == [p.stem for p in ipynbs], (
+        f"unpaired notebooks: md {[p.name for p in mds]} vs ipynb {[p.name for p in ipynbs]}")
+    assert "md:myst" in (NOTEBOOK_DIR / "jupytext.toml").read_text(), "notebooks/jupytext.toml must pair ipynb with md:myst"
+
+    def cells(nb):
+        return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
+
+    for md, ipynb in zip(mds, ipynbs, strict=True):
+        text = jupytext.read(md)
+        nb = nbformat.read(ipynb, as_version=4)
+        a, b = cells(text), cells(nb)
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            assert x == y, f"{md.name} and {ipynb.name} differ at cell {i}: run `jupytext --sync {md}`"
+        assert len(a) == len(b), f"{md.name} has {len(a)} cells, {ipynb.name} {len(b)}: run `jupytext --sync {md}`"
+        assert text.metadata.get("kernelspec", {}).get("name") == "python3", f"{md.name}: kernelspec must be python3"
 
 
 def _param(paths):
@@ -402,3 +429,66 @@ if __name__ == "__main__":
         print(f"{src.name}: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
     nbformat.write(nb, out)
+
+
+def test_article_tools_for_real(tmp_path):
+    """The article's own commands, run by ocilearn.course.tools on the embedded image:
+    umoci unpack --rootless, runc create with runc's own tty error, the two edits, the
+    unmapped-user error of a rootless bundle and its fix, runc list created -> running.
+    umoci and runc are installed by scripts/setup.sh: a missing one fails this test."""
+    from ocilearn.course import tools
+    from ocilearn.image import embedded
+
+    bundle = tmp_path / "bundle"
+    unpack = tools.umoci_unpack(embedded.layout_path(), "latest", bundle)
+    assert unpack.returncode == 0, str(unpack)
+    assert (bundle / "rootfs" / "bin" / "busybox").exists()
+    runs = tools.runc_article_sequence(bundle, name="t-article")
+    first = runs[0]
+    assert first.returncode == 1
+    assert "cannot allocate tty if runc will detach without setting console socket" in first.stderr
+    lists = [r for r in runs if r.argv[-1] == "list"]
+    assert len(lists) == 2
+    assert re.search(r"^t-article\s+\d+\s+created\s", lists[0].stdout, re.M), lists[0].stdout
+    assert re.search(r"^t-article\s+\d+\s+running\s", lists[1].stdout, re.M), lists[1].stdout
+    exec_run = next(r for r in runs if "exec" in r.argv)
+    assert exec_run.returncode == 0 and exec_run.stdout.strip(), str(exec_run)
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["process"]["terminal"] is False and config["process"]["args"] == ["sleep", "300"]
+    assert "'\"'\"'" not in "\n".join(r.command for r in runs)
+
+
+def test_article_tools_rootless(unpriv_user, request_cleanup):
+    """The same sequence as an ordinary user: rootless runc runs umoci's rootless bundle
+    (tty error, unmapped-user error, then created -> running, owned by that user)."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="ocilearn-rootless-runc-"))  # pytest's tmp_path is 0700 root
+    request_cleanup.append(work)
+    os.chown(work, unpriv_user[1], unpriv_user[2])
+    layout = work / "img"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "ocilearn/data/images/busybox", layout)
+    for p in [layout, *layout.rglob("*")]:
+        os.chown(p, unpriv_user[1], unpriv_user[2])
+    code = (
+        "from ocilearn.course import tools\n"
+        f"u = tools.umoci_unpack({str(layout)!r}, 'latest', {str(work / 'b')!r})\n"
+        "assert u.returncode == 0, str(u)\n"
+        f"for r in tools.runc_article_sequence({str(work / 'b')!r}, name='t-rootless'):\n"
+        "    print(r.output)\n"
+    )
+    p = as_user(unpriv_user, ["python3", "-c", code],
+                env={"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TMPDIR": str(work)})
+    assert p.returncode == 0, p.stderr
+    assert "cannot allocate tty if runc will detach without setting console socket" in p.stdout
+    assert "cannot set uid to unmapped user in user namespace" in p.stdout
+    assert re.search(rf"^t-rootless\s+\d+\s+running\s.*{unpriv_user[0]}\s*$", p.stdout, re.M), p.stdout
+
+
+@pytest.fixture
+def request_cleanup():
+    """Directories to remove after the test (one file system, as root made them)."""
+    dirs: list[Path] = []
+    yield dirs
+    for d in dirs:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)

@@ -1,0 +1,227 @@
+"""The article's own commands, run for real beside ocilearn's.
+
+The course retraces *Spawning Container with runc*: ``skopeo copy`` into an OCI image
+layout, ``umoci unpack --rootless`` into a bundle, two edits of ``config.json``, then
+``runc create`` (which fails: a detached container cannot have a terminal), ``runc
+list``, ``runc start``, ``runc exec``. These helpers run exactly those commands, when the
+tool is installed, and return what the tool really printed, so that a notebook cell is
+one call and shows the real output next to ocilearn's.
+
+Nothing here implements an OCI step: ocilearn's own code does that (see
+``ocilearn.distribution``, ``ocilearn.bundle``, ``ocilearn.runtime``); these are the
+*peers* the course compares against. A missing tool is not an error: the result says
+which Debian package brings it, and the notebook goes on.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: tool → the Debian package that installs it (``apt-get install -y PACKAGE``)
+DEBIAN_PACKAGE = {"skopeo": "skopeo", "umoci": "umoci", "runc": "runc", "crun": "crun"}
+
+
+def which(tool: str) -> str | None:
+    """Path of ``tool``, also looking in the sbin directories (runc lives in /usr/sbin
+    on Debian, which is not on an ordinary user's PATH); None when not installed."""
+    return shutil.which(tool) or shutil.which(tool, path="/usr/local/sbin:/usr/sbin:/sbin")
+
+
+@dataclass
+class ToolRun:
+    """One command of the article, as it really ran.
+
+    ``argv``: the command (argv[0] is the tool's name, as the article writes it);
+    ``returncode``: its exit status, or None when the tool is not installed (then
+    ``package`` names the Debian package that brings it); ``stdout``/``stderr``: text.
+    """
+
+    argv: list[str]
+    returncode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    package: str | None = None
+    note: str = ""
+    cwd: str | None = field(default=None, repr=False)
+
+    @property
+    def ran(self) -> bool:
+        return self.returncode is not None
+
+    @property
+    def command(self) -> str:
+        """The command as a shell line (quoted only where a word needs it)."""
+        return "$ " + " ".join(_quote(a) for a in self.argv)
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + self.stderr).rstrip("\n")
+
+    def __str__(self) -> str:
+        if not self.ran:
+            return f"{self.command}\n({self.argv[0]} is not installed: apt-get install -y {self.package})"
+        tail = "" if self.returncode == 0 else f"\n[exit status {self.returncode}]"
+        return f"{self.command}\n{self.output}{tail}" + (f"\n# {self.note}" if self.note else "")
+
+    def _repr_html_(self) -> str:
+        body = html.escape(str(self))
+        return f"<pre style='white-space:pre-wrap;word-break:break-all;max-width:100%'>{body}</pre>"
+
+
+def _quote(word: str) -> str:
+    # double quotes read like the article's commands; shlex.quote would print '"'"'
+    if word and all(c.isalnum() or c in "@%+=:,./-_" for c in word):
+        return word
+    if "'" not in word:
+        return f"'{word}'"
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`") + '"'
+
+
+def run_tool(argv: list[str], *, cwd: str | os.PathLike | None = None, timeout: float = 120,
+             note: str = "") -> ToolRun:
+    """Run ``argv`` (a reference tool and its arguments) and capture what it prints.
+
+    Never raises for a failing or missing tool: the result carries the exit status,
+    or the Debian package to install. ``timeout`` in seconds (subprocess.TimeoutExpired
+    propagates: a hung reference tool is a real fault worth seeing).
+    """
+    tool = argv[0]
+    path = which(tool)
+    if path is None:
+        return ToolRun(list(argv), package=DEBIAN_PACKAGE.get(tool, tool), note=note)
+    # files, not pipes: `runc create` leaves a container process holding its stdio, so a
+    # pipe would never reach end-of-file while the container lives
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.run([path, *argv[1:]], cwd=cwd, stdout=out, stderr=err,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+        out.seek(0)
+        err.seek(0)
+        return ToolRun(list(argv), proc.returncode, out.read(), err.read(), note=note,
+                       cwd=str(cwd) if cwd else None)
+
+
+def skopeo_copy(source: str, layout_dir: str | os.PathLike, tag: str = "latest", *,
+                tls_verify: bool = False) -> ToolRun:
+    """``skopeo copy SOURCE oci:LAYOUT_DIR:TAG`` — the article's first command (skopeo(1)).
+
+    ``SOURCE`` is a skopeo transport reference, e.g. ``docker://127.0.0.1:5010/debian:bookworm``
+    (the loopback registry serves plain HTTP, hence ``--src-tls-verify=false``).
+    """
+    argv = ["skopeo", "copy"]
+    if source.startswith("docker://") and not tls_verify:
+        argv.append("--src-tls-verify=false")
+    argv += [source, f"oci:{layout_dir}:{tag}"]
+    return run_tool(argv, cwd=Path(layout_dir).parent)
+
+
+def umoci_unpack(layout_dir: str | os.PathLike, tag: str, bundle: str | os.PathLike) -> ToolRun:
+    """``umoci unpack --rootless --image LAYOUT:TAG BUNDLE`` (umoci-unpack(1)): the bundle
+    the article gives to runc; ``--rootless`` so that an ordinary user can do it too."""
+    return run_tool(["umoci", "unpack", "--rootless", "--image", f"{layout_dir}:{tag}", str(bundle)])
+
+
+def article_edits(bundle: str | os.PathLike, args: list[str]) -> dict:
+    """The article's two edits of ``BUNDLE/config.json``: ``process.terminal`` → false (a
+    container that runc detaches has no terminal to attach to) and ``process.args`` → the
+    command to run. Returns ``{"terminal": (old, new), "args": (old, new)}``.
+    Raises FileNotFoundError when the bundle has no config.json."""
+    path = Path(bundle) / "config.json"
+    config = json.loads(path.read_text())
+    proc = config.setdefault("process", {})
+    before = {"terminal": proc.get("terminal", False), "args": proc.get("args")}
+    proc["terminal"] = False
+    proc["args"] = list(args)
+    tmp = path.with_name(".config.json.tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, path)
+    return {"terminal": (before["terminal"], False), "args": (before["args"], list(args))}
+
+
+def map_user_to_root(bundle: str | os.PathLike) -> tuple[dict, dict]:
+    """Set ``process.user`` of ``BUNDLE/config.json`` to uid 0, gid 0 — the only IDs a
+    rootless bundle's user namespace maps (runtime-spec config-linux.md, "User namespace
+    mappings"). Returns (old user, new user)."""
+    path = Path(bundle) / "config.json"
+    config = json.loads(path.read_text())
+    old = dict(config.get("process", {}).get("user", {}))
+    new = {"uid": 0, "gid": 0}
+    config["process"]["user"] = new
+    tmp = path.with_name(".config.json.tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, path)
+    return old, new
+
+
+@dataclass
+class RuncSession:
+    """runc with its own state directory (``runc --root DIR``), so that the course's
+    containers never mix with the machine's and an ordinary user can run it (rootless
+    runc keeps its state where the user may write)."""
+
+    root: Path
+
+    @classmethod
+    def temporary(cls) -> RuncSession:
+        return cls(Path(tempfile.mkdtemp(prefix="ocilearn-runc-")))
+
+    def __call__(self, *args: str, cwd: str | os.PathLike | None = None, note: str = "") -> ToolRun:
+        run = run_tool(["runc", "--root", str(self.root), *args], cwd=cwd, note=note)
+        return run
+
+    def cleanup(self, *names: str) -> None:
+        """Kill and delete the named containers (``runc delete --force``), then remove
+        the state directory."""
+        for name in names:
+            self("delete", "--force", name)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def runc_article_sequence(bundle: str | os.PathLike, name: str = "article",
+                          args: list[str] | None = None) -> list[ToolRun]:
+    """The article's runc commands, for real, on a bundle made by ``umoci unpack``:
+
+    1. ``runc create`` with the bundle as umoci wrote it (``terminal: true``) — fails with
+       runc's own error, ``cannot allocate tty if runc will detach without setting
+       console socket``;
+    2. the two edits (:func:`article_edits`), then ``runc create`` again — succeeds;
+    3. ``runc list`` (status ``created``), ``runc start``, ``runc exec NAME ps``
+       (or ``hostname``), ``runc list`` (status ``running``);
+    4. ``runc delete --force`` and the state directory removed.
+
+    Works as root and as an ordinary user (rootless runc: umoci's rootless bundle
+    already maps the user to root in a user namespace). Returns every ToolRun, in order;
+    a single ToolRun saying which package to install when runc is missing.
+    """
+    if which("runc") is None:
+        return [run_tool(["runc", "create", "--bundle", str(bundle), name])]
+    args = args or ["sleep", "300"]
+    runc = RuncSession.temporary()
+    out: list[ToolRun] = []
+    try:
+        out.append(runc("create", "--bundle", str(bundle), name,
+                        note="as umoci wrote it: process.terminal is true"))
+        edits = article_edits(bundle, args)
+        out.append(runc("create", "--bundle", str(bundle), name,
+                        note=f"after the two edits: terminal {edits['terminal'][0]} → false, "
+                             f"args {edits['args'][0]} → {args}"))
+        if out[-1].returncode != 0 and "unmapped user" in out[-1].output:
+            # umoci's rootless bundle maps one ID (yours) to 0 in the user namespace
+            # (config.json linux.uidMappings); the image config's User is another ID,
+            # which has no mapping. Run as the mapped root instead.
+            user = map_user_to_root(bundle)
+            out.append(runc("create", "--bundle", str(bundle), name,
+                            note=f"after process.user {user[0]} → uid 0, gid 0 (the one mapped ID)"))
+        out.append(runc("list"))
+        out.append(runc("start", name))
+        out.append(runc("exec", name, "hostname"))
+        out.append(runc("list"))
+    finally:
+        runc.cleanup(name)
+    return out
