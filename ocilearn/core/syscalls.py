@@ -98,9 +98,9 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # syscall numbers the C library has no wrapper for (asm/unistd.h)
 _SYS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "close_range": 436},
-}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436})
+    "x86_64": {"pivot_root": 155, "close_range": 436, "bpf": 321},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "bpf": 280},
+}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436, "bpf": 321})
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -202,6 +202,14 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     ``os.closerange`` when the kernel lacks it."""
     if _libc.syscall(_SYS["close_range"], first, last, flags) < 0:
         os.closerange(first, min(last, os.sysconf("SC_OPEN_MAX")))
+
+
+def bpf(cmd: int, attr: bytearray) -> int:
+    """The bpf(2) system call (no libc wrapper): ``cmd`` (BPF_PROG_LOAD, BPF_PROG_ATTACH …)
+    with ``attr``, the ``union bpf_attr`` bytes (linux/bpf.h; zero-padded). Returns the
+    call's result (a new fd for BPF_PROG_LOAD). Raises OSError."""
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    return _check(_libc.syscall(_SYS["bpf"], ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))), f"bpf(cmd {cmd})")
 
 
 class _CapHeader(ctypes.Structure):

@@ -44,7 +44,7 @@ import time
 from ..core import syscalls as sc
 from ..core.errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
 from . import namespaces as nsmod
-from . import step
+from . import spec, step
 
 STATUSES = ("creating", "created", "running", "stopped")
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -186,6 +186,7 @@ def load_config(bundle: str) -> dict:
         raise RuntimeSpecError(f"{path}: no config.json in the bundle (runtime-spec bundle.md)")
     except (OSError, ValueError) as e:
         raise RuntimeSpecError(f"{path}: unreadable: {e}")
+    spec.validate(cfg, path)
     if not isinstance(cfg, dict) or not isinstance(cfg.get("root"), dict) or not cfg["root"].get("path"):
         raise RuntimeSpecError(f"{path}: root.path is required (config.md 'Root')")
     proc = cfg.get("process")
@@ -523,7 +524,7 @@ class Container:
         if not os.path.isdir(rootfs):
             raise RuntimeSpecError(f"root.path {rootfs}: not a directory (config.md 'Root')")
         o = st["ocilearn"]
-        o.update(rootfs=rootfs, userns=userns, process=proc, new_cgroupns=bool(flags & sc.CLONE_NEWCGROUP), namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
+        o.update(rootfs=rootfs, userns=userns, process=proc, seccomp=linux.get("seccomp"), new_cgroupns=bool(flags & sc.CLONE_NEWCGROUP), namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
         cg = None
         if not rootless:
             from .cgroups import Cgroup
@@ -556,7 +557,7 @@ class Container:
         s2_parent, s2_child = _socketpair()
         for s in (s1_parent, s2_parent):
             s.settimeout(60)
-        ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach,
+        ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach, **spec.prepare(cfg),
                "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
                "preserve_fds": preserve_fds, "id": self.id, "init": init, "rootless": rootless}
         parent_pid = os.getpid()
@@ -703,7 +704,7 @@ class Container:
         if os.path.exists(self.fifo):
             os.unlink(self.fifo)
         step("runtime", "start", f"released init {st['pid']} through exec.fifo", f"runc start {self.id}")
-        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart")
+        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart", warn_only=True)
 
     def kill(self, sig: int = signal.SIGTERM, all_: bool = False) -> None:
         """runtime-spec runtime.md "kill": send ``sig`` to the init (``all_``: to every
@@ -1017,7 +1018,8 @@ def _stage2(ctx: dict, s2) -> None:
                 continue  # rootless: no cgroup of our own to show
             if m.get("type") == "sysfs" and userns and not flags & sc.CLONE_NEWNET:
                 m = {**m, "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-            rfs.mount_one(root, m, userns=userns, cgroup_paths=cg_paths, cgroupns=bool(flags & sc.CLONE_NEWCGROUP))
+            rfs.mount_one(root, m, userns=userns, cgroup_paths=cg_paths, cgroupns=bool(flags & sc.CLONE_NEWCGROUP),
+                          mount_label=linux.get("mountLabel"))
             mounted_dev = mounted_dev or m["destination"].rstrip("/") == "/dev"
         rfs.create_devices(root, linux.get("devices"), userns=userns)
     if flags & sc.CLONE_NEWUTS:
@@ -1093,7 +1095,7 @@ def _stage2(ctx: dict, s2) -> None:
         run_hooks(hooks["startContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "running",
                                             "pid": 1, "bundle": ctx["bundle"]}, "startContainer")
     keep = 3 + ctx.get("preserve_fds", 0)
-    process.exec_process(proc, keep_fds=keep, also_keep=keep_sync, init=ctx.get("init", False))
+    process.exec_process(proc, keep_fds=keep, also_keep=keep_sync, init=ctx.get("init", False), seccomp=ctx.get("seccomp"))
 
 
 # ---------------------------------------------------------------- list, run, exec
@@ -1151,7 +1153,7 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
         except OSError:
             pass
         sock.close()
-        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart")
+        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart", warn_only=True)
         step("runtime", "started", f"container {cid}: program running", "")
         if master is not None:
             _proxy_pty(master, monitor)
@@ -1311,6 +1313,7 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
     if user:
         proc["user"] = {**(proc.get("user") or {}), **parse_exec_user(user), "additionalGids": []}
     check_process(proc, f"exec in {cid}")
+    sfilter = spec.prepare({"linux": {"seccomp": o.get("seccomp")}})["seccomp"]
     fds = _open_container_ns(st)
     cg = c._cgroup(st)
     master = None
@@ -1342,7 +1345,7 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
                         _recv(theirs)  # the window size is set: go
                         theirs.close()
                         pr.become_tty_session(slave)
-                    pr.exec_process(proc)
+                    pr.exec_process(proc, seccomp=sfilter)
                 except BaseException as e:  # noqa: BLE001
                     print(f"ocilearn: exec: {e}", file=sys.stderr)
                 finally:

@@ -15,6 +15,7 @@ import stat
 
 from ..core import syscalls as sc
 from . import step
+from .labels import mount_data
 
 # mount(8) option -> (set flags, clear flags); anything else is filesystem data
 MOUNT_FLAGS: dict[str, tuple[int, int]] = {
@@ -38,6 +39,16 @@ PROPAGATION: dict[str, int] = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
+#: options runc 1.1 understands that ocilearn does not apply: refused naming the option
+#: (runtime-spec config.md "Mounts"; mount_setattr(2) for the recursive ones)
+UNSUPPORTED_OPTIONS: dict[str, str] = {
+    **{o: "recursive mount attributes (mount_setattr(2) AT_RECURSIVE) are not implemented; use the non-recursive option"
+       for o in ("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime",
+                 "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow")},
+    "idmap": "id-mapped mounts are not implemented", "ridmap": "id-mapped mounts are not implemented",
+}
+#: runc's extension: fill a new tmpfs with what the image had at its destination
+TMPCOPYUP = "tmpcopyup"
 # statvfs(3) f_flag bits that the kernel "locks" on a bind mount made in a user namespace
 _ST_LOCKED = {os.ST_RDONLY: sc.MS_RDONLY, os.ST_NOSUID: sc.MS_NOSUID, os.ST_NODEV: sc.MS_NODEV, os.ST_NOEXEC: sc.MS_NOEXEC}
 
@@ -47,10 +58,13 @@ DEV_SYMLINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/p
 
 
 def parse_options(options: list[str] | None) -> tuple[int, int, str]:
-    """Split mount options into (flags, propagation flags, data string) as mount(8) does.
-    Returns bit masks for mount(2) and the comma-joined filesystem-specific data."""
+    """Split mount options into (flags, propagation flags, data string) as mount(8) and runc
+    do. Returns bit masks for mount(2) and the comma-joined filesystem-specific data;
+    ``tmpcopyup`` is neither (see :func:`mount_one`)."""
     flags, prop, data = 0, 0, []
     for o in options or []:
+        if o == TMPCOPYUP:
+            continue
         if o in MOUNT_FLAGS:
             s, c = MOUNT_FLAGS[o]
             flags = (flags | s) & ~c
@@ -141,7 +155,8 @@ def bind_rootfs(rootfs: str) -> None:
     step("runtime", "bind rootfs", rootfs, f"mount --rbind {rootfs} {rootfs}")
 
 
-def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[str, str] | None = None, cgroupns: bool = False) -> None:
+def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[str, str] | None = None, cgroupns: bool = False,
+              mount_label: str | None = None) -> None:
     """Perform one ``mounts[]`` entry of config.json below ``rootfs``.
     (The tmpfs under a ``cgroup`` mount stays writable, as with runc 1.1.)
 
@@ -149,7 +164,10 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
     file). Bind mounts are remounted to apply ro/nosuid/nodev/noexec (keeping flags the
     kernel locks in a user namespace). ``type: cgroup`` is the container's own cgroups:
     a tmpfs with one read-only bind (or fresh cgroup mount in a cgroup namespace) per
-    hierarchy in ``cgroup_paths`` (mount point name -> host directory).
+    hierarchy in ``cgroup_paths`` (mount point name -> host directory). Other types get
+    ``mount_label`` as ``context=`` (SELinux, :func:`.labels.mount_data`); a tmpfs with
+    ``tmpcopyup`` starts with a copy of what the rootfs had at the destination (runc's
+    extension, used by podman for ``--read-only`` and ``--tmpfs``).
     Raises OSError naming the destination."""
     dest_rel = m["destination"]
     typ = m.get("type") or ""
@@ -175,10 +193,62 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         dest = mkdir_in_root(rootfs, dest_rel)
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
-        sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT, data or None)
+        data = mount_data(data, typ, mount_label)
+        below = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if TMPCOPYUP in (m.get("options") or ()) else -1
+        try:
+            sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if below >= 0 else flags & ~sc.MS_REMOUNT, data or None)
+            if below >= 0:
+                _copy_up(below, dest)
+                if flags & sc.MS_RDONLY:
+                    sc.mount(None, dest, None, sc.MS_REMOUNT | (flags & ~sc.MS_REMOUNT), data or None)
+        finally:
+            if below >= 0:
+                os.close(below)
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
+
+
+def _copy_up(src_fd: int, dest: str) -> None:
+    """Copy the directory open as ``src_fd`` (what the rootfs had before the tmpfs covered
+    it) into ``dest``: files, directories, symlinks, fifos and device nodes, with owner,
+    mode and times, never following a symlink (runc rootfs_linux.go doTmpfsCopyUp)."""
+    st = os.fstat(src_fd)
+    os.chown(dest, st.st_uid, st.st_gid)
+    os.chmod(dest, stat.S_IMODE(st.st_mode))
+    for name in os.listdir(src_fd):
+        lst = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
+        target = os.path.join(dest, name)
+        mode = lst.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(target, 0o700)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+            try:
+                _copy_up(fd, target)
+            finally:
+                os.close(fd)
+            continue
+        if stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src_fd), target)
+        elif stat.S_ISREG(mode):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+            try:
+                out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    while os.sendfile(out, fd, None, 1 << 20):
+                        pass
+                finally:
+                    os.close(out)
+            finally:
+                os.close(fd)
+        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.mknod(target, mode, lst.st_rdev)
+        else:
+            continue  # a socket is not copied (it cannot be)
+        os.chown(target, lst.st_uid, lst.st_gid, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(target, stat.S_IMODE(mode))
+        os.utime(target, ns=(lst.st_atime_ns, lst.st_mtime_ns), follow_symlinks=False)
 
 
 def _refuse_symlinked_dest(rootfs: str, dest_rel: str, typ: str) -> None:
