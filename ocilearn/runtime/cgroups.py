@@ -219,8 +219,9 @@ def _mapping(version: int, r: dict):
             yield f"{F}.blockIO.{key}[{i}]", "io", "io.max", f"{_dev(d)} {k}={d['rate']}"
     for i, h in enumerate(r.get("hugepageLimits") or []):
         yield f"{F}.hugepageLimits[{i}]", "hugetlb", f"hugetlb.{h['pageSize']}.max", str(h["limit"])
-    if net:
-        none("network (net_cls/net_prio)")
+    for key in ("classID", "priorities"):
+        if net.get(key) is not None:
+            none(f"network.{key} (net_cls/net_prio)")
     for dev, lim in (r.get("rdma") or {}).items():
         yield from _rdma(F, dev, lim)
     for key, value in (r.get("unified") or {}).items():
