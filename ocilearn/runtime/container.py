@@ -552,13 +552,17 @@ class Container:
             cg.apply(linux.get("resources"))
         if detach:
             os.mkfifo(self.fifo, 0o600)
+            if flags & sc.CLONE_NEWUSER:  # the init opens it as the container's root (runc: HostRootUID)
+                os.chown(self.fifo, nsmod.host_id(0, uidm), nsmod.host_id(0, gidm))
+        # opened here, O_PATH: the container's root may not search the state directory
+        fifo_fd = os.open(self.fifo, os.O_PATH | os.O_CLOEXEC) if detach else -1
         ns_files = nsmod.open_ns(joins)
         s1_parent, s1_child = _socketpair()
         s2_parent, s2_child = _socketpair()
         for s in (s1_parent, s2_parent):
             s.settimeout(60)
         ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach, **spec.prepare(cfg),
-               "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
+               "cgroup": cg, "fifo": self.fifo, "fifo_fd": fifo_fd, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
                "preserve_fds": preserve_fds, "id": self.id, "init": init, "rootless": rootless}
         parent_pid = os.getpid()
         step("runtime", "fork monitor", "", "")
@@ -583,6 +587,8 @@ class Container:
                 os._exit(code)
         for _t, fd in ns_files:
             os.close(fd)
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
         s1_child.close()
         s2_child.close()
         o["monitor_pid"] = monitor
@@ -1057,7 +1063,7 @@ def _stage2(ctx: dict, s2) -> None:
     if hooks.get("createContainer"):
         run_hooks(hooks["createContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "creating",
                                              "pid": 1, "bundle": ctx["bundle"]}, "createContainer")
-    fifo_fd = os.open(ctx["fifo"], os.O_PATH | os.O_CLOEXEC) if ctx["detach"] else -1
+    fifo_fd = ctx["fifo_fd"]
     rfs.pivot(root, no_pivot=ctx["no_pivot"])
     for key, value in (linux.get("sysctl") or {}).items():
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:

@@ -151,9 +151,18 @@ def schema_error(instance, schema: dict, base: str, path: str = "") -> str | Non
     return None
 
 
+#: values runc 1.1 accepts beyond the schema's enum (runc libcontainer/specconv
+#: mountPropagationMapping), so that a config runc runs is not refused here
+RUNC_ROOTFS_PROPAGATION = {"rprivate": "private", "rshared": "shared", "rslave": "slave", "runbindable": "unbindable"}
+
+
 def check_schema(cfg, path: str = "config.json", schema: str = "config-schema.json") -> None:
     """Check ``cfg`` against the runtime-spec schema file ``schema``. Raises
-    RuntimeSpecError ``"PATH: FIELD = VALUE: must be …"`` (runtime-spec schema/)."""
+    RuntimeSpecError ``"PATH: FIELD = VALUE: must be …"`` (runtime-spec schema/). The
+    recursive ``linux.rootfsPropagation`` values runc accepts are accepted too."""
+    linux = cfg.get("linux") if isinstance(cfg, dict) else None
+    if isinstance(linux, dict) and linux.get("rootfsPropagation") in RUNC_ROOTFS_PROPAGATION:
+        cfg = {**cfg, "linux": {**linux, "rootfsPropagation": RUNC_ROOTFS_PROPAGATION[linux["rootfsPropagation"]]}}
     err = schema_error(cfg, _schema_file(schema), schema)
     if err:
         raise RuntimeSpecError(f"{path}: {err} (runtime-spec {schema})")
@@ -170,13 +179,16 @@ def _namespaces(cfg: dict) -> dict[str, dict]:
     return {n.get("type"): n for n in (cfg.get("linux") or {}).get("namespaces") or []}
 
 
-def check_capabilities(caps: dict | None, path: str = "config.json") -> None:
+def check_capabilities(caps: dict | None, path: str = "config.json", *, userns: bool = True) -> None:
     """Every name in ``process.capabilities`` (bounding, effective, inheritable, permitted,
     ambient) must be a capability this kernel knows (capabilities(7);
     /proc/sys/kernel/cap_last_cap), and effective must be a subset of permitted (capset(2)
-    fails with EPERM otherwise). runc 1.1 logs and drops unknown names; here they are an
-    error, since a capability that cannot be granted is a setting that would be skipped.
-    Raises RuntimeSpecError naming the set and the capability."""
+    fails with EPERM otherwise). Without a user namespace (``userns`` False) the
+    permitted set can only shrink (capset(2)): a capability the runtime itself does not
+    hold is refused here rather than by capset in the container's init. runc 1.1 logs and
+    drops unknown names; here they are an error, since a capability that cannot be
+    granted is a setting that would be skipped. Raises RuntimeSpecError naming the set and
+    the capability."""
     if not caps:
         return
     from ..core import syscalls as sc
@@ -197,6 +209,16 @@ def check_capabilities(caps: dict | None, path: str = "config.json") -> None:
         extra = sorted(sets["effective"] - sets["permitted"])
         raise _bad(path, "process.capabilities.effective", f"has {', '.join(extra)} which process.capabilities.permitted lacks: "
                    "an effective capability must be permitted (capset(2) EPERM)")
+    if not userns:
+        try:
+            own = sc.capget()[1]
+        except OSError:
+            return
+        for kind in ("permitted", "effective"):
+            lacking = sorted(n for n in sets.get(kind, ()) if not own & (1 << sc.CAPS[n.removeprefix("CAP_")]))
+            if lacking:
+                raise _bad(path, f"process.capabilities.{kind}", f"has {', '.join(lacking)}, which this runtime does not hold itself: "
+                           "without a user namespace a process can only keep capabilities it has (capset(2) EPERM)")
 
 
 def _nr_open() -> int:
@@ -319,7 +341,8 @@ def validate(cfg, path: str = "config.json") -> None:
     ``"PATH: FIELD …"``. ``path`` is only used in messages."""
     check_schema(cfg, path)
     proc = cfg.get("process") or {}
-    check_capabilities(proc.get("capabilities"), path)
+    userns = os.geteuid() != 0 or "user" in _namespaces(cfg)  # rootless: ocilearn always adds one
+    check_capabilities(proc.get("capabilities"), path, userns=userns)
     check_rlimits(proc.get("rlimits"), path)
     check_hostname(cfg, path)
     check_mounts(cfg.get("mounts"), path)
