@@ -274,3 +274,24 @@ def test_real_device_filter_on_cgroup2():
         assert errno.EPERM == 1
     finally:
         os.rmdir(d)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: writes the host's cgroupfs")
+def test_kernel_memory_limit_applied_or_refused():
+    """memory.kernel: either the kernel applies memory.kmem.limit_in_bytes or ocilearn
+    refuses it (Linux 5.16+ accepts the write and ignores it)."""
+    version, _ = detect()
+    if version != 1:
+        pytest.skip("cgroup v1 only (v2 refuses memory.kernel before writing)")
+    cg = Cgroup.for_container(None, f"unit-kmem-{os.getpid()}")
+    try:
+        cg.create()
+        try:
+            cg.apply({"memory": {"kernel": 48 << 20}})
+        except OSError as e:
+            assert "linux.resources.memory.kernel: this kernel accepts memory.kmem.limit_in_bytes but does not apply it" in str(e)
+        else:
+            mem = next(p for n, p in cg.paths.items() if "memory" in n.split(","))
+            assert open(os.path.join(mem, "memory.kmem.limit_in_bytes")).read().strip() == str(48 << 20)
+    finally:
+        cg.destroy()

@@ -24,7 +24,6 @@ import os
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from conftest import REPO

@@ -240,6 +240,9 @@ def _rdma(F: str, dev: str, lim: dict):
         yield f"{F}.rdma[{dev!r}]", "rdma", "rdma.max", f"{dev} {' '.join(parts)}"
 
 
+#: files whose value is read back after writing: the kernel may accept a write and ignore it
+_READ_BACK = frozenset({"memory.kmem.limit_in_bytes"})
+
 #: v1 files a hierarchy's root cgroup does not have (limits of the root make no sense)
 _NOT_IN_ROOT = frozenset({"pids.max", "rdma.max"})
 
@@ -404,6 +407,11 @@ class Cgroup:
                 _write(path, value)
             except OSError as e:
                 raise OSError(e.errno, f"{field}: cgroup file {path} refused {value!r}: {e.strerror}", path)
+            if os.path.basename(path) in _READ_BACK and _read(path).strip() != value:
+                # Linux 5.16+ accepts writes to memory.kmem.limit_in_bytes and ignores them
+                # (kernel memory is no longer limited separately): refuse, never skip
+                raise OSError(errno.EOPNOTSUPP, f"{field}: this kernel accepts {os.path.basename(path)} but does not apply it "
+                              f"(it reads back {_read(path).strip()}); remove the field", path)
             step("runtime", "cgroup limit", f"{os.path.basename(path)} = {value}", f"echo {value} > {path}")
         devices = (resources or {}).get("devices")
         if self.version == 2 and devices is not None:

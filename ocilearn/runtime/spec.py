@@ -334,6 +334,27 @@ def check_namespaces(cfg: dict, path: str = "config.json") -> None:
         seen.add(n["type"])
 
 
+#: fields of the schema ocilearn does not apply: refused when set, never ignored
+UNSUPPORTED_FIELDS = {
+    ("process", "scheduler"): "sched_setattr(2) is not implemented",
+    ("process", "ioPriority"): "ioprio_set(2) is not implemented",
+    ("process", "execCPUAffinity"): "CPU affinity for the exec is not implemented",
+    ("linux", "personality"): "personality(2) is not implemented",
+    ("linux", "intelRdt"): "Intel RDT (resctrl) is not implemented",
+    ("linux", "timeOffsets"): "time namespace offsets are not implemented",
+    ("linux", "memoryPolicy"): "set_mempolicy(2) is not implemented",
+    ("linux", "netDevices"): "moving network devices into the container is not implemented",
+}
+
+
+def check_unsupported(cfg: dict, path: str = "config.json") -> None:
+    """Refuse a field ocilearn would otherwise ignore (:data:`UNSUPPORTED_FIELDS`):
+    a setting asked for is applied or refused, never skipped."""
+    for (section, key), why in UNSUPPORTED_FIELDS.items():
+        if (cfg.get(section) or {}).get(key) not in (None, {}, []):
+            raise _bad(path, f"{section}.{key}", f"is set, but ocilearn cannot apply it ({why}); remove it from config.json")
+
+
 def validate(cfg, path: str = "config.json") -> None:
     """Check the whole config before anything is created: schema types, then meaning
     (capabilities, rlimits, hostname, mounts, namespaces, labels, seccomp, cgroup
@@ -347,6 +368,7 @@ def validate(cfg, path: str = "config.json") -> None:
     check_hostname(cfg, path)
     check_mounts(cfg.get("mounts"), path)
     check_namespaces(cfg, path)
+    check_unsupported(cfg, path)
     linux = cfg.get("linux") or {}
     from . import labels
 
