@@ -161,6 +161,8 @@ SEMANTIC_BAD = [
     ({"linux.resources.network": {"classID": 1048577}}, "linux.resources.network.classID"),
     ({"linux.resources.blockIO": {"weight": 10}}, "linux.resources.blockIO.weight"),
     ({"linux.resources.memory": {"swappiness": 101}}, "linux.resources.memory.swappiness = 101: must be from 0 to 100"),
+    ({"ociVersion": "invalid"}, "ociVersion = 'invalid': not a SemVer 2.0.0 version"),
+    ({"ociVersion": "2.0.0"}, "ociVersion = '2.0.0': this runtime implements runtime-spec 1.x"),
     ({"linux.personality": {"domain": "LINUX32"}}, "linux.personality is set, but ocilearn cannot apply it"),
     ({"linux.intelRdt": {"closID": "guaranteed_group"}}, "linux.intelRdt is set, but ocilearn cannot apply it"),
     ({"process.scheduler": {"policy": "SCHED_BATCH"}}, "process.scheduler is set, but ocilearn cannot apply it"),
@@ -285,3 +287,47 @@ def test_unpacked_bundle_runs_without_ambient_warning(tmp_path, runner):
     p = runner.oc("run", "-b", str(bundle), cid("amb"), check=False)
     assert p.returncode == 0 and p.stderr == "", p
     assert "CapAmb:\t0000000000000000" in p.stdout
+
+
+def test_mount_label_goes_where_runc_puts_it():
+    """go-selinux label.FormatMountLabel as runc uses it: context= for tmpfs, devpts and
+    other filesystems; not for bind, proc, sysfs, mqueue or cgroup mounts."""
+    from ocilearn.runtime.labels import mount_data
+
+    lab = "system_u:object_r:container_file_t:s0:c1,c2"
+    assert mount_data("mode=755,size=65536k", "tmpfs", lab) == f'mode=755,size=65536k,context="{lab}"'
+    assert mount_data("", "devpts", lab) == f'context="{lab}"'
+    for t in ("bind", "proc", "sysfs", "mqueue", "cgroup"):
+        assert mount_data("x=1", t, lab) == "x=1"
+    assert mount_data("mode=755", "tmpfs", None) == "mode=755"
+
+
+def test_mount_label_without_labelled_mounts_has_nothing_to_apply():
+    from ocilearn.runtime import labels
+
+    cfg = _with(**{"linux.mountLabel": "system_u:object_r:container_file_t:s0",
+                   "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                              {"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"]}]})
+    labels.check(cfg)  # runc would not fail either: no mount takes context=
+
+
+@needs_root
+def test_tmpcopyup_and_propagation_options_applied(busybox_base, tmp_path, runner):
+    """podman --read-only --tmpfs: a tmpfs over an image directory with runc's tmpcopyup
+    extension starts with the image's files (owner and mode kept) and is writable on a
+    read-only root; propagation flags in the options are applied, not passed as data."""
+    # the image's own mounts (a tmpfs on /dev among them: device nodes must never be made
+    # in the shared rootfs directory) plus the tmpfs over /etc
+    mounts = json.loads((busybox_base / "config.json").read_text())["mounts"]
+    assert any(m["destination"] == "/dev" and m.get("type") == "tmpfs" for m in mounts)
+    mounts.append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "tmpcopyup", "rprivate", "size=1m"]})
+    script = ("grep ' /etc ' /proc/mounts | cut -d' ' -f3; stat -c '%a %u' /etc/passwd; head -1 /etc/passwd; "
+              "echo x > /etc/new && echo etc-writable; touch /bin/x 2>/dev/null || echo root-read-only")
+    b = make_bundle(busybox_base, tmp_path / "b", ["sh", "-c", script], mounts=mounts, **{"root.readonly": True, "process.user": {"uid": 0, "gid": 0}})
+    p = runner.oc("run", "-b", str(b), cid("cpup"), check=False)
+    assert p.returncode == 0, p
+    src = os.stat(busybox_base / "rootfs" / "etc" / "passwd")
+    assert p.stdout.splitlines() == ["tmpfs", f"{src.st_mode & 0o777:o} {src.st_uid}",
+                                     (busybox_base / "rootfs" / "etc" / "passwd").read_text().splitlines()[0],
+                                     "etc-writable", "root-read-only"]
+    assert not (busybox_base / "rootfs" / "etc" / "new").exists()

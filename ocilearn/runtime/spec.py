@@ -347,6 +347,22 @@ UNSUPPORTED_FIELDS = {
 }
 
 
+#: Semantic Versioning 2.0.0 (semver.org, the suggested regular expression)
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+                    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+
+
+def check_version(cfg: dict, path: str = "config.json") -> None:
+    """``ociVersion`` "MUST be in SemVer v2.0.0 format" (config.md "Specification
+    version"), and this runtime implements major version 1."""
+    v = cfg["ociVersion"]
+    m = SEMVER.match(v)
+    if not m:
+        raise _bad(path, "ociVersion", f"= {v!r}: not a SemVer 2.0.0 version (config.md 'Specification version'), e.g. \"1.0.2\"")
+    if m.group(1) != "1":
+        raise _bad(path, "ociVersion", f"= {v!r}: this runtime implements runtime-spec 1.x")
+
+
 def check_unsupported(cfg: dict, path: str = "config.json") -> None:
     """Refuse a field ocilearn would otherwise ignore (:data:`UNSUPPORTED_FIELDS`):
     a setting asked for is applied or refused, never skipped."""
@@ -361,6 +377,7 @@ def validate(cfg, path: str = "config.json") -> None:
     resources this host supports). Raises RuntimeSpecError with a one-line message
     ``"PATH: FIELD …"``. ``path`` is only used in messages."""
     check_schema(cfg, path)
+    check_version(cfg, path)
     proc = cfg.get("process") or {}
     userns = os.geteuid() != 0 or "user" in _namespaces(cfg)  # rootless: ocilearn always adds one
     check_capabilities(proc.get("capabilities"), path, userns=userns)
