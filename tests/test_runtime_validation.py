@@ -49,10 +49,10 @@ def _runc() -> str:
     raise AssertionError("runc is not installed: scripts/setup.sh test installs it")
 
 
-def run_case(case: str, runtime: str, timeout: float = 180) -> dict:
-    """Run ``validation/CASE/CASE.t`` with ``RUNTIME=runtime``; returns ``{"passed", "rc",
-    "ok", "not_ok", "out"}`` (stdout + stderr)."""
-    env = {**os.environ, "RUNTIME": runtime}
+def run_case(case: str, runtime: str, tmpdir: str, timeout: float = 180) -> dict:
+    """Run ``validation/CASE/CASE.t`` with ``RUNTIME=runtime`` and its bundles under
+    ``tmpdir``; returns ``{"passed", "rc", "ok", "not_ok", "out"}`` (stdout + stderr)."""
+    env = {**os.environ, "RUNTIME": runtime, "TMPDIR": tmpdir}
     t0 = time.monotonic()
     try:
         p = subprocess.run([f"validation/{case}/{case}.t"], cwd=SRC, env=env, capture_output=True, text=True, timeout=timeout)
@@ -77,15 +77,42 @@ def first_problem(r: dict) -> str:
     return f"exit status {r['rc']}, no TAP result"
 
 
+def _detach_mounts_under(top: str) -> None:
+    """Lazily unmount every mount point below ``top``, deepest first: a case without a
+    mount namespace (linux_ns_itype) makes runc mount /dev, /dev/pts … of its bundle in
+    the host's mount namespace and leave them there."""
+    from ocilearn.core import syscalls as sc
+
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for m in sorted((p for p in points if p.startswith(top + "/")), key=len, reverse=True):
+        try:
+            sc.umount2(m, sc.MNT_DETACH)
+        except OSError:
+            pass
+
+
 @pytest.fixture(scope="module")
 def suite() -> dict:
+    import shutil
+
     p = subprocess.run([str(REPO / "scripts" / "build-runtime-tools.sh")], capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, f"building the runtime-tools suite failed:\n{p.stderr[-3000:]}"
     cases = sorted(d.name for d in (SRC / "validation").iterdir() if (d / f"{d.name}.t").is_file())
     assert len(cases) == 58, cases
     runc = _runc()
-    ocilearn = OCILEARN
-    results = {c: {"runc": run_case(c, runc), "ocilearn": run_case(c, ocilearn)} for c in cases}
+    import tempfile
+
+    # searchable by everyone, like /tmp: cases with a user namespace run as host uid 1000+
+    tmp = tempfile.mkdtemp(prefix="ocilearn-runtime-tools-")
+    os.chmod(tmp, 0o755)
+    try:
+        results = {c: {"runc": run_case(c, runc, tmp), "ocilearn": run_case(c, OCILEARN, tmp)} for c in cases}
+    finally:
+        _detach_mounts_under(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    with open("/proc/self/mountinfo") as f:
+        assert tmp not in f.read(), "mounts of the suite's bundles are left on the host"
     _write_table(results)
     return results
 

@@ -94,18 +94,62 @@ class Filter:
         self.ctx.load()
 
 
+_last: tuple[dict, Filter | None] | None = None
+
+#: sonames the binding needs (Debian's libseccomp2 and glibc)
+_SONAMES = {"seccomp": "libseccomp.so.2", "c": "libc.so.6"}
+
+
+def _binding():
+    """``import pyseccomp``, without its ctypes.util.find_library() calls: on Linux those run
+    ``/sbin/ldconfig -p`` in a subprocess (about 20 ms of every ``create`` with a profile);
+    dlopen(3) finds the libraries by soname. Falls back to the plain import."""
+    import sys
+
+    if "pyseccomp" in sys.modules:
+        return sys.modules["pyseccomp"]
+    import ctypes
+    import ctypes.util
+
+    try:
+        for soname in _SONAMES.values():
+            ctypes.CDLL(soname)
+    except OSError:
+        import pyseccomp
+
+        return pyseccomp
+    orig = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: _SONAMES.get(name) or orig(name)
+    try:
+        import pyseccomp
+    finally:
+        ctypes.util.find_library = orig
+    return pyseccomp
+
+
 def prepare(cfg: dict | None, path: str = "config.json") -> Filter | None:
     """Compile ``linux.seccomp`` (already schema-checked) with libseccomp. Returns None when
-    there is nothing to install (no default action and no rules, as runc). Raises
+    there is nothing to install (no default action and no rules, as runc). The same dict
+    compiled twice (validation, then the container) is compiled once. Raises
     RuntimeSpecError naming the field libseccomp or ocilearn refuses."""
+    global _last
+    if _last is not None and cfg is not None and _last[0] is cfg:
+        return _last[1]
+    filt = _compile(cfg, path)
+    if cfg is not None:
+        _last = (cfg, filt)
+    return filt
+
+
+def _compile(cfg: dict | None, path: str) -> Filter | None:
     if not cfg or (not cfg.get("defaultAction") and not cfg.get("syscalls")):
         return None
     if cfg.get("listenerPath"):
         raise RuntimeSpecError(f"{path}: linux.seccomp.listenerPath = {cfg['listenerPath']!r}: seccomp user notification is not "
                                "supported by ocilearn (no agent would answer the notified system calls)")
     try:
-        import pyseccomp as ps
-    except (ImportError, RuntimeError) as e:  # RuntimeError: the binding found no libseccomp.so
+        ps = _binding()
+    except (ImportError, RuntimeError, OSError) as e:  # RuntimeError: the binding found no libseccomp.so
         raise RuntimeSpecError(f"{path}: linux.seccomp is set but libseccomp cannot be loaded ({e}); install the pyseccomp "
                                "package and libseccomp2: the filter will not be skipped")
     default = _action(ps, cfg.get("defaultAction") or "SCMP_ACT_ALLOW", cfg.get("defaultErrnoRet"), "linux.seccomp.defaultAction", path)
