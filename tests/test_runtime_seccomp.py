@@ -92,3 +92,19 @@ def test_default_action_errno_blocks_everything_not_allowed(busybox_base, tmp_pa
     b2 = make_bundle(busybox_base, tmp_path / "b2", ["mkdir", "/tmp/d"], **{"linux.seccomp": prof, "process.noNewPrivileges": True})
     p = runner.oc("run", "-b", str(b2), cid("scdef"), check=False)
     assert p.returncode == 1 and p.stderr == "mkdir: can't create directory '/tmp/d': Permission denied\n", p
+
+
+@needs_root
+def test_exec_runs_under_the_containers_profile(busybox_base, tmp_path, runner):
+    """runc exec applies the container's seccomp profile to the new process too."""
+    prof = _profile({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EROFS})
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"], **{"linux.seccomp": prof})
+    name = cid("scexec")
+    runner.oc("run", "-d", "-b", str(b), name)
+    try:
+        p = runner.oc("exec", name, "sh", "-c", "mkdir /tmp/y; echo rc=$?; grep '^Seccomp:' /proc/self/status", check=False)
+        assert p.returncode == 0, p
+        assert p.stdout.split() == ["rc=1", "Seccomp:", "2"]
+        assert "mkdir: can't create directory '/tmp/y': Read-only file system" in p.stderr
+    finally:
+        runner.oc("delete", "--force", name, check=False)
