@@ -144,7 +144,7 @@ SEMANTIC_BAD = [
     ({"process.rlimits": [{"type": "RLIMIT_CORE", "soft": 1, "hard": 1}, {"type": "RLIMIT_CORE", "soft": 1, "hard": 1}]}, "process.rlimits[1].type = 'RLIMIT_CORE': listed twice"),
     ({"linux.namespaces": [{"type": "mount"}, {"type": "pid"}]}, "hostname is set but linux.namespaces has no 'uts' namespace"),
     ({"hostname": "h" * 65}, "hostname = 'hhhh"),
-    ({"mounts.2.options": ["nosuid", "rro"]}, "mounts[2].options[1] = 'rro': not supported by ocilearn"),
+    ({"mounts.2.options": ["nosuid", "ridmap"]}, "mounts[2].options[1] = 'ridmap': not supported by ocilearn"),
     ({"mounts.3.options": ["rbind", "idmap"]}, "mounts[3].options[1] = 'idmap': not supported by ocilearn"),
     ({"mounts.3.options": ["rbind", "tmpcopyup"]}, "mounts[3].options has tmpcopyup, which only applies to type tmpfs"),
     ({"mounts.3.destination": "mnt"}, "mounts[3].destination = 'mnt': must be an absolute path"),
@@ -222,7 +222,7 @@ CREATE_BAD = [
     ({"hostname": 12345}, "hostname = 12345: must be a string"),
     ({"mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": "nosuid,nodev"}]},
      'mounts[0].options = "nosuid,nodev": must be an array'),
-    ({"mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["rnoexec"]}]}, "mounts[0].options[0] = 'rnoexec'"),
+    ({"mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}]}, "mounts[0].options[0] = 'idmap'"),
     ({"process.rlimits": [{"type": "RLIMIT_NOFILE", "soft": 2**40, "hard": 2**40}]}, "process.rlimits[0].hard = 1099511627776"),
     ({"process.capabilities": {"bounding": ["CAP_KILL", "CAP_NOT_A_CAP"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}},
      "process.capabilities.bounding[1] = 'CAP_NOT_A_CAP'"),
@@ -331,3 +331,25 @@ def test_tmpcopyup_and_propagation_options_applied(busybox_base, tmp_path, runne
                                      (busybox_base / "rootfs" / "etc" / "passwd").read_text().splitlines()[0],
                                      "etc-writable", "root-read-only"]
     assert not (busybox_base / "rootfs" / "etc" / "new").exists()
+
+
+@needs_root
+def test_recursive_read_only_bind(busybox_base, tmp_path, runner):
+    """runc's "rro": the bind mount and every mount below it read-only (mount_setattr(2)
+    AT_RECURSIVE); plain "ro" leaves the submount writable."""
+    import subprocess
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(src / "sub")], check=True)
+    try:
+        mounts = json.loads((busybox_base / "config.json").read_text())["mounts"]
+        mounts += [{"destination": "/rro", "type": "bind", "source": str(src), "options": ["rbind", "rro"]},
+                   {"destination": "/ro", "type": "bind", "source": str(src), "options": ["rbind", "ro"]}]
+        script = "for d in /rro /rro/sub /ro /ro/sub; do touch $d/f 2>/dev/null && echo $d:rw || echo $d:ro; done"
+        b = make_bundle(busybox_base, tmp_path / "b", ["sh", "-c", script], mounts=mounts, **{"process.user": {"uid": 0, "gid": 0}})
+        p = runner.oc("run", "-b", str(b), cid("rro"), check=False)
+        assert p.returncode == 0, p
+        assert p.stdout.split() == ["/rro:ro", "/rro/sub:ro", "/ro:ro", "/ro/sub:rw"]
+    finally:
+        subprocess.run(["umount", "-l", str(src / "sub")], check=True)

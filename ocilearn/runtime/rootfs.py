@@ -39,12 +39,22 @@ PROPAGATION: dict[str, int] = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
-#: options runc 1.1 understands that ocilearn does not apply: refused naming the option
-#: (runtime-spec config.md "Mounts"; mount_setattr(2) for the recursive ones)
+#: recursive mount attributes (runc 1.1 "rro", "rnosuid" …): applied to the mount and every
+#: mount below it with mount_setattr(2) AT_RECURSIVE -> (attributes set, attributes cleared)
+RECURSIVE_OPTIONS: dict[str, tuple[int, int]] = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, 0), "rrw": (0, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, 0), "rdev": (0, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, sc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (sc.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, sc.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME), "rnorelatime": (0, sc.MOUNT_ATTR__ATIME),
+    "rnoatime": (sc.MOUNT_ATTR_NOATIME, sc.MOUNT_ATTR__ATIME), "ratime": (0, sc.MOUNT_ATTR__ATIME),
+    "rstrictatime": (sc.MOUNT_ATTR_STRICTATIME, sc.MOUNT_ATTR__ATIME), "rnostrictatime": (0, sc.MOUNT_ATTR__ATIME),
+    "rnosymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, sc.MOUNT_ATTR_NOSYMFOLLOW),
+}
+#: options runc understands that ocilearn does not apply: refused naming the option
+#: (runtime-spec config.md "Mounts")
 UNSUPPORTED_OPTIONS: dict[str, str] = {
-    **{o: "recursive mount attributes (mount_setattr(2) AT_RECURSIVE) are not implemented; use the non-recursive option"
-       for o in ("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime",
-                 "rrelatime", "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow")},
     "idmap": "id-mapped mounts are not implemented", "ridmap": "id-mapped mounts are not implemented",
 }
 #: runc's extension: fill a new tmpfs with what the image had at its destination
@@ -63,7 +73,7 @@ def parse_options(options: list[str] | None) -> tuple[int, int, str]:
     ``tmpcopyup`` is neither (see :func:`mount_one`)."""
     flags, prop, data = 0, 0, []
     for o in options or []:
-        if o == TMPCOPYUP:
+        if o == TMPCOPYUP or o in RECURSIVE_OPTIONS:
             continue
         if o in MOUNT_FLAGS:
             s, c = MOUNT_FLAGS[o]
@@ -167,7 +177,8 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
     hierarchy in ``cgroup_paths`` (mount point name -> host directory). Other types get
     ``mount_label`` as ``context=`` (SELinux, :func:`.labels.mount_data`); a tmpfs with
     ``tmpcopyup`` starts with a copy of what the rootfs had at the destination (runc's
-    extension, used by podman for ``--read-only`` and ``--tmpfs``).
+    extension, used by podman for ``--read-only`` and ``--tmpfs``); recursive options
+    (``rro``, ``rnosuid`` …) are applied last with mount_setattr(2) AT_RECURSIVE.
     Raises OSError naming the destination."""
     dest_rel = m["destination"]
     typ = m.get("type") or ""
@@ -207,6 +218,14 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
+    rec_set = rec_clr = 0
+    for o in m.get("options") or ():
+        if o in RECURSIVE_OPTIONS:
+            a, c = RECURSIVE_OPTIONS[o]
+            rec_set, rec_clr = (rec_set & ~c) | a, (rec_clr & ~a) | c
+    if rec_set or rec_clr:
+        sc.mount_setattr(dest, rec_set, rec_clr)
+        step("runtime", "mount_setattr", f"{dest_rel}: recursive set 0x{rec_set:x} clear 0x{rec_clr:x}", f"mount -o remount,bind,… (recursive) {dest}")
 
 
 def _copy_up(src_fd: int, dest: str) -> None:

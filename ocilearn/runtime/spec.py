@@ -299,10 +299,11 @@ def check_mounts(mounts: list | None, path: str = "config.json") -> None:
     """Each ``mounts[i]``: an absolute destination, and options that ocilearn applies the
     way runc does (runc libcontainer/specconv parseMountOptions): mount(8) flags,
     propagation flags, ``tmpcopyup``; anything else is handed to the filesystem as data
-    (``size=64m``, ``mode=755``, ``newinstance``), as runc does. Options runc 1.1 knows but
-    ocilearn does not apply (recursive ``rro``/``rnosuid``…, ``idmap``) are refused naming
-    the option. Raises RuntimeSpecError."""
-    from .rootfs import MOUNT_FLAGS, PROPAGATION, UNSUPPORTED_OPTIONS
+    (``size=64m``, ``mode=755``, ``newinstance``), as runc does; recursive attributes
+    (``rro``, ``rnosuid`` …) with mount_setattr(2). Options runc knows but ocilearn does
+    not apply (``idmap``, ``ridmap``) are refused naming the option. Raises
+    RuntimeSpecError."""
+    from .rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_OPTIONS, UNSUPPORTED_OPTIONS
 
     for i, m in enumerate(mounts or []):
         f = f"mounts[{i}]"
@@ -316,7 +317,7 @@ def check_mounts(mounts: list | None, path: str = "config.json") -> None:
                 raise _bad(path, f"{f}.options[{j}]", f"= {o!r}: an option must be a non-empty string")
             if o in UNSUPPORTED_OPTIONS:
                 raise _bad(path, f"{f}.options[{j}]", f"= {o!r}: not supported by ocilearn ({UNSUPPORTED_OPTIONS[o]})")
-            if o in MOUNT_FLAGS or o in PROPAGATION or o == "tmpcopyup":
+            if o in MOUNT_FLAGS or o in PROPAGATION or o in RECURSIVE_OPTIONS or o == "tmpcopyup":
                 continue
             if "," in o:
                 raise _bad(path, f"{f}.options[{j}]", f"= {o!r}: one option per list item (config.md 'Mounts': options is an array)")
