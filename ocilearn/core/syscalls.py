@@ -171,7 +171,7 @@ def pivot_root(new_root: str | bytes, put_old: str | bytes) -> None:
     """Make ``new_root`` the root of the calling mount namespace and move the old root to
     ``put_old``. pivot_root(2) (no libc wrapper: ``syscall(SYS_pivot_root)``).
     ``pivot_root(".", ".")`` stacks the old root on the new one, to be lazily unmounted.
-    EINVAL (and EBUSY) are raised with a message listing the documented causes (case C31)."""
+    EINVAL (and EBUSY) are raised with a message listing the documented causes (pivot_root(2) ERRORS)."""
     rv = _libc.syscall(_SYS["pivot_root"], _b(new_root), _b(put_old))
     if rv < 0:
         err = ctypes.get_errno()

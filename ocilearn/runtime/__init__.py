@@ -28,7 +28,7 @@ equal on the same bundle):
   container's monitor stays a zombie after it exits unless a subreaper adopted it (runc's
   init has the same fate there); ``run`` and library use reap it.
 - **Foreground ``run``** starts the program through the setup socket, not ``exec.fifo``.
-- **Extras:** ``--init`` (a reaping, signal-forwarding PID 1, case C33),
+- **Extras:** ``--init`` (a reaping, signal-forwarding PID 1, like Docker's tini),
   :meth:`.container.Container.stop` (SIGTERM, then SIGKILL after a grace period),
   ``--net veth`` (:mod:`.network`), ``--no-pivot`` also used automatically on initramfs.
 - **Rootless:** a config without a user namespace gets one mapping the caller to root
@@ -46,7 +46,7 @@ equal on the same bundle):
   ``checkpoint``/``events``/``features``; ``/dev/console`` is not bind-mounted for
   terminals; ``exec --tty`` opens the pty on the host side; ``ps`` lists PIDs and command
   lines instead of running ps(1).
-- A ``process.cwd`` that resolves outside the container (``/proc/self/fd/N``, C24) is
+- A ``process.cwd`` that resolves outside the container (``/proc/self/fd/N``, CVE-2024-21626) is
   refused rather than relying on fd hygiene alone; ambient capabilities that are not also
   inheritable are left out quietly, as runc 1.1 does.
 """

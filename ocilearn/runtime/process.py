@@ -42,7 +42,7 @@ def set_rlimits(rlimits: list[dict] | None) -> None:
 def enter_cwd(cwd: str) -> None:
     """chdir into ``process.cwd`` *after* pivot_root, creating it (mkdir -p, 0755) from
     inside the container when missing, then verify with getcwd(3) that it lies inside the
-    container's root (case C24, CVE-2024-21626: a ``/proc/self/fd/N`` cwd that points at a
+    container's root (CVE-2024-21626: a ``/proc/self/fd/N`` cwd that points at a
     leaked host directory is refused). Raises ContainerError."""
     if not cwd.startswith("/"):
         raise ContainerError(f"process.cwd {cwd!r} must be an absolute path (config.md 'Process')")
@@ -257,7 +257,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def reaper_init() -> None:
-    """The optional init (``--init``, like Docker's tini; case C33): fork; the child returns
+    """The optional init (``--init``, like Docker's tini): fork; the child returns
     and execs the program; PID 1 forwards SIGTERM/SIGINT/SIGHUP/… to it, reaps every
     orphan with waitpid(-1) and exits with the program's status (128+N for signal N).
 

@@ -152,7 +152,7 @@ def _locked_flags(path: str) -> int:
 
 def make_root_private(propagation: str | None = None) -> None:
     """Stop mount events of the container reaching the host: remount ``/`` recursively as
-    slave (runc's default) or private. mount(2) MS_REC|MS_SLAVE; C31 cause "shared"."""
+    slave (runc's default) or private. mount(2) MS_REC|MS_SLAVE (pivot_root(2) fails with EINVAL under "shared" propagation)."""
     flag = sc.MS_REC | (sc.MS_PRIVATE if propagation and "private" in propagation else sc.MS_SLAVE)
     sc.mount(None, "/", None, flag)
     step("runtime", "mount --make-rslave /", "host mounts stay untouched by the container's", "mount --make-rslave /")
@@ -160,7 +160,7 @@ def make_root_private(propagation: str | None = None) -> None:
 
 def bind_rootfs(rootfs: str) -> None:
     """Bind-mount the rootfs onto itself so it is a mount point, as pivot_root(2) requires
-    (case C31: a plain directory as rootfs)."""
+    (a plain directory as rootfs is not one; pivot_root(2) EINVAL)."""
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     step("runtime", "bind rootfs", rootfs, f"mount --rbind {rootfs} {rootfs}")
 
@@ -273,7 +273,7 @@ def _copy_up(src_fd: int, dest: str) -> None:
 def _refuse_symlinked_dest(rootfs: str, dest_rel: str, typ: str) -> None:
     """A ``proc`` or ``sysfs`` mount must land on a real directory: an image whose ``/proc``
     is a symlink (to ``/``, to itself, to ``/dev``) is refused, as runc does since
-    CVE-2019-16884 / CVE-2023-27561 (hostile report #26; it was a bare ESRCH before).
+    CVE-2019-16884 / CVE-2023-27561 (a bare ESRCH from mount(2) otherwise).
     Raises OSError(ELOOP) naming the destination."""
     cur = os.path.abspath(rootfs)
     for comp in [c for c in os.path.normpath("/" + dest_rel).split("/") if c]:
@@ -374,7 +374,7 @@ def create_devices(rootfs: str, devices: list[dict] | None = None, *, userns: bo
 def pivot(rootfs: str, *, no_pivot: bool = False) -> None:
     """Make ``rootfs`` the container's ``/`` with pivot_root(".", ".") and detach the old
     root (pivot_root(2) NOTES; runc's recipe). With ``no_pivot`` (or when the host root is
-    the initramfs, where pivot_root is impossible — C31) use MS_MOVE + chroot instead."""
+    the initramfs, where pivot_root is impossible — pivot_root(2) NOTES) use MS_MOVE + chroot instead."""
     os.chdir(rootfs)
     if not no_pivot:
         try:
