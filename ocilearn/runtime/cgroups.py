@@ -318,7 +318,7 @@ class Cgroup:
         if ":" in rel and not rel.startswith("/"):  # systemd form slice:prefix:name
             rel = "ocilearn-" + rel.replace(":", "-")
         # cleaned as if rooted, like runc's CleanPath: "../../../../tmp/x" stays inside the
-        # hierarchy (runc's CleanPath does the same); load_config refuses such paths before this anyway
+        # hierarchy; load_config refuses such paths before this anyway
         rel = os.path.normpath("/" + rel).lstrip("/")
         if not rel or rel == ".":
             raise OSError(errno.EINVAL, "linux.cgroupsPath names the root cgroup", cgroups_path)
