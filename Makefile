@@ -26,6 +26,7 @@ setup-test:
 
 test-images: setup-test
 	@scripts/build-test-images.sh
+	@scripts/build-runtime-tools.sh
 
 lab: setup-lab
 	@scripts/build-test-images.sh --embedded-only

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from ocilearn.runtime.cgroups import Cgroup, detect, shares_to_weight
+from ocilearn.core.errors import RuntimeSpecError
+from ocilearn.runtime.cgroups import Cgroup, check_resources, detect, shares_to_weight
 
 RES = {"memory": {"limit": 64 << 20, "swap": 128 << 20, "reservation": 32 << 20}, "pids": {"limit": 40},
        "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0"}}
@@ -138,3 +139,159 @@ def test_real_cgroup2_tree_create_join_destroy():
         child.wait()
         cg.destroy()
     assert not os.path.exists(cg.paths[""])
+
+
+# ---------------------------------------------------------------- every resource, or refused
+
+
+def test_v1_mapping_of_every_resource(tmp_path):
+    cg = Cgroup(1, {"memory": "/m", "cpu,cpuacct": "/c", "blkio": "/b", "hugetlb": "/h", "net_cls,net_prio": "/n", "pids": "/p"})
+    res = {"memory": {"swappiness": 10, "disableOOMKiller": True, "kernel": 1 << 30, "kernelTCP": 1 << 20, "useHierarchy": True},
+           "cpu": {"realtimeRuntime": 950000, "realtimePeriod": 1000000, "burst": 1000, "idle": 1},
+           "blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 300}],
+                       "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
+           "hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 21}],
+           "network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]}}
+    writes = cg.writes(res)
+    assert [(f, p, v) for f, p, v in writes if f.startswith("linux.resources.memory")] == [
+        ("linux.resources.memory.kernel", "/m/memory.kmem.limit_in_bytes", str(1 << 30)),
+        ("linux.resources.memory.kernelTCP", "/m/memory.kmem.tcp.limit_in_bytes", str(1 << 20)),
+        ("linux.resources.memory.swappiness", "/m/memory.swappiness", "10"),
+        ("linux.resources.memory.disableOOMKiller", "/m/memory.oom_control", "1"),
+        ("linux.resources.memory.useHierarchy", "/m/memory.use_hierarchy", "1")]
+    files = dict((p, v) for _f, p, v in writes)
+    assert files["/c/cpu.rt_runtime_us"] == "950000" and files["/c/cpu.rt_period_us"] == "1000000"
+    assert files["/c/cpu.cfs_burst_us"] == "1000" and files["/c/cpu.idle"] == "1"
+    assert files["/b/blkio.weight"] == "500" and files["/b/blkio.weight_device"] == "8:0 300"
+    assert files["/b/blkio.throttle.read_bps_device"] == "8:0 1048576"
+    assert files["/h/hugetlb.2MB.limit_in_bytes"] == str(4 << 21)
+    assert files["/n/net_cls.classid"] == "1048577" and files["/n/net_prio.ifpriomap"] == "eth0 5"
+    with pytest.raises(RuntimeSpecError, match=r"linux.resources.memory.swappiness = 101: must be from 0 to 100"):
+        cg.writes({"memory": {"swappiness": 101}})
+    with pytest.raises(RuntimeSpecError, match=r"linux.resources.unified: unified \(cgroup v2\) resources cannot be set"):
+        cg.writes({"unified": {"memory.high": "1G"}})
+    with pytest.raises(RuntimeSpecError, match="linux.resources.rdma.*the rdma controller is not mounted"):
+        cg.writes({"rdma": {"mlx5_1": {"hcaHandles": 3}}})
+
+
+@pytest.mark.parametrize("field", ["memory.swappiness", "memory.disableOOMKiller", "memory.kernel", "memory.kernelTCP",
+                                   "cpu.realtimeRuntime", "blockIO.leafWeight", "network.classID"])
+def test_v2_refuses_what_it_has_no_file_for(field):
+    group, key = field.split(".")
+    value = True if key == "disableOOMKiller" else 10
+    with pytest.raises(RuntimeSpecError, match=f"linux.resources.{group}.{key}( .*)?: cgroup v2 has no file for it"):
+        Cgroup(2, {"": "/x"}).writes({group: {key: value}})
+
+
+def test_v2_mapping_io_hugetlb_unified():
+    w = dict((p, v) for _f, p, v in Cgroup(2, {"": "/x"}).writes({
+        "blockIO": {"weight": 1000, "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 300}]},
+        "hugepageLimits": [{"pageSize": "1GB", "limit": 1 << 30}], "cpu": {"burst": 500, "idle": 0},
+        "unified": {"memory.high": "268435456"}}))
+    assert w == {"/x/io.weight": "default 10000", "/x/io.max": "8:16 wiops=300", "/x/hugetlb.1GB.max": str(1 << 30),
+                 "/x/cpu.max.burst": "500", "/x/cpu.idle": "0", "/x/memory.high": "268435456"}
+
+
+def test_check_resources_on_trees_shaped_like_this_host(tmp_path):
+    base = _v1_tree(tmp_path / "cg")
+    (base / "memory" / "memory.swappiness").write_text("60\n")
+    (base / "memory" / "memory.oom_control").write_text("oom_kill_disable 0\n")
+    if os.geteuid() != 0:
+        pytest.skip("check_resources refuses every limit for an ordinary user (no cgroup of its own)")
+    check_resources({"memory": {"swappiness": 0, "disableOOMKiller": True}, "pids": {"limit": 5}}, "c.json", base=str(base))
+    with pytest.raises(RuntimeSpecError, match=r"^c.json: linux.resources.memory.kernelTCP: this kernel has no memory.kmem.tcp.limit_in_bytes"):
+        check_resources({"memory": {"kernelTCP": 1 << 20}}, "c.json", base=str(base))
+    with pytest.raises(RuntimeSpecError, match=r"^c.json: linux.resources.blockIO.weight: the blkio controller is not mounted"):
+        check_resources({"blockIO": {"weight": 100}}, "c.json", base=str(base))
+    v2 = _v2_tree(tmp_path / "v2")
+    (v2 / "cgroup.controllers").write_text("cpu memory pids\n")
+    check_resources({"memory": {"limit": 1 << 20}, "cpu": {"shares": 100}}, "c.json", base=str(v2))
+    with pytest.raises(RuntimeSpecError, match=r"linux.resources.hugepageLimits\[0\]: the hugetlb controller is not available"):
+        check_resources({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]}, "c.json", base=str(v2))
+    with pytest.raises(RuntimeSpecError, match=r"linux.resources.memory.swappiness: cgroup v2 has no file for it"):
+        check_resources({"memory": {"swappiness": 1}}, "c.json", base=str(v2))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: writes the host's cgroupfs")
+def test_real_v1_swappiness_and_oom_kill_disable():
+    version, _ = detect()
+    if version != 1:
+        pytest.skip("cgroup v1 only: v2 has no such files (refused, see test_v2_refuses_what_it_has_no_file_for)")
+    cg = Cgroup.for_container(None, f"unit-swp-{os.getpid()}")
+    try:
+        cg.create()
+        cg.apply({"memory": {"limit": 64 << 20, "swappiness": 7, "disableOOMKiller": True}})
+        mem = next(p for n, p in cg.paths.items() if "memory" in n.split(","))
+        assert open(os.path.join(mem, "memory.swappiness")).read().strip() == "7"
+        assert "oom_kill_disable 1" in open(os.path.join(mem, "memory.oom_control")).read()
+    finally:
+        cg.destroy()
+
+
+# ---------------------------------------------------------------- cgroup v2 devices: eBPF
+
+
+def test_device_program_shape():
+    from ocilearn.runtime import devices
+
+    rules = devices.rules_for([{"allow": False, "access": "rwm"}, {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}])
+    assert rules[0] == ("a", -1, -1, 7, False) and rules[-1] == ("c", 1, 11, 2, True)
+    code = devices.program(rules)
+    assert len(code) % 8 == 0
+    # the last instruction is the unconditional deny-all rule: r0 = 0; exit
+    assert code[-16:] == bytes([0xB4, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0])
+    with pytest.raises(RuntimeSpecError, match=r"linux.resources.devices\[0\].access = 'rx'"):
+        devices.rules_for([{"allow": True, "access": "rx"}])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: bpf(2) and the host's cgroupfs")
+def test_real_device_filter_on_cgroup2():
+    """The eBPF program attached to a cgroup v2 directory (the unified hierarchy of a hybrid
+    host works too: the kernel asks the program of the process's v2 cgroup first) decides
+    open(2) of device nodes for the processes in it."""
+    import errno
+    import subprocess
+    import sys
+
+    from ocilearn.runtime import devices
+
+    base = _v2_mount()
+    assert base is not None, "no cgroup2 hierarchy mounted"
+    d = os.path.join(base, f"ocilearn-devtest-{os.getpid()}")
+    os.mkdir(d)
+    try:
+        devices.attach_device_filter(d, devices.rules_for([
+            {"allow": False, "access": "rwm"}, {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"},
+            {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]))
+        probe = ("import os, sys, errno\nopen(sys.argv[1] + '/cgroup.procs', 'w').write(str(os.getpid()))\nout = []\n"
+                 "for p, f in [('/dev/null', os.O_RDONLY), ('/dev/null', os.O_WRONLY), ('/dev/zero', os.O_RDONLY), "
+                 "('/dev/kmsg', os.O_RDONLY), ('/dev/kmsg', os.O_WRONLY), ('/dev/full', os.O_WRONLY)]:\n"
+                 "    try:\n        os.close(os.open(p, f)); out.append('ok')\n"
+                 "    except OSError as e:\n        out.append(errno.errorcode[e.errno])\nprint(' '.join(out))\n")
+        p = subprocess.run([sys.executable, "-c", probe, d], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split() == ["ok", "EPERM", "ok", "ok", "EPERM", "ok"]
+        assert errno.EPERM == 1
+    finally:
+        os.rmdir(d)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: writes the host's cgroupfs")
+def test_kernel_memory_limit_applied_or_refused():
+    """memory.kernel: either the kernel applies memory.kmem.limit_in_bytes or ocilearn
+    refuses it (Linux 5.16+ accepts the write and ignores it)."""
+    version, _ = detect()
+    if version != 1:
+        pytest.skip("cgroup v1 only (v2 refuses memory.kernel before writing)")
+    cg = Cgroup.for_container(None, f"unit-kmem-{os.getpid()}")
+    try:
+        cg.create()
+        try:
+            cg.apply({"memory": {"kernel": 48 << 20}})
+        except OSError as e:
+            assert "linux.resources.memory.kernel: this kernel accepts memory.kmem.limit_in_bytes but does not apply it" in str(e)
+        else:
+            mem = next(p for n, p in cg.paths.items() if "memory" in n.split(","))
+            assert open(os.path.join(mem, "memory.kmem.limit_in_bytes")).read().strip() == str(48 << 20)
+    finally:
+        cg.destroy()

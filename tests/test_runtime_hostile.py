@@ -267,7 +267,7 @@ def test_h19_process_values_checked_before_clone(tmp_path, field, value, what):
 
 def test_h19_valid_edge_values_accepted(tmp_path):
     b = _bundle_cfg(tmp_path, **{"process.user": {"uid": 2**32 - 2, "gid": 0, "additionalGids": [0, 65534], "umask": 0o22},
-                                 "process.rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2**64 - 1}]})
+                                 "process.rlimits": [{"type": "RLIMIT_CORE", "soft": 1024, "hard": 2**64 - 1}]})
     assert rt.load_config(str(b))["process"]["user"]["uid"] == 4294967294
 
 
@@ -277,7 +277,7 @@ def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_
     name = cid("h18")
     p = runner.oc("run", name, "-b", str(b), check=False)
     assert p.returncode == 1 and p.stdout == ""
-    assert "process.user.uid = -1: must be an integer from 0 to 4294967294" in p.stderr
+    assert "process.user.uid = -1: must be from 0 to 4294967295 (uint32)" in p.stderr
     assert "Traceback" not in p.stderr
     assert not (Path(runner.root) / name).exists()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -98,9 +99,9 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # syscall numbers the C library has no wrapper for (asm/unistd.h)
 _SYS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437},
-    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437},
-}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436, "openat2": 437})
+    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321, "mount_setattr": 442},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437, "bpf": 280, "mount_setattr": 442},
+}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321, "mount_setattr": 442})
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -227,6 +228,40 @@ def openat2(dirfd: int, path: str | bytes, flags: int, resolve: int, mode: int =
 def syncfs(fd: int) -> None:
     """Flush the whole filesystem that holds ``fd`` to disk. syncfs(2)."""
     _check(_libc.syncfs(fd), "syncfs")
+
+
+# mount_setattr(2) (linux/mount.h)
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+
+def mount_setattr(path: str | bytes, attr_set: int, attr_clr: int = 0, *, recursive: bool = True) -> None:
+    """Change the attributes of the mount at ``path`` (and, ``recursive``, of every mount
+    below it: AT_RECURSIVE) — mount_setattr(2), Linux 5.12. ``attr_set``/``attr_clr`` are
+    MOUNT_ATTR_* bits. Raises OSError (ENOSYS on older kernels) naming ``path``."""
+    attr = struct.pack("QQQQ", attr_set, attr_clr, 0, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    rv = _libc.syscall(_SYS["mount_setattr"], ctypes.c_int(AT_FDCWD), _b(path), ctypes.c_uint(AT_RECURSIVE if recursive else 0),
+                       buf, ctypes.c_size_t(len(attr)))
+    _check(rv, f"mount_setattr(set 0x{attr_set:x}, clear 0x{attr_clr:x})", path)
+
+
+def bpf(cmd: int, attr: bytearray) -> int:
+    """The bpf(2) system call (no libc wrapper): ``cmd`` (BPF_PROG_LOAD, BPF_PROG_ATTACH …)
+    with ``attr``, the ``union bpf_attr`` bytes (linux/bpf.h; zero-padded). Returns the
+    call's result (a new fd for BPF_PROG_LOAD). Raises OSError."""
+    buf = (ctypes.c_char * len(attr)).from_buffer(attr)
+    return _check(_libc.syscall(_SYS["bpf"], ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr))), f"bpf(cmd {cmd})")
 
 
 class _CapHeader(ctypes.Structure):

@@ -6,6 +6,10 @@ Modules (imported lazily; the runtime path never imports requests, graphviz or i
 - :mod:`.namespaces` create/join namespaces, uid/gid mappings, ``/proc/PID/ns``
 - :mod:`.rootfs`     mounts, ``/dev``, pivot_root, masked and read-only paths
 - :mod:`.cgroups`    cgroup v1 and v2 limits (memory, pids, cpu), OOM reporting
+- :mod:`.spec`       config.json checked at create: runtime-spec schema + what the host can apply
+- :mod:`.seccomp`    linux.seccomp compiled by libseccomp (pyseccomp), loaded before execve
+- :mod:`.labels`     AppArmor profile, SELinux process and mount labels
+- :mod:`.devices`    cgroup v2 device rules as an eBPF program
 - :mod:`.process`    the container process: user, capabilities, rlimits, cwd, exec
 - :mod:`.network`    ``lo`` up, veth pair to the host namespace, /etc/hosts (pyroute2)
 - :mod:`.container`  the lifecycle of runtime-spec runtime.md: create, start, state, kill,
@@ -24,25 +28,27 @@ equal on the same bundle):
   container's monitor stays a zombie after it exits unless a subreaper adopted it (runc's
   init has the same fate there); ``run`` and library use reap it.
 - **Foreground ``run``** starts the program through the setup socket, not ``exec.fifo``.
-- **Extras:** ``--init`` (a reaping, signal-forwarding PID 1, case C33),
+- **Extras:** ``--init`` (a reaping, signal-forwarding PID 1, like Docker's tini),
   :meth:`.container.Container.stop` (SIGTERM, then SIGKILL after a grace period),
   ``--net veth`` (:mod:`.network`), ``--no-pivot`` also used automatically on initramfs.
 - **Rootless:** a config without a user namespace gets one mapping the caller to root
   (runc wants ``runc spec --rootless``); ``gid=`` is dropped from devpts options when that
   gid is unmapped; ``/sys`` is bind-mounted when there is no new network namespace; the
-  ``cgroup`` mount and all cgroup limits are skipped (with a warning when limits were
-  asked for) — no systemd delegation is attempted.
+  ``cgroup`` mount is skipped and cgroup limits are refused at create (as runc without a
+  delegated cgroup) — no systemd delegation is attempted.
 - **cgroups:** default path ``/ocilearn-<hash of --root>-<id>`` in every v1 hierarchy;
-  on a hybrid host the ``unified`` v2 tree is neither joined nor mounted; the v2 device
-  controller (eBPF) is not implemented (device rules apply on v1 only).
-- **Not implemented** (fields ignored): seccomp, AppArmor/SELinux labels, personality,
-  intelRdt, hugepage/blkio/network/rdma limits, ``update``/``pause``/``resume``/
+  on a hybrid host the ``unified`` v2 tree is neither joined nor mounted; on cgroup v2 the
+  device rules are an eBPF program (:mod:`.devices`). A resource the host lacks is
+  refused at create naming the field.
+- **Not implemented** (refused when set, never ignored: seccomp user notification,
+  recursive mount attributes, id-mapped mounts; not looked at: personality, intelRdt,
+  ``update``/``pause``/``resume``/
   ``checkpoint``/``events``/``features``; ``/dev/console`` is not bind-mounted for
   terminals; ``exec --tty`` opens the pty on the host side; ``ps`` lists PIDs and command
   lines instead of running ps(1).
-- A ``process.cwd`` that resolves outside the container (``/proc/self/fd/N``, C24) is
+- A ``process.cwd`` that resolves outside the container (``/proc/self/fd/N``, CVE-2024-21626) is
   refused rather than relying on fd hygiene alone; ambient capabilities that are not also
-  inheritable are skipped with a warning on stderr (runc logs it).
+  inheritable are left out quietly, as runc 1.1 does.
 """
 
 import sys as _sys

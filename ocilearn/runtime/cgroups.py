@@ -22,6 +22,7 @@ import os
 import signal
 import time
 
+from ..core.errors import RuntimeSpecError
 from . import step
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -74,6 +75,224 @@ def _read(path: str) -> str:
 DEFAULT_DEVICE_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
 
 
+def _dev(d: dict) -> str:
+    return f"{d['major']}:{d['minor']}"
+
+
+def blkio_to_io_weight(weight: int) -> int:
+    """cgroup v1 ``blkio.weight`` (10..1000) to v2 ``io.weight`` (1..10000), runc's
+    ConvertBlkIOToIOWeightValue."""
+    return 1 + (weight - 10) * 9999 // 990 if weight else 0
+
+
+def _mapping(version: int, r: dict):
+    """``(field, controller, file name, value)`` for every field of ``linux.resources``
+    (config-linux.md "Control groups"; kernel cgroup-v1/*.rst, admin-guide/cgroup-v2.rst;
+    runc libcontainer/cgroups/fs and fs2). Raises RuntimeSpecError for a field the cgroup
+    ``version`` has no file for, naming the field."""
+    F = "linux.resources"
+    mem, pids, cpu = r.get("memory") or {}, r.get("pids") or {}, r.get("cpu") or {}
+    blk, net = r.get("blockIO") or {}, r.get("network") or {}
+
+    def none(field: str):
+        raise RuntimeSpecError(f"{F}.{field}: cgroup v{version} has no file for it on this host "
+                               f"({'cgroup v1 only' if version == 2 else 'cgroup v2 only'}); remove it from config.json")
+
+    if version == 1:
+        if mem.get("limit") is not None:
+            yield f"{F}.memory.limit", "memory", "memory.limit_in_bytes", str(mem["limit"])
+        if mem.get("reservation") is not None:
+            yield f"{F}.memory.reservation", "memory", "memory.soft_limit_in_bytes", str(mem["reservation"])
+        if mem.get("swap") is not None:
+            yield f"{F}.memory.swap", "memory", "memory.memsw.limit_in_bytes", str(mem["swap"])
+        if mem.get("kernel") is not None:
+            yield f"{F}.memory.kernel", "memory", "memory.kmem.limit_in_bytes", str(mem["kernel"])
+        if mem.get("kernelTCP") is not None:
+            yield f"{F}.memory.kernelTCP", "memory", "memory.kmem.tcp.limit_in_bytes", str(mem["kernelTCP"])
+        if mem.get("swappiness") is not None:
+            if not 0 <= mem["swappiness"] <= 100:
+                raise RuntimeSpecError(f"{F}.memory.swappiness = {mem['swappiness']}: must be from 0 to 100 (memory.swappiness)")
+            yield f"{F}.memory.swappiness", "memory", "memory.swappiness", str(mem["swappiness"])
+        if mem.get("disableOOMKiller"):
+            yield f"{F}.memory.disableOOMKiller", "memory", "memory.oom_control", "1"
+        if mem.get("useHierarchy") is not None:
+            yield f"{F}.memory.useHierarchy", "memory", "memory.use_hierarchy", "1" if mem["useHierarchy"] else "0"
+        if pids.get("limit") is not None:
+            yield f"{F}.pids.limit", "pids", "pids.max", "max" if pids["limit"] <= 0 else str(pids["limit"])
+        if cpu.get("shares"):
+            yield f"{F}.cpu.shares", "cpu", "cpu.shares", str(cpu["shares"])
+        if cpu.get("period"):
+            yield f"{F}.cpu.period", "cpu", "cpu.cfs_period_us", str(cpu["period"])
+        if cpu.get("quota") is not None:
+            yield f"{F}.cpu.quota", "cpu", "cpu.cfs_quota_us", str(cpu["quota"])
+        if cpu.get("burst") is not None:
+            yield f"{F}.cpu.burst", "cpu", "cpu.cfs_burst_us", str(cpu["burst"])
+        if cpu.get("realtimePeriod"):
+            yield f"{F}.cpu.realtimePeriod", "cpu", "cpu.rt_period_us", str(cpu["realtimePeriod"])
+        if cpu.get("realtimeRuntime") is not None:
+            yield f"{F}.cpu.realtimeRuntime", "cpu", "cpu.rt_runtime_us", str(cpu["realtimeRuntime"])
+        if cpu.get("idle") is not None:
+            yield f"{F}.cpu.idle", "cpu", "cpu.idle", str(cpu["idle"])
+        if cpu.get("cpus"):
+            yield f"{F}.cpu.cpus", "cpuset", "cpuset.cpus", cpu["cpus"]
+        if cpu.get("mems"):
+            yield f"{F}.cpu.mems", "cpuset", "cpuset.mems", cpu["mems"]
+        if blk.get("weight") is not None:
+            yield f"{F}.blockIO.weight", "blkio", "blkio.weight", str(blk["weight"])
+        if blk.get("leafWeight") is not None:
+            yield f"{F}.blockIO.leafWeight", "blkio", "blkio.leaf_weight", str(blk["leafWeight"])
+        for i, d in enumerate(blk.get("weightDevice") or []):
+            if d.get("weight") is not None:
+                yield f"{F}.blockIO.weightDevice[{i}]", "blkio", "blkio.weight_device", f"{_dev(d)} {d['weight']}"
+            if d.get("leafWeight") is not None:
+                yield f"{F}.blockIO.weightDevice[{i}]", "blkio", "blkio.leaf_weight_device", f"{_dev(d)} {d['leafWeight']}"
+        for key, fname in (("throttleReadBpsDevice", "read_bps_device"), ("throttleWriteBpsDevice", "write_bps_device"),
+                           ("throttleReadIOPSDevice", "read_iops_device"), ("throttleWriteIOPSDevice", "write_iops_device")):
+            for i, d in enumerate(blk.get(key) or []):
+                yield f"{F}.blockIO.{key}[{i}]", "blkio", f"blkio.throttle.{fname}", f"{_dev(d)} {d['rate']}"
+        for i, h in enumerate(r.get("hugepageLimits") or []):
+            yield f"{F}.hugepageLimits[{i}]", "hugetlb", f"hugetlb.{h['pageSize']}.limit_in_bytes", str(h["limit"])
+        if net.get("classID") is not None:
+            yield f"{F}.network.classID", "net_cls", "net_cls.classid", str(net["classID"])
+        for i, pr in enumerate(net.get("priorities") or []):
+            yield f"{F}.network.priorities[{i}]", "net_prio", "net_prio.ifpriomap", f"{pr['name']} {pr['priority']}"
+        for dev, lim in (r.get("rdma") or {}).items():
+            yield from _rdma(F, dev, lim)
+        if r.get("unified"):
+            raise RuntimeSpecError(f"{F}.unified: unified (cgroup v2) resources cannot be set on this cgroup v1 host")
+        if r.get("devices") is not None:
+            yield f"{F}.devices", "devices", "devices.deny", "a"
+            for rule in DEFAULT_DEVICE_RULES:
+                yield f"{F}.devices", "devices", "devices.allow", rule
+            for i, d in enumerate(r["devices"]):
+                if d.get("allow") is False and d.get("type", "a") == "a" and d.get("major") is None:
+                    continue  # "deny all" is the starting point already
+                rule = "{} {}:{} {}".format(d.get("type", "a"), "*" if d.get("major") is None else d["major"],
+                                            "*" if d.get("minor") is None else d["minor"], d.get("access", "rwm"))
+                yield f"{F}.devices[{i}]", "devices", "devices.allow" if d.get("allow") else "devices.deny", rule if d.get("type", "a") != "a" else "a"
+        return
+    # cgroup v2
+    if mem.get("limit") is not None:
+        yield f"{F}.memory.limit", "memory", "memory.max", "max" if mem["limit"] < 0 else str(mem["limit"])
+        if mem.get("swap") is not None:
+            swap = mem["swap"] - mem["limit"] if mem["swap"] > 0 else mem["swap"]
+            yield f"{F}.memory.swap", "memory", "memory.swap.max", "max" if swap < 0 else str(swap)
+    elif mem.get("swap") is not None:
+        none("memory.swap (without memory.limit, cgroup v2 cannot express memory+swap)")
+    if mem.get("reservation") is not None:
+        yield f"{F}.memory.reservation", "memory", "memory.low", str(mem["reservation"])
+    for key in ("kernel", "kernelTCP", "swappiness", "useHierarchy"):
+        if mem.get(key) is not None:
+            none(f"memory.{key}")
+    if mem.get("disableOOMKiller"):
+        none("memory.disableOOMKiller")
+    if pids.get("limit") is not None:
+        yield f"{F}.pids.limit", "pids", "pids.max", "max" if pids["limit"] <= 0 else str(pids["limit"])
+    if cpu.get("shares"):
+        yield f"{F}.cpu.shares", "cpu", "cpu.weight", str(shares_to_weight(cpu["shares"]))
+    if cpu.get("quota") is not None or cpu.get("period"):
+        q = cpu.get("quota")
+        yield f"{F}.cpu.quota", "cpu", "cpu.max", f"{'max' if q is None or q < 0 else q} {cpu.get('period') or 100000}"
+    if cpu.get("burst") is not None:
+        yield f"{F}.cpu.burst", "cpu", "cpu.max.burst", str(cpu["burst"])
+    if cpu.get("idle") is not None:
+        yield f"{F}.cpu.idle", "cpu", "cpu.idle", str(cpu["idle"])
+    for key in ("realtimePeriod", "realtimeRuntime"):
+        if cpu.get(key):
+            none(f"cpu.{key}")
+    if cpu.get("cpus"):
+        yield f"{F}.cpu.cpus", "cpuset", "cpuset.cpus", cpu["cpus"]
+    if cpu.get("mems"):
+        yield f"{F}.cpu.mems", "cpuset", "cpuset.mems", cpu["mems"]
+    if blk.get("weight") is not None:
+        yield f"{F}.blockIO.weight", "io", "io.weight", f"default {blkio_to_io_weight(blk['weight'])}"
+    if blk.get("leafWeight") is not None:
+        none("blockIO.leafWeight")
+    for i, d in enumerate(blk.get("weightDevice") or []):
+        if d.get("leafWeight") is not None:
+            none(f"blockIO.weightDevice[{i}].leafWeight")
+        if d.get("weight") is not None:
+            yield f"{F}.blockIO.weightDevice[{i}]", "io", "io.weight", f"{_dev(d)} {blkio_to_io_weight(d['weight'])}"
+    for key, k in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                   ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+        for i, d in enumerate(blk.get(key) or []):
+            yield f"{F}.blockIO.{key}[{i}]", "io", "io.max", f"{_dev(d)} {k}={d['rate']}"
+    for i, h in enumerate(r.get("hugepageLimits") or []):
+        yield f"{F}.hugepageLimits[{i}]", "hugetlb", f"hugetlb.{h['pageSize']}.max", str(h["limit"])
+    for key in ("classID", "priorities"):
+        if net.get(key) is not None:
+            none(f"network.{key} (net_cls/net_prio)")
+    for dev, lim in (r.get("rdma") or {}).items():
+        yield from _rdma(F, dev, lim)
+    for key, value in (r.get("unified") or {}).items():
+        if "/" in key or key.startswith(".") or "." not in key:
+            raise RuntimeSpecError(f"{F}.unified[{key!r}]: not a cgroup v2 interface file name")
+        yield f"{F}.unified[{key!r}]", key.split(".", 1)[0], key, str(value)
+
+
+def _rdma(F: str, dev: str, lim: dict):
+    parts = []
+    if lim.get("hcaHandles") is not None:
+        parts.append(f"hca_handle={lim['hcaHandles']}")
+    if lim.get("hcaObjects") is not None:
+        parts.append(f"hca_object={lim['hcaObjects']}")
+    if parts:
+        yield f"{F}.rdma[{dev!r}]", "rdma", "rdma.max", f"{dev} {' '.join(parts)}"
+
+
+#: files whose value is read back after writing: the kernel may accept a write and ignore it
+_READ_BACK = frozenset({"memory.kmem.limit_in_bytes"})
+
+#: v1 files a hierarchy's root cgroup does not have (limits of the root make no sense)
+_NOT_IN_ROOT = frozenset({"pids.max", "rdma.max"})
+
+
+def check_resources(resources: dict | None, path: str = "config.json", base: str = CGROUP_ROOT) -> None:
+    """Refuse, before anything is created, a ``linux.resources`` field this host cannot
+    apply (config-linux.md "Control groups": "If the runtime cannot apply a resource …"):
+    a controller that is not mounted (v1) or not available (v2 ``cgroup.controllers``), an
+    interface file the kernel does not have (``memory.swappiness`` on v2, ``blkio.weight``
+    without a proportional-weight I/O scheduler, ``cpu.rt_runtime_us`` without
+    CONFIG_RT_GROUP_SCHED …). A rootless runtime has no cgroup of its own: any limit is
+    refused (runc: "cannot set … limit: container could not join or create cgroup");
+    device rules do not need one there (no device node can be made in a user namespace).
+    Raises RuntimeSpecError naming the field."""
+    r = resources or {}
+    version, hier = detect(base)
+    try:
+        if os.geteuid() != 0:
+            limits = [k for k, v in r.items() if k != "devices" and v not in (None, {}, [])]
+            if limits:
+                raise RuntimeSpecError(f"linux.resources.{limits[0]}: a rootless container has no cgroup of its own "
+                                       "(cgroups are not delegated to this user), so the limit cannot be applied")
+            return
+        if not version:
+            if any(v not in (None, {}, []) for v in r.values()):
+                raise RuntimeSpecError(f"linux.resources: no cgroup filesystem is mounted at {base}")
+            return
+        if version == 2:
+            try:
+                available = set(_read(os.path.join(base, "cgroup.controllers")).split())
+            except OSError:
+                available = set()
+        for field, ctrl, name, _value in _mapping(version, r):
+            if version == 1:
+                root = next((p for h, p in hier.items() if ctrl in h.split(",")), None)
+                if root is None:
+                    raise RuntimeSpecError(f"{field}: the {ctrl} controller is not mounted on this host (cgroup v1: no /sys/fs/cgroup/{ctrl})")
+                if name not in _NOT_IN_ROOT and not os.path.exists(os.path.join(root, name)):
+                    raise RuntimeSpecError(f"{field}: this kernel has no {name} in the {ctrl} controller, so it cannot be applied")
+            elif ctrl != "cgroup" and ctrl not in available:
+                raise RuntimeSpecError(f"{field}: the {ctrl} controller is not available on this host "
+                                       f"({os.path.join(base, 'cgroup.controllers')})")
+        if version == 2 and r.get("devices") is not None:
+            from .devices import rules_for
+
+            rules_for(r["devices"])
+    except RuntimeSpecError as e:
+        raise RuntimeSpecError(f"{path}: {e}")
+
+
 class Cgroup:
     """The container's cgroup: ``paths`` maps a hierarchy name (``"memory"`` … for v1,
     ``""`` for v2) to the container's directory in it.
@@ -99,7 +318,7 @@ class Cgroup:
         if ":" in rel and not rel.startswith("/"):  # systemd form slice:prefix:name
             rel = "ocilearn-" + rel.replace(":", "-")
         # cleaned as if rooted, like runc's CleanPath: "../../../../tmp/x" stays inside the
-        # hierarchy (hostile report #2); load_config refuses such paths before this anyway
+        # hierarchy; load_config refuses such paths before this anyway
         rel = os.path.normpath("/" + rel).lstrip("/")
         if not rel or rel == ".":
             raise OSError(errno.EINVAL, "linux.cgroupsPath names the root cgroup", cgroups_path)
@@ -152,78 +371,58 @@ class Cgroup:
             except OSError:
                 pass
 
-    def files(self, resources: dict | None) -> list[tuple[str, str]]:
-        """The (file path, value) writes that apply ``linux.resources``, in order — pure,
-        so the v1 and v2 mappings are unit-testable. Bytes for memory, a count for pids,
-        microseconds for cpu quota/period."""
-        r = resources or {}
-        out: list[tuple[str, str]] = []
-        mem, pids, cpu = r.get("memory") or {}, r.get("pids") or {}, r.get("cpu") or {}
-        if self.version == 1:
-            def at(ctrl: str, f: str, v) -> None:
-                for name, p in self.paths.items():
-                    if ctrl in name.split(","):
-                        out.append((os.path.join(p, f), str(v)))
-                        return
-            if mem.get("limit") is not None:
-                at("memory", "memory.limit_in_bytes", mem["limit"])
-            if mem.get("reservation") is not None:
-                at("memory", "memory.soft_limit_in_bytes", mem["reservation"])
-            if mem.get("swap") is not None:
-                at("memory", "memory.memsw.limit_in_bytes", mem["swap"])
-            if pids.get("limit") is not None:
-                at("pids", "pids.max", "max" if pids["limit"] <= 0 else pids["limit"])
-            if cpu.get("shares"):
-                at("cpu", "cpu.shares", cpu["shares"])
-            if cpu.get("period"):
-                at("cpu", "cpu.cfs_period_us", cpu["period"])
-            if cpu.get("quota") is not None:
-                at("cpu", "cpu.cfs_quota_us", cpu["quota"])
-            if cpu.get("cpus"):
-                at("cpuset", "cpuset.cpus", cpu["cpus"])
-            if cpu.get("mems"):
-                at("cpuset", "cpuset.mems", cpu["mems"])
-            if r.get("devices") is not None:
-                at("devices", "devices.deny", "a")
-                for rule in DEFAULT_DEVICE_RULES:
-                    at("devices", "devices.allow", rule)
-                for d in r["devices"]:
-                    if d.get("allow") is False and d.get("type", "a") == "a" and d.get("major") is None:
-                        continue  # "deny all" is the starting point already
-                    rule = "{} {}:{} {}".format(d.get("type", "a"), "*" if d.get("major") is None else d["major"],
-                                                "*" if d.get("minor") is None else d["minor"], d.get("access", "rwm"))
-                    at("devices", "devices.allow" if d.get("allow") else "devices.deny", rule if d.get("type", "a") != "a" else "a")
-        else:
-            p = self.paths[""]
-            if mem.get("limit") is not None:
-                out.append((os.path.join(p, "memory.max"), "max" if mem["limit"] < 0 else str(mem["limit"])))
-                if mem.get("swap") is not None:
-                    swap = mem["swap"] - mem["limit"] if mem["swap"] > 0 else mem["swap"]
-                    out.append((os.path.join(p, "memory.swap.max"), "max" if swap < 0 else str(swap)))
-            if mem.get("reservation") is not None:
-                out.append((os.path.join(p, "memory.low"), str(mem["reservation"])))
-            if pids.get("limit") is not None:
-                out.append((os.path.join(p, "pids.max"), "max" if pids["limit"] <= 0 else str(pids["limit"])))
-            if cpu.get("shares"):
-                out.append((os.path.join(p, "cpu.weight"), str(shares_to_weight(cpu["shares"]))))
-            if cpu.get("quota") is not None or cpu.get("period"):
-                q = cpu.get("quota")
-                out.append((os.path.join(p, "cpu.max"), f"{'max' if q is None or q < 0 else q} {cpu.get('period') or 100000}"))
-            if cpu.get("cpus"):
-                out.append((os.path.join(p, "cpuset.cpus"), cpu["cpus"]))
-            if cpu.get("mems"):
-                out.append((os.path.join(p, "cpuset.mems"), cpu["mems"]))
+    def writes(self, resources: dict | None) -> list[tuple[str, str, str]]:
+        """The ``(field, file path, value)`` writes that apply ``linux.resources``, in
+        order — pure, so the v1 and v2 mappings are unit-testable. ``field`` is the
+        config field (``linux.resources.memory.swappiness``). Bytes for memory, a count
+        for pids, microseconds for cpu quota/period/burst/realtime. Raises
+        RuntimeSpecError for a field this cgroup version has no file for (see
+        :func:`check_resources`, which also checks the host)."""
+        out: list[tuple[str, str, str]] = []
+        for field, ctrl, name, value in _mapping(self.version, resources or {}):
+            d = self._dir(ctrl)
+            if d is None:
+                raise RuntimeSpecError(f"{field}: the {ctrl} controller is not mounted on this host (no cgroup {ctrl} hierarchy)")
+            out.append((field, os.path.join(d, name), value))
         return out
 
+    def _dir(self, ctrl: str) -> str | None:
+        if self.version == 2:
+            return self.paths.get("")
+        for name, p in self.paths.items():
+            if ctrl in name.split(","):
+                return p
+        return None
+
+    def files(self, resources: dict | None) -> list[tuple[str, str]]:
+        """The ``(file path, value)`` pairs of :meth:`writes`."""
+        return [(p, v) for _f, p, v in self.writes(resources)]
+
     def apply(self, resources: dict | None) -> None:
-        """Write the limits of ``linux.resources`` (see :meth:`files`). Raises OSError
-        naming the cgroup file that refused the value."""
-        for path, value in self.files(resources):
+        """Write the limits of ``linux.resources`` (see :meth:`writes`); on cgroup v2 the
+        device rules become an eBPF program attached to the cgroup (:mod:`.devices`).
+        Raises OSError naming the config field and the cgroup file that refused the value."""
+        for field, path, value in self.writes(resources):
             try:
                 _write(path, value)
             except OSError as e:
-                raise OSError(e.errno, f"cgroup: cannot write {value!r}: {e.strerror}", path)
+                raise OSError(e.errno, f"{field}: cgroup file {path} refused {value!r}: {e.strerror}", path)
+            if os.path.basename(path) in _READ_BACK and _read(path).strip() != value:
+                # Linux 5.16+ accepts writes to memory.kmem.limit_in_bytes and ignores them
+                # (kernel memory is no longer limited separately): refuse, never skip
+                raise OSError(errno.EOPNOTSUPP, f"{field}: this kernel accepts {os.path.basename(path)} but does not apply it "
+                              f"(it reads back {_read(path).strip()}); remove the field", path)
             step("runtime", "cgroup limit", f"{os.path.basename(path)} = {value}", f"echo {value} > {path}")
+        devices = (resources or {}).get("devices")
+        if self.version == 2 and devices is not None:
+            from .devices import attach_device_filter, rules_for
+
+            try:
+                attach_device_filter(self.paths[""], rules_for(devices))
+            except OSError as e:
+                raise OSError(e.errno, f"linux.resources.devices: cannot enforce the device rules with an eBPF program "
+                              f"(BPF_PROG_TYPE_CGROUP_DEVICE, as runc does on cgroup v2): {e.strerror}", self.paths[""])
+            step("runtime", "device filter", f"eBPF BPF_CGROUP_DEVICE program on {self.paths['']}", "runc: devicefilter")
 
     def add(self, pid: int = 0, paths: dict[str, str] | None = None) -> None:
         """Move process ``pid`` (0 = the caller) into every hierarchy of the cgroup (or

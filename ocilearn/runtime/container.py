@@ -44,7 +44,7 @@ import time
 from ..core import syscalls as sc
 from ..core.errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
 from . import namespaces as nsmod
-from . import step
+from . import spec, step
 
 STATUSES = ("creating", "created", "running", "stopped")
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -186,6 +186,7 @@ def load_config(bundle: str) -> dict:
         raise RuntimeSpecError(f"{path}: no config.json in the bundle (runtime-spec bundle.md)")
     except (OSError, ValueError) as e:
         raise RuntimeSpecError(f"{path}: unreadable: {e}")
+    spec.validate(cfg, path)
     if not isinstance(cfg, dict) or not isinstance(cfg.get("root"), dict) or not cfg["root"].get("path"):
         raise RuntimeSpecError(f"{path}: root.path is required (config.md 'Root')")
     proc = cfg.get("process")
@@ -523,7 +524,7 @@ class Container:
         if not os.path.isdir(rootfs):
             raise RuntimeSpecError(f"root.path {rootfs}: not a directory (config.md 'Root')")
         o = st["ocilearn"]
-        o.update(rootfs=rootfs, userns=userns, process=proc, new_cgroupns=bool(flags & sc.CLONE_NEWCGROUP), namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
+        o.update(rootfs=rootfs, userns=userns, process=proc, seccomp=linux.get("seccomp"), new_cgroupns=bool(flags & sc.CLONE_NEWCGROUP), namespaces=[t for t, (f, _) in sc.NAMESPACES.items() if flags & f] + [t for t, _ in joins])
         cg = None
         if not rootless:
             from .cgroups import Cgroup
@@ -551,13 +552,17 @@ class Container:
             cg.apply(linux.get("resources"))
         if detach:
             os.mkfifo(self.fifo, 0o600)
+            if flags & sc.CLONE_NEWUSER:  # the init opens it as the container's root (runc: HostRootUID)
+                os.chown(self.fifo, nsmod.host_id(0, uidm), nsmod.host_id(0, gidm))
+        # opened here, O_PATH: the container's root may not search the state directory
+        fifo_fd = os.open(self.fifo, os.O_PATH | os.O_CLOEXEC) if detach else -1
         ns_files = nsmod.open_ns(joins)
         s1_parent, s1_child = _socketpair()
         s2_parent, s2_child = _socketpair()
         for s in (s1_parent, s2_parent):
             s.settimeout(60)
-        ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach,
-               "cgroup": cg, "fifo": self.fifo, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
+        ctx = {"cfg": cfg, "bundle": bundle, "rootfs": rootfs, "flags": flags, "userns": userns, "detach": detach, **spec.prepare(cfg),
+               "cgroup": cg, "fifo": self.fifo, "fifo_fd": fifo_fd, "no_pivot": no_pivot or bool(os.environ.get("OCILEARN_NO_PIVOT")),
                "preserve_fds": preserve_fds, "id": self.id, "init": init, "rootless": rootless}
         parent_pid = os.getpid()
         step("runtime", "fork monitor", "", "")
@@ -582,6 +587,8 @@ class Container:
                 os._exit(code)
         for _t, fd in ns_files:
             os.close(fd)
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
         s1_child.close()
         s2_child.close()
         o["monitor_pid"] = monitor
@@ -703,7 +710,7 @@ class Container:
         if os.path.exists(self.fifo):
             os.unlink(self.fifo)
         step("runtime", "start", f"released init {st['pid']} through exec.fifo", f"runc start {self.id}")
-        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart")
+        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), self._hook_state(st, "running"), "poststart", warn_only=True)
 
     def kill(self, sig: int = signal.SIGTERM, all_: bool = False) -> None:
         """runtime-spec runtime.md "kill": send ``sig`` to the init (``all_``: to every
@@ -1017,7 +1024,8 @@ def _stage2(ctx: dict, s2) -> None:
                 continue  # rootless: no cgroup of our own to show
             if m.get("type") == "sysfs" and userns and not flags & sc.CLONE_NEWNET:
                 m = {**m, "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
-            rfs.mount_one(root, m, userns=userns, cgroup_paths=cg_paths, cgroupns=bool(flags & sc.CLONE_NEWCGROUP))
+            rfs.mount_one(root, m, userns=userns, cgroup_paths=cg_paths, cgroupns=bool(flags & sc.CLONE_NEWCGROUP),
+                          mount_label=linux.get("mountLabel"))
             mounted_dev = mounted_dev or m["destination"].rstrip("/") == "/dev"
         rfs.create_devices(root, linux.get("devices"), userns=userns)
     if flags & sc.CLONE_NEWUTS:
@@ -1055,7 +1063,7 @@ def _stage2(ctx: dict, s2) -> None:
     if hooks.get("createContainer"):
         run_hooks(hooks["createContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "creating",
                                              "pid": 1, "bundle": ctx["bundle"]}, "createContainer")
-    fifo_fd = os.open(ctx["fifo"], os.O_PATH | os.O_CLOEXEC) if ctx["detach"] else -1
+    fifo_fd = ctx["fifo_fd"]
     rfs.pivot(root, no_pivot=ctx["no_pivot"])
     for key, value in (linux.get("sysctl") or {}).items():
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
@@ -1093,7 +1101,7 @@ def _stage2(ctx: dict, s2) -> None:
         run_hooks(hooks["startContainer"], {"ociVersion": cfg.get("ociVersion", OCI_VERSION), "id": ctx["id"], "status": "running",
                                             "pid": 1, "bundle": ctx["bundle"]}, "startContainer")
     keep = 3 + ctx.get("preserve_fds", 0)
-    process.exec_process(proc, keep_fds=keep, also_keep=keep_sync, init=ctx.get("init", False))
+    process.exec_process(proc, keep_fds=keep, also_keep=keep_sync, init=ctx.get("init", False), seccomp=ctx.get("seccomp"))
 
 
 # ---------------------------------------------------------------- list, run, exec
@@ -1151,7 +1159,7 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
         except OSError:
             pass
         sock.close()
-        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart")
+        run_hooks(st["ocilearn"].get("hooks", {}).get("poststart", []), Container._hook_state(st, "running"), "poststart", warn_only=True)
         step("runtime", "started", f"container {cid}: program running", "")
         if master is not None:
             _proxy_pty(master, monitor)
@@ -1311,6 +1319,7 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
     if user:
         proc["user"] = {**(proc.get("user") or {}), **parse_exec_user(user), "additionalGids": []}
     check_process(proc, f"exec in {cid}")
+    sfilter = spec.prepare({"linux": {"seccomp": o.get("seccomp")}})["seccomp"]
     fds = _open_container_ns(st)
     cg = c._cgroup(st)
     master = None
@@ -1342,7 +1351,7 @@ def exec_in(root: str, cid: str, args: list[str], *, env: list[str] | None = Non
                         _recv(theirs)  # the window size is set: go
                         theirs.close()
                         pr.become_tty_session(slave)
-                    pr.exec_process(proc)
+                    pr.exec_process(proc, seccomp=sfilter)
                 except BaseException as e:  # noqa: BLE001
                     print(f"ocilearn: exec: {e}", file=sys.stderr)
                 finally:

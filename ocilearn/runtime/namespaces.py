@@ -106,3 +106,12 @@ def write_id_maps(pid: int, uid_mappings: list[dict], gid_mappings: list[dict]) 
 def in_mapping(uid: int, mappings: list[dict]) -> bool:
     """True when container id ``uid`` is inside one of the ``mappings`` ranges."""
     return any(m["containerID"] <= uid < m["containerID"] + m["size"] for m in mappings)
+
+
+def host_id(cid: int, mappings: list[dict] | None) -> int:
+    """The host id that container id ``cid`` maps to in ``mappings`` (uidMappings or
+    gidMappings, user_namespaces(7)), or -1 when it is not mapped (chown(2): unchanged)."""
+    for m in mappings or []:
+        if m["containerID"] <= cid < m["containerID"] + m["size"]:
+            return m["hostID"] + cid - m["containerID"]
+    return -1

@@ -20,6 +20,7 @@ import termios
 from ..core import syscalls as sc
 from ..core.errors import ContainerError
 from . import step
+from .labels import apply_exec_labels
 
 TIOCSPTLCK, TIOCGPTN = 0x40045431, 0x80045430
 
@@ -41,7 +42,7 @@ def set_rlimits(rlimits: list[dict] | None) -> None:
 def enter_cwd(cwd: str) -> None:
     """chdir into ``process.cwd`` *after* pivot_root, creating it (mkdir -p, 0755) from
     inside the container when missing, then verify with getcwd(3) that it lies inside the
-    container's root (case C24, CVE-2024-21626: a ``/proc/self/fd/N`` cwd that points at a
+    container's root (CVE-2024-21626: a ``/proc/self/fd/N`` cwd that points at a
     leaked host directory is refused). Raises ContainerError."""
     if not cwd.startswith("/"):
         raise ContainerError(f"process.cwd {cwd!r} must be an absolute path (config.md 'Process')")
@@ -103,21 +104,48 @@ def drop_bounding(caps: dict | None) -> None:
 
 def set_caps(caps: dict | None) -> None:
     """capset(2) effective/permitted/inheritable, then raise the ambient set
-    (PR_CAP_AMBIENT_RAISE: needs each cap in permitted and inheritable; others are skipped
-    with a warning on stderr, as runc 1.1 does)."""
+    (PR_CAP_AMBIENT_RAISE). An ambient capability must also be permitted and inheritable
+    (capabilities(7)); those that are not are left out without a message, as runc 1.1
+    does (its capability library ignores the kernel's EINVAL for them) — so an
+    ``ocilearn unpack`` bundle, whose default set (runc spec's) lists ambient capabilities
+    that are not inheritable, runs quietly. The narration (``--explain``) names them.
+    Raises ContainerError naming ``process.capabilities`` when the kernel refuses the sets."""
     if caps is None:
         return
     eff, prm, inh = (sc.cap_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
-    sc.capset(eff, prm, inh)
+    try:
+        sc.capset(eff, prm, inh)
+    except OSError as e:
+        raise ContainerError(f"process.capabilities: capset(2) refused effective 0x{eff:x} permitted 0x{prm:x} inheritable "
+                             f"0x{inh:x}: {e.strerror} (a capability outside the runtime's own permitted set cannot be granted)")
     amb = sc.cap_mask(caps.get("ambient"))
-    if amb & ~(prm & inh):
-        # as runc 1.1: warn, raise what the kernel allows, and go on
-        os.write(2, f"ocilearn: warning: cannot raise ambient capabilities 0x{amb & ~(prm & inh):x}: an ambient capability must "
-                 "also be permitted and inheritable (capabilities(7)); add them to process.capabilities.inheritable\n".encode())
     for n in range(sc.last_cap() + 1):
         if amb & prm & inh & (1 << n):
-            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, n)
+            try:
+                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, n)
+            except OSError as e:
+                raise ContainerError(f"process.capabilities.ambient: cannot raise capability {n}: {e.strerror}")
+    if amb & ~(prm & inh):
+        step("runtime", "ambient capabilities", f"0x{amb & ~(prm & inh):x} left out: not permitted and inheritable", "runc: the same")
     step("runtime", "capabilities", f"effective 0x{eff:x} permitted 0x{prm:x} inheritable 0x{inh:x}", "capsh --caps=…")
+
+
+def _load_seccomp_privileged(filt) -> None:
+    """Load a seccomp filter without no_new_privs: seccomp(2) then needs CAP_SYS_ADMIN in
+    the effective set. A uid change cleared the effective set (the permitted one was kept
+    with PR_SET_KEEPCAPS), so raise it from permitted for this one call; :func:`set_caps`
+    sets the final sets right after."""
+    eff, prm, inh = sc.capget()
+    bit = 1 << sc.CAPS["SYS_ADMIN"]
+    if not prm & bit:
+        raise ContainerError("linux.seccomp: without process.noNewPrivileges the filter can only be loaded with CAP_SYS_ADMIN, "
+                             "which this process does not have; set process.noNewPrivileges: true")
+    if not eff & bit:
+        sc.capset(eff | bit, prm, inh)
+    try:
+        filt.load()
+    except OSError as e:
+        raise ContainerError(f"linux.seccomp: seccomp_load refused the filter: {e.strerror}")
 
 
 def home_for(uid: int) -> str:
@@ -134,13 +162,20 @@ def home_for(uid: int) -> str:
     return "/"
 
 
-def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bool = False) -> None:
-    """The last steps inside the container: rlimits, user, capabilities, no_new_privs,
-    cwd, close every fd ≥ ``keep_fds`` except ``also_keep`` (an O_CLOEXEC fd that closes at
-    exec, so its peer sees EOF when execve succeeded), execve(2) of ``process.args`` looked up in the
-    config's PATH. With ``init`` PID 1 stays a tiny reaper (:func:`reaper_init`) and the
-    program runs as its child. Never returns; raises ContainerError when the program
-    cannot run."""
+def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bool = False, seccomp=None) -> None:
+    """The last steps inside the container: rlimits, user, cwd, labels, seccomp,
+    capabilities, no_new_privs, close every fd ≥ ``keep_fds`` except ``also_keep`` (an
+    O_CLOEXEC fd that closes at exec, so its peer sees EOF when execve succeeded), execve(2)
+    of ``process.args`` looked up in the config's PATH. With ``init`` PID 1 stays a tiny
+    reaper (:func:`reaper_init`) and the program runs as its child.
+
+    ``seccomp`` is a :class:`ocilearn.runtime.seccomp.Filter` prepared before the
+    container's root was entered. Like runc, it is loaded just before execve when
+    ``process.noNewPrivileges`` is set, else (loading then needs CAP_SYS_ADMIN) before the
+    final capability sets — in both cases after the working directory has been entered
+    and checked, so a profile that denies getcwd(2) does not break that check. The
+    AppArmor profile and SELinux label (:mod:`.labels`) are set for the execve.
+    Never returns; raises ContainerError when the program cannot run."""
     args = process.get("args") or []
     if not args:
         raise ContainerError("config.json process.args is empty: nothing to run (config.md 'Process': args is REQUIRED)")
@@ -149,7 +184,7 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     if "HOME" not in env:
         env["HOME"] = home_for(user.get("uid", 0))
     # close every fd the runtime held *before* chdir: a leaked directory fd is how
-    # WorkingDir=/proc/self/fd/N reached the host in CVE-2024-21626 (C24); and before the
+    # WorkingDir=/proc/self/fd/N reached the host in CVE-2024-21626; and before the
     # capabilities drop, after which container root may pass ptrace access checks
     if keep_fds <= also_keep:
         if also_keep > keep_fds:
@@ -164,14 +199,25 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     # a uid change cleared the parent-death signal (prctl(2)): re-arm it, so the container
     # dies with its monitor instead of living on unsupervised
     sc.prctl(sc.PR_SET_PDEATHSIG, 9)
+    enter_cwd(process.get("cwd") or "/")
+    apply_exec_labels(process)
+    nnp = bool(process.get("noNewPrivileges"))
+    if seccomp is not None and not nnp:
+        _load_seccomp_privileged(seccomp)
+        step("runtime", "seccomp", f"filter loaded ({seccomp.rules} rules), before the capabilities drop", "runc: InitSeccomp")
     set_caps(caps)
     # a credential change sets "dumpable" to fs.suid_dumpable (prctl(2)), which may be 1:
     # until execve (and for good in the --init reaper) this is the host's Python, whose
     # /proc/PID/exe, environ and mem container root must not open (CVE-2019-5736)
     sc.set_dumpable(False)
-    enter_cwd(process.get("cwd") or "/")
-    if process.get("noNewPrivileges"):
+    if nnp:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp is not None and nnp:
+        try:
+            seccomp.load()
+        except OSError as e:
+            raise ContainerError(f"linux.seccomp: seccomp_load refused the filter: {e.strerror}")
+        step("runtime", "seccomp", f"filter loaded ({seccomp.rules} rules), right before execve", "runc: InitSeccomp")
     step("runtime", "execve", " ".join(args), "exec " + " ".join(args))
     if init:
         reaper_init()  # returns in the child only
@@ -211,7 +257,7 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def reaper_init() -> None:
-    """The optional init (``--init``, like Docker's tini; case C33): fork; the child returns
+    """The optional init (``--init``, like Docker's tini): fork; the child returns
     and execs the program; PID 1 forwards SIGTERM/SIGINT/SIGHUP/… to it, reaps every
     orphan with waitpid(-1) and exits with the program's status (128+N for signal N).
 

@@ -15,6 +15,7 @@ import stat
 
 from ..core import syscalls as sc
 from . import step
+from .labels import mount_data
 
 # mount(8) option -> (set flags, clear flags); anything else is filesystem data
 MOUNT_FLAGS: dict[str, tuple[int, int]] = {
@@ -38,6 +39,26 @@ PROPAGATION: dict[str, int] = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
+#: recursive mount attributes (runc 1.1 "rro", "rnosuid" …): applied to the mount and every
+#: mount below it with mount_setattr(2) AT_RECURSIVE -> (attributes set, attributes cleared)
+RECURSIVE_OPTIONS: dict[str, tuple[int, int]] = {
+    "rro": (sc.MOUNT_ATTR_RDONLY, 0), "rrw": (0, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (sc.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (sc.MOUNT_ATTR_NODEV, 0), "rdev": (0, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (sc.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, sc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (sc.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, sc.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (sc.MOUNT_ATTR_RELATIME, sc.MOUNT_ATTR__ATIME), "rnorelatime": (0, sc.MOUNT_ATTR__ATIME),
+    "rnoatime": (sc.MOUNT_ATTR_NOATIME, sc.MOUNT_ATTR__ATIME), "ratime": (0, sc.MOUNT_ATTR__ATIME),
+    "rstrictatime": (sc.MOUNT_ATTR_STRICTATIME, sc.MOUNT_ATTR__ATIME), "rnostrictatime": (0, sc.MOUNT_ATTR__ATIME),
+    "rnosymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, sc.MOUNT_ATTR_NOSYMFOLLOW),
+}
+#: options runc understands that ocilearn does not apply: refused naming the option
+#: (runtime-spec config.md "Mounts")
+UNSUPPORTED_OPTIONS: dict[str, str] = {
+    "idmap": "id-mapped mounts are not implemented", "ridmap": "id-mapped mounts are not implemented",
+}
+#: runc's extension: fill a new tmpfs with what the image had at its destination
+TMPCOPYUP = "tmpcopyup"
 # statvfs(3) f_flag bits that the kernel "locks" on a bind mount made in a user namespace
 _ST_LOCKED = {os.ST_RDONLY: sc.MS_RDONLY, os.ST_NOSUID: sc.MS_NOSUID, os.ST_NODEV: sc.MS_NODEV, os.ST_NOEXEC: sc.MS_NOEXEC}
 
@@ -47,10 +68,13 @@ DEV_SYMLINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/p
 
 
 def parse_options(options: list[str] | None) -> tuple[int, int, str]:
-    """Split mount options into (flags, propagation flags, data string) as mount(8) does.
-    Returns bit masks for mount(2) and the comma-joined filesystem-specific data."""
+    """Split mount options into (flags, propagation flags, data string) as mount(8) and runc
+    do. Returns bit masks for mount(2) and the comma-joined filesystem-specific data;
+    ``tmpcopyup`` is neither (see :func:`mount_one`)."""
     flags, prop, data = 0, 0, []
     for o in options or []:
+        if o == TMPCOPYUP or o in RECURSIVE_OPTIONS:
+            continue
         if o in MOUNT_FLAGS:
             s, c = MOUNT_FLAGS[o]
             flags = (flags | s) & ~c
@@ -128,7 +152,7 @@ def _locked_flags(path: str) -> int:
 
 def make_root_private(propagation: str | None = None) -> None:
     """Stop mount events of the container reaching the host: remount ``/`` recursively as
-    slave (runc's default) or private. mount(2) MS_REC|MS_SLAVE; C31 cause "shared"."""
+    slave (runc's default) or private. mount(2) MS_REC|MS_SLAVE (pivot_root(2) fails with EINVAL under "shared" propagation)."""
     flag = sc.MS_REC | (sc.MS_PRIVATE if propagation and "private" in propagation else sc.MS_SLAVE)
     sc.mount(None, "/", None, flag)
     step("runtime", "mount --make-rslave /", "host mounts stay untouched by the container's", "mount --make-rslave /")
@@ -136,12 +160,13 @@ def make_root_private(propagation: str | None = None) -> None:
 
 def bind_rootfs(rootfs: str) -> None:
     """Bind-mount the rootfs onto itself so it is a mount point, as pivot_root(2) requires
-    (case C31: a plain directory as rootfs)."""
+    (a plain directory as rootfs is not one; pivot_root(2) EINVAL)."""
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     step("runtime", "bind rootfs", rootfs, f"mount --rbind {rootfs} {rootfs}")
 
 
-def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[str, str] | None = None, cgroupns: bool = False) -> None:
+def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[str, str] | None = None, cgroupns: bool = False,
+              mount_label: str | None = None) -> None:
     """Perform one ``mounts[]`` entry of config.json below ``rootfs``.
     (The tmpfs under a ``cgroup`` mount stays writable, as with runc 1.1.)
 
@@ -149,7 +174,11 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
     file). Bind mounts are remounted to apply ro/nosuid/nodev/noexec (keeping flags the
     kernel locks in a user namespace). ``type: cgroup`` is the container's own cgroups:
     a tmpfs with one read-only bind (or fresh cgroup mount in a cgroup namespace) per
-    hierarchy in ``cgroup_paths`` (mount point name -> host directory).
+    hierarchy in ``cgroup_paths`` (mount point name -> host directory). Other types get
+    ``mount_label`` as ``context=`` (SELinux, :func:`.labels.mount_data`); a tmpfs with
+    ``tmpcopyup`` starts with a copy of what the rootfs had at the destination (runc's
+    extension, used by podman for ``--read-only`` and ``--tmpfs``); recursive options
+    (``rro``, ``rnosuid`` …) are applied last with mount_setattr(2) AT_RECURSIVE.
     Raises OSError naming the destination."""
     dest_rel = m["destination"]
     typ = m.get("type") or ""
@@ -175,16 +204,76 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         dest = mkdir_in_root(rootfs, dest_rel)
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
-        sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT, data or None)
+        data = mount_data(data, typ, mount_label)
+        below = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if TMPCOPYUP in (m.get("options") or ()) else -1
+        try:
+            sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if below >= 0 else flags & ~sc.MS_REMOUNT, data or None)
+            if below >= 0:
+                _copy_up(below, dest)
+                if flags & sc.MS_RDONLY:
+                    sc.mount(None, dest, None, sc.MS_REMOUNT | (flags & ~sc.MS_REMOUNT), data or None)
+        finally:
+            if below >= 0:
+                os.close(below)
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
+    rec_set = rec_clr = 0
+    for o in m.get("options") or ():
+        if o in RECURSIVE_OPTIONS:
+            a, c = RECURSIVE_OPTIONS[o]
+            rec_set, rec_clr = (rec_set & ~c) | a, (rec_clr & ~a) | c
+    if rec_set or rec_clr:
+        sc.mount_setattr(dest, rec_set, rec_clr)
+        step("runtime", "mount_setattr", f"{dest_rel}: recursive set 0x{rec_set:x} clear 0x{rec_clr:x}", f"mount -o remount,bind,… (recursive) {dest}")
+
+
+def _copy_up(src_fd: int, dest: str) -> None:
+    """Copy the directory open as ``src_fd`` (what the rootfs had before the tmpfs covered
+    it) into ``dest``: files, directories, symlinks, fifos and device nodes, with owner,
+    mode and times, never following a symlink (runc rootfs_linux.go doTmpfsCopyUp)."""
+    st = os.fstat(src_fd)
+    os.chown(dest, st.st_uid, st.st_gid)
+    os.chmod(dest, stat.S_IMODE(st.st_mode))
+    for name in os.listdir(src_fd):
+        lst = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
+        target = os.path.join(dest, name)
+        mode = lst.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(target, 0o700)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+            try:
+                _copy_up(fd, target)
+            finally:
+                os.close(fd)
+            continue
+        if stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src_fd), target)
+        elif stat.S_ISREG(mode):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+            try:
+                out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                try:
+                    while os.sendfile(out, fd, None, 1 << 20):
+                        pass
+                finally:
+                    os.close(out)
+            finally:
+                os.close(fd)
+        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.mknod(target, mode, lst.st_rdev)
+        else:
+            continue  # a socket is not copied (it cannot be)
+        os.chown(target, lst.st_uid, lst.st_gid, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(target, stat.S_IMODE(mode))
+        os.utime(target, ns=(lst.st_atime_ns, lst.st_mtime_ns), follow_symlinks=False)
 
 
 def _refuse_symlinked_dest(rootfs: str, dest_rel: str, typ: str) -> None:
     """A ``proc`` or ``sysfs`` mount must land on a real directory: an image whose ``/proc``
     is a symlink (to ``/``, to itself, to ``/dev``) is refused, as runc does since
-    CVE-2019-16884 / CVE-2023-27561 (hostile report #26; it was a bare ESRCH before).
+    CVE-2019-16884 / CVE-2023-27561 (a bare ESRCH from mount(2) otherwise).
     Raises OSError(ELOOP) naming the destination."""
     cur = os.path.abspath(rootfs)
     for comp in [c for c in os.path.normpath("/" + dest_rel).split("/") if c]:
@@ -285,7 +374,7 @@ def create_devices(rootfs: str, devices: list[dict] | None = None, *, userns: bo
 def pivot(rootfs: str, *, no_pivot: bool = False) -> None:
     """Make ``rootfs`` the container's ``/`` with pivot_root(".", ".") and detach the old
     root (pivot_root(2) NOTES; runc's recipe). With ``no_pivot`` (or when the host root is
-    the initramfs, where pivot_root is impossible — C31) use MS_MOVE + chroot instead."""
+    the initramfs, where pivot_root is impossible — pivot_root(2) NOTES) use MS_MOVE + chroot instead."""
     os.chdir(rootfs)
     if not no_pivot:
         try:

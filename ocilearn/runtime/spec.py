@@ -1,0 +1,427 @@
+"""Check a bundle's ``config.json`` before anything is created (runtime-spec runtime.md
+"create": "If the runtime cannot create the container ... it MUST generate an error").
+
+Two layers, both run by :func:`validate`, which raises one :class:`RuntimeSpecError`
+whose one-line message names the file and the field:
+
+1. **Types** against the runtime-spec JSON Schema (``schema/config-schema.json`` and the
+   files it refers to, shipped in ``ocilearn/data/runtime-spec-schema``): ``"root":
+   {"path": 123}``, ``"hostname": 12345`` or mount options given as one string are
+   refused here, before any code reads them.
+2. **Meaning** that no schema can express, checked against this host: capabilities this
+   kernel knows, rlimits within the kernel's range (``RLIMIT_NOFILE`` at most
+   ``/proc/sys/fs/nr_open``), a hostname only with a UTS namespace, mount options runc
+   accepts, security labels the host can apply (:mod:`.labels`), the seccomp profile
+   (:mod:`.seccomp`, compiled here so an unknown action or argument operator fails now).
+
+The schema checker is a small draft-04 evaluator for the keywords the runtime-spec
+schema uses (``$ref``, ``type``, ``properties``, ``items``, ``required``, ``enum``,
+``minimum``/``maximum``, ``pattern``, ``minItems``, ``anyOf``/``allOf``,
+``additionalProperties``/``patternProperties``). Why not the ``jsonschema`` package: here
+its import alone takes about 1.1 s (its format checkers pull in ``rfc3987_syntax``) and
+``fastjsonschema`` needs about 90 ms to compile this schema, while ``ocilearn run`` of
+/bin/true has a budget of about 10 ms (runc's time). tests/test_runtime_spec.py checks
+that this evaluator and ``jsonschema`` agree on valid and broken configs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ..core.errors import RuntimeSpecError
+
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "runtime-spec-schema")
+
+_files: dict[str, dict] = {}
+
+
+def _schema_file(name: str) -> dict:
+    doc = _files.get(name)
+    if doc is None:
+        with open(os.path.join(SCHEMA_DIR, name)) as f:
+            doc = _files[name] = json.load(f)
+    return doc
+
+
+def _resolve(ref: str, base: str) -> tuple[dict, str]:
+    """``defs.json#/definitions/uint32`` (relative to the file ``base``) -> (schema, file)."""
+    name, _, pointer = ref.partition("#")
+    name = name or base
+    node = _schema_file(name)
+    for part in [p for p in pointer.split("/") if p]:
+        node = node[part.replace("~1", "/").replace("~0", "~")]
+    return node, name
+
+
+_TYPES = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: type(v) is int,
+    "number": lambda v: type(v) in (int, float),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+
+
+def _where(path: str) -> str:
+    return path or "(the document)"
+
+
+def _show(v) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def schema_error(instance, schema: dict, base: str, path: str = "") -> str | None:
+    """The first way ``instance`` breaks ``schema`` (a node of the schema file ``base``), as
+    ``"FIELD = VALUE: must be …"`` with FIELD a dotted path (``mounts[0].options``), or
+    None when it conforms. JSON Schema draft-04, the keywords listed in the module doc."""
+    kind = ""
+    while "$ref" in schema:
+        kind = schema["$ref"].rsplit("/", 1)[-1]
+        schema, base = _resolve(schema["$ref"], base)
+    t = schema.get("type")
+    if t is not None:
+        types = t if isinstance(t, list) else [t]
+        if not any(_TYPES[x](instance) for x in types):
+            return f"{_where(path)} = {_show(instance)}: must be {' or '.join(('an ' if x[0] in 'aeiou' else 'a ') + x for x in types)}" + (
+                f" ({kind})" if kind and kind not in types else "")
+    if "enum" in schema and instance not in schema["enum"]:
+        return f"{_where(path)} = {_show(instance)}: must be one of {', '.join(map(json.dumps, schema['enum']))}"
+    if type(instance) in (int, float):
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        if (lo is not None and instance < lo) or (hi is not None and instance > hi):
+            rng = f"from {lo} to {hi}" if lo is not None and hi is not None else f"at least {lo}" if lo is not None else f"at most {hi}"
+            return f"{_where(path)} = {instance}: must be {rng}" + (f" ({kind})" if kind else "")
+    if isinstance(instance, str) and "pattern" in schema and not re.search(schema["pattern"], instance):
+        return f"{_where(path)} = {_show(instance)}: must match the pattern {schema['pattern']}"
+    for sub in schema.get("allOf", ()):
+        err = schema_error(instance, sub, base, path)
+        if err:
+            return err
+    if "anyOf" in schema:
+        errs = [schema_error(instance, sub, base, path) for sub in schema["anyOf"]]
+        if all(errs):
+            return errs[0] if len(set(errs)) == 1 else f"{_where(path)} = {_show(instance)}: matches none of the allowed forms ({errs[0]})"
+    if isinstance(instance, list):
+        if "minItems" in schema and len(instance) < schema["minItems"]:
+            return f"{_where(path)}: must have at least {schema['minItems']} item(s)"
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, v in enumerate(instance):
+                err = schema_error(v, items, base, f"{path}[{i}]")
+                if err:
+                    return err
+        elif isinstance(items, list):
+            for i, (v, sub) in enumerate(zip(instance, items, strict=False)):
+                err = schema_error(v, sub, base, f"{path}[{i}]")
+                if err:
+                    return err
+    if isinstance(instance, dict):
+        for k in schema.get("required", ()):
+            if k not in instance:
+                return f"{path + '.' if path else ''}{k} is required"
+        props = schema.get("properties", {})
+        pattern_props = schema.get("patternProperties", {})
+        extra = schema.get("additionalProperties", True)
+        for k, v in instance.items():
+            field = f"{path}.{k}" if path else k
+            matched = False
+            if k in props:
+                matched = True
+                err = schema_error(v, props[k], base, field)
+                if err:
+                    return err
+            for pat, sub in pattern_props.items():
+                if re.search(pat, k):
+                    matched = True
+                    err = schema_error(v, sub, base, field)
+                    if err:
+                        return err
+            if not matched:
+                if extra is False:
+                    return f"{field}: unknown field"
+                if isinstance(extra, dict):
+                    err = schema_error(v, extra, base, field)
+                    if err:
+                        return err
+    return None
+
+
+#: values runc 1.1 accepts beyond the schema's enum (runc libcontainer/specconv
+#: mountPropagationMapping), so that a config runc runs is not refused here
+RUNC_ROOTFS_PROPAGATION = {"rprivate": "private", "rshared": "shared", "rslave": "slave", "runbindable": "unbindable"}
+
+
+def check_schema(cfg, path: str = "config.json", schema: str = "config-schema.json") -> None:
+    """Check ``cfg`` against the runtime-spec schema file ``schema``. Raises
+    RuntimeSpecError ``"PATH: FIELD = VALUE: must be …"`` (runtime-spec schema/). The
+    recursive ``linux.rootfsPropagation`` values runc accepts are accepted too."""
+    linux = cfg.get("linux") if isinstance(cfg, dict) else None
+    if isinstance(linux, dict) and linux.get("rootfsPropagation") in RUNC_ROOTFS_PROPAGATION:
+        cfg = {**cfg, "linux": {**linux, "rootfsPropagation": RUNC_ROOTFS_PROPAGATION[linux["rootfsPropagation"]]}}
+    err = schema_error(cfg, _schema_file(schema), schema)
+    if err:
+        raise RuntimeSpecError(f"{path}: {err} (runtime-spec {schema})")
+
+
+# ---------------------------------------------------------------- meaning
+
+
+def _bad(path: str, field: str, why: str) -> RuntimeSpecError:
+    return RuntimeSpecError(f"{path}: {field} {why}")
+
+
+def _namespaces(cfg: dict) -> dict[str, dict]:
+    return {n.get("type"): n for n in (cfg.get("linux") or {}).get("namespaces") or []}
+
+
+def check_capabilities(caps: dict | None, path: str = "config.json", *, userns: bool = True) -> None:
+    """Every name in ``process.capabilities`` (bounding, effective, inheritable, permitted,
+    ambient) must be a capability this kernel knows (capabilities(7);
+    /proc/sys/kernel/cap_last_cap), and effective must be a subset of permitted (capset(2)
+    fails with EPERM otherwise). Without a user namespace (``userns`` False) the
+    permitted set can only shrink (capset(2)): a capability the runtime itself does not
+    hold is refused here rather than by capset in the container's init. runc 1.1 logs and
+    drops unknown names; here they are an error, since a capability that cannot be
+    granted is a setting that would be skipped. Raises RuntimeSpecError naming the set and
+    the capability."""
+    if not caps:
+        return
+    from ..core import syscalls as sc
+
+    last = sc.last_cap()
+    sets = {}
+    for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
+        names = caps.get(kind) or []
+        for i, name in enumerate(names):
+            key = name.upper().removeprefix("CAP_") if name.upper().startswith("CAP_") else None
+            if key not in sc.CAPS:
+                raise _bad(path, f"process.capabilities.{kind}[{i}]", f"= {name!r}: unknown capability (capabilities(7) names, e.g. CAP_KILL)")
+            if sc.CAPS[key] > last:
+                raise _bad(path, f"process.capabilities.{kind}[{i}]", f"= {name!r}: this kernel does not know it "
+                           f"(its highest capability is {last}, /proc/sys/kernel/cap_last_cap)")
+        sets[kind] = {n.upper() for n in names}
+    if "effective" in caps and sets["effective"] - sets["permitted"]:
+        extra = sorted(sets["effective"] - sets["permitted"])
+        raise _bad(path, "process.capabilities.effective", f"has {', '.join(extra)} which process.capabilities.permitted lacks: "
+                   "an effective capability must be permitted (capset(2) EPERM)")
+    if not userns:
+        try:
+            own = sc.capget()[1]
+        except OSError:
+            return
+        for kind in ("permitted", "effective"):
+            lacking = sorted(n for n in sets.get(kind, ()) if not own & (1 << sc.CAPS[n.removeprefix("CAP_")]))
+            if lacking:
+                raise _bad(path, f"process.capabilities.{kind}", f"has {', '.join(lacking)}, which this runtime does not hold itself: "
+                           "without a user namespace a process can only keep capabilities it has (capset(2) EPERM)")
+
+
+def _nr_open() -> int:
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def _can_raise_hard_limits() -> bool:
+    """CAP_SYS_RESOURCE in the effective set (capabilities(7)): setrlimit(2) raises a
+    hard limit only with it, checked in the initial user namespace."""
+    from ..core import syscalls as sc
+
+    try:
+        return bool(sc.capget()[0] & (1 << sc.CAPS["SYS_RESOURCE"]))
+    except OSError:
+        return False
+
+
+RLIM_INFINITY = 2**64 - 1
+
+
+def check_rlimits(rlimits: list | None, path: str = "config.json") -> None:
+    """``process.rlimits`` (config.md "POSIX process", getrlimit(2)): a type this kernel
+    knows, listed once, soft <= hard, ``RLIMIT_NOFILE`` at most ``/proc/sys/fs/nr_open``
+    (setrlimit(2) EPERM above it; RLIM_INFINITY too), and a hard limit above the runtime's
+    own only when the runtime holds CAP_SYS_RESOURCE (setrlimit(2) EPERM). Raises
+    RuntimeSpecError naming the entry."""
+    if not rlimits:
+        return
+    import resource
+
+    seen = set()
+    for i, r in enumerate(rlimits):
+        f = f"process.rlimits[{i}]"
+        name = r["type"]
+        res = getattr(resource, name, None)
+        if not isinstance(res, int):
+            raise _bad(path, f"{f}.type", f"= {name!r}: not a resource limit this system knows (getrlimit(2))")
+        if name in seen:
+            raise _bad(path, f"{f}.type", f"= {name!r}: listed twice (config.md: each type MUST be unique)")
+        seen.add(name)
+        soft, hard = r["soft"], r["hard"]
+        if soft > hard:
+            raise _bad(path, f, f"({name}): soft {soft} is above hard {hard} (setrlimit(2) EINVAL)")
+        if name == "RLIMIT_NOFILE":
+            top = _nr_open()
+            if hard > top:
+                raise _bad(path, f"{f}.hard", f"= {hard} ({name}): above the kernel's maximum {top} (/proc/sys/fs/nr_open; setrlimit(2) EPERM)")
+        cur_hard = resource.getrlimit(res)[1]
+        cur_hard = RLIM_INFINITY if cur_hard == resource.RLIM_INFINITY else cur_hard
+        if hard > cur_hard and not _can_raise_hard_limits():
+            raise _bad(path, f"{f}.hard", f"= {hard} ({name}): above the runtime's own hard limit {cur_hard}, and raising a hard "
+                       "limit needs CAP_SYS_RESOURCE, which this runtime lacks (setrlimit(2) EPERM)")
+
+
+def check_hostname(cfg: dict, path: str = "config.json") -> None:
+    """``hostname``/``domainname`` need the container's own UTS namespace (config.md
+    "Hostname": "the runtime MUST generate an error" otherwise; runc refuses too), and fit
+    the kernel's 64 bytes (sethostname(2) EINVAL)."""
+    ns = _namespaces(cfg)
+    for key in ("hostname", "domainname"):
+        v = cfg.get(key)
+        if not v:
+            continue
+        if len(v.encode()) > 64:
+            raise _bad(path, key, f"= {v!r}: longer than 64 bytes (sethostname(2) EINVAL)")
+        if "\0" in v:
+            raise _bad(path, key, f"= {v!r}: contains a NUL byte")
+        if "uts" not in ns:
+            raise _bad(path, key, "is set but linux.namespaces has no 'uts' namespace: it would rename the host "
+                       "(config.md 'Hostname'); add {\"type\": \"uts\"}")
+
+
+def check_mounts(mounts: list | None, path: str = "config.json") -> None:
+    """Each ``mounts[i]``: an absolute destination, and options that ocilearn applies the
+    way runc does (runc libcontainer/specconv parseMountOptions): mount(8) flags,
+    propagation flags, ``tmpcopyup``; anything else is handed to the filesystem as data
+    (``size=64m``, ``mode=755``, ``newinstance``), as runc does; recursive attributes
+    (``rro``, ``rnosuid`` …) with mount_setattr(2). Options runc knows but ocilearn does
+    not apply (``idmap``, ``ridmap``) are refused naming the option. Raises
+    RuntimeSpecError."""
+    from .rootfs import MOUNT_FLAGS, PROPAGATION, RECURSIVE_OPTIONS, UNSUPPORTED_OPTIONS
+
+    for i, m in enumerate(mounts or []):
+        f = f"mounts[{i}]"
+        dest = m["destination"]
+        if not dest.startswith("/"):
+            raise _bad(path, f"{f}.destination", f"= {dest!r}: must be an absolute path in the container (config.md 'Mounts')")
+        if "\0" in dest or "\0" in (m.get("source") or ""):
+            raise _bad(path, f, "contains a NUL byte")
+        for j, o in enumerate(m.get("options") or []):
+            if not o or "\0" in o:
+                raise _bad(path, f"{f}.options[{j}]", f"= {o!r}: an option must be a non-empty string")
+            if o in UNSUPPORTED_OPTIONS:
+                raise _bad(path, f"{f}.options[{j}]", f"= {o!r}: not supported by ocilearn ({UNSUPPORTED_OPTIONS[o]})")
+            if o in MOUNT_FLAGS or o in PROPAGATION or o in RECURSIVE_OPTIONS or o == "tmpcopyup":
+                continue
+            if "," in o:
+                raise _bad(path, f"{f}.options[{j}]", f"= {o!r}: one option per list item (config.md 'Mounts': options is an array)")
+        if "tmpcopyup" in (m.get("options") or []) and m.get("type") != "tmpfs":
+            raise _bad(path, f"{f}.options", f"has tmpcopyup, which only applies to type tmpfs (mount type is {m.get('type')!r})")
+
+
+def check_namespaces(cfg: dict, path: str = "config.json") -> None:
+    """``linux.namespaces``: each type once (config-linux.md "Namespaces": duplicates are an
+    error)."""
+    seen = set()
+    for i, n in enumerate((cfg.get("linux") or {}).get("namespaces") or []):
+        if n["type"] in seen:
+            raise _bad(path, f"linux.namespaces[{i}].type", f"= {n['type']!r}: listed twice (config-linux.md 'Namespaces')")
+        seen.add(n["type"])
+
+
+#: fields of the schema ocilearn does not apply: refused when set, never ignored
+UNSUPPORTED_FIELDS = {
+    ("process", "scheduler"): "sched_setattr(2) is not implemented",
+    ("process", "ioPriority"): "ioprio_set(2) is not implemented",
+    ("process", "execCPUAffinity"): "CPU affinity for the exec is not implemented",
+    ("linux", "personality"): "personality(2) is not implemented",
+    ("linux", "intelRdt"): "Intel RDT (resctrl) is not implemented",
+    ("linux", "timeOffsets"): "time namespace offsets are not implemented",
+    ("linux", "memoryPolicy"): "set_mempolicy(2) is not implemented",
+    ("linux", "netDevices"): "moving network devices into the container is not implemented",
+}
+
+
+#: Semantic Versioning 2.0.0 (semver.org, the suggested regular expression)
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+                    r"(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
+
+
+def check_version(cfg: dict, path: str = "config.json") -> None:
+    """``ociVersion`` "MUST be in SemVer v2.0.0 format" (config.md "Specification
+    version"), and this runtime implements major version 1."""
+    v = cfg["ociVersion"]
+    m = SEMVER.match(v)
+    if not m:
+        raise _bad(path, "ociVersion", f"= {v!r}: not a SemVer 2.0.0 version (config.md 'Specification version'), e.g. \"1.0.2\"")
+    if m.group(1) != "1":
+        raise _bad(path, "ociVersion", f"= {v!r}: this runtime implements runtime-spec 1.x")
+
+
+def check_unsupported(cfg: dict, path: str = "config.json") -> None:
+    """Refuse a field ocilearn would otherwise ignore (:data:`UNSUPPORTED_FIELDS`):
+    a setting asked for is applied or refused, never skipped."""
+    for (section, key), why in UNSUPPORTED_FIELDS.items():
+        if (cfg.get(section) or {}).get(key) not in (None, {}, []):
+            raise _bad(path, f"{section}.{key}", f"is set, but ocilearn cannot apply it ({why}); remove it from config.json")
+
+
+def validate(cfg, path: str = "config.json") -> None:
+    """Check the whole config before anything is created: schema types, then meaning
+    (capabilities, rlimits, hostname, mounts, namespaces, labels, seccomp, cgroup
+    resources this host supports). Raises RuntimeSpecError with a one-line message
+    ``"PATH: FIELD …"``. ``path`` is only used in messages."""
+    check_schema(cfg, path)
+    check_version(cfg, path)
+    proc = cfg.get("process") or {}
+    userns = os.geteuid() != 0 or "user" in _namespaces(cfg)  # rootless: ocilearn always adds one
+    check_capabilities(proc.get("capabilities"), path, userns=userns)
+    check_rlimits(proc.get("rlimits"), path)
+    check_hostname(cfg, path)
+    check_mounts(cfg.get("mounts"), path)
+    check_namespaces(cfg, path)
+    check_unsupported(cfg, path)
+    linux = cfg.get("linux") or {}
+    from . import labels
+
+    labels.check(cfg, path)
+    if linux.get("seccomp") is not None:
+        from . import seccomp
+
+        seccomp.check(linux["seccomp"], path)
+    if linux.get("resources"):
+        from .cgroups import check_resources
+
+        check_resources(linux["resources"], path)
+
+
+def prepare(cfg: dict, path: str = "config.json") -> dict:
+    """What the container side needs, made while the host's files are still reachable: call
+    it in the runtime before the first fork. Imports every module the monitor and the init
+    use (after the container's user namespace is entered, the mapped uid may not be allowed
+    to read this interpreter's directory at all; after pivot_root the host's files are gone)
+    and compiles the seccomp filter. Returns ``{"seccomp": Filter or None}``. Raises
+    RuntimeSpecError."""
+    import resource  # noqa: F401 - process.set_rlimits
+    import termios  # noqa: F401 - process.become_tty_session
+
+    from . import labels, namespaces, process, rootfs  # noqa: F401
+
+    linux = cfg.get("linux") or {}
+    hooks = cfg.get("hooks") or {}
+    if hooks.get("createContainer") or hooks.get("startContainer"):
+        import subprocess  # noqa: F401 - the init runs these hooks
+    if any(n.get("type") == "network" and not n.get("path") for n in linux.get("namespaces") or []):
+        from . import network  # noqa: F401 - lo_up in the init
+    filt = None
+    if linux.get("seccomp") is not None:
+        from . import seccomp
+
+        filt = seccomp.prepare(linux["seccomp"], path)
+    return {"seccomp": filt}
