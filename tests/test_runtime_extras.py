@@ -149,8 +149,8 @@ def test_exec_tty_gets_a_pty_of_the_container(busybox_base, tmp_path, runner):
 
 
 def test_explain_narrates_the_children_steps(busybox_base, tmp_path):
-    """--explain shows what the monitor and the init did (they are forked processes: their
-    steps travel back over the setup socket), each with the equivalent command."""
+    """--explain shows what stage 1 and the init did (they are forked processes: their
+    steps travel back over the setup sockets), each with the equivalent command."""
     from ocilearn.core import explain
     from ocilearn.runtime.container import run
 
@@ -195,5 +195,7 @@ def test_exec_user_cwd_env_options(busybox_base, tmp_path, runner):
     out = runner.oc("exec", "--user", "1000:1000", "--cwd", "/tmp", "--env", "FOO=bar", "-e", "GREETING=hi", name,
                     "/bin/sh", "-c", "id -u; id -g; pwd; echo $FOO $GREETING").stdout.split()
     assert out == ["1000", "1000", "/tmp", "bar", "hi"]
+    # as runc: a program that cannot be executed is an error of `exec` itself, status 255
     bad = runner.oc("exec", name, "/no/such/program", check=False)
-    assert (bad.returncode, bad.stderr.strip()) == (127, 'ocilearn: exec: exec: "/no/such/program": executable file not found in $PATH (' + PATH + ")")
+    assert (bad.returncode, bad.stderr.strip()) == (255, 'ocilearn: error: exec failed: exec: "/no/such/program": executable file '
+                                                         'not found in $PATH (' + PATH + ")")

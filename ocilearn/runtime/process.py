@@ -161,9 +161,6 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     caps = process.get("capabilities")
     drop_bounding(caps)
     set_user(user)
-    # a uid change cleared the parent-death signal (prctl(2)): re-arm it, so the container
-    # dies with its monitor instead of living on unsupervised
-    sc.prctl(sc.PR_SET_PDEATHSIG, 9)
     set_caps(caps)
     # a credential change sets "dumpable" to fs.suid_dumpable (prctl(2)), which may be 1:
     # until execve (and for good in the --init reaper) this is the host's Python, whose

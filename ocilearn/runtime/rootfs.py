@@ -38,6 +38,9 @@ PROPAGATION: dict[str, int] = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
+#: options the runtime acts on itself, never passed to mount(2): runc's extension
+#: "tmpcopyup" (a tmpfs starts with the destination's files, see :mod:`.copyup`)
+RUNTIME_OPTIONS = frozenset({"tmpcopyup"})
 # statvfs(3) f_flag bits that the kernel "locks" on a bind mount made in a user namespace
 _ST_LOCKED = {os.ST_RDONLY: sc.MS_RDONLY, os.ST_NOSUID: sc.MS_NOSUID, os.ST_NODEV: sc.MS_NODEV, os.ST_NOEXEC: sc.MS_NOEXEC}
 
@@ -56,7 +59,7 @@ def parse_options(options: list[str] | None) -> tuple[int, int, str]:
             flags = (flags | s) & ~c
         elif o in PROPAGATION:
             prop |= PROPAGATION[o]
-        else:
+        elif o not in RUNTIME_OPTIONS:
             data.append(o)
     return flags, prop, ",".join(data)
 
@@ -175,7 +178,19 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         dest = mkdir_in_root(rootfs, dest_rel)
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
-        sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT, data or None)
+        # tmpcopyup: an fd on the destination still reads the image's files once covered
+        lower = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if typ == "tmpfs" and "tmpcopyup" in (m.get("options") or ()) else -1
+        try:
+            sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT & ~(sc.MS_RDONLY if lower >= 0 else 0), data or None)
+            if lower >= 0:
+                from .copyup import copy_tree
+
+                copy_tree(lower, dest)
+                if flags & sc.MS_RDONLY:  # filled first, then read-only (runc does the same)
+                    sc.mount(src, dest, typ, (flags & ~sc.MS_REMOUNT) | sc.MS_REMOUNT, data or None)
+        finally:
+            if lower >= 0:
+                os.close(lower)
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
