@@ -16,7 +16,8 @@ LAB_PKGS=(dot=graphviz)
 TEST_PKGS=(dot=graphviz skopeo=skopeo umoci=umoci runc=runc crun=crun docker-registry=docker-registry
   htpasswd=apache2-utils chromium=chromium chromedriver=chromium-driver fc-list=fontconfig
   ping=iputils-ping busybox=busybox-static jq=jq setfattr=attr setcap=libcap2-bin ip=iproute2
-  newuidmap=uidmap curl=curl buildah=buildah tree=tree hyperfine=hyperfine setpriv=util-linux openssl=openssl)
+  newuidmap=uidmap curl=curl buildah=buildah tree=tree hyperfine=hyperfine setpriv=util-linux openssl=openssl
+  podman=podman conmon=conmon containerd=containerd ctr=containerd)
 pkgs=("${LAB_PKGS[@]}")
 [[ $target == test ]] && pkgs=("${TEST_PKGS[@]}")
 

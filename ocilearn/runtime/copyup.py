@@ -30,9 +30,9 @@ def _chown(path: str, st: os.stat_result) -> None:
 def copy_tree(src_fd: int, dest: str) -> int:
     """Copy every entry below the directory open as ``src_fd`` into the directory
     ``dest``: directories, regular files (content), symlinks (as links, never followed),
-    device nodes, fifos and sockets (mknod(2)), each with its owner, mode (set-id bits
-    included) and modification time. Returns the number of entries copied. Raises
-    OSError."""
+    device nodes, fifos and sockets (mknod(2)), each with its owner and mode (set-id bits
+    included); times are those of the copy, as with runc's copy. Returns the number of
+    entries copied. Raises OSError."""
     n = 0
     with os.scandir(src_fd) as it:
         names = [e.name for e in it]
@@ -69,6 +69,5 @@ def copy_tree(src_fd: int, dest: str) -> int:
         _chown(target, st)
         if not stat.S_ISLNK(st.st_mode):
             os.chmod(target, mode)  # after chown, which clears set-id bits
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         n += 1
     return n

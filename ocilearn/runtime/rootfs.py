@@ -175,7 +175,9 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
     else:
         if typ in ("proc", "sysfs"):
             _refuse_symlinked_dest(rootfs, dest_rel, typ)
+        existed = typ == "tmpfs" and os.path.isdir(resolve_in_root(rootfs, dest_rel))
         dest = mkdir_in_root(rootfs, dest_rel)
+        mode = stat.S_IMODE(os.stat(dest).st_mode) if existed else None
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
         # tmpcopyup: an fd on the destination still reads the image's files once covered
@@ -191,6 +193,8 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         finally:
             if lower >= 0:
                 os.close(lower)
+        if mode is not None:  # a tmpfs over a directory keeps that directory's mode, as with runc
+            os.chmod(dest, mode)
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
