@@ -463,3 +463,83 @@ def test_r2_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busy
         time.sleep(0.1)
     else:
         raise AssertionError(f"init {init_pid} still alive after delete --force")
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@needs_root
+@pytest.mark.parametrize("garbage", [b"{not json", b"", b"[1, 2]", b'{"pid": 1, "ocilearn": {"cgroup": "x"}}'])
+def test_unreadable_state_delete_force_kills_and_removes_everything(busybox_base, tmp_path, runner, garbage):
+    """With state.json unreadable, `delete --force` still finds the container through its
+    default cgroup: its processes are killed, every cgroup directory and the state
+    directory removed, exit 0. Every other command says "corrupt" in one line."""
+    from ocilearn.runtime.cgroups import detect
+
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
+    name = cid("gbg")
+    runner.oc("run", "-d", "-b", str(b), name)
+    state = Path(runner.root) / name / "state.json"
+    st = json.loads(state.read_text())
+    pid, cg_paths = st["pid"], list(st["ocilearn"]["cgroup"]["paths"].values())
+    assert len(cg_paths) == len(detect()[1]) and all(os.path.isdir(p) for p in cg_paths)
+    state.write_bytes(garbage)
+    for cmd in (["state", name], ["kill", name], ["start", name], ["exec", name, "true"], ["pause", name], ["delete", name]):
+        p = runner.oc(*cmd, check=False)
+        assert p.returncode == 1 and "state.json is corrupt" in p.stderr and len(p.stderr.splitlines()) == 1, (cmd, p.stderr)
+    assert runner.oc("list").stdout.count("\n") == 1  # the header only: a corrupt entry is skipped
+    runner.oc("delete", "--force", name)
+    deadline = time.monotonic() + 5
+    while not _gone_or_zombie(pid):
+        assert time.monotonic() < deadline, f"init {pid} survived delete --force"
+        time.sleep(0.05)
+    assert [p for p in cg_paths if os.path.exists(p)] == []
+    assert not (Path(runner.root) / name).exists()
+
+
+@needs_root
+@pytest.mark.parametrize("field, value", [("status", 5), ("pid", -3), ("ocilearn.init_start", "x"), ("annotations", [1]),
+                                          ("ocilearn.cgroup", {"version": 1, "paths": {"memory": "/sys/fs/cgroup/memory"}}),
+                                          ("ocilearn.cgroup", {"version": 1, "paths": {"memory": "/sys/fs/cgroup/memory/../pids/x"}}),
+                                          ("ocilearn.namespaces", ["bogus"]), ("ocilearn.hooks", {"poststop": ["x"]})])
+def test_wrong_typed_state_field_is_named_and_never_acted_on(busybox_base, tmp_path, runner, field, value):
+    """A wrong-typed field gives one line naming it; a cgroup path outside the container's
+    own directory (the hierarchy root, a '..' escape) is never killed or removed."""
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
+    name = cid("typ")
+    runner.oc("create", "-b", str(b), name)
+    state = Path(runner.root) / name / "state.json"
+    st = json.loads(state.read_text())
+    real_cg = st["ocilearn"]["cgroup"]
+    obj = st
+    *parents, last = field.split(".")
+    for k in parents:
+        obj = obj[k]
+    obj[last] = value
+    state.write_text(json.dumps(st))
+    p = runner.oc("state", name, check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and field.split(".")[-1] in p.stderr, p.stderr
+    runner.oc("delete", "--force", name)  # the default cgroup is found instead
+    assert not any(os.path.exists(d) for d in real_cg["paths"].values())
+    assert os.path.isdir("/sys/fs/cgroup/memory" if os.path.isdir("/sys/fs/cgroup/memory") else "/sys/fs/cgroup")
+
+
+@needs_root
+def test_unreadable_state_with_an_unknown_cgroup_exits_non_zero_naming_it(busybox_base, tmp_path, runner):
+    """A custom linux.cgroupsPath cannot be guessed once state.json is garbage: delete
+    --force removes the state directory but says that it could not find the rest."""
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"], **{"linux.cgroupsPath": f"/ocilearn-custom-{cid('cg')}"})
+    name = cid("unk")
+    runner.oc("create", "-b", str(b), name)
+    st = json.loads((Path(runner.root) / name / "state.json").read_text())
+    (Path(runner.root) / name / "state.json").write_text("garbage")
+    p = runner.oc("delete", "--force", name, check=False)
+    assert p.returncode == 1 and "neither its cgroup nor its init process could be identified" in p.stderr
+    assert not (Path(runner.root) / name).exists()
+    from ocilearn.runtime.cgroups import Cgroup
+
+    Cgroup(st["ocilearn"]["cgroup"]["version"], st["ocilearn"]["cgroup"]["paths"]).destroy()  # clean up what the test made

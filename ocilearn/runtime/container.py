@@ -419,19 +419,19 @@ class Container:
     # ---- state ----
 
     def read(self) -> dict:
-        """state.json as a dict. Raises ContainerNotFound, or ContainerError when it is
-        corrupt (``delete --force`` still cleans up then)."""
+        """state.json as a dict, its fields checked (:func:`check_state`). Raises
+        ContainerNotFound, or ContainerError naming the file and field when it is corrupt
+        (``delete --force`` still cleans up then)."""
+        path = os.path.join(self.dir, "state.json")
         try:
-            with open(os.path.join(self.dir, "state.json")) as f:
+            with open(path) as f:
                 st = json.load(f)
-            if not isinstance(st, dict) or type(st.get("pid", 0)) is not int or not isinstance(st.get("ocilearn", {}), dict):
-                raise ContainerError(f"{self.dir}/state.json is corrupt (pid must be an integer); "
-                                     f"`ocilearn delete --force {self.id}` removes what is left")
-            return st
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist in {self.root}")
-        except ValueError:
-            return {"id": self.id, "status": "creating", "pid": 0, "bundle": "", "ocilearn": {}}
+        except (OSError, ValueError) as e:
+            raise ContainerError(f"{path} is corrupt (unreadable: {e}); `ocilearn delete --force {self.id}` removes what is left")
+        check_state(st, path, self.id)
+        return st
 
     def write(self, st: dict) -> None:
         _atomic_json(os.path.join(self.dir, "state.json"), st)
@@ -943,16 +943,35 @@ class Container:
             cg.apply(res)
         step("runtime", "update", json.dumps(res), f"runc update {self.id}")
 
-    def _salvage(self) -> dict:
-        """What can be trusted of a corrupt state.json, for ``delete --force``: the
-        cgroup (its processes are killed through it), never a non-integer pid."""
+    def _salvage(self) -> tuple[dict, bool]:
+        """What can be trusted of a corrupt state.json, for ``delete --force``: its cgroup
+        if well-formed, else the default cgroup of this root and ID if it exists (its
+        processes are killed through it); the init's PID only when its start time matches.
+        Returns (state, whether anything was found)."""
         try:
             with open(os.path.join(self.dir, "state.json")) as f:
                 raw = json.load(f)
         except (OSError, ValueError):
             raw = {}
-        o = raw.get("ocilearn") if isinstance(raw, dict) and isinstance(raw.get("ocilearn"), dict) else {}
-        return {"id": self.id, "status": "creating", "pid": 0, "ocilearn": {k: v for k, v in o.items() if k == "cgroup"}}
+        raw = raw if isinstance(raw, dict) else {}
+        o = raw.get("ocilearn") if isinstance(raw.get("ocilearn"), dict) else {}
+        salvaged: dict = {}
+        try:
+            _check_cgroup(o.get("cgroup"))
+            if o.get("cgroup"):
+                salvaged["cgroup"] = o["cgroup"]
+        except ValueError:
+            pass
+        if "cgroup" not in salvaged:
+            cg = _default_cgroup(self.root, self.id)
+            if cg is not None and any(os.path.isdir(p) for p in cg.paths.values()):
+                salvaged["cgroup"] = {"version": cg.version, "paths": cg.paths, "base": cg.base}
+        pid, start = raw.get("pid"), o.get("init_start")
+        if type(pid) is int and pid > 0 and type(start) is int and _alive(pid, start):
+            salvaged["init_start"] = start
+        else:
+            pid = 0
+        return {"id": self.id, "status": "stopped", "pid": pid, "ocilearn": salvaged}, bool(pid or salvaged)
 
     def delete(self, force: bool = False) -> None:
         """runtime-spec runtime.md "delete": remove what create made — processes (a
@@ -965,10 +984,15 @@ class Container:
             if not os.path.isdir(self.dir):
                 raise
             st = {"id": self.id, "status": "creating", "pid": 0, "ocilearn": {}}  # killed before its first state write
-        except ContainerError:
+        except ContainerError as e:
             if not force:
                 raise
-            st = self._salvage()
+            st, found = self._salvage()
+            if not found:
+                _rmtree(self.dir)
+                raise ContainerError(f"{e} — removed {self.dir}, but neither its cgroup nor its init process could be identified: "
+                                     "look for what is left with `ps` and under /sys/fs/cgroup") from None
+            step("runtime", "salvage", f"corrupt state: using {st['ocilearn']}", "")
         status = self.status(st)
         o = st.get("ocilearn", {})
         if status in ("running", "paused") and not force:
@@ -996,6 +1020,76 @@ class Container:
             run_hooks(o.get("hooks", {}).get("poststop", []), self._hook_state(st, "stopped"), "poststop", warn_only=True)
         _rmtree(self.dir)
         step("runtime", "delete", f"container {self.id}: processes, cgroup and {self.dir} removed", f"runc delete {self.id}")
+
+
+def _default_cgroup(root: str, cid: str):
+    """The cgroup ocilearn gives a container without linux.cgroupsPath, or None."""
+    from .cgroups import Cgroup
+
+    try:
+        return Cgroup.for_container(f"/ocilearn-{_fnv1a(os.path.abspath(root)):08x}-{cid}", cid)
+    except OSError:
+        return None
+
+
+def _check_cgroup(cg) -> None:
+    """``ocilearn.cgroup`` of a state: ``{"version": 1|2, "paths": {name: dir}, "base":
+    dir}`` with every dir strictly inside its hierarchy under ``base`` (delete kills what
+    is in them and removes them: a foreign path must never reach that). Raises ValueError
+    saying what is wrong."""
+    if cg is None:
+        return
+    if not isinstance(cg, dict) or cg.get("version") not in (1, 2) or not isinstance(cg.get("paths"), dict) \
+            or not isinstance(cg.get("base", "/sys/fs/cgroup"), str):
+        raise ValueError("must be {version: 1|2, paths: {...}, base}")
+    base = os.path.normpath(cg.get("base", "/sys/fs/cgroup"))
+    for name, p in cg["paths"].items():
+        if not isinstance(name, str) or not isinstance(p, str) or "\0" in p:
+            raise ValueError(f"paths[{name!r}] must be a path string")
+        hier = os.path.join(base, name) if name else base
+        q = os.path.normpath(p)
+        if q != p.rstrip("/") or os.path.commonpath([q, hier]) != hier or q == hier:
+            raise ValueError(f"paths[{name!r}] = {p!r} is not a cgroup below {hier}")
+
+
+def check_state(st, where: str, cid: str) -> None:
+    """The types of every state.json field the runtime acts on (runtime-spec runtime.md
+    "State" plus ocilearn's bookkeeping): a hand-edited or foreign file gives one line
+    naming the field, never a traceback. Raises ContainerError."""
+    def bad(field: str, why: str):
+        raise ContainerError(f"{where} is corrupt: {field} {why}; `ocilearn delete --force {cid}` removes what is left")
+
+    if not isinstance(st, dict):
+        bad("the document", "must be a JSON object")
+    if type(st.get("pid", 0)) is not int or st.get("pid", 0) < 0:
+        bad("pid", f"= {st.get('pid')!r}: must be an integer >= 0")
+    for k in ("ociVersion", "id", "status", "bundle"):
+        if k in st and not isinstance(st[k], str):
+            bad(k, f"= {st[k]!r}: must be a string")
+    ann = st.get("annotations") or {}
+    if not isinstance(ann, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in ann.items()):
+        bad("annotations", "must map strings to strings")
+    o = st.get("ocilearn", {})
+    if not isinstance(o, dict):
+        bad("ocilearn", "must be an object")
+    for k in ("init_start", "creator_pid", "creator_start"):
+        if o.get(k) is not None and (type(o[k]) is not int or o[k] < 0):
+            bad(f"ocilearn.{k}", f"= {o[k]!r}: must be an integer >= 0")
+    for k in ("rootfs", "created"):
+        if k in o and not isinstance(o[k], str):
+            bad(f"ocilearn.{k}", "must be a string")
+    if not isinstance(o.get("namespaces", []), list) or any(t not in sc.NAMESPACES for t in o.get("namespaces", [])):
+        bad("ocilearn.namespaces", f"must list namespace types ({', '.join(sc.NAMESPACES)})")
+    if not isinstance(o.get("process", {}), dict):
+        bad("ocilearn.process", "must be an object")
+    hooks = o.get("hooks", {})
+    if not isinstance(hooks, dict) or not all(isinstance(v, list) and all(isinstance(h, dict) and isinstance(h.get("path"), str) for h in v)
+                                              for v in hooks.values()):
+        bad("ocilearn.hooks", "must map hook kinds to lists of {path, args, env, timeout}")
+    try:
+        _check_cgroup(o.get("cgroup"))
+    except ValueError as e:
+        bad("ocilearn.cgroup", str(e))
 
 
 def update_resources(resources: dict) -> dict:
