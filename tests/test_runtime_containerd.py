@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, built_image, require_tool
 from test_runtime_helpers import OCILEARN, cid, needs_root
-from test_runtime_podman import remove_one_file_system
+from test_runtime_podman import cgroup_dirs, remove_empty_cgroups, remove_one_file_system
 
 pytestmark = needs_root
 
@@ -107,6 +107,7 @@ def ctr(tmp_path_factory) -> Ctr:
             daemon.kill()
             daemon.wait()
         log.close()
+        remove_empty_cgroups(c.ns)  # the shim puts containers in /NAMESPACE/ID
         remove_one_file_system(base)
 
 
@@ -140,6 +141,8 @@ def test_exec_kill_delete(ctr):
     name = cid("cexec")
     names = {rt: f"{name}-{rt}" for rt in RUNTIMES}
     both(ctr, name, "sleep", "100", detach=True, check=True)
+    for rt in RUNTIMES:  # the shim asks for cgroupsPath /NAMESPACE/ID
+        assert cgroup_dirs(f"{ctr.ns}/{names[rt]}") != []
     tasks = ctr("task", "ls").stdout
     for rt in RUNTIMES:
         assert any(line.split()[0] == names[rt] and line.split()[2] == "RUNNING" for line in tasks.splitlines()[1:]), tasks
@@ -166,7 +169,8 @@ def test_exec_kill_delete(ctr):
     for rt in RUNTIMES:
         assert d[rt].returncode == 0 and "exit code 137" in d[rt].stderr, d[rt]
     same(_each(ctr, name, "container", "delete", "{NAME}"))
-    for rt in RUNTIMES:  # the runtime's state directory is empty again
+    for rt in RUNTIMES:  # the runtime's state directory is empty again, its cgroup gone
+        assert cgroup_dirs(f"{ctr.ns}/{names[rt]}") == []
         root = ctr.base / f"state-{rt}" / ctr.ns
         assert not root.exists() or os.listdir(root) == [], (rt, os.listdir(root))
 

@@ -18,7 +18,10 @@ import pytest
 from test_runtime_helpers import OCILEARN, Runner, cid, make_bundle, needs_root
 
 from ocilearn.core.errors import ContainerError, RuntimeSpecError
-from ocilearn.runtime import container as rt
+from ocilearn.runtime.config import load_config
+from ocilearn.runtime.container import Container
+from ocilearn.runtime.exec import parse_exec_user
+from ocilearn.runtime.state import alive
 
 PY = sys.executable
 MARKER = "OCILEARN_HOSTILE_MARKER"
@@ -161,7 +164,7 @@ def test_h0_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_pat
 @pytest.mark.parametrize("path", ["../../../../tmp/x", "/a/../../b", "x/../..", "..:a:b", "/", "", "a\0b"])
 def test_h2_cgroups_path_escape_refused_by_load_config(tmp_path, path):
     with pytest.raises(RuntimeSpecError, match=r"linux\.cgroupsPath"):
-        rt.load_config(str(_bundle_cfg(tmp_path, **{"linux.cgroupsPath": path})))
+        load_config(str(_bundle_cfg(tmp_path, **{"linux.cgroupsPath": path})))
 
 
 def test_h2_cgroup_for_container_stays_in_hierarchy():
@@ -210,10 +213,10 @@ def test_h3_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
     b = _bundle_cfg(tmp_path, **{"linux.sysctl": {key: "1"},
                                  "linux.namespaces": [{"type": "mount"}] + [{"type": t} for t in ns]})
     if ok:
-        assert rt.load_config(str(b))["linux"]["sysctl"] == {key: "1"}
+        assert load_config(str(b))["linux"]["sysctl"] == {key: "1"}
     else:
         with pytest.raises(RuntimeSpecError, match=r"linux\.sysctl"):
-            rt.load_config(str(b))
+            load_config(str(b))
 
 
 def test_h3_sysctl_with_host_namespace_path_refused(tmp_path):
@@ -221,7 +224,7 @@ def test_h3_sysctl_with_host_namespace_path_refused(tmp_path):
     b = _bundle_cfg(tmp_path, **{"linux.sysctl": {"net.ipv4.ip_forward": "1"},
                                  "linux.namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]})
     with pytest.raises(RuntimeSpecError, match="own network namespace"):
-        rt.load_config(str(b))
+        load_config(str(b))
 
 
 @needs_root
@@ -262,13 +265,13 @@ def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_pa
 ])
 def test_h19_process_values_checked_before_clone(tmp_path, field, value, what):
     with pytest.raises(RuntimeSpecError, match=what):
-        rt.load_config(str(_bundle_cfg(tmp_path, **{field: value})))
+        load_config(str(_bundle_cfg(tmp_path, **{field: value})))
 
 
 def test_h19_valid_edge_values_accepted(tmp_path):
     b = _bundle_cfg(tmp_path, **{"process.user": {"uid": 2**32 - 2, "gid": 0, "additionalGids": [0, 65534], "umask": 0o22},
                                  "process.rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2**64 - 1}]})
-    assert rt.load_config(str(b))["process"]["user"]["uid"] == 4294967294
+    assert load_config(str(b))["process"]["user"]["uid"] == 4294967294
 
 
 @needs_root
@@ -288,13 +291,13 @@ def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_
 @pytest.mark.parametrize("user, ids", [("0", {"uid": 0, "gid": 0}), ("1000:50", {"uid": 1000, "gid": 50}),
                                        ("4294967294:1", {"uid": 4294967294, "gid": 1})])
 def test_h22_parse_exec_user(user, ids):
-    assert rt.parse_exec_user(user) == ids
+    assert parse_exec_user(user) == ids
 
 
 @pytest.mark.parametrize("user", ["app", "1:x", "-1", "99999999999", "٣", "1:", ":1", "4294967295"])
 def test_h22_parse_exec_user_refuses(user):
     with pytest.raises(ContainerError, match=r"exec --user .*UID\[:GID\]"):
-        rt.parse_exec_user(user)
+        parse_exec_user(user)
 
 
 @needs_root
@@ -317,7 +320,7 @@ def test_h25_negative_preserve_fds_refused(tmp_path):
         p = subprocess.run([*pre, "--root", root, "run", "--preserve-fds", "-5", "x", "-b", str(tmp_path)], capture_output=True, text=True)
         assert p.returncode == 1 and p.stderr.startswith("ocilearn: error: argument --preserve-fds: '-5': must be a number >= 0\n"), p.stderr
     with pytest.raises(ContainerError, match="--preserve-fds -5"):
-        rt.Container.create(root, "x", str(tmp_path), preserve_fds=-5)
+        Container.create(root, "x", str(tmp_path), preserve_fds=-5)
     assert not os.path.exists(root)
 
 
@@ -356,9 +359,9 @@ def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
     runner.killed(OCILEARN, "--root", runner.root, "create", "-b", str(b), name, after=1.5)
     pid = int(pidfile.read_text())
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and rt._alive(pid, None):
+    while time.monotonic() < deadline and alive(pid, None):
         time.sleep(0.05)
-    assert not rt._alive(pid, None), f"hook {pid} outlived the killed runtime"
+    assert not alive(pid, None), f"hook {pid} outlived the killed runtime"
     runner.oc("delete", "--force", name)
     assert runner.children() == []
 

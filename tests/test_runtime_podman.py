@@ -49,6 +49,28 @@ def detach_mounts_under(path: Path) -> None:
             pass
 
 
+def cgroup_dirs(rel: str) -> list[str]:
+    """The directories named ``rel`` (relative to each hierarchy root) that exist in the
+    host's cgroup hierarchies (v1: one per controller; v2: one tree)."""
+    from ocilearn.runtime.cgroups import CGROUP_ROOT, detect
+
+    hierarchies = list(detect()[1].values())
+    if os.path.exists(os.path.join(CGROUP_ROOT, "unified", "cgroup.procs")):
+        hierarchies.append(os.path.join(CGROUP_ROOT, "unified"))  # a hybrid host's v2 tree (runc uses it too)
+    return [os.path.join(h, rel) for h in hierarchies if os.path.isdir(os.path.join(h, rel))]
+
+
+def remove_empty_cgroups(rel: str) -> None:
+    """rmdir the cgroup ``rel`` and its empty descendants in every hierarchy (a cgroup
+    with processes refuses with EBUSY and stays)."""
+    for top in cgroup_dirs(rel):
+        for d, _subdirs, _files in sorted(os.walk(top), key=lambda t: -len(t[0])):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 def remove_one_file_system(path: Path) -> None:
     """``rm -rf --one-file-system``: mounts below ``path`` are detached first, then the tree
     is removed without leaving its device."""
@@ -129,6 +151,7 @@ def podmans(tmp_path_factory) -> dict[str, Podman]:
         for p in ps.values():
             p("rm", "--all", "--force", "--time", "0", check=False)
         ps["runc"]("rmi", "--all", "--force", check=False)
+        remove_empty_cgroups("libpod_parent")  # podman's cgroupfs parent, made by the runtimes' create
         remove_one_file_system(base)
 
 
@@ -221,6 +244,8 @@ def test_read_only_tmpfs_and_tmpcopyup(podmans):
 def test_pause_unpause_stop_rm(podmans):
     name = cid("ppause")
     both(podmans, "run", "-d", "--name", "{NAME}", IMAGE, "sleep 100", name=name)
+    ids = {rt: podmans[rt]("inspect", "--format", "{{.Id}}", f"{name}-{rt}").stdout.strip() for rt in RUNTIMES}
+    assert all(cgroup_dirs(f"libpod_parent/libpod-{i}") for i in ids.values())  # the container's own cgroup
     same(both(podmans, "pause", "{NAME}", name=name))
     p = same(both(podmans, "inspect", "--format", "{{.State.Status}}", "{NAME}", name=name))
     assert p.stdout == "paused\n"
@@ -235,6 +260,7 @@ def test_pause_unpause_stop_rm(podmans):
     same(both(podmans, "rm", "{NAME}", name=name))
     p = same(both(podmans, "ps", "--all", "--filter", f"name={name}", "--format", "{{.Names}}"))
     assert p.stdout == ""
+    assert [cgroup_dirs(f"libpod_parent/libpod-{i}") for i in ids.values()] == [[], []]  # each runtime removed its cgroup
     for rt in RUNTIMES:  # each runtime's state directory is empty again
         root = podmans[rt].rtroot
         assert not root.exists() or os.listdir(root) == [], (rt, os.listdir(root))

@@ -8,13 +8,20 @@ Modules (imported lazily; the runtime path never imports requests, graphviz or i
 - :mod:`.cgroups`    cgroup v1 and v2 limits (memory, pids, cpu), OOM reporting
 - :mod:`.process`    the container process: user, capabilities, rlimits, cwd, exec
 - :mod:`.network`    ``lo`` up, veth pair to the host namespace, /etc/hosts (pyroute2)
-- :mod:`.container`  the lifecycle of runtime-spec runtime.md: create, start, state, kill,
-  delete (+ run, exec, ps, pause, resume, update, features) in runc's process model —
-  its module doc explains the stages (parent, stage 1, init) and the exec fifo.
+- :mod:`.config`     config.json checked before anything is created
+- :mod:`.state`      the state directory and what the kernel says: status from the init's
+  PID and start time, state.json, ``list``
+- :mod:`.container`  the lifecycle of runtime-spec runtime.md: create, start, kill, wait,
+  delete (+ run, pause, resume, update) in runc's process model — its module doc explains
+  the stages (parent, stage 1, init), the exec fifo and why runc is built this way
+- :mod:`.stages`     what stage 1 and the init do, in order
+- :mod:`.sync`       the messages between the parent and its children (socketpairs)
+- :mod:`.exec`       ``exec``: another process in the container, same stages
+- :mod:`.hooks`      runtime-spec hooks; :mod:`.terminal` the pty and console socket
 - :mod:`.freezer`    pause/resume with the cgroup freezer (v1 ``freezer.state``, v2
   ``cgroup.freeze``)
 - :mod:`.copyup`     the ``tmpcopyup`` mount option (a tmpfs that starts with the
-  directory's files)
+  directory's files); :mod:`.features` what the runtime supports (features.md)
 - :mod:`.cli`        runc's command line — the one parser behind ``ocilearn COMMAND`` and
   ``python -m ocilearn.runtime COMMAND`` (:mod:`.__main__`).
 

@@ -27,7 +27,7 @@ import os
 import sys
 import time
 
-from ..core.errors import OcilearnError
+from ..core.errors import ContainerNotFound, OcilearnError
 
 #: the runtime commands (the rest of ``ocilearn`` — image commands — is the click CLI)
 COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "ps", "exec", "pause", "resume", "update", "features")
@@ -101,9 +101,9 @@ def build_parser(prog: str = "ocilearn") -> argparse.ArgumentParser:
     q.add_argument("--keep", action="store_true", help="keep the state directory and cgroup after the container exits")
     q = add("start", "Run the program of a created container", "ocilearn.runtime.container.Container.start")
     q.add_argument("container_id", metavar="ID")
-    q = add("state", "Print the state of a container as JSON", "ocilearn.runtime.container.Container.state")
+    q = add("state", "Print the state of a container as JSON", "ocilearn.runtime.state.ContainerState.state")
     q.add_argument("container_id", metavar="ID")
-    q = add("list", "List the containers of --root", "ocilearn.runtime.container.list_containers")
+    q = add("list", "List the containers of --root", "ocilearn.runtime.state.list_containers")
     q.add_argument("-f", "--format", choices=("table", "json"), default="table", help="table (default) or json")
     q.add_argument("-q", "--quiet", action="store_true", help="only the container IDs")
     q = add("kill", "Send a signal (name or number, default SIGTERM) to the container's init", "ocilearn.runtime.container.Container.kill")
@@ -113,11 +113,11 @@ def build_parser(prog: str = "ocilearn") -> argparse.ArgumentParser:
     q = add("delete", "Delete a container: its processes, cgroup and state directory", "ocilearn.runtime.container.Container.delete")
     q.add_argument("-f", "--force", action="store_true", help="SIGKILL a running container first; a missing one is not an error")
     q.add_argument("container_id", metavar="ID")
-    q = add("ps", "Show the processes of a container (host PIDs; table from ps(1))", "ocilearn.runtime.container.Container.pids")
+    q = add("ps", "Show the processes of a container (host PIDs; table from ps(1))", "ocilearn.runtime.state.ContainerState.pids")
     q.add_argument("-f", "--format", choices=("table", "json"), default="table", help="table (ps -ef filtered, default) or json (PIDs)")
     q.add_argument("container_id", metavar="ID")
     q.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="PS-OPTION", help="options for ps(1) (default -ef)")
-    q = add("exec", "Run another process in a created or running container", "ocilearn.runtime.container.exec_in")
+    q = add("exec", "Run another process in a created or running container", "ocilearn.runtime.exec.exec_in")
     q.add_argument("--console-socket", metavar="PATH", help="AF_UNIX socket that receives the pty master (with --tty)")
     q.add_argument("--cwd", metavar="DIR", help="working directory in the container")
     q.add_argument("-e", "--env", action="append", default=[], metavar="NAME=VALUE", help="set an environment variable (repeatable)")
@@ -149,7 +149,7 @@ def build_parser(prog: str = "ocilearn") -> argparse.ArgumentParser:
     q.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs to use (0-3,7)")
     q.add_argument("--cpuset-mems", metavar="LIST", help="memory nodes to use")
     q.add_argument("container_id", metavar="ID")
-    add("features", "Print what this runtime supports (runtime-spec features.md) as JSON", "ocilearn.runtime.container.features")
+    add("features", "Print what this runtime supports (runtime-spec features.md) as JSON", "ocilearn.runtime.features.features")
     return p
 
 
@@ -181,8 +181,7 @@ class _Log:
     def write(self, level: str, msg: str) -> None:
         if self.fd < 0:
             return
-        now = time.time_ns()
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+        ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # logrus: RFC 3339
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": msg, "time": ts})
         else:
@@ -261,9 +260,10 @@ def _resources(a: argparse.Namespace) -> dict:
 def run_command(a: argparse.Namespace, out=None) -> int:
     """Run one parsed command; returns the exit status. Raises OcilearnError/OSError."""
     from . import container as rt
+    from .state import default_root
 
     out = out or sys.stdout
-    root = rt.default_root() if a.root is None else a.root
+    root = default_root() if a.root is None else a.root
     if a.root is not None and not a.root:
         raise OcilearnError("--root is empty (an unset variable?); name the state directory")
     if a.systemd_cgroup:
@@ -278,10 +278,14 @@ def run_command(a: argparse.Namespace, out=None) -> int:
             return 0
         return rt.run(root, a.container_id, a.bundle, detach=a.detach, keep=a.keep, **opts)
     if cmd == "features":
-        print(json.dumps(rt.features(), indent=4), file=out)
+        from .features import features
+
+        print(json.dumps(features(), indent=4), file=out)
         return 0
     if cmd == "list":
-        items = rt.list_containers(root)
+        from .state import list_containers
+
+        items = list_containers(root)
         if a.quiet:
             text = "\n".join(i["id"] for i in items)
         elif a.format == "json":
@@ -295,7 +299,7 @@ def run_command(a: argparse.Namespace, out=None) -> int:
     if cmd == "delete":
         try:
             c = rt.Container.load(root, a.container_id)
-        except rt.ContainerNotFound:
+        except ContainerNotFound:
             if a.force:
                 return 0
             raise
@@ -308,7 +312,9 @@ def run_command(a: argparse.Namespace, out=None) -> int:
         process = _read_json_arg(a.process, "--process") if a.process else None
         if process is None and not command:
             raise UsageError("exec needs a command (or --process FILE)")
-        return rt.exec_in(root, a.container_id, command or None, process=process, env=a.env, cwd=a.cwd, user=a.user,
+        from .exec import exec_in
+
+        return exec_in(root, a.container_id, command or None, process=process, env=a.env, cwd=a.cwd, user=a.user,
                           additional_gids=a.additional_gids, tty=a.tty, detach=a.detach, console_socket=a.console_socket,
                           pid_file=a.pid_file, caps=a.cap, no_new_privs=a.no_new_privs, preserve_fds=a.preserve_fds,
                           ignore_paused=a.ignore_paused)
