@@ -39,7 +39,21 @@ class UsageError(Exception):
     """A command line the parser refuses (unknown option, missing argument)."""
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's help formatter with the terminal width found without shutil (argparse
+    builds a formatter for every option it adds, and shutil costs ~2 ms to import)."""
+    try:
+        width = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        width = 80
+    return argparse.HelpFormatter(prog, width=max(width, 40) - 2)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *a, **kw) -> None:
+        kw.setdefault("formatter_class", _formatter)
+        super().__init__(*a, **kw)
+
     def error(self, message: str):  # argparse prints and exits 2; runc exits 1 and logs it
         raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
 
@@ -64,9 +78,11 @@ def _uint32(v: str) -> int:
     return int(v)
 
 
-def build_parser(prog: str = "ocilearn") -> argparse.ArgumentParser:
+def build_parser(prog: str = "ocilearn", only: str | None = None) -> argparse.ArgumentParser:
     """The whole runtime command line: global options and one sub-parser per command
-    (runc(8) "GLOBAL OPTIONS", runc-create(8), runc-run(8), runc-exec(8) …)."""
+    (runc(8) "GLOBAL OPTIONS", runc-create(8), runc-run(8), runc-exec(8) …). With
+    ``only``, the other commands get their name and help but no options (what parsing
+    that command needs; building every option costs ``ocilearn run`` ~3 ms)."""
     p = _Parser(prog=prog, description="Run OCI bundles as containers: runc's command line on ocilearn's readable Python runtime "
                 "(ocilearn.runtime). Global options come before the command.")
     p.add_argument("--root", metavar="DIR", help="state directory (default /run/ocilearn as root, else $XDG_RUNTIME_DIR/ocilearn)")
@@ -76,9 +92,17 @@ def build_parser(prog: str = "ocilearn") -> argparse.ArgumentParser:
     p.add_argument("--systemd-cgroup", action="store_true", help="refused: ocilearn writes cgroupfs itself, without systemd")
     p.add_argument("--explain", action="store_true", help="print each real step (syscalls, files) and the equivalent command on stderr")
     p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # prog given: argparse would otherwise format a usage line (importing shutil) to make it
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, prog=prog)
 
-    def add(name: str, help_: str, target: str) -> argparse.ArgumentParser:
+    class _Unused:  # stands in for the parser of a command that is not being parsed
+        def add_argument(self, *a, **k) -> None:
+            pass
+
+    def add(name: str, help_: str, target: str):
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_)
+            return _Unused()
         return sub.add_parser(name, help=help_, description=f"{help_} (runc-{name}(8); runs {target})")
 
     def bundle_options(q: argparse.ArgumentParser) -> None:
@@ -156,7 +180,10 @@ def build_parser(prog: str = "ocilearn") -> argparse.ArgumentParser:
 def parse(argv: list[str], prog: str = "ocilearn") -> argparse.Namespace:
     """Parse a runtime command line. Raises UsageError (with the usage of the command
     concerned); ``--help`` raises SystemExit(0)."""
-    parser = build_parser(prog)
+    from ..entry import command_of
+
+    cmd = command_of(argv)
+    parser = build_parser(prog, only=cmd if cmd in COMMANDS and not {"-h", "--help"} & set(argv[:argv.index(cmd)]) else None)
     ns, extra = parser.parse_known_args(argv)
     if extra:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.get(ns.command, parser)
@@ -410,10 +437,14 @@ def _peek_log(argv: list[str]) -> tuple[str | None, str]:
 
 
 def entry(prog: str = "ocilearn") -> None:
-    """Console entry: ``sys.exit(main())`` with stdout flushed."""
+    """Console entry: run :func:`main`, flush stdout and stderr, and leave with
+    os._exit(2): a runtime command has nothing to clean up at interpreter exit (its
+    files are written with os.write or closed), and skipping the interpreter's teardown
+    saves a few milliseconds of every ``ocilearn run``."""
     code = main(prog=prog)
-    try:
-        sys.stdout.flush()
-    except OSError:
-        pass
-    sys.exit(code)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)

@@ -144,9 +144,30 @@ def atomic_text(path: str, text: str) -> None:
 
 
 def rmtree(path: str) -> None:
-    import shutil
+    """Remove a container's state directory: its files (state.json, exec.fifo, hosts) and
+    itself. Anything else found there (a directory someone put in) goes with
+    shutil.rmtree — imported only then: shutil costs the start-up path ~2 ms."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def default_cgroup(root: str, cid: str):
