@@ -1,8 +1,8 @@
-"""Regression tests for the runtime findings of the hostile-input review
-(/work/brief/hostile-report.md, numbers in the test names): CVE-2019-5736-class access to
-the host's Python through /proc/PID/exe and environ (#0), cgroupsPath escaping cgroupfs
-(#2), non-namespaced sysctls (#3), config.json/exec values validated before clone (#18,
-#19, #22, #25)."""
+"""Hostile inputs and attacks on the runtime: CVE-2019-5736-class access to the host's
+Python through /proc/PID/exe and environ, a cgroupsPath escaping cgroupfs, sysctls that
+would change the host, config.json and exec values validated before anything is created,
+/proc as a symlink in the image (CVE-2019-16884), a killed or raced runtime, a populated
+cgroup, and a corrupt or foreign state.json."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _bundle_cfg(tmp_path: Path, **changes) -> Path:
     return d
 
 
-# ---------------------------------------------------------------- #0 CVE-2019-5736 class
+# ---------------------------------------------------------------- CVE-2019-5736: the host's Python seen from inside
 
 
 _TARGET = r"""
@@ -63,8 +63,8 @@ sys.stdin.read()
 
 @needs_root
 @pytest.mark.parametrize("mode", ["dump", "nodump", "dump-scrub"])
-def test_h0_set_dumpable_and_scrub_environ_guard_proc_files(mode):
-    """The two primitives of the #0 fix, against a reader with the same uid and no
+def test_set_dumpable_and_scrub_environ_guard_proc_files(mode):
+    """The two primitives that keep container root away from the host's Python, against a reader with the same uid and no
     capabilities (as container root without CAP_SYS_PTRACE): dumpable → it reads the host
     marker from environ (the attack works); non-dumpable → EACCES on exe and environ;
     scrubbed → environ readable but the marker is gone."""
@@ -90,7 +90,7 @@ def test_h0_set_dumpable_and_scrub_environ_guard_proc_files(mode):
 
 
 @needs_root
-def test_h0_run_init_reaper_exe_and_environ_refused(busybox_base, tmp_path):
+def test_run_init_reaper_exe_and_environ_refused(busybox_base, tmp_path):
     """`run --init`: PID 1 is the host's Python for the container's whole life; container
     root must not open /proc/1/exe (read) nor read /proc/1/environ, and the operator's
     environment must not show up."""
@@ -129,9 +129,9 @@ done
 
 
 @needs_root
-def test_h0_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_path):
-    """`exec` while the container's PID 1 scans /proc for the exec child (the report's
-    grab.sh): before execve the child is the host's Python; it must never be opened, and
+def test_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_path):
+    """`exec` while the container's PID 1 scans /proc for the exec child (as the public
+    CVE-2019-5736 exploits do): before execve the child is the host's Python; it must never be opened, and
     the host marker must never be read from its environ. The scan must have seen exec'd
     processes (else the race was not run)."""
     out = tmp_path / "out"
@@ -158,16 +158,16 @@ def test_h0_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_pat
     assert any(ln.startswith(("SEEN", "DENIED")) for ln in log), log[:20]
 
 
-# ---------------------------------------------------------------- #2 cgroupsPath
+# ---------------------------------------------------------------- cgroupsPath escaping cgroupfs
 
 
 @pytest.mark.parametrize("path", ["../../../../tmp/x", "/a/../../b", "x/../..", "..:a:b", "/", "", "a\0b"])
-def test_h2_cgroups_path_escape_refused_by_load_config(tmp_path, path):
+def test_cgroups_path_escape_refused_by_load_config(tmp_path, path):
     with pytest.raises(RuntimeSpecError, match=r"linux\.cgroupsPath"):
         load_config(str(_bundle_cfg(tmp_path, **{"linux.cgroupsPath": path})))
 
 
-def test_h2_cgroup_for_container_stays_in_hierarchy():
+def test_cgroup_for_container_stays_in_hierarchy():
     """Defence in depth: even unchecked, the cleaned path stays under each hierarchy."""
     from ocilearn.runtime.cgroups import Cgroup, detect
 
@@ -181,7 +181,7 @@ def test_h2_cgroup_for_container_stays_in_hierarchy():
 
 
 @needs_root
-def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, runner):
+def test_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, runner):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep").write_text("k")
@@ -194,7 +194,7 @@ def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, 
     assert not any(name in d for d in os.listdir("/sys/fs/cgroup"))
 
 
-# ---------------------------------------------------------------- #3 sysctl
+# ---------------------------------------------------------------- sysctls that are not namespaced
 
 
 @pytest.mark.parametrize("key, ns, ok", [
@@ -209,7 +209,7 @@ def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, 
     ("kernel.hostname", [], False),
     ("net/ipv4/../../kernel/core_pattern", ["network"], False),
 ])
-def test_h3_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
+def test_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
     b = _bundle_cfg(tmp_path, **{"linux.sysctl": {key: "1"},
                                  "linux.namespaces": [{"type": "mount"}] + [{"type": t} for t in ns]})
     if ok:
@@ -219,7 +219,7 @@ def test_h3_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
             load_config(str(b))
 
 
-def test_h3_sysctl_with_host_namespace_path_refused(tmp_path):
+def test_sysctl_with_host_namespace_path_refused(tmp_path):
     """A network namespace joined by path that *is* the host's does not make net.* private."""
     b = _bundle_cfg(tmp_path, **{"linux.sysctl": {"net.ipv4.ip_forward": "1"},
                                  "linux.namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]})
@@ -228,7 +228,7 @@ def test_h3_sysctl_with_host_namespace_path_refused(tmp_path):
 
 
 @needs_root
-def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_path, runner):
+def test_core_pattern_refused_before_anything_is_created(busybox_base, tmp_path, runner):
     before = Path("/proc/sys/kernel/core_pattern").read_text()
     b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"linux.sysctl": {"kernel.core_pattern": "|/bin/hostile-%p"}})
     name = cid("h3sys")
@@ -239,7 +239,7 @@ def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_pa
     assert runner.children() == []
 
 
-# ---------------------------------------------------------------- #18/#19 process values
+# ---------------------------------------------------------------- process values checked before clone
 
 
 @pytest.mark.parametrize("field, value, what", [
@@ -263,19 +263,19 @@ def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_pa
     ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2**64}], r"rlimits\[0\]\.hard"),
     ("process.oomScoreAdj", 5000, r"oomScoreAdj"),
 ])
-def test_h19_process_values_checked_before_clone(tmp_path, field, value, what):
+def test_process_values_checked_before_clone(tmp_path, field, value, what):
     with pytest.raises(RuntimeSpecError, match=what):
         load_config(str(_bundle_cfg(tmp_path, **{field: value})))
 
 
-def test_h19_valid_edge_values_accepted(tmp_path):
+def test_valid_edge_values_accepted(tmp_path):
     b = _bundle_cfg(tmp_path, **{"process.user": {"uid": 2**32 - 2, "gid": 0, "additionalGids": [0, 65534], "umask": 0o22},
                                  "process.rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2**64 - 1}]})
     assert load_config(str(b))["process"]["user"]["uid"] == 4294967294
 
 
 @needs_root
-def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_path, runner):
+def test_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_path, runner):
     b = make_bundle(busybox_base, tmp_path / "b", ["id", "-u"], **{"process.user": {"uid": -1, "gid": -1}})
     name = cid("h18")
     p = runner.oc("run", name, "-b", str(b), check=False)
@@ -285,23 +285,23 @@ def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_
     assert not (Path(runner.root) / name).exists()
 
 
-# ---------------------------------------------------------------- #22 exec -u, #25 --preserve-fds
+# ---------------------------------------------------------------- exec --user, --preserve-fds
 
 
 @pytest.mark.parametrize("user, ids", [("0", {"uid": 0, "gid": 0}), ("1000:50", {"uid": 1000, "gid": 50}),
                                        ("4294967294:1", {"uid": 4294967294, "gid": 1})])
-def test_h22_parse_exec_user(user, ids):
+def test_parse_exec_user(user, ids):
     assert parse_exec_user(user) == ids
 
 
 @pytest.mark.parametrize("user", ["app", "1:x", "-1", "99999999999", "٣", "1:", ":1", "4294967295"])
-def test_h22_parse_exec_user_refuses(user):
+def test_parse_exec_user_refuses(user):
     with pytest.raises(ContainerError, match=r"exec --user .*UID\[:GID\]"):
         parse_exec_user(user)
 
 
 @needs_root
-def test_h22_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, runner):
+def test_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, runner):
     b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
     name = cid("h22")
     runner.oc("run", "-d", name, "-b", str(b))
@@ -313,7 +313,7 @@ def test_h22_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, r
     runner.oc("delete", "--force", name)
 
 
-def test_h25_negative_preserve_fds_refused(tmp_path):
+def test_negative_preserve_fds_refused(tmp_path):
     root = str(tmp_path / "state")
     # one parser, one answer, with or without --debug and through either entry point
     for pre in ([OCILEARN], [OCILEARN, "--debug"], [sys.executable, "-m", "ocilearn.runtime"]):
@@ -324,12 +324,12 @@ def test_h25_negative_preserve_fds_refused(tmp_path):
     assert not os.path.exists(root)
 
 
-# ---------------------------------------------------------------- #26 /proc as a symlink
+# ---------------------------------------------------------------- /proc as a symlink (CVE-2019-16884)
 
 
 @needs_root
 @pytest.mark.parametrize("target", ["/", "proc", "../../../../proc"])
-def test_h26_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runner, target):
+def test_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runner, target):
     import shutil
 
     rootfs = tmp_path / "rootfs"
@@ -347,11 +347,11 @@ def test_h26_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runne
     assert os.readlink(rootfs / "proc") == target
 
 
-# ---------------------------------------------------------------- #20 orphaned hook
+# ---------------------------------------------------------------- a killed or raced runtime
 
 
 @needs_root
-def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
+def test_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
     pidfile = tmp_path / "hook.pid"
     hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"]}
     b = make_bundle(busybox_base, tmp_path / "b", ["true"], hooks={"createRuntime": [hook]})
@@ -367,7 +367,7 @@ def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
 
 
 @needs_root
-def test_h20_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_path):
+def test_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_path):
     """`delete --force` while `create` sits in a createRuntime hook: create fails with a
     message saying so (it was a bare "[Errno 32] Broken pipe"), nothing is left."""
     b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"], hooks={"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "1.5"]}]})
@@ -392,7 +392,7 @@ def test_h20_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_pa
 
 
 @needs_root
-def test_h0_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
+def test_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
     """Non-dumpable does not stop a holder of CAP_SYS_PTRACE over the host's user
     namespace: such a config gets a warning naming the risk (the run still works)."""
     base = json.loads((busybox_base / "config.json").read_text())["process"]["capabilities"]
@@ -404,11 +404,11 @@ def test_h0_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
     assert "CAP_SYS_PTRACE" not in runner.oc("run", cid("h0noptrace"), "-b", str(b2)).stderr
 
 
-# ---------------------------------------------------------------- round 2: a populated cgroup
+# ---------------------------------------------------------------- a populated cgroup, a corrupt state.json
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: makes a cgroup on the host")
-def test_r2_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_survive(busybox_base, tmp_path, runner):
+def test_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_survive(busybox_base, tmp_path, runner):
     import uuid
 
     from ocilearn.runtime.cgroups import detect
@@ -442,7 +442,7 @@ def test_r2_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_surv
 
 
 @needs_root
-def test_r2_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busybox_base, tmp_path, runner):
+def test_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busybox_base, tmp_path, runner):
     b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
     name = cid("r2st")
     runner.oc("create", "-b", str(b), name)
