@@ -4,10 +4,18 @@
 crun 1.8 refuses this host's hybrid cgroup layout, so it runs as the images README says:
 ``unshare -m sh -c 'umount /sys/fs/cgroup/unified && exec crun run …'`` (that wrapper's
 cost — unshare + sh, a few ms — is inside crun's figure). Extra rows show where
-ocilearn's time goes: the bare interpreter start of this venv (``python -c pass``, with
-site) and the same run done in-process through the library (no interpreter start).
+ocilearn's time goes: the interpreter with ``site`` (``python -c pass``: this venv's
+editable install adds its import finder), the bare interpreter (``python -I -S``), the
+runtime's own imports, and the same run done in-process through the library (no
+interpreter start, no imports).
 
-Usage: ``python -m bench run`` or ``python bench/run.py [RUNS]``; needs root.
+``--before REV`` adds ``python -m ocilearn run`` of the ``ocilearn`` package of git
+revision REV (exported to a temp dir) beside the same command on this checkout, both in
+the same interleaved run: the before/after figure for a change of the start-up path.
+
+Usage: ``python -m bench run [RUNS] [--before REV]`` or ``python bench/run.py …``; needs
+root. The runtime path must not import requests, click, graphviz or ipywidgets: checked
+here too (a line "runtime path imports: …").
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OCILEARN_SHARED", REPO.parent / "shared"))
+HEAVY = ("requests", "click", "graphviz", "ipywidgets", "pyroute2", "tqdm", "zstandard", "shutil")
 
 
 def _bundle(work: Path) -> tuple[Path, str]:
@@ -46,16 +55,25 @@ def _bundle(work: Path) -> tuple[Path, str]:
     return bundle, made
 
 
-def _time(cmd: list[str]) -> float:
+def _time(cmd: list[str], env: dict | None = None) -> float:
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, env=env)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')}")
     return dt
 
 
-def main(runs: int | None = None) -> dict:
+def _export(rev: str, dest: Path) -> Path:
+    """The ``ocilearn`` package of git revision ``rev``, exported under ``dest``, with
+    fresh .pyc files."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "ocilearn"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def main(runs: int | None = None, before: str | None = None) -> dict:
     if os.geteuid() != 0:
         print("bench/run.py needs root (runc and crun as root; cgroups)")
         return {}
@@ -63,54 +81,76 @@ def main(runs: int | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-run-", dir="/run" if os.access("/run", os.W_OK) else None))
     py = str(REPO / ".venv" / "bin" / "python")
     ocilearn = str(REPO / ".venv" / "bin" / "ocilearn")
-    # fresh .pyc files, as after an install: with PYTHONDONTWRITEBYTECODE set in the
-    # environment every run would otherwise recompile the runtime's sources
-    subprocess.run([py, "-m", "compileall", "-q", str(REPO / "ocilearn")], capture_output=True,
-                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    env_here = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
+        old = _export(before, work / "before") if before else None
+        # fresh .pyc files, as after an install: with PYTHONDONTWRITEBYTECODE set in the
+        # environment every run would otherwise recompile the runtime's sources
+        for tree in [REPO / "ocilearn", *([old / "ocilearn"] if old else [])]:
+            subprocess.run([py, "-m", "compileall", "-q", str(tree)], capture_output=True,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
         bundle, made = _bundle(work)
-        tools: dict[str, callable] = {
-            "ocilearn run": lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"],
-            "python -m ocilearn.runtime run (no click)": lambda i: [py, "-m", "ocilearn.runtime", "--root", str(work / "ol"), "run", "-b", str(bundle), f"f{i}"],
-            "runc run": lambda i: ["runc", "--root", str(work / "runc"), "run", "-b", str(bundle), f"b{i}"],
+        tools: dict[str, tuple] = {
+            "`ocilearn run` (console script)": (lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"], env_here),
+            "`python -m ocilearn.runtime run`": (lambda i: [py, "-m", "ocilearn.runtime", "--root", str(work / "ol"), "run", "-b", str(bundle),
+                                                            f"f{i}"], env_here),
+            "`runc run`": (lambda i: ["runc", "--root", str(work / "runc"), "run", "-b", str(bundle), f"b{i}"], None),
         }
         if shutil.which("crun"):
-            tools["crun run (unshare -m wrapper)"] = lambda i: ["unshare", "-m", "sh", "-c",
-                                                              f"umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root {work}/crun run -b {bundle} b{i}"]
-        tools["python -c pass (interpreter floor)"] = lambda i: [py, "-c", "pass"]
-        inproc = ("import sys, time; from ocilearn.runtime.container import run; ts = []\n"
-                  f"for i in range({runs}):\n t0 = time.perf_counter(); run({str(work / 'lib')!r}, f'l{{i}}', {str(bundle)!r}); ts.append(time.perf_counter() - t0)\n"
-                  "ts.sort(); print(ts[len(ts) // 2])")
+            tools["`crun run` (unshare -m wrapper)"] = (lambda i: ["unshare", "-m", "sh", "-c", f"umount /sys/fs/cgroup/unified 2>/dev/null; "
+                                                                  f"exec crun --root {work}/crun run -b {bundle} b{i}"], None)
+        if old:
+            tools["`python -m ocilearn run`, this checkout"] = (lambda i: [py, "-m", "ocilearn", "--root", str(work / "ol"), "run", "-b",
+                                                                           str(bundle), f"n{i}"], env_here)
+            tools[f"`python -m ocilearn run`, before ({before})"] = (lambda i: [py, "-m", "ocilearn", "--root", str(work / "old"), "run", "-b",
+                                                                                str(bundle), f"o{i}"], {**os.environ, "PYTHONPATH": str(old)})
+        tools["`python -c pass` (interpreter + site)"] = (lambda i: [py, "-c", "pass"], None)
+        tools["`python -I -S -c pass` (bare interpreter)"] = (lambda i: [py, "-I", "-S", "-c", "pass"], None)
+        tools["`python -c 'import …runtime.cli, …container'`"] = (lambda i: [py, "-c", "import ocilearn.runtime.cli, ocilearn.runtime.container, "
+                                                                           "ocilearn.runtime.process, ocilearn.runtime.rootfs"], env_here)
         for i in range(3):  # warm-up (page cache, pyc)
-            for make in tools.values():
-                _time(make(f"w{i}"))
+            for make, env in tools.values():
+                _time(make(f"w{i}"), env)
         samples: dict[str, list[float]] = {k: [] for k in tools}
         for i in range(runs):
-            for name, make in tools.items():
-                samples[name].append(_time(make(i)))
-        lib = float(subprocess.run([py, "-c", inproc], capture_output=True, text=True, check=True).stdout)
-        imp = [py, "-c", "import ocilearn.cli, ocilearn.cli.runtime"]
-        med_import = statistics.median(_time(imp) for _ in range(runs))
+            for name, (make, env) in tools.items():
+                samples[name].append(_time(make(i), env))
+        inproc = ("import sys, time; from ocilearn.runtime.container import run; ts = []\n"
+                  f"for i in range({runs}):\n t0 = time.perf_counter(); run({str(work / 'lib')!r}, f'l{{i}}', {str(bundle)!r}); "
+                  "ts.append(time.perf_counter() - t0)\n"
+                  "ts.sort(); print(ts[len(ts) // 2], ts[0])")
+        lib_med, lib_min = map(float, subprocess.run([py, "-c", inproc], capture_output=True, text=True, check=True, env=env_here).stdout.split())
+        heavy = subprocess.run([py, "-c", "import sys; from ocilearn.runtime.cli import main; main(['--root', sys.argv[1], 'run', '-b', sys.argv[2], 'h']); "
+                                f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules) or 'none')", str(work / "h"), str(bundle)],
+                               capture_output=True, text=True, env=env_here).stdout.strip()
         med = {k: statistics.median(v) for k, v in samples.items()}
-        med["ocilearn library run() in-process"] = lib
-        med["python -c 'import ocilearn.cli, ocilearn.cli.runtime'"] = med_import
-        base = med["runc run"]
+        mins = {k: min(v) for k, v in samples.items()}
+        med["library `container.run()` in-process"], mins["library `container.run()` in-process"] = lib_med, lib_min
+        base = med["`runc run`"]
+        crun = med.get("`crun run` (unshare -m wrapper)")
         print(f"bundle made by {made}; {runs} interleaved runs each; median wall time")
-        print("| command | median | min | ratio to runc |\n| --- | --- | --- | --- |")
+        print(f"| command | median | min | ratio to runc |{' ratio to crun |' if crun else ''}")
+        print(f"| --- | --- | --- | --- |{' --- |' if crun else ''}")
         for k, v in med.items():
-            mn = min(samples[k]) if k in samples else v
-            print(f"| {k} | {v * 1000:.1f} ms | {mn * 1000:.1f} ms | {v / base:.2f}x |")
+            extra = f" {v / crun:.2f}x |" if crun else ""
+            print(f"| {k} | {v * 1000:.1f} ms | {mins[k] * 1000:.1f} ms | {v / base:.2f}x |{extra}")
+        print(f"runtime path imports: {heavy}")
         return med
     finally:
-        for sub in ("ol", "runc", "crun", "lib"):
+        for sub in ("ol", "old", "runc", "crun", "lib", "h"):
             d = work / sub
             if d.is_dir():
                 for name in os.listdir(d):
-                    tool = {"ol": [ocilearn, "--root", str(d)], "runc": ["runc", "--root", str(d)], "crun": ["crun", "--root", str(d)],
-                            "lib": [ocilearn, "--root", str(d)]}[sub]
-                    subprocess.run([*tool, "delete", "--force", name], capture_output=True)
+                    tool = {"runc": ["runc", "--root", str(d)], "crun": ["crun", "--root", str(d)]}.get(sub, [ocilearn, "--root", str(d)])
+                    subprocess.run([*tool, "delete", "--force", name], capture_output=True, env=env_here)
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    args = sys.argv[1:]
+    rev = None
+    if "--before" in args:
+        k = args.index("--before")
+        rev = args[k + 1]
+        del args[k:k + 2]
+    main(int(args[0]) if args else None, rev)

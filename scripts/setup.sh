@@ -17,7 +17,7 @@ TEST_PKGS=(dot=graphviz skopeo=skopeo umoci=umoci runc=runc crun=crun docker-reg
   htpasswd=apache2-utils chromium=chromium chromedriver=chromium-driver fc-list=fontconfig
   ping=iputils-ping busybox=busybox-static jq=jq setfattr=attr setcap=libcap2-bin ip=iproute2
   newuidmap=uidmap curl=curl buildah=buildah tree=tree hyperfine=hyperfine setpriv=util-linux openssl=openssl
-  node=nodejs npm=npm)
+  node=nodejs npm=npm podman=podman conmon=conmon containerd=containerd ctr=containerd)
 pkgs=("${LAB_PKGS[@]}")
 [[ $target == test ]] && pkgs=("${TEST_PKGS[@]}")
 

@@ -1,9 +1,10 @@
 """Helpers for the runtime tests (no tests here).
 
-- :class:`Runner`: a long-lived *child subreaper* process that runs commands for a test.
-  A detached container's monitor outlives ``ocilearn create`` and is re-parented to the
-  nearest subreaper; on this kind of host PID 1 never reaps, so without one each monitor
-  would stay a zombie forever. The runner reaps its orphans and reports leftovers.
+- :class:`Runner`: a long-lived *child subreaper* process that runs commands for a test,
+  in the role conmon and containerd-shim play for podman and containerd: a detached
+  container's init outlives ``ocilearn create`` and is re-parented to the nearest
+  subreaper, which wait(2)s for it and so learns its exit status. The runner reaps its
+  orphans, records their exit statuses (:meth:`Runner.exit_status`) and reports leftovers.
 - :func:`make_bundle`: a bundle directory whose config.json points (``root.path``,
   absolute) at a shared, once-unpacked busybox rootfs, with the changes a test needs.
 """
@@ -30,16 +31,19 @@ _RUNNER = r"""
 import ctypes, json, os, subprocess, sys, tempfile
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
+EXITS = {}
+
 def reap():
     out = []
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return out
         if pid == 0:
             return out
         out.append(pid)
+        EXITS[str(pid)] = os.waitstatus_to_exitcode(status)
 
 def children():
     me, out = str(os.getpid()), []
@@ -59,6 +63,10 @@ for line in sys.stdin:
     if req.get("children"):
         reap()
         print(json.dumps({"children": children()}), flush=True)
+        continue
+    if req.get("exits"):
+        reap()
+        print(json.dumps({"exits": EXITS}), flush=True)
         continue
     if req.get("kill_after") is not None:  # start, SIGKILL after a delay, wait
         import time
@@ -111,6 +119,18 @@ class Runner:
     def killed(self, *cmd: str, after: float) -> int:
         """Start ``cmd``, SIGKILL it after ``after`` seconds; returns its exit status."""
         return self._ask({"cmd": list(cmd), "kill_after": after, "env": self.env})["rc"]
+
+    def exit_status(self, pid: int, timeout: float = 5.0) -> int | None:
+        """The exit status the runner got from wait(2) for its adopted child ``pid``
+        (negative: killed by that signal), waiting up to ``timeout`` s; None if never."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._ask({"exits": True})["exits"].get(str(pid))
+            if code is not None or time.monotonic() > deadline:
+                return code
+            time.sleep(0.02)
 
     def children(self) -> list[list]:
         """``[[pid, state letter, comm], …]`` of the runner's children after reaping."""

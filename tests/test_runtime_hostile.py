@@ -1,8 +1,8 @@
-"""Regression tests for the runtime findings of the hostile-input review
-(/work/brief/hostile-report.md, numbers in the test names): CVE-2019-5736-class access to
-the host's Python through /proc/PID/exe and environ (#0), cgroupsPath escaping cgroupfs
-(#2), non-namespaced sysctls (#3), config.json/exec values validated before clone (#18,
-#19, #22, #25)."""
+"""Hostile inputs and attacks on the runtime: CVE-2019-5736-class access to the host's
+Python through /proc/PID/exe and environ, a cgroupsPath escaping cgroupfs, sysctls that
+would change the host, config.json and exec values validated before anything is created,
+/proc as a symlink in the image (CVE-2019-16884), a killed or raced runtime, a populated
+cgroup, and a corrupt or foreign state.json."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import pytest
 from test_runtime_helpers import OCILEARN, Runner, cid, make_bundle, needs_root
 
 from ocilearn.core.errors import ContainerError, RuntimeSpecError
-from ocilearn.runtime import container as rt
+from ocilearn.runtime.config import load_config
+from ocilearn.runtime.container import Container
+from ocilearn.runtime.exec import parse_exec_user
+from ocilearn.runtime.state import alive
 
 PY = sys.executable
 MARKER = "OCILEARN_HOSTILE_MARKER"
@@ -42,7 +45,7 @@ def _bundle_cfg(tmp_path: Path, **changes) -> Path:
     return d
 
 
-# ---------------------------------------------------------------- #0 CVE-2019-5736 class
+# ---------------------------------------------------------------- CVE-2019-5736: the host's Python seen from inside
 
 
 _TARGET = r"""
@@ -60,8 +63,8 @@ sys.stdin.read()
 
 @needs_root
 @pytest.mark.parametrize("mode", ["dump", "nodump", "dump-scrub"])
-def test_h0_set_dumpable_and_scrub_environ_guard_proc_files(mode):
-    """The two primitives of the #0 fix, against a reader with the same uid and no
+def test_set_dumpable_and_scrub_environ_guard_proc_files(mode):
+    """The two primitives that keep container root away from the host's Python, against a reader with the same uid and no
     capabilities (as container root without CAP_SYS_PTRACE): dumpable → it reads the host
     marker from environ (the attack works); non-dumpable → EACCES on exe and environ;
     scrubbed → environ readable but the marker is gone."""
@@ -87,7 +90,7 @@ def test_h0_set_dumpable_and_scrub_environ_guard_proc_files(mode):
 
 
 @needs_root
-def test_h0_run_init_reaper_exe_and_environ_refused(busybox_base, tmp_path):
+def test_run_init_reaper_exe_and_environ_refused(busybox_base, tmp_path):
     """`run --init`: PID 1 is the host's Python for the container's whole life; container
     root must not open /proc/1/exe (read) nor read /proc/1/environ, and the operator's
     environment must not show up."""
@@ -126,9 +129,9 @@ done
 
 
 @needs_root
-def test_h0_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_path):
-    """`exec` while the container's PID 1 scans /proc for the exec child (the report's
-    grab.sh): before execve the child is the host's Python; it must never be opened, and
+def test_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_path):
+    """`exec` while the container's PID 1 scans /proc for the exec child (as the public
+    CVE-2019-5736 exploits do): before execve the child is the host's Python; it must never be opened, and
     the host marker must never be read from its environ. The scan must have seen exec'd
     processes (else the race was not run)."""
     out = tmp_path / "out"
@@ -155,16 +158,16 @@ def test_h0_exec_child_exe_and_environ_refused_during_race(busybox_base, tmp_pat
     assert any(ln.startswith(("SEEN", "DENIED")) for ln in log), log[:20]
 
 
-# ---------------------------------------------------------------- #2 cgroupsPath
+# ---------------------------------------------------------------- cgroupsPath escaping cgroupfs
 
 
 @pytest.mark.parametrize("path", ["../../../../tmp/x", "/a/../../b", "x/../..", "..:a:b", "/", "", "a\0b"])
-def test_h2_cgroups_path_escape_refused_by_load_config(tmp_path, path):
+def test_cgroups_path_escape_refused_by_load_config(tmp_path, path):
     with pytest.raises(RuntimeSpecError, match=r"linux\.cgroupsPath"):
-        rt.load_config(str(_bundle_cfg(tmp_path, **{"linux.cgroupsPath": path})))
+        load_config(str(_bundle_cfg(tmp_path, **{"linux.cgroupsPath": path})))
 
 
-def test_h2_cgroup_for_container_stays_in_hierarchy():
+def test_cgroup_for_container_stays_in_hierarchy():
     """Defence in depth: even unchecked, the cleaned path stays under each hierarchy."""
     from ocilearn.runtime.cgroups import Cgroup, detect
 
@@ -178,7 +181,7 @@ def test_h2_cgroup_for_container_stays_in_hierarchy():
 
 
 @needs_root
-def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, runner):
+def test_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, runner):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep").write_text("k")
@@ -191,7 +194,7 @@ def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, 
     assert not any(name in d for d in os.listdir("/sys/fs/cgroup"))
 
 
-# ---------------------------------------------------------------- #3 sysctl
+# ---------------------------------------------------------------- sysctls that are not namespaced
 
 
 @pytest.mark.parametrize("key, ns, ok", [
@@ -206,26 +209,26 @@ def test_h2_cgroups_path_escape_creates_nothing_outside(busybox_base, tmp_path, 
     ("kernel.hostname", [], False),
     ("net/ipv4/../../kernel/core_pattern", ["network"], False),
 ])
-def test_h3_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
+def test_only_namespaced_sysctls_allowed(tmp_path, key, ns, ok):
     b = _bundle_cfg(tmp_path, **{"linux.sysctl": {key: "1"},
                                  "linux.namespaces": [{"type": "mount"}] + [{"type": t} for t in ns]})
     if ok:
-        assert rt.load_config(str(b))["linux"]["sysctl"] == {key: "1"}
+        assert load_config(str(b))["linux"]["sysctl"] == {key: "1"}
     else:
         with pytest.raises(RuntimeSpecError, match=r"linux\.sysctl"):
-            rt.load_config(str(b))
+            load_config(str(b))
 
 
-def test_h3_sysctl_with_host_namespace_path_refused(tmp_path):
+def test_sysctl_with_host_namespace_path_refused(tmp_path):
     """A network namespace joined by path that *is* the host's does not make net.* private."""
     b = _bundle_cfg(tmp_path, **{"linux.sysctl": {"net.ipv4.ip_forward": "1"},
                                  "linux.namespaces": [{"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}]})
     with pytest.raises(RuntimeSpecError, match="own network namespace"):
-        rt.load_config(str(b))
+        load_config(str(b))
 
 
 @needs_root
-def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_path, runner):
+def test_core_pattern_refused_before_anything_is_created(busybox_base, tmp_path, runner):
     before = Path("/proc/sys/kernel/core_pattern").read_text()
     b = make_bundle(busybox_base, tmp_path / "b", ["true"], **{"linux.sysctl": {"kernel.core_pattern": "|/bin/hostile-%p"}})
     name = cid("h3sys")
@@ -236,7 +239,7 @@ def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_pa
     assert runner.children() == []
 
 
-# ---------------------------------------------------------------- #18/#19 process values
+# ---------------------------------------------------------------- process values checked before clone
 
 
 @pytest.mark.parametrize("field, value, what", [
@@ -260,19 +263,19 @@ def test_h3_core_pattern_refused_before_anything_is_created(busybox_base, tmp_pa
     ("process.rlimits", [{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2**64}], r"rlimits\[0\]\.hard"),
     ("process.oomScoreAdj", 5000, r"oomScoreAdj"),
 ])
-def test_h19_process_values_checked_before_clone(tmp_path, field, value, what):
+def test_process_values_checked_before_clone(tmp_path, field, value, what):
     with pytest.raises(RuntimeSpecError, match=what):
-        rt.load_config(str(_bundle_cfg(tmp_path, **{field: value})))
+        load_config(str(_bundle_cfg(tmp_path, **{field: value})))
 
 
-def test_h19_valid_edge_values_accepted(tmp_path):
+def test_valid_edge_values_accepted(tmp_path):
     b = _bundle_cfg(tmp_path, **{"process.user": {"uid": 2**32 - 2, "gid": 0, "additionalGids": [0, 65534], "umask": 0o22},
                                  "process.rlimits": [{"type": "RLIMIT_CORE", "soft": 1024, "hard": 2**64 - 1}]})
-    assert rt.load_config(str(b))["process"]["user"]["uid"] == 4294967294
+    assert load_config(str(b))["process"]["user"]["uid"] == 4294967294
 
 
 @needs_root
-def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_path, runner):
+def test_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_path, runner):
     b = make_bundle(busybox_base, tmp_path / "b", ["id", "-u"], **{"process.user": {"uid": -1, "gid": -1}})
     name = cid("h18")
     p = runner.oc("run", name, "-b", str(b), check=False)
@@ -282,23 +285,23 @@ def test_h18_uid_minus_one_refused_before_anything_is_created(busybox_base, tmp_
     assert not (Path(runner.root) / name).exists()
 
 
-# ---------------------------------------------------------------- #22 exec -u, #25 --preserve-fds
+# ---------------------------------------------------------------- exec --user, --preserve-fds
 
 
 @pytest.mark.parametrize("user, ids", [("0", {"uid": 0, "gid": 0}), ("1000:50", {"uid": 1000, "gid": 50}),
                                        ("4294967294:1", {"uid": 4294967294, "gid": 1})])
-def test_h22_parse_exec_user(user, ids):
-    assert rt.parse_exec_user(user) == ids
+def test_parse_exec_user(user, ids):
+    assert parse_exec_user(user) == ids
 
 
 @pytest.mark.parametrize("user", ["app", "1:x", "-1", "99999999999", "٣", "1:", ":1", "4294967295"])
-def test_h22_parse_exec_user_refuses(user):
+def test_parse_exec_user_refuses(user):
     with pytest.raises(ContainerError, match=r"exec --user .*UID\[:GID\]"):
-        rt.parse_exec_user(user)
+        parse_exec_user(user)
 
 
 @needs_root
-def test_h22_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, runner):
+def test_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, runner):
     b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
     name = cid("h22")
     runner.oc("run", "-d", name, "-b", str(b))
@@ -310,25 +313,23 @@ def test_h22_exec_user_name_and_minus_one_clear_errors(busybox_base, tmp_path, r
     runner.oc("delete", "--force", name)
 
 
-def test_h25_negative_preserve_fds_refused(tmp_path):
+def test_negative_preserve_fds_refused(tmp_path):
     root = str(tmp_path / "state")
-    fast = subprocess.run([OCILEARN, "--root", root, "run", "--preserve-fds", "-5", "x", "-b", str(tmp_path)],
-                          capture_output=True, text=True)
-    assert fast.returncode == 1 and "--preserve-fds '-5': must be a number >= 0" in fast.stderr
-    slow = subprocess.run([OCILEARN, "--debug", "--root", root, "run", "--preserve-fds", "-5", "x", "-b", str(tmp_path)],
-                          capture_output=True, text=True)
-    assert slow.returncode == 2 and "-5 is not in the range x>=0" in slow.stderr
+    # one parser, one answer, with or without --debug and through either entry point
+    for pre in ([OCILEARN], [OCILEARN, "--debug"], [sys.executable, "-m", "ocilearn.runtime"]):
+        p = subprocess.run([*pre, "--root", root, "run", "--preserve-fds", "-5", "x", "-b", str(tmp_path)], capture_output=True, text=True)
+        assert p.returncode == 1 and p.stderr.startswith("ocilearn: error: argument --preserve-fds: '-5': must be a number >= 0\n"), p.stderr
     with pytest.raises(ContainerError, match="--preserve-fds -5"):
-        rt.Container.create(root, "x", str(tmp_path), preserve_fds=-5)
+        Container.create(root, "x", str(tmp_path), preserve_fds=-5)
     assert not os.path.exists(root)
 
 
-# ---------------------------------------------------------------- #26 /proc as a symlink
+# ---------------------------------------------------------------- /proc as a symlink (CVE-2019-16884)
 
 
 @needs_root
 @pytest.mark.parametrize("target", ["/", "proc", "../../../../proc"])
-def test_h26_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runner, target):
+def test_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runner, target):
     import shutil
 
     rootfs = tmp_path / "rootfs"
@@ -346,11 +347,11 @@ def test_h26_proc_symlink_in_image_refused_clearly(busybox_base, tmp_path, runne
     assert os.readlink(rootfs / "proc") == target
 
 
-# ---------------------------------------------------------------- #20 orphaned hook
+# ---------------------------------------------------------------- a killed or raced runtime
 
 
 @needs_root
-def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
+def test_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
     pidfile = tmp_path / "hook.pid"
     hook = {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 60"]}
     b = make_bundle(busybox_base, tmp_path / "b", ["true"], hooks={"createRuntime": [hook]})
@@ -358,15 +359,15 @@ def test_h20_hook_dies_with_a_killed_runtime(busybox_base, tmp_path, runner):
     runner.killed(OCILEARN, "--root", runner.root, "create", "-b", str(b), name, after=1.5)
     pid = int(pidfile.read_text())
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and rt._alive(pid, None):
+    while time.monotonic() < deadline and alive(pid, None):
         time.sleep(0.05)
-    assert not rt._alive(pid, None), f"hook {pid} outlived the killed runtime"
+    assert not alive(pid, None), f"hook {pid} outlived the killed runtime"
     runner.oc("delete", "--force", name)
     assert runner.children() == []
 
 
 @needs_root
-def test_h20_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_path):
+def test_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_path):
     """`delete --force` while `create` sits in a createRuntime hook: create fails with a
     message saying so (it was a bare "[Errno 32] Broken pipe"), nothing is left."""
     b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"], hooks={"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "1.5"]}]})
@@ -391,7 +392,7 @@ def test_h20_delete_force_during_create_gives_a_clear_error(busybox_base, tmp_pa
 
 
 @needs_root
-def test_h0_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
+def test_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
     """Non-dumpable does not stop a holder of CAP_SYS_PTRACE over the host's user
     namespace: such a config gets a warning naming the risk (the run still works)."""
     base = json.loads((busybox_base / "config.json").read_text())["process"]["capabilities"]
@@ -403,11 +404,11 @@ def test_h0_cap_sys_ptrace_without_userns_warns(busybox_base, tmp_path, runner):
     assert "CAP_SYS_PTRACE" not in runner.oc("run", cid("h0noptrace"), "-b", str(b2)).stderr
 
 
-# ---------------------------------------------------------------- round 2: a populated cgroup
+# ---------------------------------------------------------------- a populated cgroup, a corrupt state.json
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: makes a cgroup on the host")
-def test_r2_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_survive(busybox_base, tmp_path, runner):
+def test_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_survive(busybox_base, tmp_path, runner):
     import uuid
 
     from ocilearn.runtime.cgroups import detect
@@ -441,7 +442,7 @@ def test_r2_cgroups_path_of_a_populated_cgroup_is_refused_and_its_processes_surv
 
 
 @needs_root
-def test_r2_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busybox_base, tmp_path, runner):
+def test_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busybox_base, tmp_path, runner):
     b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
     name = cid("r2st")
     runner.oc("create", "-b", str(b), name)
@@ -465,3 +466,83 @@ def test_r2_corrupt_state_is_a_clear_error_and_delete_force_still_cleans_up(busy
         time.sleep(0.1)
     else:
         raise AssertionError(f"init {init_pid} still alive after delete --force")
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@needs_root
+@pytest.mark.parametrize("garbage", [b"{not json", b"", b"[1, 2]", b'{"pid": 1, "ocilearn": {"cgroup": "x"}}'])
+def test_unreadable_state_delete_force_kills_and_removes_everything(busybox_base, tmp_path, runner, garbage):
+    """With state.json unreadable, `delete --force` still finds the container through its
+    default cgroup: its processes are killed, every cgroup directory and the state
+    directory removed, exit 0. Every other command says "corrupt" in one line."""
+    from ocilearn.runtime.cgroups import detect
+
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
+    name = cid("gbg")
+    runner.oc("run", "-d", "-b", str(b), name)
+    state = Path(runner.root) / name / "state.json"
+    st = json.loads(state.read_text())
+    pid, cg_paths = st["pid"], list(st["ocilearn"]["cgroup"]["paths"].values())
+    assert len(cg_paths) == len(detect()[1]) and all(os.path.isdir(p) for p in cg_paths)
+    state.write_bytes(garbage)
+    for cmd in (["state", name], ["kill", name], ["start", name], ["exec", name, "true"], ["pause", name], ["delete", name]):
+        p = runner.oc(*cmd, check=False)
+        assert p.returncode == 1 and "state.json is corrupt" in p.stderr and len(p.stderr.splitlines()) == 1, (cmd, p.stderr)
+    assert runner.oc("list").stdout.count("\n") == 1  # the header only: a corrupt entry is skipped
+    runner.oc("delete", "--force", name)
+    deadline = time.monotonic() + 5
+    while not _gone_or_zombie(pid):
+        assert time.monotonic() < deadline, f"init {pid} survived delete --force"
+        time.sleep(0.05)
+    assert [p for p in cg_paths if os.path.exists(p)] == []
+    assert not (Path(runner.root) / name).exists()
+
+
+@needs_root
+@pytest.mark.parametrize("field, value", [("status", 5), ("pid", -3), ("ocilearn.init_start", "x"), ("annotations", [1]),
+                                          ("ocilearn.cgroup", {"version": 1, "paths": {"memory": "/sys/fs/cgroup/memory"}}),
+                                          ("ocilearn.cgroup", {"version": 1, "paths": {"memory": "/sys/fs/cgroup/memory/../pids/x"}}),
+                                          ("ocilearn.namespaces", ["bogus"]), ("ocilearn.hooks", {"poststop": ["x"]})])
+def test_wrong_typed_state_field_is_named_and_never_acted_on(busybox_base, tmp_path, runner, field, value):
+    """A wrong-typed field gives one line naming it; a cgroup path outside the container's
+    own directory (the hierarchy root, a '..' escape) is never killed or removed."""
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"])
+    name = cid("typ")
+    runner.oc("create", "-b", str(b), name)
+    state = Path(runner.root) / name / "state.json"
+    st = json.loads(state.read_text())
+    real_cg = st["ocilearn"]["cgroup"]
+    obj = st
+    *parents, last = field.split(".")
+    for k in parents:
+        obj = obj[k]
+    obj[last] = value
+    state.write_text(json.dumps(st))
+    p = runner.oc("state", name, check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and field.split(".")[-1] in p.stderr, p.stderr
+    runner.oc("delete", "--force", name)  # the default cgroup is found instead
+    assert not any(os.path.exists(d) for d in real_cg["paths"].values())
+    assert os.path.isdir("/sys/fs/cgroup/memory" if os.path.isdir("/sys/fs/cgroup/memory") else "/sys/fs/cgroup")
+
+
+@needs_root
+def test_unreadable_state_with_an_unknown_cgroup_exits_non_zero_naming_it(busybox_base, tmp_path, runner):
+    """A custom linux.cgroupsPath cannot be guessed once state.json is garbage: delete
+    --force removes the state directory but says that it could not find the rest."""
+    b = make_bundle(busybox_base, tmp_path / "b", ["sleep", "30"], **{"linux.cgroupsPath": f"/ocilearn-custom-{cid('cg')}"})
+    name = cid("unk")
+    runner.oc("create", "-b", str(b), name)
+    st = json.loads((Path(runner.root) / name / "state.json").read_text())
+    (Path(runner.root) / name / "state.json").write_text("garbage")
+    p = runner.oc("delete", "--force", name, check=False)
+    assert p.returncode == 1 and "neither its cgroup nor its init process could be identified" in p.stderr
+    assert not (Path(runner.root) / name).exists()
+    from ocilearn.runtime.cgroups import Cgroup
+
+    Cgroup(st["ocilearn"]["cgroup"]["version"], st["ocilearn"]["cgroup"]["paths"]).destroy()  # clean up what the test made

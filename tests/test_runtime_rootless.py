@@ -1,5 +1,5 @@
 """Rootless: an unprivileged user runs containers in a user namespace that maps it to
-root, with its state under $XDG_RUNTIME_DIR (issue 5 "Rootless"; user_namespaces(7))."""
+root, with its state under $XDG_RUNTIME_DIR (user_namespaces(7); runc docs/rootless)."""
 
 from __future__ import annotations
 
@@ -105,10 +105,10 @@ def test_rootless_lifecycle_and_unmapped_user_error(unpriv_user, rootless_env):
         r.close()
 
 
-def test_h0_rootless_init_reaper_not_dumpable_exec_and_ps_still_work(unpriv_user, rootless_env):
-    """Hostile report #0, rootless: the --init reaper (the host's Python, possibly owned by
+def test_rootless_init_reaper_not_dumpable_exec_and_ps_still_work(unpriv_user, rootless_env):
+    """CVE-2019-5736, rootless: the --init reaper (the host's Python, possibly owned by
     the user) is non-dumpable, so container root cannot open /proc/1/exe or environ; the
-    unprivileged runtime still finds the container's namespaces (through the monitor) for
+    unprivileged runtime still finds the container's namespaces (through the reaper's child) for
     ``exec`` and its processes for ``ps``."""
     top, xdg = rootless_env
     bundle = f"{top}/bundle"

@@ -1,5 +1,5 @@
 """Nothing leaks: 200 create/start/kill/delete cycles, and `ocilearn create` SIGKILLed at
-many points followed by `delete --force` (issue 5 "Must show")."""
+many points followed by `delete --force`."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_200_cycles_leave_nothing(busybox_base, tmp_path, runner):
     assert _cgroup_entries(prefix) == []
     assert _processes_in(busybox_base / "rootfs", prefix) == []
     assert os.listdir(runner.root) == []
-    assert runner.children() == []  # every monitor was reaped: no zombie
+    assert runner.children() == []  # every stage 1 and init was reaped: no zombie
 
 
 def test_sigkill_create_at_many_points_then_delete_force(busybox_base, tmp_path, runner):

@@ -1,8 +1,9 @@
 """The ``ocilearn`` command: skopeo-, umoci- and runc-like subcommands over the library.
 
-Subcommands live in modules of this package and are imported only when called, so the
-runtime commands (``ocilearn run`` …) start fast and never import requests, graphviz or
-ipywidgets.
+Subcommands live in modules of this package and are imported only when called. The
+runtime commands (``ocilearn create|start|run|state|list|kill|delete|ps|exec|pause|resume|
+update|features``, runc's command line) are not click commands: :mod:`ocilearn.entry` hands
+them to the one argparse parser in :mod:`ocilearn.runtime.cli` before click is imported.
 
 Errors: any :class:`~ocilearn.core.errors.OcilearnError` (and OSError) becomes one line
 ``ocilearn: error: …`` on stderr and exit status 1; ``--debug`` shows the traceback.
@@ -29,16 +30,6 @@ COMMANDS: dict[str, str] = {
     "unpack": "bundle:unpack",
     "spec": "bundle:spec",
     "layer": "bundle:layer",
-    # runtime (runc-compatible)
-    "create": "runtime:create",
-    "start": "runtime:start",
-    "state": "runtime:state",
-    "list": "runtime:list_",
-    "kill": "runtime:kill",
-    "delete": "runtime:delete",
-    "run": "runtime:run",
-    "exec": "runtime:exec_",
-    "ps": "runtime:ps",
 }
 
 
@@ -65,13 +56,18 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("--explain", is_flag=True, help="Print each real step taken (syscalls, HTTP, files) and the reference tool's equivalent.")
-@click.option("--root", "root", default=None, metavar="DIR", help="Runtime state directory (runc's --root).")
 @click.version_option(package_name="ocilearn")
 @click.pass_context
-def main(ctx: click.Context, debug: bool, explain: bool, root: str | None) -> None:
-    """ocilearn: pull, open, unpack and run OCI images with readable Python."""
+def main(ctx: click.Context, debug: bool, explain: bool) -> None:
+    """ocilearn: pull, open, unpack and run OCI images with readable Python.
+
+    \b
+    Runtime commands (runc's command line, parsed by ocilearn.runtime.cli;
+    `ocilearn COMMAND --help` for each):
+      create start run state list kill delete ps exec pause resume update features
+    """
     ctx.ensure_object(dict)
-    ctx.obj.update(debug=debug, explain=explain, root=root)
+    ctx.obj.update(debug=debug, explain=explain)
     if explain:
         from ..core import explain as ex
 

@@ -75,6 +75,7 @@ PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
 PR_CAP_AMBIENT = 47
@@ -99,9 +100,9 @@ _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # syscall numbers the C library has no wrapper for (asm/unistd.h)
 _SYS = {
-    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437, "bpf": 280, "mount_setattr": 442},
-}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321, "mount_setattr": 442})
+    "x86_64": {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321, "mount_setattr": 442, "keyctl": 250},
+    "aarch64": {"pivot_root": 41, "close_range": 436, "openat2": 437, "bpf": 280, "mount_setattr": 442, "keyctl": 219},
+}.get(os.uname().machine, {"pivot_root": 155, "close_range": 436, "openat2": 437, "bpf": 321, "mount_setattr": 442, "keyctl": 250})
 
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -338,3 +339,41 @@ def scrub_environ() -> None:
         return
     if 0 < start < end:
         ctypes.memset(start, 0, end - start)
+
+
+def set_child_subreaper(on: bool) -> bool:
+    """Make the caller a *child subreaper* (or stop being one) and return whether it was
+    one before. prctl(2) PR_SET_CHILD_SUBREAPER: when a descendant's parent exits, the
+    orphan is re-parented to the nearest living subreaper ancestor instead of to PID 1 of
+    the PID namespace, so that the subreaper can wait(2) for it. conmon and
+    containerd-shim are subreapers; a runtime is one while its intermediate child exits
+    (runc gets the same effect from clone(2) CLONE_PARENT)."""
+    was = ctypes.c_int(0)
+    _check(_libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(was), 0, 0, 0), "prctl(PR_GET_CHILD_SUBREAPER)")
+    prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0)
+    return bool(was.value)
+
+
+KEYCTL_DESCRIBE, KEYCTL_SETPERM, KEYCTL_JOIN_SESSION_KEYRING = 6, 5, 1
+
+
+def join_session_keyring(name: str, setbits: int) -> int | None:
+    """Join a new session keyring called ``name`` (keyctl(2) KEYCTL_JOIN_SESSION_KEYRING,
+    keyrings(7)) so the caller no longer shares the session keyring it inherited, then
+    add ``setbits`` to its permission mask (KEYCTL_DESCRIBE, KEYCTL_SETPERM) as runc does
+    for each container ("_ses.ID"; possessor-search for the uid, or "other"-search in a
+    user namespace). Returns the keyring's serial, or None when the kernel has no keyrings
+    (ENOSYS; runc goes on then too). Raises OSError."""
+    libc_syscall = _libc.syscall
+    serial = libc_syscall(_SYS["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, ctypes.c_char_p(name.encode()), 0, 0, 0)
+    if serial < 0:
+        if ctypes.get_errno() == 38:  # ENOSYS
+            return None
+        _check(-1, f"keyctl(KEYCTL_JOIN_SESSION_KEYRING, {name!r})")
+    buf = ctypes.create_string_buffer(512)
+    n = libc_syscall(_SYS["keyctl"], KEYCTL_DESCRIBE, serial, buf, len(buf), 0)
+    _check(n, "keyctl(KEYCTL_DESCRIBE)")
+    # "type;uid;gid;perm;description" with perm in hex (keyctl_describe(3))
+    perm = int(buf.value.split(b";")[3], 16)
+    _check(libc_syscall(_SYS["keyctl"], KEYCTL_SETPERM, serial, (perm & 0xFFFFFFFF) | setbits, 0, 0), "keyctl(KEYCTL_SETPERM)")
+    return serial

