@@ -17,14 +17,14 @@ def features() -> dict:
     try:
         import importlib.util
 
-        seccomp = importlib.util.find_spec("ocilearn.runtime.seccomp") is not None
+        seccomp = importlib.util.find_spec("pyseccomp") is not None  # libseccomp's binding
     except (ImportError, ValueError):
         pass
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted({*rfs.MOUNT_FLAGS, *rfs.PROPAGATION, *rfs.RUNTIME_OPTIONS}),
+        "mountOptions": sorted({*rfs.MOUNT_FLAGS, *rfs.PROPAGATION, *rfs.RECURSIVE_OPTIONS, rfs.TMPCOPYUP}),
         "linux": {
             "namespaces": sorted(sc.NAMESPACES),
             "capabilities": [f"CAP_{n}" for n, i in sorted(sc.CAPS.items(), key=lambda kv: kv[1]) if i <= sc.last_cap()],
