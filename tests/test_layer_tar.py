@@ -323,3 +323,33 @@ def test_diff_id_is_computed_with_the_algorithm_the_config_names(tmp_path):
     assert diff_id_of(io.BytesIO(gz(t)), algorithm="sha512") == want
     with pytest.raises(DigestMismatch, match="sha512 of the uncompressed tar"):
         apply(tmp_path, t, diff_id=Digest.of(b"other", "sha512"))
+
+
+def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
+    """Each extended header is capped at 1 MiB, but many of them cost CPU: the layer's
+    total is capped too (MAX_EXTENDED_TOTAL; made small here so the test is fast)."""
+    import io
+    import tarfile
+
+    from ocilearn.core.errors import LayerError
+    from ocilearn.layer import tar as layer_tar
+
+    def layer_bytes(n: int) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for i in range(n):
+                info = tarfile.TarInfo(f"f{i}")
+                info.pax_headers = {"comment": "x" * 3000}
+                info.size = 1
+                tf.addfile(info, io.BytesIO(b"a"))
+        return buf.getvalue()
+
+    monkeypatch.setattr(layer_tar, "MAX_EXTENDED_TOTAL", 20_000)
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    apply_layer(ok, io.BytesIO(layer_bytes(5)))  # ~15 kB of headers: within
+    assert sorted(p.name for p in ok.iterdir()) == [f"f{i}" for i in range(5)]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(LayerError, match="extended headers of this layer exceed 20000 bytes"):
+        apply_layer(bad, io.BytesIO(layer_bytes(10)))

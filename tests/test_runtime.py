@@ -19,6 +19,9 @@ import pytest
 from conftest import require_tool, shared_path
 from test_runtime_helpers import OCILEARN, cid, make_bundle, needs_root
 
+from ocilearn.core.errors import ContainerError
+from ocilearn.runtime.container import parse_signal
+
 pytestmark = needs_root
 
 PROBE = r"""
@@ -437,3 +440,13 @@ def test_update_changes_cgroup_limits(busybox_base, tmp_path, runner):
     runner.oc("delete", "--force", name)
     bad = runner.oc("update", "--memory", "1", name, check=False)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+@pytest.mark.parametrize("value", ["\u0669", "99999999999999999999", "0", "-1", str(int(signal.SIGRTMAX) + 1)])
+def test_signal_numbers_are_ascii_and_in_range(value):
+    with pytest.raises(ContainerError):
+        parse_signal(value)
+
+
+def test_signal_names_and_numbers():
+    assert parse_signal("TERM") == signal.SIGTERM and parse_signal("SIGKILL") == 9 and parse_signal("15") == 15

@@ -399,3 +399,22 @@ def test_cli_spec_and_layer_list_refuse_empty_paths(tmp_path, monkeypatch, capfd
     assert cli(["layer", "list", ""]) == 1
     assert "TARGET argument is empty" in capfd.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink-to-device", "fifo"])
+def test_unpack_never_opens_a_layer_blob_that_is_not_a_regular_file(tmp_path, kind):
+    from ocilearn.bundle.unpack import unpack
+    from ocilearn.image import embedded
+    from ocilearn.image.layout import ImageLayout
+
+    layout = embedded.copy_to(tmp_path / "img")
+    img = ImageLayout(layout.path).resolve("latest")
+    blob = ImageLayout(layout.path).blob_path(img.manifest.layers[0].digest)
+    blob.unlink()
+    if kind == "fifo":
+        os.mkfifo(blob)
+    else:
+        blob.symlink_to("/dev/zero")
+    with pytest.raises(LayoutError, match="not a regular file"):
+        unpack(f"{layout.path}:latest", tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()

@@ -24,6 +24,7 @@ import time
 
 from ..core.errors import RuntimeSpecError
 from . import step
+from .devices import DEFAULT_DEVICE_RULES
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -69,10 +70,6 @@ def _write(path: str, value: str) -> None:
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
-
-
-#: device cgroup rules every container gets (runc's default allow list)
-DEFAULT_DEVICE_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
 
 
 def _dev(d: dict) -> str:

@@ -35,6 +35,21 @@ COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "ps", "
 GLOBAL_VALUE_OPTIONS = ("--root", "--log", "--log-format")
 
 
+def command_of(argv: list[str]) -> str | None:
+    """The command word of a command line: the first argument that is not a global option
+    (or a global option's value), or None."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in GLOBAL_VALUE_OPTIONS:
+            i += 2
+        elif a.startswith("-"):
+            i += 1
+        else:
+            return a
+    return None
+
+
 class UsageError(Exception):
     """A command line the parser refuses (unknown option, missing argument)."""
 
@@ -180,8 +195,6 @@ def build_parser(prog: str = "ocilearn", only: str | None = None) -> argparse.Ar
 def parse(argv: list[str], prog: str = "ocilearn") -> argparse.Namespace:
     """Parse a runtime command line. Raises UsageError (with the usage of the command
     concerned); ``--help`` raises SystemExit(0)."""
-    from ..entry import command_of
-
     cmd = command_of(argv)
     parser = build_parser(prog, only=cmd if cmd in COMMANDS and not {"-h", "--help"} & set(argv[:argv.index(cmd)]) else None)
     ns, extra = parser.parse_known_args(argv)

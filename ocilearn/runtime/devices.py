@@ -9,7 +9,7 @@ cgroup, with a context ``struct bpf_cgroup_dev_ctx {u32 access_type; u32 major; 
 minor;}`` (``access_type`` = access bits << 16 | device type). The program returns 1 to
 allow and 0 to refuse (EPERM).
 
-The rule list is the same as on cgroup v1 (:data:`.cgroups.DEFAULT_DEVICE_RULES` after a
+The rule list is the same as on cgroup v1 (:data:`DEFAULT_DEVICE_RULES` after a
 "deny all", then ``linux.resources.devices`` in order, a "deny all" there being the
 starting point already), and, as with the v1 files, the last rule that matches decides. The program tests the rules from the last to the first
 and returns at the first match; nothing matched = deny.
@@ -22,6 +22,11 @@ import struct
 
 from ..core import syscalls as sc
 from ..core.errors import RuntimeSpecError
+
+#: device cgroup rules every container gets (runc's default allow list; devices.allow
+#: syntax of the v1 device controller, cgroup-v1/devices.rst)
+DEFAULT_DEVICE_RULES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm",
+                        "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"]
 
 BPF_PROG_LOAD, BPF_PROG_ATTACH = 5, 8
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
@@ -59,7 +64,6 @@ def rules_for(devices: list[dict] | None) -> list[tuple[str, int, int, int, bool
     """The rule list for ``linux.resources.devices``: deny all, runc's default allow list,
     then each config rule. Raises RuntimeSpecError naming a rule with an unknown type or
     access letter."""
-    from .cgroups import DEFAULT_DEVICE_RULES
 
     rules = [("a", -1, -1, 7, False)] + [parse_rule(r) for r in DEFAULT_DEVICE_RULES]
     for i, d in enumerate(devices or []):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import stat
 import time
 
 from ..core import syscalls as sc
@@ -42,7 +43,22 @@ def default_root() -> str:
     if os.geteuid() == 0:
         return "/run/ocilearn"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(xdg, "ocilearn") if xdg else f"/tmp/ocilearn-{os.geteuid()}"
+    if xdg:
+        return os.path.join(xdg, "ocilearn")
+    root = f"/tmp/ocilearn-{os.geteuid()}"
+    # /tmp is shared: another user may have made this directory first, to watch or plant
+    # state. Accept it only when it is ours, not a symlink, and closed to others — what
+    # the XDG Base Directory Specification asks of $XDG_RUNTIME_DIR (owned by the user,
+    # mode 0700).
+    try:
+        os.mkdir(root, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(root)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+        raise ContainerError(f"state root {root} is not a private directory of uid {os.geteuid()} (owner {st.st_uid}, "
+                             f"mode {stat.S_IMODE(st.st_mode):o}): remove it, or set XDG_RUNTIME_DIR or --root")
+    return root
 
 
 def check_id(cid: object) -> str:
@@ -282,7 +298,16 @@ class ContainerState:
     def load(cls, root: str, cid: str):
         """The container ``cid`` under ``root``; raises ContainerNotFound."""
         c = cls(check_id(cid), root)
-        if not os.path.isdir(c.dir):
+        try:
+            st = os.stat(c.dir)
+        except FileNotFoundError:
+            raise ContainerNotFound(f"container {cid!r} does not exist in {root}") from None
+        except NotADirectoryError:
+            raise ContainerNotFound(f"container {cid!r} does not exist in {root} ({root} is not a directory)") from None
+        except PermissionError as e:  # another user's state root (0700): say so, never "not there"
+            raise ContainerError(f"container {cid!r} in {root}: {e.strerror} (the state directory belongs to "
+                                 "another user; use your own --root)") from None
+        if not stat.S_ISDIR(st.st_mode):
             raise ContainerNotFound(f"container {cid!r} does not exist in {root}")
         return c
 
