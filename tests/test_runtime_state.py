@@ -16,7 +16,8 @@ import sys
 
 import pytest
 from conftest import as_user
-from test_runtime_helpers import OCILEARN, needs_root
+from layer_helpers import user_python
+from test_runtime_helpers import needs_root
 
 from ocilearn.core.errors import ContainerError
 from ocilearn.runtime.container import Container
@@ -41,8 +42,14 @@ def fallback_root(unpriv_user):
         os.rename(saved, path)
 
 
+def _as_user(user, *args: str) -> subprocess.CompletedProcess:
+    """``ocilearn ARGS`` as ``user``, in as_user's clean environment (no XDG_RUNTIME_DIR)."""
+    py, env = user_python(user)
+    return as_user(user, [py, "-c", "from ocilearn.entry import entry; entry()", *args], env=env)
+
+
 def _list(user) -> subprocess.CompletedProcess:
-    return as_user(user, [OCILEARN, "list"])  # as_user's clean environment has no XDG_RUNTIME_DIR
+    return _as_user(user, "list")
 
 
 @needs_root
@@ -81,7 +88,7 @@ def test_another_users_state_root_gives_a_permission_error(unpriv_user, tmp_path
     os.chmod(root, 0o700)  # root's state root, as /run/ocilearn or another learner's
     os.chmod(tmp_path, 0o755)
     for args in (["state", "box"], ["delete", "box"], ["delete", "--force", "box"], ["kill", "box", "KILL"]):
-        p = as_user(unpriv_user, [OCILEARN, "--root", str(root), *args])
+        p = _as_user(unpriv_user, "--root", str(root), *args)
         assert p.returncode == 1, (args, p.stderr)
         assert p.stderr == (f"ocilearn: error: container 'box' in {root}: Permission denied (the state directory belongs to "
                             "another user; use your own --root)\n"), args
