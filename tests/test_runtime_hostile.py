@@ -18,9 +18,9 @@ import pytest
 from test_runtime_helpers import OCILEARN, Runner, cid, make_bundle, needs_root
 
 from ocilearn.core.errors import ContainerError, RuntimeSpecError
-from ocilearn.runtime.config import load_config
 from ocilearn.runtime.container import Container
 from ocilearn.runtime.exec import parse_exec_user
+from ocilearn.runtime.spec import load_config
 from ocilearn.runtime.state import alive
 
 PY = sys.executable

@@ -12,7 +12,6 @@ Modules (imported lazily; the runtime path never imports requests, graphviz or i
 - :mod:`.devices`    cgroup v2 device rules as an eBPF program
 - :mod:`.process`    the container process: user, capabilities, rlimits, cwd, exec
 - :mod:`.network`    ``lo`` up, veth pair to the host namespace, /etc/hosts (pyroute2)
-- :mod:`.config`     config.json checked before anything is created
 - :mod:`.state`      the state directory and what the kernel says: status from the init's
   PID and start time, state.json, ``list``
 - :mod:`.container`  the lifecycle of runtime-spec runtime.md: create, start, kill, wait,

@@ -70,8 +70,8 @@ from ..core import syscalls as sc
 from ..core.errors import ContainerError, ContainerExists, ContainerNotFound, InvalidState, RuntimeSpecError
 from . import namespaces as nsmod
 from . import spec, stages, step
-from .config import load_config
 from .hooks import hook_state, run_hooks
+from .spec import load_config
 from .state import (
     OCI_VERSION,
     ContainerState,

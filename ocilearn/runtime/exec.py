@@ -16,8 +16,8 @@ from ..core import syscalls as sc
 from ..core.errors import ContainerError, InvalidState, RuntimeSpecError
 from . import namespaces as nsmod
 from . import step
-from .config import ID_MAX, check_process
 from .container import FORWARD, Container, forward
+from .spec import ID_MAX, check_process
 from .state import atomic_text, children, exit_code, reap
 from .sync import recv, send, socketpair
 from .terminal import copy_winsize, proxy_pty, send_console
