@@ -26,13 +26,14 @@ done
 
 say() { printf 'build-runtime-tools: %s\n' "$*" >&2; }
 
-ARCHIVE=${OCILEARN_RUNTIME_TOOLS_ARCHIVE:-$REPO/../shared/peers/runtime-tools-5e63903.tar.gz}
+SHARED=${OCILEARN_SHARED:-$REPO/../shared}
+ARCHIVE=${OCILEARN_RUNTIME_TOOLS_ARCHIVE:-$SHARED/peers/runtime-tools-5e63903.tar.gz}
 COMMIT=5e63903
 OUT=$REPO/.cache/runtime-tools
 GO=$REPO/.venv/bin/go
 
 if [[ ! -f $ARCHIVE ]]; then
-  say "source archive missing: $ARCHIVE (../shared/peers holds runtime-tools-$COMMIT.tar.gz)"
+  say "source archive missing: $ARCHIVE (the shared directory beside the clone, or $OCILEARN_SHARED, holds peers/runtime-tools-$COMMIT.tar.gz)"
   exit 1
 fi
 if [[ ! -x $GO ]]; then
