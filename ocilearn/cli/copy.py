@@ -45,7 +45,7 @@ def _bool(value: str) -> bool:
 @click.option("--blob-stall", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="A blob download receiving under 16 KiB in this many seconds of reading is resumed, then abandoned.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--jobs", "-j", default=4, show_default=True, metavar="N", help="Blobs transferred in parallel.")
+@click.option("--jobs", "-j", default=4, show_default=True, type=click.IntRange(min=1), metavar="N", help="Blobs transferred in parallel (at least 1).")
 @click.pass_context
 def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_verify: str, src_creds: str | None,
          dest_creds: str | None, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
@@ -90,7 +90,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
             src, dst, src_creds=src_creds, dest_creds=dest_creds, authfile=authfile,
             src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
             src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
-            platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
+            platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=jobs,
             archive_form=archive_form, client_options={"deadline": deadline, "blob_stall_seconds": blob_stall},
         )
     except (OcilearnError, OSError, click.ClickException):

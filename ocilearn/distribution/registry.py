@@ -1021,6 +1021,16 @@ class RegistryClient:
                     chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
                     self._challenge = next((c for c in chals if c.scheme == "bearer"), None) or next(
                         (c for c in chals if c.scheme == "basic"), None)
+                elif resp.status_code in (429, 503):
+                    # distribution-spec "Determining support": a registry that is rate limiting
+                    # (RFC 6585 section 4) or down for now (RFC 9110 section 15.6.4) is still a
+                    # registry; say so, with its Retry-After (RFC 9110 section 10.2.3)
+                    what = "rate limited (429 Too Many Requests)" if resp.status_code == 429 else "unavailable (503 Service Unavailable)"
+                    ra = resp.headers.get("Retry-After")
+                    raise RegistryError(f"{url}: GET /v2/: the registry is {what}"
+                                        + (f"; it asks to retry after {_scrub(ra)[:60]}" + (" s" if ra.strip().isdigit() else "")
+                                           if ra else "; no Retry-After given")
+                                        + f" {_error_summary(body, resp.headers.get('Content-Type', ''))}".rstrip())
                 elif resp.status_code != 200:
                     raise RegistryError(f"{url}: GET /v2/ answered {resp.status_code}, not a registry? "
                                         f"{_error_summary(body, resp.headers.get('Content-Type', ''))}")
