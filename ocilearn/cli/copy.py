@@ -1,6 +1,7 @@
 """``ocilearn copy SRC DST`` — skopeo copy's syntax and flags, ocilearn's code.
 
-Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``docker-archive:PATH[:REF]``.
+Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``oci-archive:PATH[:REF]``,
+``docker-archive:PATH[:REF]``; PATH and REF split at the first ``:`` as in skopeo.
 Bytes and digests are preserved by default (``skopeo copy --preserve-digests``);
 ``--format oci`` converts Docker schema2 documents to OCI media types.
 """
@@ -61,6 +62,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
       ocilearn copy --override-arch arm64 docker://… oci:/tmp/arm:latest
       ocilearn copy oci:/tmp/busybox:latest docker://127.0.0.1:5000/mine:1
       ocilearn copy docker-archive:busybox.tar oci:/tmp/bb:latest
+      ocilearn copy oci:/tmp/bb:latest oci-archive:/tmp/bb.tar:localhost/bb:latest
     """
     from ..core.errors import OcilearnError, TransportError
     from ..distribution import copy as transfer

@@ -310,7 +310,8 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
 
     Args:
         src, dst: transport strings: ``docker://REF``, ``oci:PATH[:REF]``,
-            ``docker-archive:PATH[:REF]``.
+            ``oci-archive:PATH[:REF]``, ``docker-archive:PATH[:REF]`` (PATH and REF split
+            at the first ``:``; see :mod:`ocilearn.distribution.endpoints`).
         src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.distribution.registry.Credentials`
             (default: looked up in auth files).
         authfile: a containers ``auth.json`` / Docker ``config.json`` to use.
@@ -337,7 +338,9 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         :class:`CopyResult`.
 
     Raises:
-        TransportError, InvalidReference: bad SRC/DST; RegistryError, AuthError: the
+        TransportError, InvalidReference, InvalidRefName: bad SRC/DST, ``workers`` < 1 —
+        all checked before anything is fetched or created;
+        AmbiguousReference: a layout ref name on two different manifests; RegistryError, AuthError: the
         registry refused; PlatformNotFound: no manifest for the platform;
         DigestMismatch, SizeMismatch: content not as promised (nothing unverified is kept);
         LayoutError, ArchiveError: a bad layout or archive.
