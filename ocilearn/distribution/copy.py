@@ -312,7 +312,7 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         src, dst: transport strings: ``docker://REF``, ``oci:PATH[:REF]``,
             ``oci-archive:PATH[:REF]``, ``docker-archive:PATH[:REF]`` (PATH and REF split
             at the first ``:``; see :mod:`ocilearn.distribution.endpoints`).
-        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.distribution.registry.Credentials`
+        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.distribution.auth.Credentials`
             (default: looked up in auth files).
         authfile: a containers ``auth.json`` / Docker ``config.json`` to use.
         src_tls_verify, dest_tls_verify: verify TLS certificates (False also allows
