@@ -120,6 +120,7 @@ def test_copy_refuses_a_ref_name_on_two_manifests(tmp_path):
         resolve_ref(ImageLayout(lay_dir), ref)
     with pytest.raises(AmbiguousReference, match=f"ref '{ref}' names 2 different manifests"):
         transfer.copy(f"oci:{lay_dir}:{ref}", f"oci:{tmp_path / 'out'}:x")
-    assert not (tmp_path / "out").exists() or ImageLayout(tmp_path / "out").refs() == {}
+    assert not (tmp_path / "out").exists()  # the source's ref is resolved before the destination is made
     p = oc("copy", f"oci:{lay_dir}:{ref}", f"oci:{tmp_path / 'out2'}:x")
     assert p.returncode == 1 and "names 2 different manifests" in p.stderr
+    assert not (tmp_path / "out2").exists()

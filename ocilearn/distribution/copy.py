@@ -279,8 +279,9 @@ class _Copier:
                 out.append(d)
         return out
 
-    def run(self) -> Document:
-        top = self.src.top()
+    def run(self, top: Document | None = None) -> Document:
+        """Copy the image whose top document is ``top`` (default: the source's)."""
+        top = top if top is not None else self.src.top()
         explain.step("transfer", "top document", f"{top.descriptor.media_type} {top.descriptor.digest} ({top.descriptor.size} bytes)")
         if isinstance(top.document, Index):
             if self.all:
@@ -359,22 +360,31 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         platform = Platform.parse(platform)
     source = open_source(s_ep, creds=src_creds, authfile=authfile, tls_verify=src_tls_verify, ca_bundle=src_ca_bundle, client=src_client,
                          client_options=client_options)
-    dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
-                            client=dest_client, chunk_size=chunk_size, archive_form=archive_form, client_options=client_options)
-    clients = [c for c in (getattr(source, "client", None), getattr(dest, "client", None)) if c is not None]
-    if len(clients) == 2 and clients[0] is clients[1]:
-        clients = clients[:1]
-    marks = [len(c.exchanges) for c in clients]  # a client passed in may have history: keep only this copy's
-    result = CopyResult(Digest.of(b""), "", 0)
-    explain.step("transfer", "copy", f"{source.name} -> {dest.name}",
+    explain.step("transfer", "copy", f"{source.name} -> {d_ep}",
                  f"skopeo copy{' --all' if all_platforms else ''}{' --format oci' if format == 'oci' else ' --preserve-digests'} {src} {dst}")
+    src_c = getattr(source, "client", None)
+    src_mark = len(src_c.exchanges) if src_c is not None else 0  # a client passed in may have history: keep only this copy's
+    try:
+        # the source's ref is resolved (a missing or ambiguous ref name, a registry 404)
+        # before the destination exists, so a refused copy creates nothing
+        first = source.top()
+        dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
+                                client=dest_client, chunk_size=chunk_size, archive_form=archive_form, client_options=client_options)
+    except BaseException:
+        source.close()
+        raise
+    dst_c = getattr(dest, "client", None)
+    clients: list[tuple[RegistryClient, int]] = [(src_c, src_mark)] if src_c is not None else []
+    if dst_c is not None and dst_c is not src_c:
+        clients.append((dst_c, len(dst_c.exchanges)))
+    result = CopyResult(Digest.of(b""), "", 0)
     try:
         copier = _Copier(source, dest, platform=platform, all_platforms=all_platforms, fmt="oci" if format == "oci" else None,
                          workers=workers, progress=Progress(quiet), result=result)
-        top = copier.run()
+        top = copier.run(first)
         dest.finish(top)
     finally:
-        for c, mark in zip(clients, marks, strict=True):
+        for c, mark in clients:
             result.exchanges.extend(c.exchanges[mark:])
         source.close()
         dest.close()
