@@ -13,7 +13,7 @@ from conftest import built_image
 
 from ocilearn.core.errors import LayoutError, RegistryError
 from ocilearn.distribution import copy as transfer
-from ocilearn.distribution.registry import RegistryClient
+from ocilearn.distribution.client import RegistryClient
 
 LAYER = "sha256:3db1b4243825b57b84c5a6499229446c6d0cb351d7de177ca882008ae819c41e"
 

@@ -17,7 +17,7 @@ from registry_helpers import Fault, FaultProxy, layout_blobs
 
 from ocilearn.core.errors import DigestMismatch, PlatformNotFound, RegistryError
 from ocilearn.distribution import copy as transfer
-from ocilearn.distribution.registry import RegistryClient
+from ocilearn.distribution.client import RegistryClient
 from ocilearn.image.digest import Digest
 from ocilearn.image.layout import ImageLayout
 from ocilearn.image.model import dumps

@@ -102,7 +102,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
         # one line naming it, never a traceback unless --debug; secrets scrubbed
         if (ctx.obj or {}).get("debug"):
             raise
-        from ..distribution.registry import _scrub
+        from ..distribution.client import _scrub
 
         raise OcilearnError(_scrub(f"copy {src} -> {dst} failed unexpectedly: {type(e).__module__}.{type(e).__name__}: "
                                    f"{str(e)[:300]} (run 'ocilearn --debug copy …' for the traceback)")) from e

@@ -8,7 +8,7 @@
   11.6.1; distribution-spec and the Docker token authentication specification use its
   ``Bearer realm=…,service=…,scope=…`` form).
 
-The HTTP client that uses them is :class:`ocilearn.distribution.registry.RegistryClient`.
+The HTTP client that uses them is :class:`ocilearn.distribution.client.RegistryClient`.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ from ..image.digest import Digest
 from ..image.layout import host_platform, select_platform
 from ..image.model import Descriptor, Index, Manifest, Platform, dumps, parse_document
 from ..image.reference import parse as parse_reference
+from .client import ExchangeLog, RegistryClient
 from .endpoints import Endpoint, open_destination, open_source, parse_transport
-from .registry import ExchangeLog, RegistryClient
 from .transport import Destination, Document, Source
 
 DEFAULT_WORKERS = 4
@@ -326,14 +326,14 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         quiet: no progress bars.
         workers: blobs transferred in parallel (threads).
         chunk_size: push blobs larger than this in ``PATCH`` chunks of this many bytes.
-        src_client, dest_client: ready :class:`~ocilearn.distribution.registry.RegistryClient` s to use
+        src_client, dest_client: ready :class:`~ocilearn.distribution.client.RegistryClient` s to use
             (e.g. to read their exchange logs).
         archive_form: for a ``docker-archive:`` destination, ``"legacy"`` (skopeo's) or
             ``"docker25"`` (also an OCI layout inside the tar, as Docker 25 saves).
         client_options: more keyword arguments for the registry clients made here, e.g.
             ``{"deadline": 30.0}`` (seconds per document exchange),
             ``{"blob_stall_seconds": 60.0, "blob_stall_bytes": 1024}`` or ``{"retries": 2}``
-            (see :class:`~ocilearn.distribution.registry.RegistryClient`).
+            (see :class:`~ocilearn.distribution.client.RegistryClient`).
 
     Returns:
         :class:`CopyResult`.

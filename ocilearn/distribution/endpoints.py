@@ -1,6 +1,6 @@
 """Transport strings, parsed in one place: ``skopeo copy``'s syntax (containers-transports(5)).
 
-* ``docker://REF`` — a registry (:mod:`ocilearn.distribution.registry_transport`);
+* ``docker://REF`` — a registry (:mod:`ocilearn.distribution.registry`);
 * ``oci:PATH[:REF]`` — an OCI image layout (:mod:`ocilearn.distribution.oci_layout`);
 * ``oci-archive:PATH[:REF]`` — a tar of an image layout (:mod:`ocilearn.distribution.oci_archive`);
 * ``docker-archive:PATH[:REF]`` — a ``docker save`` tar (:mod:`ocilearn.distribution.docker_archive`).
@@ -18,7 +18,7 @@ from ..core.errors import TransportError
 from ..image.layout import ImageLayout, parse_oci_ref
 from ..image.reference import Reference
 from ..image.reference import parse as parse_reference
-from .registry import RegistryClient
+from .client import RegistryClient
 from .transport import Destination, Source
 
 TRANSPORTS = ("docker", "oci", "oci-archive", "docker-archive")
@@ -90,9 +90,9 @@ def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = T
                 client: RegistryClient | None = None, client_options: dict | None = None) -> Source:
     """A :class:`~ocilearn.distribution.transport.Source` for a parsed endpoint
     (``client_options``: more keyword arguments for a
-    :class:`~ocilearn.distribution.registry.RegistryClient` made here)."""
+    :class:`~ocilearn.distribution.client.RegistryClient` made here)."""
     if ep.transport == "docker":
-        from .registry_transport import RegistrySource
+        from .registry import RegistrySource
 
         assert ep.reference is not None
         return RegistrySource(_client(ep, client, creds, authfile, tls_verify, ca_bundle, client_options), ep.reference)
@@ -116,7 +116,7 @@ def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: boo
     """A :class:`~ocilearn.distribution.transport.Destination` for a parsed endpoint
     (``client_options`` as for :func:`open_source`)."""
     if ep.transport == "docker":
-        from .registry_transport import RegistryDest
+        from .registry import RegistryDest
 
         assert ep.reference is not None
         return RegistryDest(_client(ep, client, creds, authfile, tls_verify, ca_bundle, client_options), ep.reference, chunk_size)
