@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import built_image
 
-from ocilearn.core.errors import LayoutError, RegistryError
+from ocilearn.core.errors import ArchiveError, LayoutError, RegistryError
 from ocilearn.distribution import copy as transfer
 from ocilearn.distribution.client import RegistryClient
 
@@ -81,3 +81,14 @@ def test_full_disk_names_the_blob_file(small_tmpfs):
     assert msg.startswith(f"{dest}/blobs/sha256/{LAYER[7:]}: No space left on device while writing blob {LAYER}")
     assert sorted(p.name for p in (dest / "blobs" / "sha256").iterdir() if p.name.startswith(".tmp")) == []
     assert (dest / "index.json").exists() and "latest" not in (dest / "index.json").read_text()
+
+
+@pytest.mark.parametrize("transport, error", [("oci-archive", LayoutError), ("docker-archive", ArchiveError)])
+def test_full_disk_archive_names_the_file_and_leaves_nothing(small_tmpfs, transport, error):
+    dest = small_tmpfs / "out.tar"
+    with pytest.raises(error) as ei:
+        transfer.copy(f"oci:{built_image('busybox')}:latest", f"{transport}:{dest}", workers=1)
+    msg = str(ei.value)
+    assert msg.startswith(str(small_tmpfs) + "/.tmp-")  # the staging file being written
+    assert "No space left on device while writing" in msg and LAYER in msg
+    assert list(small_tmpfs.iterdir()) == []  # staging removed, no partial archive

@@ -49,7 +49,7 @@ from ..image.digest import CHUNK, Digest, VerifyingReader, new_hasher
 from ..image.layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
 from ..image.model import Descriptor, ImageConfig, Index, Manifest, dumps, parse_document
 from ..image.reference import parse as parse_reference
-from .transport import Destination, Document, Source
+from .transport import Destination, Document, Source, naming_full_disk
 
 
 def _decompressed(f: BinaryIO, compression: str, source: str) -> BinaryIO:
@@ -457,7 +457,7 @@ class ArchiveDest(Destination):
         return False
 
     def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
-        with opener() as f:
+        with naming_full_disk(self._stage / desc.digest.encoded, f"blob {desc.digest} for {self.path}", ArchiveError), opener() as f:
             v = VerifyingReader(f, desc.digest, desc.size, f"{source.name}: {desc.digest}")
             if desc.kind == "config" or not mt.is_layer(desc.media_type):
                 if desc.kind == "config" and desc.size > MAX_DOCUMENT:
@@ -527,7 +527,8 @@ class ArchiveDest(Destination):
             cfg_name = f"{m.config.digest.encoded}.json"
         entry = {"Config": cfg_name, "RepoTags": [self.tag] if self.tag else [], "Layers": layer_names}
         tmp = self._stage / "archive.tar"
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with naming_full_disk(tmp, f"the archive for {self.path}", ArchiveError), \
+                tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             def add(name: str, path: Path | None = None, data: bytes | None = None) -> None:
                 info = tarfile.TarInfo(name)
                 info.mode = 0o444

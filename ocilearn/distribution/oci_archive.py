@@ -25,7 +25,7 @@ from ..core.errors import ArchiveError
 from ..image.layout import ImageLayout
 from ..image.model import Descriptor
 from .oci_layout import LayoutDest, LayoutSource
-from .transport import Destination, Document, Source
+from .transport import Destination, Document, Source, naming_full_disk
 
 _TOP = ("oci-layout", "index.json")
 
@@ -116,7 +116,8 @@ class OciArchiveDest(Destination):
         self._layout.close()
         root = self._stage / "layout"
         tmp = self._stage / "archive.tar"
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with naming_full_disk(tmp, f"the archive for {self.path}", ArchiveError), \
+                tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             def add(rel: str) -> None:
                 p = root / rel
                 info = tar.gettarinfo(str(p), arcname=rel)

@@ -7,29 +7,15 @@ copy :class:`~ocilearn.distribution.transport.Source` and
 from __future__ import annotations
 
 import contextlib
-import errno
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from ..core import explain
-from ..core.errors import LayoutError, VerificationError
+from ..core.errors import VerificationError
 from ..core.streams import CountingReader
 from ..image.layout import MAX_DOCUMENT, ImageLayout, resolve_ref
 from ..image.model import Descriptor, parse_document
-from .transport import Destination, Document, Source
-
-
-@contextlib.contextmanager
-def _naming_full_disk(path: Path, what: str):
-    """Turn ENOSPC / EDQUOT (write(2), "No space left on device" / "Disk quota exceeded")
-    into a one-line error naming the file being written; other errors pass unchanged."""
-    try:
-        yield
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise LayoutError(f"{path}: {e.strerror} while writing {what}; free space on that file system and copy again "
-                          "(the blobs already written are kept and not fetched again)") from e
+from .transport import Destination, Document, Source, naming_full_disk
 
 
 class LayoutSource(Source):
@@ -77,18 +63,18 @@ class LayoutDest(Destination):
             return False
 
     def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
-        with _naming_full_disk(self.layout.blob_path(desc.digest), f"blob {desc.digest} ({desc.size} bytes)"), opener() as f:
+        with naming_full_disk(self.layout.blob_path(desc.digest), f"blob {desc.digest} ({desc.size} bytes)"), opener() as f:
             self.layout.put_blob(f, desc.digest, desc.size)
 
     def put_manifest(self, doc: Document) -> None:
         d = doc.descriptor
-        with _naming_full_disk(self.layout.blob_path(d.digest), f"{d.media_type} {d.digest} ({d.size} bytes)"):
+        with naming_full_disk(self.layout.blob_path(d.digest), f"{d.media_type} {d.digest} ({d.size} bytes)"):
             self.layout.put_blob(doc.raw, d.digest, d.size)
 
     def finish(self, top: Document) -> None:
         d = top.descriptor
         entry = Descriptor(d.media_type, d.digest, d.size, platform=d.platform)
-        with _naming_full_disk(self.layout.path / "index.json", f"the entry for {d.digest}"):
+        with naming_full_disk(self.layout.path / "index.json", f"the entry for {d.digest}"):
             if self.ref:
                 self.layout.add_ref(self.ref, entry)
             else:

@@ -10,9 +10,13 @@ manifest.md, image-index.md) and the descriptor that names it (descriptor.md).
 from __future__ import annotations
 
 import abc
+import contextlib
+import errno
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
 
+from ..core.errors import LayoutError, OcilearnError
 from ..image.model import Descriptor, Index, Manifest
 
 
@@ -73,4 +77,16 @@ class Destination(abc.ABC):
         """Release what the endpoint holds (connections, files); nothing by default."""
 
 
-__all__ = ["Document", "Source", "Destination"]
+@contextlib.contextmanager
+def naming_full_disk(path: Path, what: str, error: type[OcilearnError] = LayoutError) -> Iterator[None]:
+    """Turn ENOSPC / EDQUOT (write(2), "No space left on device" / "Disk quota exceeded")
+    into a one-line error naming the file being written; other errors pass unchanged."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise error(f"{path}: {e.strerror} while writing {what}; free space on that file system and copy again") from e
+
+
+__all__ = ["Document", "Source", "Destination", "naming_full_disk"]
