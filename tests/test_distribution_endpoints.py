@@ -124,3 +124,19 @@ def test_copy_refuses_a_ref_name_on_two_manifests(tmp_path):
     p = oc("copy", f"oci:{lay_dir}:{ref}", f"oci:{tmp_path / 'out2'}:x")
     assert p.returncode == 1 and "names 2 different manifests" in p.stderr
     assert not (tmp_path / "out2").exists()
+
+
+def test_first_colon_split_agrees_with_skopeo_and_umoci(tmp_path):
+    """A ref name written by skopeo as ``localhost/app:latest`` is opened by that name by
+    skopeo, umoci and ocilearn alike."""
+    from conftest import require_tool, run
+
+    skopeo, umoci = require_tool("skopeo"), require_tool("umoci")
+    lay = tmp_path / "lay"
+    run([skopeo, "copy", "-q", "--preserve-digests", f"oci:{built_image('busybox')}:latest", f"oci:{lay}:localhost/app:latest"])
+    assert run([umoci, "ls", "--layout", str(lay)]).stdout.split() == ["localhost/app:latest"]
+    assert json.loads(run([skopeo, "inspect", f"oci:{lay}:localhost/app:latest"]).stdout)["Digest"] == BUSYBOX
+    assert str(resolve_ref(ImageLayout(lay), parse_oci_ref(f"oci:{lay}:localhost/app:latest")[1]).digest) == BUSYBOX
+    p = oc("inspect", f"oci:{lay}:localhost/app:latest")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Digest"] == BUSYBOX
