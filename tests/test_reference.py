@@ -3,7 +3,7 @@
 import pytest
 
 from ocilearn.core.errors import InvalidReference
-from ocilearn.distribution.copy import parse_transport
+from ocilearn.distribution.endpoints import parse_transport
 from ocilearn.image.reference import parse
 
 D = "sha256:" + "ab" * 32

@@ -13,7 +13,8 @@ from registry_helpers import Stub, sha256, tiny_image
 from ocilearn.core import explain
 from ocilearn.core.errors import AuthError, DigestMismatch, InvalidDigest, InvalidDocument, RegistryError
 from ocilearn.distribution import copy as transfer
-from ocilearn.distribution.registry import Credentials, RegistryClient, load_credentials, parse_challenges, redact_url
+from ocilearn.distribution.auth import Credentials, load_credentials, parse_challenges
+from ocilearn.distribution.client import RegistryClient, redact_url
 from ocilearn.image.layout import ImageLayout
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -31,7 +31,7 @@ from ocilearn.core.errors import (
     SizeMismatch,
 )
 from ocilearn.distribution import copy as transfer
-from ocilearn.distribution.registry import MAX_ERROR_BODY, MAX_PING_BODY, BlobStream, RegistryClient
+from ocilearn.distribution.client import MAX_ERROR_BODY, MAX_PING_BODY, BlobStream, RegistryClient
 from ocilearn.image.digest import Digest
 from ocilearn.image.model import Descriptor
 from ocilearn.image.reference import parse as parse_reference

@@ -16,7 +16,7 @@ from registry_helpers import TokenServer, htpasswd_file, layout_blobs, make_ca, 
 from ocilearn.cli import run as cli
 from ocilearn.core.errors import AuthError, RegistryError
 from ocilearn.distribution import copy as transfer
-from ocilearn.distribution.registry import RegistryClient
+from ocilearn.distribution.client import RegistryClient
 from ocilearn.image.layout import ImageLayout
 
 pytestmark = pytest.mark.network

@@ -17,7 +17,7 @@ from registry_helpers import Fault, FaultProxy, layout_blobs
 
 from ocilearn.core.errors import DigestMismatch, PlatformNotFound, RegistryError
 from ocilearn.distribution import copy as transfer
-from ocilearn.distribution.registry import RegistryClient
+from ocilearn.distribution.client import RegistryClient
 from ocilearn.image.digest import Digest
 from ocilearn.image.layout import ImageLayout
 from ocilearn.image.model import dumps
@@ -225,7 +225,7 @@ def test_sigkill_at_random_points_leaves_layout_clean(plain_registry, tmp_path):
 def test_half_made_layout_from_a_killed_init_is_completed(tmp_path):
     """A kill inside ImageLayout.init leaves empty blobs/ dirs, or oci-layout without
     index.json; the next copy completes the layout instead of refusing it."""
-    from ocilearn.distribution.copy import LayoutDest
+    from ocilearn.distribution.oci_layout import LayoutDest
 
     (tmp_path / "a" / "blobs" / "sha256").mkdir(parents=True)
     LayoutDest(tmp_path / "a", "x")

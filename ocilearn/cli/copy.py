@@ -1,6 +1,7 @@
 """``ocilearn copy SRC DST`` — skopeo copy's syntax and flags, ocilearn's code.
 
-Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``docker-archive:PATH[:REF]``.
+Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``oci-archive:PATH[:REF]``,
+``docker-archive:PATH[:REF]``; PATH and REF split at the first ``:`` as in skopeo.
 Bytes and digests are preserved by default (``skopeo copy --preserve-digests``);
 ``--format oci`` converts Docker schema2 documents to OCI media types.
 """
@@ -45,7 +46,7 @@ def _bool(value: str) -> bool:
 @click.option("--blob-stall", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="A blob download receiving under 16 KiB in this many seconds of reading is resumed, then abandoned.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-@click.option("--jobs", "-j", default=4, show_default=True, metavar="N", help="Blobs transferred in parallel.")
+@click.option("--jobs", "-j", default=4, show_default=True, type=click.IntRange(min=1), metavar="N", help="Blobs transferred in parallel (at least 1).")
 @click.pass_context
 def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_verify: str, src_creds: str | None,
          dest_creds: str | None, src_cert_dir: str | None, dest_cert_dir: str | None, authfile: str | None,
@@ -61,6 +62,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
       ocilearn copy --override-arch arm64 docker://… oci:/tmp/arm:latest
       ocilearn copy oci:/tmp/busybox:latest docker://127.0.0.1:5000/mine:1
       ocilearn copy docker-archive:busybox.tar oci:/tmp/bb:latest
+      ocilearn copy oci:/tmp/bb:latest oci-archive:/tmp/bb.tar:localhost/bb:latest
     """
     from ..core.errors import OcilearnError, TransportError
     from ..distribution import copy as transfer
@@ -90,7 +92,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
             src, dst, src_creds=src_creds, dest_creds=dest_creds, authfile=authfile,
             src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
             src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
-            platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=max(1, jobs),
+            platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=jobs,
             archive_form=archive_form, client_options={"deadline": deadline, "blob_stall_seconds": blob_stall},
         )
     except (OcilearnError, OSError, click.ClickException):
@@ -100,7 +102,7 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
         # one line naming it, never a traceback unless --debug; secrets scrubbed
         if (ctx.obj or {}).get("debug"):
             raise
-        from ..distribution.registry import _scrub
+        from ..distribution.client import _scrub
 
         raise OcilearnError(_scrub(f"copy {src} -> {dst} failed unexpectedly: {type(e).__module__}.{type(e).__name__}: "
                                    f"{str(e)[:300]} (run 'ocilearn --debug copy …' for the traceback)")) from e

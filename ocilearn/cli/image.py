@@ -15,7 +15,7 @@ import sys
 import click
 
 from ..core.errors import LayoutError
-from ..image.layout import ImageLayout, check_path_argument, parse_oci_ref
+from ..image.layout import ImageLayout, check_path_argument, parse_oci_ref, resolve_ref
 
 
 def _open(image: str) -> tuple[ImageLayout, str | None]:
@@ -41,7 +41,7 @@ def inspect_image(layout: ImageLayout, ref: str | None, platform: str | None = N
     Raises:
         RefNotFound, PlatformNotFound, BlobNotFound, InvalidDocument, DigestMismatch …
     """
-    entry = layout._entry(ref)
+    entry = resolve_ref(layout, ref)
     image = layout.resolve(ref, platform)
     cfg = layout.image_config(image)
     cc = cfg.config
@@ -81,7 +81,7 @@ def inspect(image: str, raw: bool, show_config: bool, platform: str | None) -> N
             click.echo(json.dumps(json.loads(data), indent=4, ensure_ascii=False))
         return
     if raw:
-        entry = layout._entry(ref)
+        entry = resolve_ref(layout, ref)
         sys.stdout.buffer.write(layout.read_blob(entry))
         sys.stdout.buffer.flush()
         return

@@ -2,9 +2,10 @@
 
 :func:`copy` is what ``skopeo copy SRC DST`` does, with skopeo's transport syntax:
 
-* ``docker://REF`` — a registry (:mod:`ocilearn.distribution.registry`), REF as in :mod:`ocilearn.image.reference`;
-* ``oci:PATH[:REF]`` — an OCI image layout (:mod:`ocilearn.image.layout`), REF a ref name;
-* ``docker-archive:PATH[:REF]`` — a ``docker save`` tar (:mod:`ocilearn.distribution.docker_archive`).
+``docker://REF``, ``oci:PATH[:REF]``, ``oci-archive:PATH[:REF]`` and
+``docker-archive:PATH[:REF]``, parsed by :mod:`ocilearn.distribution.endpoints`. This module
+knows only the :class:`~ocilearn.distribution.transport.Source` /
+:class:`~ocilearn.distribution.transport.Destination` interface, not the transports.
 
 The order of work follows image-spec's graph: the top document is fetched and verified;
 an image index either selects one platform's manifest (``platform``; image-index.md) or,
@@ -23,7 +24,6 @@ stay the same bytes with the same digests.
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import contextvars
 import os
@@ -31,80 +31,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 from ..core import explain
-from ..core.errors import (
-    BlobNotFound,
-    InvalidDocument,
-    LayoutError,
-    OcilearnError,
-    RefNotFound,
-    TransportError,
-    VerificationError,
-)
-from ..core.streams import CountingReader, ReadAhead
+from ..core.errors import BlobNotFound, InvalidDocument, OcilearnError, TransportError
 from ..image import mediatypes as mt
 from ..image.digest import Digest
-from ..image.layout import MAX_DOCUMENT, ImageLayout, host_platform, parse_oci_ref, select_platform
+from ..image.layout import host_platform, select_platform
 from ..image.model import Descriptor, Index, Manifest, Platform, dumps, parse_document
-from ..image.reference import Reference
 from ..image.reference import parse as parse_reference
-from .registry import ExchangeLog, RegistryClient
+from .client import ExchangeLog, RegistryClient
+from .endpoints import Endpoint, open_destination, open_source, parse_transport
+from .transport import Destination, Document, Source
 
 DEFAULT_WORKERS = 4
-
-
-# ------------------------------------------------------------------ transports
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A parsed transport string.
-
-    Attributes:
-        transport: ``docker``, ``oci`` or ``docker-archive``.
-        reference: for ``docker``, the :class:`~ocilearn.image.reference.Reference`.
-        path: for ``oci`` / ``docker-archive``, the file system path.
-        ref: for ``oci``, the ref name (or ``None``); for ``docker-archive``, the image
-            reference inside the archive, or ``@N`` (the N-th image), or ``None``.
-    """
-
-    transport: str
-    reference: Reference | None = None
-    path: Path | None = None
-    ref: str | None = None
-
-    def __str__(self) -> str:
-        if self.transport == "docker":
-            return f"docker://{self.reference}"
-        return f"{self.transport}:{self.path}" + (f":{self.ref}" if self.ref else "")
-
-
-def parse_transport(text: str) -> Endpoint:
-    """Parse ``docker://REF``, ``oci:PATH[:REF]`` or ``docker-archive:PATH[:REF]``.
-
-    Raises:
-        TransportError: an unknown transport or an empty path; InvalidReference: a bad REF.
-    """
-    if text.startswith("docker://"):
-        return Endpoint("docker", reference=parse_reference(text[len("docker://"):]))
-    if text.startswith("oci:"):
-        path, ref = parse_oci_ref(text)
-        if not path:
-            raise TransportError(f"{text!r}: oci: needs a path (oci:PATH[:REF])")
-        return Endpoint("oci", path=Path(path), ref=ref)
-    if text.startswith("docker-archive:"):
-        path, _, ref = text[len("docker-archive:"):].partition(":")  # skopeo splits at the first ':'
-        if not path:
-            raise TransportError(f"{text!r}: docker-archive: needs a path (docker-archive:PATH[:REF])")
-        if ref and not ref.startswith("@"):
-            parse_reference(ref)  # validate
-        return Endpoint("docker-archive", path=Path(path), ref=ref or None)
-    raise TransportError(
-        f"{text!r}: unknown transport; expected docker://REF, oci:PATH[:REF] or docker-archive:PATH[:REF]"
-    )
 
 
 # ------------------------------------------------------------------ progress
@@ -158,213 +98,6 @@ class Progress:
     def close(self) -> None:
         if self._total is not None:
             self._total.close()
-
-
-# ------------------------------------------------------------------ sources
-
-
-@dataclass
-class Document:
-    """A manifest or index with its exact bytes and descriptor."""
-
-    raw: bytes
-    descriptor: Descriptor
-    document: Manifest | Index
-
-
-class Source(abc.ABC):
-    """Where an image comes from. Subclasses implement :meth:`top`, :meth:`fetch`,
-    :meth:`open_blob`."""
-
-    name = ""
-
-    @abc.abstractmethod
-    def top(self) -> Document:
-        ...
-
-    @abc.abstractmethod
-    def fetch(self, desc: Descriptor) -> Document:
-        ...
-
-    @abc.abstractmethod
-    def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
-        ...
-
-    def close(self) -> None:  # noqa: B027 - optional hook: most endpoints hold nothing to release
-        """Release what the endpoint holds (connections, files); nothing by default."""
-
-
-class RegistrySource(Source):
-    """Reads an image from a registry (``docker://REF``): manifests by tag/digest, blobs
-    streamed with resume (:class:`~ocilearn.distribution.registry.BlobStream`), read ahead when large."""
-
-    def __init__(self, client: RegistryClient, ref: Reference) -> None:
-        self.client, self.ref = client, ref
-        self.name = f"docker://{ref}"
-
-    def top(self) -> Document:
-        f = self.client.get_manifest(self.ref.repository, self.ref.reference)
-        return Document(f.raw, f.descriptor, f.document)
-
-    def fetch(self, desc: Descriptor) -> Document:
-        f = self.client.get_manifest(self.ref.repository, desc.digest)
-        if len(f.raw) != desc.size:
-            raise VerificationError(f"{self.name}: {desc.digest} is {len(f.raw)} bytes, its descriptor says {desc.size}")
-        return Document(f.raw, Descriptor(desc.media_type, desc.digest, desc.size, platform=desc.platform,
-                                          annotations=desc.annotations), f.document)
-
-    def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
-        reader = self.client.blob_reader(self.ref.repository, desc, progress)
-        if desc.size >= PREFETCH_MIN:
-            return ReadAhead(reader, close_source=True, name="ocilearn-prefetch")  # type: ignore[return-value]
-        return reader  # type: ignore[return-value]
-
-
-PREFETCH_MIN = 1 << 20  # bytes: blobs this large are read ahead in a thread
-
-
-def layout_entry(layout: ImageLayout, ref: str | None) -> Descriptor:
-    """The index.json entry for a ref name, a digest, or the only entry (no platform
-    choice yet).
-
-    Raises:
-        RefNotFound, LayoutError (several entries and no ref).
-    """
-    entries = layout.index().manifests
-    if ref is None:
-        if len(entries) == 1:
-            return entries[0]
-        names = sorted({d.ref_name for d in entries if d.ref_name})
-        raise LayoutError(f"{layout.path}: index.json has {len(entries)} entries; name one (refs: {', '.join(names) or 'none'})")
-    for d in entries:
-        if d.ref_name == ref:
-            return d
-    if ref.startswith(("sha256:", "sha512:")):
-        dg = Digest.parse(ref)
-        for d in entries:
-            if d.digest == dg:
-                return d
-    names = sorted({d.ref_name for d in entries if d.ref_name})
-    raise RefNotFound(f"{layout.path}: no ref named {ref!r} in index.json (refs: {', '.join(names) or 'none'})")
-
-
-class LayoutSource(Source):
-    """Reads an image from an OCI layout (``oci:PATH[:REF]``); every blob is verified
-    against its descriptor as it is read."""
-
-    def __init__(self, layout: ImageLayout, ref: str | None) -> None:
-        self.layout, self.ref = layout, ref
-        self.name = f"oci:{layout.path}" + (f":{ref}" if ref else "")
-
-    def top(self) -> Document:
-        return self.fetch(layout_entry(self.layout, self.ref))
-
-    def fetch(self, desc: Descriptor) -> Document:
-        raw = self.layout.read_blob(desc, limit=MAX_DOCUMENT)
-        doc = parse_document(raw, desc.media_type, f"{self.layout.path}: {desc.digest}")
-        return Document(raw, desc, doc)
-
-    def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
-        return CountingReader(self.layout.open_blob(desc), progress=progress)  # type: ignore[return-value]
-
-
-# ------------------------------------------------------------------ destinations
-
-
-class Destination(abc.ABC):
-    """Where an image goes. ``has_blob`` (present and verified), ``put_blob``,
-    ``put_manifest`` (children before parents), ``finish`` (the ref or tag)."""
-
-    name = ""
-
-    @abc.abstractmethod
-    def has_blob(self, desc: Descriptor) -> bool:
-        ...
-
-    @abc.abstractmethod
-    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
-        ...
-
-    @abc.abstractmethod
-    def put_manifest(self, doc: Document) -> None:
-        ...
-
-    @abc.abstractmethod
-    def finish(self, top: Document) -> None:
-        ...
-
-    def close(self) -> None:  # noqa: B027 - optional hook: most endpoints hold nothing to release
-        """Release what the endpoint holds (connections, files); nothing by default."""
-
-
-class LayoutDest(Destination):
-    """Writes into an OCI layout (created if needed): blobs through
-    :meth:`~ocilearn.image.layout.ImageLayout.put_blob` (verified, atomic), the ref last."""
-
-    def __init__(self, path: Path, ref: str | None) -> None:
-        self.layout = ImageLayout.init(path)
-        self.ref = ref
-        self.name = f"oci:{path}" + (f":{ref}" if ref else "")
-        # the layout's writer lock, from the first blob to the ref: `layout gc` waits
-        self._writing = contextlib.ExitStack()
-        self._writing.enter_context(self.layout.writing())
-
-    def has_blob(self, desc: Descriptor) -> bool:
-        if not self.layout.has_blob(desc.digest):
-            return False
-        try:
-            self.layout.verify_blob(desc)
-            return True
-        except VerificationError:
-            # a corrupt blob (e.g. a disk fault): remove it so it is fetched again
-            self.layout.delete_blob(desc.digest)
-            explain.step("layout", "drop corrupt blob", str(desc.digest), f"rm {self.layout.blob_path(desc.digest)}")
-            return False
-
-    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
-        with opener() as f:
-            self.layout.put_blob(f, desc.digest, desc.size)
-
-    def put_manifest(self, doc: Document) -> None:
-        self.layout.put_blob(doc.raw, doc.descriptor.digest, doc.descriptor.size)
-
-    def finish(self, top: Document) -> None:
-        d = top.descriptor
-        entry = Descriptor(d.media_type, d.digest, d.size, platform=d.platform)
-        if self.ref:
-            self.layout.add_ref(self.ref, entry)
-        else:
-            self.layout.add_manifest(entry)
-
-    def close(self) -> None:
-        self._writing.close()
-
-
-class RegistryDest(Destination):
-    """Pushes to a registry (``docker://REF``): HEAD each blob, mount it from the source
-    repository when both are on this registry, else upload (monolithic, or chunked when
-    ``chunk_size`` is set); manifests by digest, then the tag."""
-
-    def __init__(self, client: RegistryClient, ref: Reference, chunk_size: int | None = None) -> None:
-        self.client, self.ref, self.chunk_size = client, ref, chunk_size
-        self.name = f"docker://{ref}"
-
-    def has_blob(self, desc: Descriptor) -> bool:
-        return self.client.blob_exists(self.ref.repository, desc.digest)
-
-    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
-        if (isinstance(source, RegistrySource) and source.ref.registry == self.ref.registry
-                and source.ref.repository != self.ref.repository):
-            if self.client.mount_blob(self.ref.repository, desc.digest, source.ref.repository):
-                return
-        self.client.upload_blob(self.ref.repository, desc.digest, desc.size, opener, chunk_size=self.chunk_size)
-
-    def put_manifest(self, doc: Document) -> None:
-        self.client.put_manifest(self.ref.repository, str(doc.descriptor.digest), doc.raw, doc.descriptor.media_type)
-
-    def finish(self, top: Document) -> None:
-        if self.ref.tag and self.ref.digest is None:
-            self.client.put_manifest(self.ref.repository, self.ref.tag, top.raw, top.descriptor.media_type)
 
 
 # ------------------------------------------------------------------ conversion
@@ -546,8 +279,9 @@ class _Copier:
                 out.append(d)
         return out
 
-    def run(self) -> Document:
-        top = self.src.top()
+    def run(self, top: Document | None = None) -> Document:
+        """Copy the image whose top document is ``top`` (default: the source's)."""
+        top = top if top is not None else self.src.top()
         explain.step("transfer", "top document", f"{top.descriptor.media_type} {top.descriptor.digest} ({top.descriptor.size} bytes)")
         if isinstance(top.document, Index):
             if self.all:
@@ -567,43 +301,6 @@ class _Copier:
         return self.copy_manifest(top)
 
 
-def open_source(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
-                client: RegistryClient | None = None, client_options: dict | None = None) -> Source:
-    """A :class:`Source` for a parsed endpoint (``client_options``: more keyword arguments
-    for a :class:`~ocilearn.distribution.registry.RegistryClient` made here)."""
-    if ep.transport == "docker":
-        assert ep.reference is not None
-        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle,
-                                     **(client_options or {}))
-        return RegistrySource(c, ep.reference)
-    if ep.transport == "oci":
-        assert ep.path is not None
-        return LayoutSource(ImageLayout.open(ep.path), ep.ref)
-    from .docker_archive import ArchiveSource
-
-    assert ep.path is not None
-    return ArchiveSource(ep.path, ep.ref)
-
-
-def open_destination(ep: Endpoint, *, creds=None, authfile=None, tls_verify: bool = True, ca_bundle=None,
-                     client: RegistryClient | None = None, chunk_size: int | None = None,
-                     archive_form: str = "legacy", client_options: dict | None = None) -> Destination:
-    """A :class:`Destination` for a parsed endpoint (``client_options`` as for
-    :func:`open_source`)."""
-    if ep.transport == "docker":
-        assert ep.reference is not None
-        c = client or RegistryClient(ep.reference.registry, creds=creds, authfile=authfile, tls_verify=tls_verify, ca_bundle=ca_bundle,
-                                     **(client_options or {}))
-        return RegistryDest(c, ep.reference, chunk_size)
-    if ep.transport == "oci":
-        assert ep.path is not None
-        return LayoutDest(ep.path, ep.ref)
-    from .docker_archive import ArchiveDest
-
-    assert ep.path is not None
-    return ArchiveDest(ep.path, ep.ref, archive_form)  # type: ignore[return-value]
-
-
 def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, authfile: str | os.PathLike | None = None,
          src_tls_verify: bool = True, dest_tls_verify: bool = True, src_ca_bundle=None, dest_ca_bundle=None,
          platform: Platform | str | None = None, all_platforms: bool = False, format: str | None = None,
@@ -614,8 +311,9 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
 
     Args:
         src, dst: transport strings: ``docker://REF``, ``oci:PATH[:REF]``,
-            ``docker-archive:PATH[:REF]``.
-        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.distribution.registry.Credentials`
+            ``oci-archive:PATH[:REF]``, ``docker-archive:PATH[:REF]`` (PATH and REF split
+            at the first ``:``; see :mod:`ocilearn.distribution.endpoints`).
+        src_creds, dest_creds: ``"USER:PASS"`` or :class:`~ocilearn.distribution.auth.Credentials`
             (default: looked up in auth files).
         authfile: a containers ``auth.json`` / Docker ``config.json`` to use.
         src_tls_verify, dest_tls_verify: verify TLS certificates (False also allows
@@ -628,50 +326,65 @@ def copy(src: str, dst: str, *, src_creds: Any = None, dest_creds: Any = None, a
         quiet: no progress bars.
         workers: blobs transferred in parallel (threads).
         chunk_size: push blobs larger than this in ``PATCH`` chunks of this many bytes.
-        src_client, dest_client: ready :class:`~ocilearn.distribution.registry.RegistryClient` s to use
+        src_client, dest_client: ready :class:`~ocilearn.distribution.client.RegistryClient` s to use
             (e.g. to read their exchange logs).
         archive_form: for a ``docker-archive:`` destination, ``"legacy"`` (skopeo's) or
             ``"docker25"`` (also an OCI layout inside the tar, as Docker 25 saves).
         client_options: more keyword arguments for the registry clients made here, e.g.
             ``{"deadline": 30.0}`` (seconds per document exchange),
             ``{"blob_stall_seconds": 60.0, "blob_stall_bytes": 1024}`` or ``{"retries": 2}``
-            (see :class:`~ocilearn.distribution.registry.RegistryClient`).
+            (see :class:`~ocilearn.distribution.client.RegistryClient`).
 
     Returns:
         :class:`CopyResult`.
 
     Raises:
-        TransportError, InvalidReference: bad SRC/DST; RegistryError, AuthError: the
+        TransportError, InvalidReference, InvalidRefName: bad SRC/DST, ``workers`` < 1 —
+        all checked before anything is fetched or created;
+        AmbiguousReference: a layout ref name on two different manifests; RegistryError, AuthError: the
         registry refused; PlatformNotFound: no manifest for the platform;
         DigestMismatch, SizeMismatch: content not as promised (nothing unverified is kept);
         LayoutError, ArchiveError: a bad layout or archive.
     """
     started = time.monotonic()
+    # every argument is checked before a source or destination is opened, so a bad one
+    # costs no download and leaves nothing behind
     s_ep, d_ep = parse_transport(src), parse_transport(dst)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise TransportError(f"workers (--jobs) {workers!r}: expected a whole number of at least 1")
+    if all_platforms and d_ep.transport == "docker-archive":
+        raise TransportError("docker-archive: holds single-platform images; drop --all and choose a platform")
     if format not in (None, "oci", "v2s2"):
         raise TransportError(f"--format {format!r}: expected 'oci' (or nothing, to keep the bytes)")
     if isinstance(platform, str):
         platform = Platform.parse(platform)
     source = open_source(s_ep, creds=src_creds, authfile=authfile, tls_verify=src_tls_verify, ca_bundle=src_ca_bundle, client=src_client,
                          client_options=client_options)
-    dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
-                            client=dest_client, chunk_size=chunk_size, archive_form=archive_form, client_options=client_options)
-    if all_platforms and d_ep.transport == "docker-archive":
-        raise TransportError("docker-archive: holds single-platform images; drop --all and choose a platform")
-    clients = [c for c in (getattr(source, "client", None), getattr(dest, "client", None)) if c is not None]
-    if len(clients) == 2 and clients[0] is clients[1]:
-        clients = clients[:1]
-    marks = [len(c.exchanges) for c in clients]  # a client passed in may have history: keep only this copy's
-    result = CopyResult(Digest.of(b""), "", 0)
-    explain.step("transfer", "copy", f"{source.name} -> {dest.name}",
+    explain.step("transfer", "copy", f"{source.name} -> {d_ep}",
                  f"skopeo copy{' --all' if all_platforms else ''}{' --format oci' if format == 'oci' else ' --preserve-digests'} {src} {dst}")
+    src_c = getattr(source, "client", None)
+    src_mark = len(src_c.exchanges) if src_c is not None else 0  # a client passed in may have history: keep only this copy's
+    try:
+        # the source's ref is resolved (a missing or ambiguous ref name, a registry 404)
+        # before the destination exists, so a refused copy creates nothing
+        first = source.top()
+        dest = open_destination(d_ep, creds=dest_creds, authfile=authfile, tls_verify=dest_tls_verify, ca_bundle=dest_ca_bundle,
+                                client=dest_client, chunk_size=chunk_size, archive_form=archive_form, client_options=client_options)
+    except BaseException:
+        source.close()
+        raise
+    dst_c = getattr(dest, "client", None)
+    clients: list[tuple[RegistryClient, int]] = [(src_c, src_mark)] if src_c is not None else []
+    if dst_c is not None and dst_c is not src_c:
+        clients.append((dst_c, len(dst_c.exchanges)))
+    result = CopyResult(Digest.of(b""), "", 0)
     try:
         copier = _Copier(source, dest, platform=platform, all_platforms=all_platforms, fmt="oci" if format == "oci" else None,
                          workers=workers, progress=Progress(quiet), result=result)
-        top = copier.run()
+        top = copier.run(first)
         dest.finish(top)
     finally:
-        for c, mark in zip(clients, marks, strict=True):
+        for c, mark in clients:
             result.exchanges.extend(c.exchanges[mark:])
         source.close()
         dest.close()
@@ -695,4 +408,10 @@ def push(layout_dir: str | os.PathLike, ref: str, tag: str | None = None, **kw: 
     return copy(f"oci:{layout_dir}" + (f":{tag}" if tag else ""), f"docker://{parse_reference(ref)}", **kw)
 
 
-__all__ = ["copy", "pull", "push", "parse_transport", "Endpoint", "CopyResult", "to_oci", "BlobNotFound", "OcilearnError"]
+def load(path: str | os.PathLike, layout_dir: str | os.PathLike, tag: str | None = None, ref: str | None = None) -> CopyResult:
+    """Import an image of a docker-archive into an OCI layout (``docker load``-like;
+    ``skopeo copy docker-archive:PATH oci:DIR:TAG``)."""
+    return copy(f"docker-archive:{path}" + (f":{ref}" if ref else ""), f"oci:{layout_dir}" + (f":{tag}" if tag else ""))
+
+
+__all__ = ["copy", "load", "Source", "Destination", "Document", "open_source", "open_destination", "pull", "push", "parse_transport", "Endpoint", "CopyResult", "to_oci", "BlobNotFound", "OcilearnError"]

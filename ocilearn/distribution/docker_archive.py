@@ -49,6 +49,7 @@ from ..image.digest import CHUNK, Digest, VerifyingReader, new_hasher
 from ..image.layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
 from ..image.model import Descriptor, ImageConfig, Index, Manifest, dumps, parse_document
 from ..image.reference import parse as parse_reference
+from .transport import Destination, Document, Source, naming_full_disk
 
 
 def _decompressed(f: BinaryIO, compression: str, source: str) -> BinaryIO:
@@ -400,29 +401,26 @@ def _diff_ids(cfg_raw: bytes) -> list[Digest]:
 # ------------------------------------------------------------------ copy source / destination
 
 
-class ArchiveSource:
-    """A :class:`ocilearn.distribution.copy.Source` reading a docker-archive."""
+class ArchiveSource(Source):
+    """A :class:`~ocilearn.distribution.transport.Source` reading a docker-archive."""
 
     def __init__(self, path: Path, ref: str | None) -> None:
-        from .copy import Document
-
-        self._Document = Document
         self.archive = DockerArchive(path)
         self.image = self.archive.image(ref)
         self.name = f"docker-archive:{path}" + (f":{ref}" if ref else "")
 
-    def top(self):
+    def top(self) -> Document:
         doc = _parse(self.image.manifest, self.image.descriptor.media_type, f"{self.name}: manifest")
-        return self._Document(self.image.manifest, self.image.descriptor, doc)
+        return Document(self.image.manifest, self.image.descriptor, doc)
 
-    def fetch(self, desc: Descriptor):
+    def fetch(self, desc: Descriptor) -> Document:
         name = self.image.blobs.get(desc.digest)
         if name is None:
             raise ArchiveError(f"{self.name}: no blob {desc.digest} in the archive")
         raw = self.archive.read_member(name)
         if Digest.of(raw, desc.digest.algorithm) != desc.digest or len(raw) != desc.size:
             raise ArchiveError(f"{self.name}: blob {desc.digest} does not match its descriptor")
-        return self._Document(raw, desc, _parse(raw, desc.media_type, f"{self.name}: {desc.digest}"))
+        return Document(raw, desc, _parse(raw, desc.media_type, f"{self.name}: {desc.digest}"))
 
     def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
         name = self.image.blobs.get(desc.digest)
@@ -434,8 +432,8 @@ class ArchiveSource:
         self.archive.close()
 
 
-class ArchiveDest:
-    """A :class:`ocilearn.distribution.copy.Destination` writing a docker-archive: ``form="legacy"``
+class ArchiveDest(Destination):
+    """A :class:`~ocilearn.distribution.transport.Destination` writing a docker-archive: ``form="legacy"``
     as skopeo writes it, or ``"docker25"`` (Docker 25's ``docker save``: also an OCI
     layout, layers uncompressed). The archive appears atomically when the copy finishes."""
 
@@ -458,8 +456,8 @@ class ArchiveDest:
     def has_blob(self, desc: Descriptor) -> bool:
         return False
 
-    def put_blob(self, desc: Descriptor, opener, source) -> None:
-        with opener() as f:
+    def put_blob(self, desc: Descriptor, opener: Callable[[], BinaryIO], source: Source) -> None:
+        with naming_full_disk(self._stage / desc.digest.encoded, f"blob {desc.digest} for {self.path}", ArchiveError), opener() as f:
             v = VerifyingReader(f, desc.digest, desc.size, f"{source.name}: {desc.digest}")
             if desc.kind == "config" or not mt.is_layer(desc.media_type):
                 if desc.kind == "config" and desc.size > MAX_DOCUMENT:
@@ -487,10 +485,10 @@ class ArchiveDest:
             os.replace(tmp, self._stage / f"{diff.encoded}.tar")
             self._diff[desc.digest] = diff
 
-    def put_manifest(self, doc) -> None:
+    def put_manifest(self, doc: Document) -> None:
         pass
 
-    def finish(self, top) -> None:
+    def finish(self, top: Document) -> None:
         m = top.document
         if not isinstance(m, Manifest):
             raise ArchiveError(f"{self.name}: can only hold an image manifest, not an index (choose a platform)")
@@ -529,7 +527,8 @@ class ArchiveDest:
             cfg_name = f"{m.config.digest.encoded}.json"
         entry = {"Config": cfg_name, "RepoTags": [self.tag] if self.tag else [], "Layers": layer_names}
         tmp = self._stage / "archive.tar"
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with naming_full_disk(tmp, f"the archive for {self.path}", ArchiveError), \
+                tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             def add(name: str, path: Path | None = None, data: bytes | None = None) -> None:
                 info = tarfile.TarInfo(name)
                 info.mode = 0o444
@@ -566,13 +565,5 @@ class ArchiveDest:
         shutil.rmtree(self._stage, ignore_errors=True)
 
 
-def load(path: str | os.PathLike, layout_dir: str | os.PathLike, tag: str | None = None, ref: str | None = None):
-    """Import an image of a docker-archive into an OCI layout (``docker load``-like;
-    ``skopeo copy docker-archive:PATH oci:DIR:TAG``). Returns the CopyResult."""
-    from .copy import copy
-
-    return copy(f"docker-archive:{path}" + (f":{ref}" if ref else ""), f"oci:{layout_dir}" + (f":{tag}" if tag else ""))
-
-
-__all__ = ["DockerArchive", "ArchiveImage", "ArchiveSource", "ArchiveDest", "load",
+__all__ = ["DockerArchive", "ArchiveImage", "ArchiveSource", "ArchiveDest",
            "select_platform", "host_platform", "atomic_write"]

@@ -1104,34 +1104,7 @@ class ImageLayout:
     # -- resolution --------------------------------------------------------------
 
     def _entry(self, ref: str | None) -> Descriptor:
-        entries = self.index().manifests
-        if ref is None:
-            if len(entries) == 1:
-                return entries[0]
-            names = sorted({d.ref_name for d in entries if d.ref_name})
-            raise AmbiguousReference(
-                f"{self.path}: index.json has {len(entries)} entries; name one (refs: {', '.join(names) or 'none'})"
-            )
-        if ref.startswith(("sha256:", "sha512:")) or (":" in ref and not any(d.ref_name == ref for d in entries)):
-            digest = Digest.parse(ref)
-            for d in entries:
-                if d.digest == digest:
-                    return d
-            # a digest of a nested manifest: find its descriptor by walking
-            for d, _parent in self.walk():
-                if d.digest == digest and d.kind in ("manifest", "index"):
-                    return d
-            raise RefNotFound(f"{self.path}: no manifest or index with digest {digest}")
-        matches = [d for d in entries if d.ref_name == ref]
-        if not matches:
-            names = sorted({d.ref_name for d in entries if d.ref_name})
-            raise RefNotFound(f"{self.path}: no ref named {ref!r} in index.json (refs: {', '.join(names) or 'none'})")
-        if len({d.digest for d in matches}) > 1:
-            raise AmbiguousReference(
-                f"{self.path}: ref {ref!r} names {len(matches)} different manifests in index.json: "
-                + ", ".join(str(d.digest) for d in matches)
-            )
-        return matches[0]
+        return resolve_ref(self, ref)
 
     def resolve(self, ref: str | None = None, platform: Platform | str | None = None) -> ResolvedImage:
         """Find the image manifest for a ref name (or a digest), choosing a platform in
@@ -1360,18 +1333,73 @@ class ImageLayout:
         return out
 
 def parse_oci_ref(text: str) -> tuple[str, str | None]:
-    """Split ``oci:PATH[:REF]`` (or ``PATH[:REF]``) as skopeo does: the ref is what follows
-    the last ``:`` when that part has no ``/``.
+    """Split ``oci:PATH[:REF]`` (or ``PATH[:REF]``) at the FIRST ``:``, as skopeo's and
+    umoci's ``oci:`` transports do, so that a ref name may itself hold colons
+    (``localhost/app:latest``, ``sha256:…``). A path holding ``:`` cannot be named this way
+    (skopeo has the same limit).
 
-    Returns ``(path, ref or None)``.
+    Returns ``(path, ref or None)``; the ref, when given, is checked against the ref name
+    grammar of image-layout.md ("index.json", ``org.opencontainers.image.ref.name``)
+    before anything is read or written.
+
+    Raises:
+        LayoutError: an empty ref after the ``:`` (``oci:DIR:``).
+        InvalidRefName: a ref outside the grammar (``tägé✓``, spaces, a leading ``-``).
     """
     if text.startswith("oci:"):
         text = text[4:]
-    path, sep, ref = text.rpartition(":")
-    if sep and path and "/" not in ref and ref:
-        # a digest ref "sha256:abc" splits at its own colon: rejoin it
-        if path.endswith((":sha256", ":sha512")):
-            p2, _, alg = path.rpartition(":")
-            return p2, f"{alg}:{ref}"
-        return path, ref
-    return text, None
+    path, sep, ref = text.partition(":")
+    if not sep:
+        return text, None
+    if not ref:
+        raise LayoutError(f"oci:{text}: empty ref name after ':' (drop the ':' or name a ref, e.g. oci:{path}:latest)")
+    return path, validate_ref_name(ref)
+
+
+def resolve_ref(layout: ImageLayout, ref: str | None) -> Descriptor:
+    """The one place a ref name (or digest) is turned into an index.json descriptor; used
+    by copy, unpack, inspect and the graph.
+
+    Args:
+        layout: an open :class:`ImageLayout`.
+        ref: a ref name (``org.opencontainers.image.ref.name``, image-layout.md
+            "index.json"), a digest (``sha256:…``: an entry of index.json or a manifest or
+            index nested below one), or ``None`` when index.json has exactly one entry.
+
+    Returns:
+        the :class:`Descriptor` (image manifest or image index); the caller picks a
+        platform in an index (:meth:`ImageLayout.resolve`, or copy's own walk).
+
+    Raises:
+        AmbiguousReference: ``None`` and several entries, or a ref name on entries with
+            different digests (image-layout.md lets a ref name be given once; a silent
+            choice would copy or run the wrong image).
+        RefNotFound: no entry with that ref name or digest.
+    """
+    entries = layout.index().manifests
+    names = sorted({d.ref_name for d in entries if d.ref_name})
+    if ref is None:
+        if len(entries) == 1:
+            return entries[0]
+        raise AmbiguousReference(
+            f"{layout.path}: index.json has {len(entries)} entries; name one (refs: {', '.join(names) or 'none'})"
+        )
+    matches = [d for d in entries if d.ref_name == ref]
+    if len({d.digest for d in matches}) > 1:
+        raise AmbiguousReference(
+            f"{layout.path}: ref {ref!r} names {len(matches)} different manifests in index.json: "
+            + ", ".join(str(d.digest) for d in matches)
+        )
+    if matches:
+        return matches[0]
+    if ref.startswith(("sha256:", "sha512:")):
+        digest = Digest.parse(ref)
+        for d in entries:
+            if d.digest == digest:
+                return d
+        # a digest of a nested manifest: find its descriptor by walking
+        for d, _parent in layout.walk():
+            if d.digest == digest and d.kind in ("manifest", "index"):
+                return d
+        raise RefNotFound(f"{layout.path}: no manifest or index with digest {digest}")
+    raise RefNotFound(f"{layout.path}: no ref named {ref!r} in index.json (refs: {', '.join(names) or 'none'})")

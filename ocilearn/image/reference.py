@@ -79,7 +79,7 @@ class Reference:
     @property
     def is_loopback(self) -> bool:
         """True for ``localhost``, ``127.0.0.0/8`` and ``[::1]`` registries (plain HTTP is
-        then allowed without asking; see :mod:`ocilearn.distribution.registry`)."""
+        then allowed without asking; see :mod:`ocilearn.distribution.client`)."""
         h = self.hostname
         return h in _LOOPBACK_HOSTS or bool(re.fullmatch(r"127\.\d+\.\d+\.\d+", h))
 
