@@ -39,6 +39,7 @@ umoci repack --image "$D:17" --history.created "$TS" \
   --history.created_by "dpkg-deb -x of bookworm openjdk-17-jre-headless (one layer)" "$WORK/b"
 umoci config --image "$D:17" --created "$TS" --author "ocilearn bench build" \
   --config.env PATH=/usr/lib/jvm/java-17-openjdk-amd64/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --config.cmd /usr/lib/jvm/java-17-openjdk-amd64/bin/java --config.cmd -version \
   --config.label org.opencontainers.image.title=ocilearn-jre
 umoci gc --layout "$D"
 rm -rf "$OUT/jre.old"
