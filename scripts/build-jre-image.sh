@@ -42,6 +42,7 @@ umoci config --image "$D:17" --created "$TS" --author "ocilearn bench build" \
   --config.cmd /usr/lib/jvm/java-17-openjdk-amd64/bin/java --config.cmd -version \
   --config.label org.opencontainers.image.title=ocilearn-jre
 umoci gc --layout "$D"
+chmod -R a+rX "$D"   # readable by the rootless benchmark user (umoci writes blobs 0600)
 rm -rf "$OUT/jre.old"
 [[ -e $OUT/jre ]] && mv "$OUT/jre" "$OUT/jre.old"
 mv "$D" "$OUT/jre"
