@@ -193,12 +193,19 @@ def main() -> None:
         "",
         verdict,
         "",
-        "Why: both tools are dominated by the kernel's per-file cost on ext4 (creates, chown, chmod, utimes "
-        "of ~5 000 entries); ocilearn overlaps blob reading, gzip inflation and both sha256 computations "
-        "(blob digest and diff ID) with the filesystem work in a helper thread (zlib and hashlib release "
-        "the GIL) and keeps directory fds instead of re-resolving parents; like umoci it leaves the "
-        "file data to the page cache (`ocilearn unpack --sync` adds one `syncfs`, seconds on this disk). On tmpfs the remaining cost is CPU: "
-        "tarfile header parsing and inflation." + sc_line,
+        "Where the time goes (`python -m bench profile`, table below; `strace -f -c` of both tools on debian): "
+        "the **kernel's cost of creating entries** on this ext4 disk is ≈ 150 µs per `openat(O_CREAT)` and ≈ 175 µs "
+        "per `mkdirat`, the same for both tools (umoci: 46 939 `openat` in 0.77 s, 758 `mkdirat` in 0.13 s; ocilearn: "
+        "5 207 `openat` in 0.80 s, 760 `mkdirat` in 0.14 s). For debian's ≈ 5 000 files that is ≈ 1.0 s of the "
+        "2.3 s umoci needs, so 0.5× umoci (1.15 s) leaves 0.15 s for everything else (interpreter start-up and "
+        "imports alone are 0.07 s): **the floor for debian is ≈ 0.5× umoci with zero Python cost per entry**; "
+        "what ocilearn measures above is that floor plus ≈ 0.1 ms of Python per entry (tar header parse, path "
+        "checks, five attribute syscalls). The JRE image has few, large files: there the cost is inflating "
+        "(ISA-L's inflate through the `isal` package, 2× zlib's speed: 0.40 s vs 0.77 s for its 190 MB), both "
+        "sha256 (blob digest and diff ID) and writing, overlapped in a helper thread with the file writes, "
+        "and ocilearn meets the goal. Verification is unchanged: every blob digest and size and every diff ID is "
+        "checked; like umoci the file data is left to the page cache (`ocilearn unpack --sync` adds one "
+        "`syncfs`)." + sc_line,
         "",
         "Re-run: `.venv/bin/python -m bench unpack` (as root; `OCILEARN_BENCH_RUNS=N`, `OCILEARN_BENCH_TMPFS=1` adds a tmpfs mode).",
     ])
