@@ -10,7 +10,7 @@
    (``wait4`` rusage ``ru_maxrss``).
 
 Run: ``python -m bench pull`` (or ``make bench``). Env: ``OCILEARN_BENCH_RUNS`` (default 7),
-``OCILEARN_BENCH_BIG_MIB`` (default 1024), ``OCILEARN_BENCH_BIG_RUNS`` (default 3).
+``OCILEARN_BENCH_BIG_MIB`` (default 0: skipped), ``OCILEARN_BENCH_BIG_RUNS`` (default 3).
 """
 
 from __future__ import annotations
@@ -68,9 +68,56 @@ def _make_big_image(base: Path, mib: int) -> Path:
     return lay.path
 
 
+def _write_md(results: dict, runs: int) -> None:
+    """Replace the table block at the top of BENCHMARKS.md's Pull section (up to the
+    "Where the time goes" paragraph, which is written by hand from bench/profile.py)."""
+    import platform
+    import re
+
+    skv = subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()
+    rows = []
+    for name in ("debian", "jre"):
+        r = results[name]
+        o, k = r["ocilearn_s"], r["skopeo_s"]
+        rows.append(f"| {name} ({r['mb']:.0f} MB of blobs), CLI, {r['runs']} runs | {r['ocilearn_median_s']:.3f} s "
+                    f"({min(o):.3f}–{max(o):.3f}) | {r['skopeo_median_s']:.3f} s ({min(k):.3f}–{max(k):.3f}) | "
+                    f"**{r['ratio']:.2f}×** | {r['ocilearn_peak_rss_mib']:.0f} / {r['skopeo_peak_rss_mib']:.0f} MiB |")
+    lc = results["debian_library_call"]
+    rows.append(f"| debian as a library call `transfer.copy()` in a warm interpreter | {lc['ocilearn_median_s']:.3f} s | "
+                f"(the process above) | {lc['ratio_to_skopeo_process']:.2f}× | – |")
+    if "big" in results:
+        b = results["big"]
+        rows.append(f"| {b['mib']} MiB single layer (incompressible), CLI, {b['runs']} runs | {b['ocilearn_median_s']:.2f} s | "
+                    f"{b['skopeo_median_s']:.2f} s | {b['ratio']:.2f}× | {b['ocilearn_peak_rss_mb']:.0f} / {b['skopeo_peak_rss_mb']:.0f} MB |")
+    worst = max(results[n]["ratio"] for n in ("debian", "jre"))
+    peak = max(results[n]["ocilearn_peak_rss_mib"] for n in ("debian", "jre"))
+    body = "\n".join([
+        f"`python -m bench pull`: Debian's docker-registry on 127.0.0.1:{PORT}, both images pushed by skopeo; each tool "
+        "pulls into a fresh OCI layout, alternating, in the same run (skopeo with `--preserve-digests`; ocilearn "
+        "verifies every blob digest and size, writes temp + fsync + rename as always). Whole-process wall time, "
+        "bytecode compiled first. Peak RSS from `/usr/bin/time %M`. "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} ({os.cpu_count()} CPUs), "
+        f"{skv}, Python {platform.python_version()}, medians (min–max).",
+        "",
+        "| image | ocilearn copy | skopeo copy | ratio | peak RSS ocilearn / skopeo |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"Goal ≤ 0.8× skopeo: {'met' if worst <= 0.8 else f'not met (worst {worst:.2f}×)'}; "
+        f"peak RSS < 150 MB: {'met' if peak < 143 else 'MISSED'} ({peak:.0f} MiB).",
+        "",
+    ])
+    md = REPO / "BENCHMARKS.md"
+    text = md.read_text()
+    pat = re.compile(r"(## Pull \(`bench/pull.py`\)[^\n]*\n)(.*?)(?=\nWhere the time goes|\n## |\Z)", re.S)
+    if not pat.search(text):
+        raise SystemExit("bench/pull: BENCHMARKS.md has no '## Pull (`bench/pull.py`)' section")
+    md.write_text(pat.sub(lambda m: m.group(1) + "\n" + body, text, count=1))
+
+
 def main() -> None:
     runs = int(os.environ.get("OCILEARN_BENCH_RUNS", "7"))
-    big_mib = int(os.environ.get("OCILEARN_BENCH_BIG_MIB", "1024"))
+    big_mib = int(os.environ.get("OCILEARN_BENCH_BIG_MIB", "0"))
     skopeo = shutil.which("skopeo")
     if not skopeo:
         raise SystemExit("skopeo is not installed (reference peer)")
@@ -88,20 +135,35 @@ def main() -> None:
     host = f"127.0.0.1:{PORT}"
     results: dict = {}
     try:
-        subprocess.run([skopeo, "copy", "-q", "--preserve-digests", "--dest-tls-verify=false", f"oci:{debian}:bookworm",
-                        f"docker://{host}/debian:bookworm"], check=True)
+        jre = REPO / ".cache" / "images" / "jre"
+        subprocess.run([str(REPO / "scripts" / "build-jre-image.sh")], check=True)
+        images = [("debian", debian, "bookworm"), ("jre", jre, "17")]
+        for name, path, ref in images:
+            subprocess.run([skopeo, "copy", "-q", "--preserve-digests", "--dest-tls-verify=false", f"oci:{path}:{ref}",
+                            f"docker://{host}/{name}:{ref}"], check=True)
+        # both images in one run, the tools alternating (which goes first swaps every run)
+        for name, path, ref in images:
+            src = f"docker://{host}/{name}:{ref}"
+            ours, theirs = [], []
+            for i in range(runs):
+                pair = [("ocilearn", ocilearn + ["copy", "-q", src, f"oci:{base}/o{i}:{ref}"]),
+                        ("skopeo", [skopeo, "copy", "-q", "--preserve-digests", "--src-tls-verify=false", src, f"oci:{base}/s{i}:{ref}"])]
+                if i % 2:
+                    pair.reverse()
+                for tool, cmd in pair:
+                    (ours if tool == "ocilearn" else theirs).append(_run(cmd, env))
+                shutil.rmtree(base / f"o{i}")
+                shutil.rmtree(base / f"s{i}")
+            mo, ms = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
+            blobs = sum(f.stat().st_size for f in (path / "blobs/sha256").iterdir())
+            results[name] = {"runs": runs, "mb": round(blobs / 1e6, 1), "ocilearn_median_s": round(mo, 3),
+                             "skopeo_median_s": round(ms, 3), "ratio": round(mo / ms, 2),
+                             "ocilearn_s": [round(x[0], 3) for x in ours], "skopeo_s": [round(x[0], 3) for x in theirs],
+                             "ocilearn_peak_rss_mib": round(max(x[1] for x in ours) / 2**20, 1),
+                             "skopeo_peak_rss_mib": round(max(x[1] for x in theirs) / 2**20, 1)}
+            print(f"{name} ({blobs / 1e6:.0f} MB), {runs} runs: ocilearn median {mo:.3f} s, skopeo median {ms:.3f} s, "
+                  f"ratio {mo / ms:.2f}x", flush=True)
         src = f"docker://{host}/debian:bookworm"
-        ours, theirs = [], []
-        for i in range(runs):
-            pair = [("ocilearn", ocilearn + ["copy", "-q", src, f"oci:{base}/o{i}:bookworm"]),
-                    ("skopeo", [skopeo, "copy", "-q", "--preserve-digests", "--src-tls-verify=false", src, f"oci:{base}/s{i}:bookworm"])]
-            if i % 2:
-                pair.reverse()
-            for name, cmd in pair:
-                wall, _ = _run(cmd, env)
-                (ours if name == "ocilearn" else theirs).append(wall)
-            shutil.rmtree(base / f"o{i}")
-            shutil.rmtree(base / f"s{i}")
         # the library call a notebook makes (interpreter and imports already loaded)
         sys.path.insert(0, str(REPO))
         from ocilearn.distribution import copy as transfer
@@ -112,18 +174,16 @@ def main() -> None:
             transfer.copy(src, f"oci:{base}/l{i}:bookworm")
             lib.append(time.perf_counter() - t)
             shutil.rmtree(base / f"l{i}")
-        mo, ms = statistics.median(ours), statistics.median(theirs)
         ml = statistics.median(lib)
+        ms = results["debian"]["skopeo_median_s"]
         results["debian_library_call"] = {"ocilearn_median_s": round(ml, 3), "ratio_to_skopeo_process": round(ml / ms, 2),
                                           "ocilearn_s": [round(x, 3) for x in lib]}
         print(f"debian, library call transfer.copy() in a warm interpreter: median {ml:.3f} s, "
               f"ratio {ml / ms:.2f}x skopeo's process", flush=True)
-        results["debian"] = {"runs": runs, "ocilearn_median_s": round(mo, 3), "skopeo_median_s": round(ms, 3),
-                             "ratio": round(mo / ms, 2), "ocilearn_s": [round(x, 3) for x in ours],
-                             "skopeo_s": [round(x, 3) for x in theirs]}
-        print(f"debian (51 MB, 3 layers), {runs} runs: ocilearn median {mo:.3f} s, skopeo median {ms:.3f} s, "
-              f"ratio {mo / ms:.2f}x", flush=True)
-
+        if big_mib <= 0:
+            print(json.dumps(results))
+            _write_md(results, runs)
+            return
         big = _make_big_image(base, big_mib)
         subprocess.run([skopeo, "copy", "-q", "--preserve-digests", "--dest-tls-verify=false", f"oci:{big}:latest",
                         f"docker://{host}/big:latest"], check=True)
@@ -147,6 +207,7 @@ def main() -> None:
               f"skopeo peak RSS {rss_s / 1e6:.1f} MB, median {w_s:.2f} s; ratio {w_o / w_s:.2f}x (goal: ocilearn RSS < 150 MB)",
               flush=True)
         print(json.dumps(results))
+        _write_md(results, runs)
     finally:
         subprocess.run([str(script), "stop", str(PORT)], env=env, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
