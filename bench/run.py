@@ -73,6 +73,21 @@ def _export(rev: str, dest: Path) -> Path:
     return dest
 
 
+def _launcher(work: Path) -> str:
+    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) as installed: in the venv's
+    bin directory beside ``python3``. If this venv was installed before the launcher
+    existed, a copy of this checkout's script goes into a bin directory of ``work`` beside
+    a link to the venv's interpreter (the package then comes from PYTHONPATH, as from a
+    non-editable install's site-packages)."""
+    installed = REPO / ".venv" / "bin" / "ocilearn-runtime"
+    if installed.exists():
+        return str(installed)
+    (work / "bin").mkdir(parents=True)
+    shutil.copy2(REPO / "bin" / "ocilearn-runtime", work / "bin" / "ocilearn-runtime")
+    (work / "bin" / "python3").symlink_to(REPO / ".venv" / "bin" / "python3")
+    return str(work / "bin" / "ocilearn-runtime")
+
+
 def main(runs: int | None = None, before: str | None = None) -> dict:
     if os.geteuid() != 0:
         print("bench/run.py needs root (runc and crun as root; cgroups)")
@@ -81,6 +96,7 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-run-", dir="/run" if os.access("/run", os.W_OK) else None))
     py = str(REPO / ".venv" / "bin" / "python")
     ocilearn = str(REPO / ".venv" / "bin" / "ocilearn")
+    launcher = _launcher(work)
     env_here = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
         old = _export(before, work / "before") if before else None
@@ -91,6 +107,8 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
                            env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
         bundle, made = _bundle(work)
         tools: dict[str, tuple] = {
+            "`ocilearn-runtime run` (launcher: python -S -P)": (lambda i: [launcher, "--root", str(work / "ol"), "run", "-b", str(bundle), f"r{i}"],
+                                                                env_here),
             "`ocilearn run` (console script)": (lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"], env_here),
             "`python -m ocilearn.runtime run`": (lambda i: [py, "-m", "ocilearn.runtime", "--root", str(work / "ol"), "run", "-b", str(bundle),
                                                             f"f{i}"], env_here),

@@ -1,4 +1,4 @@
 """``python -m ocilearn.runtime COMMAND …``: runc's command line — the same parser, help and answers as ``ocilearn COMMAND`` (:mod:`.cli`)."""
-from .cli import entry
+from .launch import entry
 
 entry()

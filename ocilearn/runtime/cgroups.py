@@ -51,6 +51,74 @@ def detect(base: str = CGROUP_ROOT) -> tuple[int, dict[str, str]]:
     return (1, h) if h else (0, {})
 
 
+def warm_migration(proc_cgroup: str = "/proc/self/cgroup", base: str = CGROUP_ROOT):
+    """Start moving this process into the cgroup it is already in (a no-op move), in a
+    thread, and return a function that waits for it (call it before forking). Why: every
+    write to ``cgroup.procs`` takes the kernel's ``cgroup_threadgroup_rwsem``, a per-CPU
+    rw semaphore whose writer first waits for an RCU grace period (kernel/rcu/sync.c,
+    ``rcu_sync_enter``; the cgroup v2 mount option ``favordynmods`` exists to avoid it),
+    unless a writer left it less than about one grace period ago. On a 2-vCPU VM that
+    wait is about 10 ms — as long as ``runc run`` of /bin/true takes. Started while the
+    runtime reads and checks config.json, the wait overlaps that work, and stage 1's
+    move into the container's cgroup right after finds the semaphore warm. runc does the
+    same work concurrently: its parent moves ``runc init`` while that process starts.
+    Nothing changes if a write fails (no cgroupfs, not allowed): the move is skipped."""
+    import _thread  # not threading: its import costs more than the wait it hides
+
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def move() -> None:
+        try:
+            with open(proc_cgroup) as f:
+                lines = f.read().splitlines()
+            for line in lines:  # "ID:controllers:path" (cgroups(7) /proc/PID/cgroup)
+                _, ctrls, path = line.split(":", 2)
+                if ctrls:
+                    d = os.path.join(base, ctrls.removeprefix("name="))
+                else:
+                    d = base if os.path.exists(os.path.join(base, "cgroup.controllers")) else os.path.join(base, "unified")
+                try:  # no O_CREAT: a directory that is not cgroupfs must stay untouched
+                    fd = os.open(os.path.join(d + path.rstrip("/"), "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    os.write(fd, str(os.getpid()).encode())
+                    return
+                except OSError:
+                    continue
+                finally:
+                    os.close(fd)
+        except (OSError, ValueError):
+            pass
+        finally:
+            done.release()
+
+    def wait() -> None:
+        done.acquire()
+        done.release()
+
+    global _warming
+    _warming = wait
+    _thread.start_new_thread(move, ())
+    return wait
+
+
+#: the waiter of a :func:`warm_migration` not yet waited for by :func:`warm_wait`
+_warming = None
+
+
+def warm_wait() -> bool:
+    """Wait for a :func:`warm_migration` of this process to end (call it before
+    forking: no other thread may run then). False if none is pending."""
+    global _warming
+    if _warming is None:
+        return False
+    _warming()
+    _warming = None
+    return True
+
+
 def shares_to_weight(shares: int) -> int:
     """cgroup v1 ``cpu.shares`` (2..262144) to v2 ``cpu.weight`` (1..10000), the
     conversion runc and crun use (runtime-spec cgroup v2 mapping)."""

@@ -28,26 +28,7 @@ import sys
 import time
 
 from ..core.errors import ContainerNotFound, OcilearnError
-
-#: the runtime commands (the rest of ``ocilearn`` — image commands — is the click CLI)
-COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "ps", "exec", "pause", "resume", "update", "features")
-#: global options that take a value (``ocilearn.entry`` skips them to find the command)
-GLOBAL_VALUE_OPTIONS = ("--root", "--log", "--log-format")
-
-
-def command_of(argv: list[str]) -> str | None:
-    """The command word of a command line: the first argument that is not a global option
-    (or a global option's value), or None."""
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in GLOBAL_VALUE_OPTIONS:
-            i += 2
-        elif a.startswith("-"):
-            i += 1
-        else:
-            return a
-    return None
+from .launch import COMMANDS, GLOBAL_VALUE_OPTIONS, command_of  # noqa: F401 - part of this module's interface
 
 
 class UsageError(Exception):
