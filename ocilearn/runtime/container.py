@@ -145,13 +145,13 @@ class Container(ContainerState):
         ContainerError; a failed create removes everything it made."""
         check_id(cid)
         # the first move into a cgroup waits for an RCU grace period: let it pass while
-        # config.json is read and checked (see cgroups.warm_migration; the command line
+        # config.json is read and checked (see warmup.warm_migration; the command line
         # may have started it already, see .launch)
         if os.geteuid() == 0:
-            from . import cgroups
+            from . import warmup
 
-            if cgroups._warming is None:
-                cgroups.warm_migration()
+            if warmup._warming is None:
+                warmup.warm_migration()
         if type(preserve_fds) is not int or preserve_fds < 0:
             raise ContainerError(f"--preserve-fds {preserve_fds!r}: must be a number >= 0 (fds 3 … 3+N-1 are passed)")
         bundle = os.path.abspath(bundle)
@@ -316,7 +316,7 @@ class Container(ContainerState):
         sys.stdout.flush()
         sys.stderr.flush()
         if os.geteuid() == 0:
-            from .cgroups import warm_wait
+            from .warmup import warm_wait
 
             warm_wait()  # no other thread may run when the interpreter forks
         was_subreaper = sc.set_child_subreaper(True)

@@ -1,7 +1,7 @@
 """The first code of every runtime command line — ``ocilearn-runtime COMMAND``,
 ``ocilearn COMMAND`` and ``python -m ocilearn.runtime COMMAND`` — before the parser
 (:mod:`.cli`, argparse) is imported: find the command word, and for ``run`` and
-``create`` start the kernel's slow first step early (:func:`.cgroups.warm_migration`),
+``create`` start the kernel's slow first step early (:func:`.warmup.warm_migration`),
 so that it runs while the rest of the runtime is imported and config.json is checked.
 """
 
@@ -34,10 +34,10 @@ def command_of(argv: list[str]) -> str | None:
 def entry(prog: str = "ocilearn") -> None:
     """Run the runtime command of ``sys.argv`` and exit (:func:`.cli.entry`). As root,
     ``run`` and ``create`` first start the no-op cgroup move of
-    :func:`.cgroups.warm_migration`; the container's create waits for it before it
+    :func:`.warmup.warm_migration`; the container's create waits for it before it
     forks."""
     if os.geteuid() == 0 and command_of(sys.argv[1:]) in ("run", "create"):
-        from .cgroups import warm_migration
+        from .warmup import warm_migration
 
         warm_migration()
     from .cli import entry as cli_entry
