@@ -33,10 +33,9 @@ def command_of(argv: list[str]) -> str | None:
 
 def entry(prog: str = "ocilearn") -> None:
     """Run the runtime command of ``sys.argv`` and exit (:func:`.cli.entry`). As root,
-    ``run`` and ``create`` first start the no-op cgroup move of
-    :func:`.warmup.warm_migration`; the container's create waits for it before it
-    forks."""
-    if os.geteuid() == 0 and command_of(sys.argv[1:]) in ("run", "create"):
+    ``run``, ``create`` and ``exec`` (whose children join the container's cgroup) first
+    start the no-op cgroup move of :func:`.warmup.warm_migration`; any fork waits for it."""
+    if os.geteuid() == 0 and command_of(sys.argv[1:]) in ("run", "create", "exec"):
         from .warmup import warm_migration
 
         warm_migration()

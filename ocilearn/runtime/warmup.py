@@ -72,14 +72,18 @@ def warm_migration(proc_cgroup: str = "/proc/self/cgroup", base: str = "/sys/fs/
         done.acquire()
         done.release()
 
-    global _warming
+    global _warming, _hooked
     _warming = wait
+    if not _hooked:  # any fork of this process (stage 1, exec's child) waits for the thread first
+        os.register_at_fork(before=warm_wait)
+        _hooked = True
     _thread.start_new_thread(move, ())
     return wait
 
 
 #: the waiter of a :func:`warm_migration` not yet waited for by :func:`warm_wait`
 _warming = None
+_hooked = False
 
 
 def warm_wait() -> bool:
