@@ -1,7 +1,7 @@
 """The first code of every runtime command line — ``ocilearn-runtime COMMAND``,
 ``ocilearn COMMAND`` and ``python -m ocilearn.runtime COMMAND`` — before the parser
-(:mod:`.cli`, argparse) is imported: find the command word, and for ``run`` and
-``create`` start the kernel's slow first step early (:func:`.warmup.warm_migration`),
+(:mod:`.cli`, argparse) is imported: find the command word, and for ``run``, ``create``
+and ``exec`` start the kernel's slow first step early (:func:`.warmup.warm_migration`),
 so that it runs while the rest of the runtime is imported and config.json is checked.
 """
 
