@@ -431,7 +431,10 @@ class Container(ContainerState):
             p.register(fd, select.POLLIN)
             deadline = time.monotonic() + timeout
             got = b""
-            alive = lambda: alive(st["pid"], st["ocilearn"].get("init_start"))  # noqa: E731
+
+            def init_alive() -> bool:
+                return alive(st["pid"], st["ocilearn"].get("init_start"))
+
             while True:  # first the byte, then EOF when the init's write end closes at execve
                 if p.poll(20):
                     chunk = os.read(fd, 16)
@@ -443,7 +446,7 @@ class Container(ContainerState):
                         continue
                     if got:
                         break  # EOF after the byte: the program has been executed
-                if time.monotonic() > deadline or not alive():
+                if time.monotonic() > deadline or not init_alive():
                     if not got:
                         raise ContainerError(f"container {self.id}: init did not take the start signal")
                     break
