@@ -11,10 +11,12 @@ import sys
 
 def entry() -> None:
     """Console-script target."""
-    from .runtime.launch import COMMANDS, command_of  # no click on the runtime path
-    from .runtime.launch import entry as runtime_entry
+    from .runtime.launch import COMMANDS, command_of, start  # no click on the runtime path
 
     if command_of(sys.argv[1:]) in COMMANDS:
+        start()
+        from .runtime.cli import entry as runtime_entry
+
         runtime_entry()
     from .cli import run
 

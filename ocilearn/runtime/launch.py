@@ -1,6 +1,7 @@
 """The first code of every runtime command line — ``ocilearn-runtime COMMAND``,
 ``ocilearn COMMAND`` and ``python -m ocilearn.runtime COMMAND`` — before the parser
-(:mod:`.cli`, argparse) is imported: find the command word, and for ``run``, ``create``
+(:mod:`.cli`, argparse) is imported (:func:`start`, then :func:`.cli.entry`): find the
+command word, and for ``run``, ``create``
 and ``exec`` start the kernel's slow first step early (:func:`.warmup.warm_migration`),
 so that it runs while the rest of the runtime is imported and config.json is checked.
 """
@@ -31,14 +32,12 @@ def command_of(argv: list[str]) -> str | None:
     return None
 
 
-def entry(prog: str = "ocilearn") -> None:
-    """Run the runtime command of ``sys.argv`` and exit (:func:`.cli.entry`). As root,
-    ``run``, ``create`` and ``exec`` (whose children join the container's cgroup) first
-    start the no-op cgroup move of :func:`.warmup.warm_migration`; any fork waits for it."""
-    if os.geteuid() == 0 and command_of(sys.argv[1:]) in ("run", "create", "exec"):
+def start(argv: list[str] | None = None) -> None:
+    """Call first, before importing :mod:`.cli`: as root, ``run``, ``create`` and ``exec``
+    (whose children join the container's cgroup) start the no-op cgroup move of
+    :func:`.warmup.warm_migration`; any fork waits for it. ``argv`` defaults to
+    ``sys.argv[1:]``."""
+    if os.geteuid() == 0 and command_of(sys.argv[1:] if argv is None else argv) in ("run", "create", "exec"):
         from .warmup import warm_migration
 
         warm_migration()
-    from .cli import entry as cli_entry
-
-    cli_entry(prog)
