@@ -71,3 +71,20 @@ def test_launcher_without_an_interpreter_beside_it_runs_the_console_script(tmp_p
     (b / "ocilearn").chmod(0o755)
     p = subprocess.run([str(b / "ocilearn-runtime"), "--root", "/x", "state", "c1"], capture_output=True, text=True)
     assert (p.returncode, p.stdout) == (0, "console script: --root /x state c1\n")
+
+
+def test_a_link_to_the_launcher_runs_it_in_its_own_environment(tmp_path):
+    # podman's and containerd's configurations often name a link (/usr/local/bin/…)
+    b = _env_dir(tmp_path)
+    other = tmp_path / "other"  # another interpreter beside the link, without ocilearn
+    other.mkdir()
+    (other / "python3").symlink_to(os.path.realpath(sys.executable))
+    (other / "ocilearn-runtime").symlink_to(b / "ocilearn-runtime")
+    bare = tmp_path / "bare"  # nothing beside the link
+    bare.mkdir()
+    (bare / "ocilearn-runtime").symlink_to(b / "ocilearn-runtime")
+    for link in (other / "ocilearn-runtime", bare / "ocilearn-runtime"):
+        p = subprocess.run([str(link), "--root", str(tmp_path / "root"), "state", "nope"], capture_output=True, text=True,
+                           env=_clean_env(), cwd=tmp_path)
+        assert (p.returncode, p.stdout) == (1, ""), p.stderr
+        assert "nope" in p.stderr and "does not exist" in p.stderr and "Traceback" not in p.stderr
