@@ -88,3 +88,27 @@ def test_a_link_to_the_launcher_runs_it_in_its_own_environment(tmp_path):
                            env=_clean_env(), cwd=tmp_path)
         assert (p.returncode, p.stdout) == (1, ""), p.stderr
         assert "nope" in p.stderr and "does not exist" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_warm_migration_writes_only_to_the_cgroup_this_process_is_listed_in(tmp_path):
+    from ocilearn.runtime import warmup
+
+    me = str(os.getpid())
+    base = tmp_path / "cgroup"
+    for d, procs in (("pids", f"1\n{me}\n"), ("memory/ns", "1\n2\n")):  # memory: a path seen from another cgroup namespace
+        (base / d).mkdir(parents=True)
+        (base / d / "cgroup.procs").write_text(procs)
+    (base / "cpu").mkdir()  # no cgroup.procs: must not be created
+    proc = tmp_path / "cgroup-of-self"
+    proc.write_text("9:cpu:/\n8:memory:/ns\n7:pids:/\n0::/\n")
+    wait = warmup.warm_migration(str(proc), str(base))
+    assert warmup.warm_wait() is True and warmup.warm_wait() is False
+    wait()
+    assert (base / "pids" / "cgroup.procs").read_text().startswith(me)  # written at offset 0, as to cgroupfs
+    assert (base / "memory" / "ns" / "cgroup.procs").read_text() == "1\n2\n"
+    assert not (base / "cpu" / "cgroup.procs").exists()
+    # nothing listed anywhere: no write at all
+    (base / "pids" / "cgroup.procs").write_text("1\n")
+    warmup.warm_migration(str(proc), str(base))
+    warmup.warm_wait()
+    assert (base / "pids" / "cgroup.procs").read_text() == "1\n"
