@@ -13,9 +13,20 @@ interpreter start, no imports).
 revision REV (exported to a temp dir) beside the same command on this checkout, both in
 the same interleaved run: the before/after figure for a change of the start-up path.
 
-Usage: ``python -m bench run [RUNS] [--before REV]`` or ``python bench/run.py …``; needs
-root. The runtime path must not import requests, click, graphviz or ipywidgets: checked
-here too (a line "runtime path imports: …").
+``--gap MS`` sleeps MS milliseconds before each command: runs that do not follow each
+other closely, as a caller starting one container now and then. Back to back, each
+command finds the kernel's cgroup semaphore warm from the one before (the first move of
+a process into a cgroup waits for an RCU grace period, ≈ 10 ms here, unless a move
+happened less than about one grace period ago: see ocilearn/runtime/warmup.py), which
+favours runc and crun; with a gap, every command pays that wait or hides it.
+
+``ocilearn-runtime`` is the launcher bin/ocilearn-runtime (Python without ``site``); if
+this venv was installed before it existed, a copy runs from a bin directory beside a link
+to the venv's interpreter, the package from PYTHONPATH.
+
+Usage: ``python bench/run.py [RUNS] [--before REV] [--gap MS]`` (``python -m bench run``
+runs it with the defaults); needs root. The runtime path must not import requests,
+click, graphviz or ipywidgets: checked here too (a line "runtime path imports: …").
 """
 
 from __future__ import annotations
@@ -73,7 +84,22 @@ def _export(rev: str, dest: Path) -> Path:
     return dest
 
 
-def main(runs: int | None = None, before: str | None = None) -> dict:
+def _launcher(work: Path) -> str:
+    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) as installed: in the venv's
+    bin directory beside ``python3``. If this venv was installed before the launcher
+    existed, a copy of this checkout's script goes into a bin directory of ``work`` beside
+    a link to the venv's interpreter (the package then comes from PYTHONPATH, as from a
+    non-editable install's site-packages)."""
+    installed = REPO / ".venv" / "bin" / "ocilearn-runtime"
+    if installed.exists():
+        return str(installed)
+    (work / "bin").mkdir(parents=True)
+    shutil.copy2(REPO / "bin" / "ocilearn-runtime", work / "bin" / "ocilearn-runtime")
+    (work / "bin" / "python3").symlink_to(REPO / ".venv" / "bin" / "python3")
+    return str(work / "bin" / "ocilearn-runtime")
+
+
+def main(runs: int | None = None, before: str | None = None, gap: float = 0.0) -> dict:
     if os.geteuid() != 0:
         print("bench/run.py needs root (runc and crun as root; cgroups)")
         return {}
@@ -81,6 +107,7 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-run-", dir="/run" if os.access("/run", os.W_OK) else None))
     py = str(REPO / ".venv" / "bin" / "python")
     ocilearn = str(REPO / ".venv" / "bin" / "ocilearn")
+    launcher = _launcher(work)
     env_here = {**os.environ, "PYTHONPATH": str(REPO)}
     try:
         old = _export(before, work / "before") if before else None
@@ -91,6 +118,8 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
                            env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
         bundle, made = _bundle(work)
         tools: dict[str, tuple] = {
+            "`ocilearn-runtime run` (launcher: python -S -P)": (lambda i: [launcher, "--root", str(work / "ol"), "run", "-b", str(bundle), f"r{i}"],
+                                                                env_here),
             "`ocilearn run` (console script)": (lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"], env_here),
             "`python -m ocilearn.runtime run`": (lambda i: [py, "-m", "ocilearn.runtime", "--root", str(work / "ol"), "run", "-b", str(bundle),
                                                             f"f{i}"], env_here),
@@ -114,6 +143,8 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
         samples: dict[str, list[float]] = {k: [] for k in tools}
         for i in range(runs):
             for name, (make, env) in tools.items():
+                if gap:
+                    time.sleep(gap)
                 samples[name].append(_time(make(i), env))
         inproc = ("import sys, time; from ocilearn.runtime.container import run; ts = []\n"
                   f"for i in range({runs}):\n t0 = time.perf_counter(); run({str(work / 'lib')!r}, f'l{{i}}', {str(bundle)!r}); "
@@ -128,7 +159,8 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
         med["library `container.run()` in-process"], mins["library `container.run()` in-process"] = lib_med, lib_min
         base = med["`runc run`"]
         crun = med.get("`crun run` (unshare -m wrapper)")
-        print(f"bundle made by {made}; {runs} interleaved runs each; median wall time")
+        print(f"bundle made by {made}; {runs} interleaved runs each{f', {gap * 1000:.0f} ms apart' if gap else ', back to back'}; "
+              "median wall time")
         print(f"| command | median | min | ratio to runc |{' ratio to crun |' if crun else ''}")
         print(f"| --- | --- | --- | --- |{' --- |' if crun else ''}")
         for k, v in med.items():
@@ -148,9 +180,13 @@ def main(runs: int | None = None, before: str | None = None) -> dict:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    rev = None
+    rev, gap = None, 0.0
     if "--before" in args:
         k = args.index("--before")
         rev = args[k + 1]
         del args[k:k + 2]
-    main(int(args[0]) if args else None, rev)
+    if "--gap" in args:
+        k = args.index("--gap")
+        gap = float(args[k + 1]) / 1000
+        del args[k:k + 2]
+    main(int(args[0]) if args else None, rev, gap)

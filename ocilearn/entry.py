@@ -1,5 +1,5 @@
 """The ``ocilearn`` console script, kept tiny: the runtime commands (runc's command line)
-go to :mod:`ocilearn.runtime.cli` before click — or anything else — is imported, so
+go to :mod:`ocilearn.runtime.launch` (then :mod:`ocilearn.runtime.cli`) before click — or anything else — is imported, so
 ``ocilearn run`` starts about as fast as the bare interpreter allows. Everything else
 (image, distribution and bundle commands) goes to the click CLI in :mod:`ocilearn.cli`.
 """
@@ -11,9 +11,10 @@ import sys
 
 def entry() -> None:
     """Console-script target."""
-    from .runtime.cli import COMMANDS, command_of  # argparse only: no click on the runtime path
+    from .runtime.launch import COMMANDS, command_of, start  # no click on the runtime path
 
     if command_of(sys.argv[1:]) in COMMANDS:
+        start()
         from .runtime.cli import entry as runtime_entry
 
         runtime_entry()

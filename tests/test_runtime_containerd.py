@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, built_image, require_tool
-from test_runtime_helpers import OCILEARN, cid, needs_root
+from test_runtime_helpers import OCILEARN_RUNTIME, cid, needs_root
 from test_runtime_podman import cgroup_dirs, remove_empty_cgroups, remove_one_file_system
 
 pytestmark = needs_root
@@ -73,7 +73,7 @@ def ctr(tmp_path_factory) -> Ctr:
     daemon = subprocess.Popen([containerd, "--config", str(base / "config.toml")], stdout=log, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, start_new_session=True)
     c = Ctr(base, f"ocilearn-test-{secrets.token_hex(3)}")
-    for rt, binary in (("runc", runc), ("ocilearn", OCILEARN)):
+    for rt, binary in (("runc", runc), ("ocilearn", OCILEARN_RUNTIME)):
         w = base / f"runtime-{rt}"
         w.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {binary} "$@"\n')
         w.chmod(0o755)

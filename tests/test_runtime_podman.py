@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, built_image, require_tool
-from test_runtime_helpers import OCILEARN, cid, needs_root
+from test_runtime_helpers import OCILEARN_RUNTIME, cid, needs_root
 
 pytestmark = needs_root
 
@@ -140,7 +140,7 @@ def podmans(tmp_path_factory) -> dict[str, Podman]:
         "[engine]\n"
         'cgroup_manager = "cgroupfs"\nevents_logger = "none"\n'
         f'static_dir = "{base}/storage/libpod"\ntmp_dir = "{base}/libpod"\nvolume_path = "{base}/volumes"\n')
-    ps = {"runc": Podman(base, runc, "runc"), "ocilearn": Podman(base, OCILEARN, "ocilearn")}
+    ps = {"runc": Podman(base, runc, "runc"), "ocilearn": Podman(base, OCILEARN_RUNTIME, "ocilearn")}
     layout = base / "images" / "busybox"  # a path podman accepts as a reference (no dot components)
     shutil.copytree(built_image("busybox"), layout)
     try:

@@ -28,26 +28,7 @@ import sys
 import time
 
 from ..core.errors import ContainerNotFound, OcilearnError
-
-#: the runtime commands (the rest of ``ocilearn`` — image commands — is the click CLI)
-COMMANDS = ("create", "start", "run", "state", "list", "kill", "delete", "ps", "exec", "pause", "resume", "update", "features")
-#: global options that take a value (``ocilearn.entry`` skips them to find the command)
-GLOBAL_VALUE_OPTIONS = ("--root", "--log", "--log-format")
-
-
-def command_of(argv: list[str]) -> str | None:
-    """The command word of a command line: the first argument that is not a global option
-    (or a global option's value), or None."""
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in GLOBAL_VALUE_OPTIONS:
-            i += 2
-        elif a.startswith("-"):
-            i += 1
-        else:
-            return a
-    return None
+from .launch import COMMANDS, GLOBAL_VALUE_OPTIONS, command_of  # noqa: F401 - part of this module's interface
 
 
 class UsageError(Exception):
@@ -192,11 +173,23 @@ def build_parser(prog: str = "ocilearn", only: str | None = None) -> argparse.Ar
     return p
 
 
+def _untranslated(text: str) -> str:
+    return text
+
+
 def parse(argv: list[str], prog: str = "ocilearn") -> argparse.Namespace:
     """Parse a runtime command line. Raises UsageError (with the usage of the command
     concerned); ``--help`` raises SystemExit(0)."""
     cmd = command_of(argv)
-    parser = build_parser(prog, only=cmd if cmd in COMMANDS and not {"-h", "--help"} & set(argv[:argv.index(cmd)]) else None)
+    # argparse passes its own strings (section titles, "show this help message and exit")
+    # through gettext while a parser is built, and each call searches the locale
+    # directories for argparse.mo again: about 1 ms of every command line, plus importing
+    # locale. This command line is English, as runc's is.
+    translate, argparse._ = argparse._, _untranslated
+    try:
+        parser = build_parser(prog, only=cmd if cmd in COMMANDS and not {"-h", "--help"} & set(argv[:argv.index(cmd)]) else None)
+    finally:
+        argparse._ = translate
     ns, extra = parser.parse_known_args(argv)
     if extra:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.get(ns.command, parser)

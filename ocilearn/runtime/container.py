@@ -144,6 +144,14 @@ class Container(ContainerState):
         ``net="veth"``: see :mod:`.network`. Raises ContainerExists, RuntimeSpecError,
         ContainerError; a failed create removes everything it made."""
         check_id(cid)
+        # the first move into a cgroup waits for an RCU grace period: let it pass while
+        # config.json is read and checked (see warmup.warm_migration; the command line
+        # may have started it already, see .launch)
+        if os.geteuid() == 0:
+            from . import warmup
+
+            if warmup._warming is None:
+                warmup.warm_migration()
         if type(preserve_fds) is not int or preserve_fds < 0:
             raise ContainerError(f"--preserve-fds {preserve_fds!r}: must be a number >= 0 (fds 3 … 3+N-1 are passed)")
         bundle = os.path.abspath(bundle)
@@ -307,6 +315,10 @@ class Container(ContainerState):
              "runc init (clone CLONE_PARENT)")
         sys.stdout.flush()
         sys.stderr.flush()
+        if os.geteuid() == 0:
+            from .warmup import warm_wait
+
+            warm_wait()  # no other thread may run when the interpreter forks
         was_subreaper = sc.set_child_subreaper(True)
         try:
             stage1 = os.fork()
@@ -419,7 +431,10 @@ class Container(ContainerState):
             p.register(fd, select.POLLIN)
             deadline = time.monotonic() + timeout
             got = b""
-            alive = lambda: alive(st["pid"], st["ocilearn"].get("init_start"))  # noqa: E731
+
+            def init_alive() -> bool:
+                return alive(st["pid"], st["ocilearn"].get("init_start"))
+
             while True:  # first the byte, then EOF when the init's write end closes at execve
                 if p.poll(20):
                     chunk = os.read(fd, 16)
@@ -431,7 +446,7 @@ class Container(ContainerState):
                         continue
                     if got:
                         break  # EOF after the byte: the program has been executed
-                if time.monotonic() > deadline or not alive():
+                if time.monotonic() > deadline or not init_alive():
                     if not got:
                         raise ContainerError(f"container {self.id}: init did not take the start signal")
                     break
