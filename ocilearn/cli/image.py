@@ -15,6 +15,7 @@ import sys
 import click
 
 from ..core.errors import LayoutError
+from ..image.inspect import inspect_image
 from ..image.layout import ImageLayout, check_path_argument, parse_oci_ref, resolve_ref
 
 
@@ -33,34 +34,6 @@ def _layout_arg(path: str) -> ImageLayout:
     where = parse_oci_ref(path)[0]
     check_path_argument(where, f"PATH argument {path!r}: the layout path")
     return ImageLayout.open(where)
-
-
-def inspect_image(layout: ImageLayout, ref: str | None, platform: str | None = None) -> dict:
-    """The ``skopeo inspect`` document for ``ref`` in ``layout`` (dict, skopeo's keys).
-
-    Raises:
-        RefNotFound, PlatformNotFound, BlobNotFound, InvalidDocument, DigestMismatch …
-    """
-    entry = resolve_ref(layout, ref)
-    image = layout.resolve(ref, platform)
-    cfg = layout.image_config(image)
-    cc = cfg.config
-    out: dict = {
-        "Digest": str(entry.digest),
-        "RepoTags": [],
-        "Created": cfg.created,
-        "DockerVersion": "",
-        "Labels": dict(cc.labels) if cc and cc.labels else None,
-        "Architecture": cfg.architecture,
-    }
-    if cfg.variant:
-        out["Variant"] = cfg.variant
-    out["Os"] = cfg.os
-    out["Layers"] = [str(d.digest) for d in image.manifest.layers]
-    out["Env"] = list(cc.env) if cc and cc.env else None
-    if out["Env"] is None:
-        del out["Env"]
-    return out
 
 
 @click.command("inspect")
