@@ -33,7 +33,7 @@ def test_unpack_busybox_bundle(tmp_path):
     assert sorted(os.listdir(b)) == ["config.json", "ocilearn.json", "rootfs"]
     cfg = json.loads((b / "config.json").read_text())
     assert cfg["process"]["args"] == ["/bin/sh", "-c", 'echo "$GREETING from $(id -un) in $(pwd)"']
-    assert cfg["process"]["user"] == {"uid": 1000, "gid": 1000} and cfg["process"]["cwd"] == "/home/app"
+    assert cfg["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000]} and cfg["process"]["cwd"] == "/home/app"
     assert cfg["process"]["terminal"] is False
     meta = json.loads((b / "ocilearn.json").read_text())
     assert meta["manifest"] == "sha256:3063d847deaaedea1de7a313e9e38508643d028f52fe8c3c6b002fd9a9a56eb6"

@@ -103,12 +103,22 @@ def test_debian_rootless_tree_identical_to_umoci_except_devices(debian_rootless)
     assert "security.capability" not in dict(o["/opt/ocilearn/filecap-true"].xattrs)  # dropped by both
 
 
+def _umoci_user(user: dict) -> dict:
+    """Where ocilearn and umoci differ on purpose: ocilearn puts the primary gid first in
+    additionalGids (moby's CVE-2022-36109 hardening: a process cannot shed its primary group
+    with setgroups(2)); umoci lists only /etc/group memberships. Everything else must agree."""
+    user = dict(user)
+    rest = [g for g in user.pop("additionalGids", []) if g != user["gid"]]
+    return user | ({"additionalGids": rest} if rest else {})
+
+
 @pytest.mark.parametrize("mode", ["root", "rootless"])
 def test_debian_config_matches_umoci(debian_root, debian_rootless, mode):
     pair = debian_root if mode == "root" else debian_rootless
     u, o = pair["umoci_cfg"]["process"], pair["ocilearn_cfg"]["process"]
     assert o["args"] == u["args"] == ["/bin/bash"]
-    assert o["cwd"] == u["cwd"] and o["user"] == u["user"]
+    assert o["cwd"] == u["cwd"] and _umoci_user(o["user"]) == u["user"]
+    assert o["user"].get("additionalGids") == ([o["user"]["gid"]] if mode == "root" else None)
     assert o["env"] == [e for e in u["env"] if e != "TERM=xterm"] and u["terminal"] is True and o["terminal"] is False
     ua = {k: v for k, v in pair["umoci_cfg"]["annotations"].items() if v != ""}
     assert pair["ocilearn_cfg"]["annotations"] == ua
@@ -141,7 +151,8 @@ def test_shared_images_identical_to_umoci(tmp_path, name, ref, platform):
     unpack(f"{img}:{ref}", tmp_path / "o", rootless=False, platform=platform)
     assert _diff(snapshot(tmp_path / "u/rootfs"), snapshot(tmp_path / "o/rootfs")) == {}
     uc, oc = _config(tmp_path / "u")["process"], _config(tmp_path / "o")["process"]
-    assert (oc["args"], oc["cwd"], oc["user"]) == (uc["args"], uc["cwd"], uc["user"])
+    assert (oc["args"], oc["cwd"], _umoci_user(oc["user"])) == (uc["args"], uc["cwd"], uc["user"])
+    assert oc["user"]["additionalGids"][0] == oc["user"]["gid"]
 
 
 def test_runc_runs_ocilearn_bundle_like_umoci_bundle(tmp_path):
