@@ -952,9 +952,11 @@ class ImageLayout:
         explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"sha256sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
         return digest, count
 
-    def put_json(self, media_type: str, content: bytes, **kw) -> Descriptor:
-        """Store a JSON document (manifest, index, config) and return its descriptor."""
-        digest, size = self.put_blob(content)
+    def put_json(self, media_type: str, content: bytes, *, algorithm: str = "sha256", **kw) -> Descriptor:
+        """Store a JSON document (manifest, index, config), addressed by ``algorithm``
+        (``sha256`` or ``sha512``, descriptor.md "Registered algorithms"), and return its
+        descriptor."""
+        digest, size = self.put_blob(content, algorithm=algorithm)
         return Descriptor(media_type=media_type, digest=digest, size=size, **kw)
 
     def delete_blob(self, digest: Digest | str) -> bool:
