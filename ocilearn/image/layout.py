@@ -949,7 +949,7 @@ class ImageLayout:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-        explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"sha256sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
+        explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"{algorithm}sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
         return digest, count
 
     def put_json(self, media_type: str, content: bytes, *, algorithm: str = "sha256", **kw) -> Descriptor:
