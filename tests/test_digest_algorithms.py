@@ -108,3 +108,18 @@ def test_a_wrong_sha512_diff_id_is_named_with_its_algorithm(tmp_path):
     with pytest.raises(OcilearnError, match=r"sha512") as e:
         unpack(f"{tmp_path / 'l'}:latest", tmp_path / "b", rootless=False)
     assert str(wrong.diff_id) in str(e.value) or wrong.diff_id.short in str(e.value)
+
+
+def test_a_changed_sha512_manifest_and_an_unknown_algorithm_are_named(sha512_image):
+    desc = sha512_image["desc"]
+    lay = ImageLayout.open(sha512_image["path"])
+    p = lay.blob_path(desc.digest)
+    data = bytearray(p.read_bytes())
+    data[5] ^= 1
+    os.chmod(p, 0o644)
+    p.write_bytes(bytes(data))
+    got = "sha512:" + hashlib.sha512(bytes(data)).hexdigest()
+    with pytest.raises(OcilearnError, match=f"expected {desc.digest}, got {got}"):
+        lay.resolve("latest")
+    with pytest.raises(OcilearnError, match="digest algorithm 'md5' is not supported"):
+        B.add_layer(lay, b"x", algorithm="md5")

@@ -627,7 +627,10 @@ class ImageLayout:
                 tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=p.parent))
             except OSError as e:
                 raise write_failed(e, p.parent / f"{prefix}*") from e
-            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # another creator's sweep removed it before we could lock it: make another
             fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_nlink:
                 break
