@@ -87,20 +87,20 @@ def users_rootfs(tmp_path):
 @pytest.mark.parametrize(
     "user, uid, gid, extra",
     [
-        ("app", 1234, 2345, [3456, 10]),
-        ("1234", 1234, 2345, [3456, 10]),
-        ("app:extra", 1234, 3456, []),
-        ("1234:3456", 1234, 3456, []),
-        ("app:9999", 1234, 9999, []),
-        ("1234:appgrp", 1234, 2345, []),
-        ("", 0, 0, [10]),
+        ("app", 1234, 2345, [2345, 3456, 10]),
+        ("1234", 1234, 2345, [2345, 3456, 10]),
+        ("app:extra", 1234, 3456, [3456]),
+        ("1234:3456", 1234, 3456, [3456]),
+        ("app:9999", 1234, 9999, [9999]),
+        ("1234:appgrp", 1234, 2345, [2345]),
+        ("", 0, 0, [0, 10]),
     ],
 )
 def test_c26_user_forms_resolved_in_rootfs(users_rootfs, user, uid, gid, extra):
     info = C.resolve_user(user, users_rootfs)
     assert (info.uid, info.gid, list(info.additional_gids)) == (uid, gid, extra)
     spec = C.convert(image({"User": user, "Cmd": ["x"]}), users_rootfs)
-    assert spec["process"]["user"] == ({"uid": uid, "gid": gid} | ({"additionalGids": extra} if extra else {}))
+    assert spec["process"]["user"] == {"uid": uid, "gid": gid, "additionalGids": extra}
     schema_validate(spec)
 
 
@@ -112,7 +112,7 @@ def test_c26_unknown_user_or_group_is_an_error(users_rootfs, user):
 
 def test_c26_no_passwd_numeric_ok_name_error(tmp_path):
     (tmp_path / "r").mkdir()
-    assert C.resolve_user("1000", tmp_path / "r").to_dict() == {"uid": 1000, "gid": 0}
+    assert C.resolve_user("1000", tmp_path / "r").to_dict() == {"uid": 1000, "gid": 0, "additionalGids": [0]}
     with pytest.raises(ConfigError, match="no /etc/passwd"):
         C.resolve_user("app", tmp_path / "r")
 
@@ -126,7 +126,7 @@ def test_c26_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_
     (r2 / "real/group").write_text("grp:x:4242:app\n")
     os.symlink("../../../../../../../../real/group", r2 / "etc/group")  # climbs: clamped to r2/real/group
     info = C.resolve_user("app", r2)
-    assert (info.uid, info.gid, info.home, info.additional_gids) == (777, 778, "/srv", (4242,))
+    assert (info.uid, info.gid, info.home, info.additional_gids) == (777, 778, "/srv", (778, 4242))
     os.unlink(r2 / "etc/group")
     os.symlink("../../etc/group", r2 / "etc/group")  # a loop inside the rootfs: a clear error
     with pytest.raises(ConfigError, match="symbolic links"):
@@ -221,7 +221,7 @@ def test_explain_config_rows_say_where_values_come_from(users_rootfs):
     for r in rows:
         by.setdefault(r.field, []).append(r)
     assert by["process.args"][0].source == "image config" and '[""] (= unset' in by["process.args"][0].why
-    assert by["process.user"][0].value == {"uid": 1234, "gid": 2345, "additionalGids": [3456, 10]}
+    assert by["process.user"][0].value == {"uid": 1234, "gid": 2345, "additionalGids": [2345, 3456, 10]}
     assert by["process.user"][0].source == "rootfs /etc/passwd"
     assert by["process.user"][-1].source == "rootless transform" and by["process.user"][-1].value == {"uid": 0, "gid": 0}
     assert "console socket" in by["process.terminal"][0].why
@@ -355,3 +355,94 @@ def test_h18_user_numbers_are_ascii_and_in_range(tmp_path, user, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         C.resolve_user(user, tmp_path / "r")
     assert C.resolve_user("4294967294:0", tmp_path / "r").uid == 4294967294
+
+
+# ------------------------------------------------------------------ users and groups (conversion.md "Config.User")
+
+
+@pytest.fixture
+def groups_rootfs(tmp_path):
+    """A rootfs whose /etc/group has the cases that went wrong: a gid listed twice, the user
+    name as a substring of other member names, a user in no group at all."""
+    r = tmp_path / "grootfs"
+    (r / "etc").mkdir(parents=True)
+    (r / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "app:x:1000:1000::/home/app:/bin/sh\n"
+        "loner:x:1001:1001::/home/loner:/bin/sh\n"
+        "webapp:x:1002:1002::/w:/bin/sh\n"
+    )
+    (r / "etc/group").write_text(
+        "root:x:0:\n"
+        "app:x:1000:app\n"          # the primary group also lists the user: not twice
+        "loner:x:1001:\n"
+        "dev:x:2000:app\n"
+        "dev2:x:2000:app\n"         # the same gid under a second name: once
+        "sub:x:3000:webapp,appx\n"  # "app" only as a substring: not a member
+        "spaced:x:4000:root, app\n"  # a space after the comma: still the name app
+        "audio:x:29:appx,app\n"
+    )
+    return r
+
+
+@pytest.mark.parametrize(
+    "user, gid, extra",
+    [
+        ("app", 1000, [1000, 2000, 4000, 29]),
+        ("1000", 1000, [1000, 2000, 4000, 29]),
+        ("loner", 1001, [1001]),           # no memberships: the primary gid alone
+        ("webapp", 1002, [1002, 3000]),
+        ("app:dev", 2000, [2000]),         # a group given: no memberships added
+        ("app:audio", 29, [29]),
+        ("1000:4000", 4000, [4000]),
+        ("root", 0, [0, 4000]),
+        ("5555", 0, [0]),                  # no passwd entry: gid 0, no names to match
+    ],
+)
+def test_additional_gids_exact_members_deduplicated_primary_first(groups_rootfs, user, gid, extra):
+    info = C.resolve_user(user, groups_rootfs)
+    assert (info.gid, list(info.additional_gids)) == (gid, extra)
+    spec = C.convert(image({"User": user, "Cmd": ["x"]}), groups_rootfs)
+    assert spec["process"]["user"]["additionalGids"] == extra
+    assert spec["process"]["user"]["gid"] == gid
+    schema_validate(spec)
+
+
+def tmp_path_rootfs_no_groups(r):
+    (r / "etc/group").write_text("root:x:0:\n")
+    return r
+
+
+def test_rootless_says_which_user_and_groups_are_dropped(groups_rootfs):
+    with pytest.warns(UserWarning, match=r"dropped: uid 1000, gid 1000, additionalGids \[1000, 2000, 4000, 29\]"):
+        spec = C.convert(image({"User": "app", "Cmd": ["x"]}), groups_rootfs, rootless=True)
+    assert spec["process"]["user"] == {"uid": 0, "gid": 0}
+    with pytest.warns(UserWarning, match=r"additionalGids \[0, 4000\] dropped: .*setgroups"):
+        spec = C.convert(image({"User": "root", "Cmd": ["x"]}), groups_rootfs, rootless=True)
+    assert spec["process"]["user"] == {"uid": 0, "gid": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # root in no other group: nothing dropped, nothing said
+        spec = C.convert(image({"User": "root", "Cmd": ["x"]}), tmp_path_rootfs_no_groups(groups_rootfs), rootless=True)
+    assert spec["process"]["user"] == {"uid": 0, "gid": 0}
+
+
+# ------------------------------------------------------------------ environment (config.md "Env")
+
+
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        (["A=1", "B=2", "A=3"], [C.DEFAULT_PATH, "A=3", "B=2"]),
+        (["PATH=/a", "PATH=/b"], ["PATH=/b"]),
+        (["PATH=/a", "X=1", "PATH="], ["PATH=", "X=1"]),      # an empty PATH is the image's PATH: no default
+        (["A=1", "A", "A=x=y"], [C.DEFAULT_PATH, "A=x=y"]),   # split at the first "=" only
+        ([], [C.DEFAULT_PATH]),
+        (["LANG=C.UTF-8"], [C.DEFAULT_PATH, "LANG=C.UTF-8"]),
+    ],
+)
+def test_env_each_name_once_later_value_wins_default_path_only_without_one(env, want):
+    spec = C.convert(image({"Env": env, "Cmd": ["x"]}))
+    assert spec["process"]["env"] == want
+    names = [e.partition("=")[0] for e in spec["process"]["env"]]
+    assert len(names) == len(set(names))
+    assert names.count("PATH") == 1

@@ -33,7 +33,7 @@ def test_unpack_busybox_bundle(tmp_path):
     assert sorted(os.listdir(b)) == ["config.json", "ocilearn.json", "rootfs"]
     cfg = json.loads((b / "config.json").read_text())
     assert cfg["process"]["args"] == ["/bin/sh", "-c", 'echo "$GREETING from $(id -un) in $(pwd)"']
-    assert cfg["process"]["user"] == {"uid": 1000, "gid": 1000} and cfg["process"]["cwd"] == "/home/app"
+    assert cfg["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000]} and cfg["process"]["cwd"] == "/home/app"
     assert cfg["process"]["terminal"] is False
     meta = json.loads((b / "ocilearn.json").read_text())
     assert meta["manifest"] == "sha256:3063d847deaaedea1de7a313e9e38508643d028f52fe8c3c6b002fd9a9a56eb6"
@@ -262,8 +262,8 @@ def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_
     make_image(tmp_path / "img", [(gz(tar_bytes([D("etc"), F("etc/hostname", b"box\n")])), mt.OCI_LAYER_GZIP)])
     img, bundle = f"{tmp_path / 'img'}:latest", out_dir / "b"
 
-    def start():
-        p = subprocess.Popen([sys.executable, "-c", _SLOW_UNPACK, img, str(bundle)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    def start(target=bundle):
+        p = subprocess.Popen([sys.executable, "-c", _SLOW_UNPACK, img, str(target)], stdout=subprocess.PIPE, text=True, cwd=REPO)
         assert p.stdout.readline() == "applied\n"
         return p
 
@@ -293,6 +293,17 @@ def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_
         busy.wait(10)
     res = unpack(img, bundle, rootless=False, force=True)  # --force cleans the second leftover too
     assert [p.name for p in out_dir.iterdir()] == ["b"]
+    # a leftover of bundle "a" is swept by the next unpack of ANY bundle in that directory
+    victim = start(out_dir / "a")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    (left,) = [p.name for p in out_dir.iterdir() if p.name != "b"]
+    assert left.startswith(".a.ocilearn-")
+    size = sum(f.stat().st_size for f in (out_dir / left).rglob("*") if f.is_file())
+    assert size > 0
+    res = unpack(img, out_dir / "c", rootless=False)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["b", "c"]
+    assert (res.rootfs / "etc/hostname").read_bytes() == b"box\n"
 
 
 def test_h11_failed_unpack_of_a_deep_tree_reports_the_real_error_and_cleans_up(tmp_path, out_dir):

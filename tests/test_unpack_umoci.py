@@ -7,7 +7,11 @@ Deliberate differences (documented in ocilearn.layer.apply / ocilearn.bundle.con
 - rootless device nodes: umoci makes empty regular files, ocilearn skips and lists them;
 - env: umoci adds TERM=xterm because it writes terminal: true; ocilearn writes false;
 - annotations: umoci writes exposedPorts/stopSignal as "" when the image has none;
-- rootless user: umoci keeps the image's non-root user (unmapped, runc fails), ocilearn uses 0:0.
+- rootless user: umoci keeps the image's non-root user (unmapped, runc fails), ocilearn uses 0:0;
+- additionalGids: ocilearn puts the primary gid first always and lists each gid once; umoci
+  lists a gid once per group name and the primary gid only when /etc/group names the user;
+- env order: umoci puts PATH (and TERM) first, from runtime-tools' template; ocilearn keeps
+  the image's order. Names and values agree.
 """
 
 from __future__ import annotations
@@ -103,12 +107,22 @@ def test_debian_rootless_tree_identical_to_umoci_except_devices(debian_rootless)
     assert "security.capability" not in dict(o["/opt/ocilearn/filecap-true"].xattrs)  # dropped by both
 
 
+def _umoci_user(user: dict) -> dict:
+    """Where ocilearn and umoci differ on purpose: ocilearn puts the primary gid first in
+    additionalGids (moby's CVE-2022-36109 hardening: a process cannot shed its primary group
+    with setgroups(2)); umoci lists only /etc/group memberships. Everything else must agree."""
+    user = dict(user)
+    rest = [g for g in user.pop("additionalGids", []) if g != user["gid"]]
+    return user | ({"additionalGids": rest} if rest else {})
+
+
 @pytest.mark.parametrize("mode", ["root", "rootless"])
 def test_debian_config_matches_umoci(debian_root, debian_rootless, mode):
     pair = debian_root if mode == "root" else debian_rootless
     u, o = pair["umoci_cfg"]["process"], pair["ocilearn_cfg"]["process"]
     assert o["args"] == u["args"] == ["/bin/bash"]
-    assert o["cwd"] == u["cwd"] and o["user"] == u["user"]
+    assert o["cwd"] == u["cwd"] and _umoci_user(o["user"]) == u["user"]
+    assert o["user"].get("additionalGids") == ([o["user"]["gid"]] if mode == "root" else None)
     assert o["env"] == [e for e in u["env"] if e != "TERM=xterm"] and u["terminal"] is True and o["terminal"] is False
     ua = {k: v for k, v in pair["umoci_cfg"]["annotations"].items() if v != ""}
     assert pair["ocilearn_cfg"]["annotations"] == ua
@@ -141,7 +155,8 @@ def test_shared_images_identical_to_umoci(tmp_path, name, ref, platform):
     unpack(f"{img}:{ref}", tmp_path / "o", rootless=False, platform=platform)
     assert _diff(snapshot(tmp_path / "u/rootfs"), snapshot(tmp_path / "o/rootfs")) == {}
     uc, oc = _config(tmp_path / "u")["process"], _config(tmp_path / "o")["process"]
-    assert (oc["args"], oc["cwd"], oc["user"]) == (uc["args"], uc["cwd"], uc["user"])
+    assert (oc["args"], oc["cwd"], _umoci_user(oc["user"])) == (uc["args"], uc["cwd"], uc["user"])
+    assert oc["user"]["additionalGids"][0] == oc["user"]["gid"]
 
 
 def test_runc_runs_ocilearn_bundle_like_umoci_bundle(tmp_path):
@@ -164,3 +179,34 @@ def test_runc_runs_ocilearn_bundle_like_umoci_bundle(tmp_path):
         finally:
             subprocess.run([runc, "delete", "-f", cid], capture_output=True)
     assert outputs["o"] == outputs["u"] == "hello from app in /home/app\n"
+
+
+def test_env_and_groups_against_umoci(tmp_path):
+    """A duplicated Env name and a /etc/group with a duplicated gid, a substring member
+    name and the primary group listing the user.
+
+    Where umoci agrees: every name once, the later value winning, no default PATH when the
+    image has one, HOME from passwd, the same memberships (webapp/appx not taken for app).
+    Where it does not, on purpose: umoci starts from runtime-tools' template env
+    (PATH, TERM) and replaces values in place, so PATH comes first; ocilearn keeps the
+    image's order (config.md: Env is the image's list). umoci lists gid 2000 twice (two
+    group names) and adds the primary gid only when /etc/group lists the user in it;
+    ocilearn lists each gid once, primary first always (CVE-2022-36109 hardening)."""
+    from ocilearn.image import build as B
+
+    umoci = require_tool("umoci")
+    files = [
+        B.directory("etc"),
+        B.file("etc/passwd", "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"),
+        B.file("etc/group", "app:x:1000:app\ndev:x:2000:app\ndev2:x:2000:app\nsub:x:3000:webapp,appx\naudio:x:29:appx,app\n"),
+    ]
+    B.build_image(tmp_path / "img", [files], env=["A=1", "PATH=/x:/y", "B=2", "A=3"], user="app", cmd=["/bin/sh"])
+    run([umoci, "unpack", "--image", f"{tmp_path / 'img'}:latest", str(tmp_path / "u")])
+    unpack(f"{tmp_path / 'img'}:latest", tmp_path / "o", rootless=False)
+    u, o = _config(tmp_path / "u")["process"], _config(tmp_path / "o")["process"]
+    assert o["env"] == ["A=3", "PATH=/x:/y", "B=2", "HOME=/home/app"]
+    assert u["env"] == ["PATH=/x:/y", "TERM=xterm", "A=3", "B=2", "HOME=/home/app"]  # the peer, as observed
+    assert dict(e.split("=", 1) for e in o["env"]) == {k: v for k, v in (e.split("=", 1) for e in u["env"]) if k != "TERM"}
+    assert o["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000, 2000, 29]}
+    assert u["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [1000, 2000, 2000, 29]}
+    assert o["user"]["additionalGids"] == list(dict.fromkeys(u["user"]["additionalGids"]))

@@ -13,25 +13,26 @@ defaults (:func:`default_spec`, CLI ``ocilearn spec``).
 
 Rules (conversion.md sections in brackets)
     - ``process.args`` ["Verbatim Fields", note 2]: Entrypoint followed by Cmd; an
-      Entrypoint of exactly ``[""]`` counts as unset (Docker's rule; case C28); caller
+      Entrypoint of exactly ``[""]`` counts as unset (Docker's rule); caller
       ``args`` replace Cmd only; an empty result is :class:`~ocilearn.core.errors.ConfigError`
       "no command specified". ``null`` and ``[]`` are both "nothing"; inner empty strings
       (``["/e", ""]``) are kept.
-    - ``process.env``: Env copied in order; ``PATH`` defaulted when absent (what runc spec
+    - ``process.env``: Env copied in order, each name once (a name given twice keeps its
+      first place and its last value); ``PATH`` defaulted only when the image has none (what runc spec
       and Docker use); ``HOME`` added from the user's passwd entry when absent (as umoci
       and runc do); ``TERM=xterm`` only with a terminal.
     - ``process.cwd``: WorkingDir, default ``/``. A WorkingDir that climbs above ``/``
       (``../..``), is relative, or resolves (through symlinks *inside* the rootfs) into
       ``/proc`` or ``/sys`` — kernel filesystems the runtime mounts, whose
-      ``/proc/self/fd/N`` magic links can point at host directories (CVE-2024-21626, case
-      C24) — is rejected with :class:`~ocilearn.core.errors.UnsafePath`.
+      ``/proc/self/fd/N`` magic links can point at host directories (CVE-2024-21626) — is rejected with :class:`~ocilearn.core.errors.UnsafePath`.
     - ``process.user`` ["Config.User"]: all six forms (``name``, ``uid``, ``uid:gid``,
       ``name:group``, ``uid:group``, ``name:gid``). Numbers are copied verbatim; names are
       looked up in the *rootfs's* ``/etc/passwd`` and ``/etc/group`` read through the
       in-root resolver (an ``etc/passwd -> /etc/passwd`` symlink reads the image's file,
       never the host's); a bare uid takes its primary gid from passwd (or 0 when absent,
-      like Docker); an unknown name is an error (case C26). Without an explicit group,
-      ``additionalGids`` are the groups of ``/etc/group`` that list the user as member.
+      like Docker); an unknown name is an error. ``additionalGids`` start with the primary
+      gid (moby's CVE-2022-36109 hardening); without an explicit group they add, once
+      each, the groups of ``/etc/group`` whose member list names the user exactly.
     - annotations ["Annotation Fields"]: ``org.opencontainers.image.`` + ``os``,
       ``architecture``, ``variant``, ``os.version``, ``os.features`` (comma-joined),
       ``author``, ``created``, ``stopSignal``, ``exposedPorts`` (sorted, comma-joined);
@@ -48,7 +49,7 @@ Rules (conversion.md sections in brackets)
       usually expects to write, as with umoci's bundles).
     - ``process.terminal`` is ``false`` by default. ``runc spec`` (and umoci) write
       ``true``, and then ``runc create`` / ``runc run -d`` fail with *"cannot allocate tty
-      if runc will detach without setting console socket"* (runc #1580, case C30): a
+      if runc will detach without setting console socket"* (runc issue 1580): a
       detached container has no terminal to attach to unless a ``--console-socket``
       receives the pty master. That is the article's first manual edit; ``terminal=True``
       (CLI ``--terminal``) asks for one on purpose.
@@ -84,6 +85,7 @@ __all__ = [
     "Row",
     "UserInfo",
     "resolve_user",
+    "merge_env",
     "process_args",
     "check_container_path",
     "convert",
@@ -202,7 +204,7 @@ def default_spec(*, rootless: bool = False, terminal: bool = True, uid: int | No
 
 
 def process_args(cfg: ContainerConfig | None, args: Sequence[str] | None = None) -> list[str]:
-    """``process.args`` from Entrypoint and Cmd (case C28 table).
+    """``process.args`` from Entrypoint and Cmd.
 
     Args:
         cfg: the image's ``config`` object (``None`` when absent or null).
@@ -228,6 +230,25 @@ def process_args(cfg: ContainerConfig | None, args: Sequence[str] | None = None)
 _KERNEL_FS = ("proc", "sys")
 
 
+def merge_env(env: Sequence[str]) -> list[str]:
+    """``config.Env`` (a list of ``NAME=value``) with each name once: a name given twice
+    keeps the place of its first entry and the value of its last (what a shell does with
+    two assignments, and what Docker's ``ReplaceOrAppendEnvValues`` and runtime-tools'
+    ``AddProcessEnv`` used by umoci do). An entry without ``=`` is its own name.
+
+    Source: image-spec config.md ``Env``; conversion.md "Config.Env"."""
+    out: list[str] = []
+    where: dict[str, int] = {}
+    for e in env:
+        name = e.partition("=")[0]
+        if name in where:
+            out[where[name]] = e
+        else:
+            where[name] = len(out)
+            out.append(e)
+    return out
+
+
 def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, what: str, *, resolved: bool = False) -> str:
     """Check a path the container will use (WorkingDir, a volume) stays in the rootfs.
 
@@ -235,7 +256,7 @@ def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, wha
     the rootfs's symlinks resolved inside it (so a mount destination names a real
     directory of the image). Raises UnsafePath when it is relative,
     climbs above ``/``, or resolves (inside the rootfs, following its symlinks) into
-    ``/proc`` or ``/sys`` (case C24, CVE-2024-21626).
+    ``/proc`` or ``/sys`` (CVE-2024-21626).
     """
     if not path.startswith("/"):
         raise UnsafePath(f"{what} {path!r} is not absolute (runtime-spec config.md: cwd MUST be an absolute path)")
@@ -260,7 +281,7 @@ def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, wha
     if first in _KERNEL_FS:
         raise UnsafePath(
             f"{what} {path!r} resolves to {real!r}, inside /{first}, a kernel filesystem the runtime mounts: its "
-            "magic links (/proc/self/fd/N, /proc/PID/cwd) can lead to the host (CVE-2024-21626, case C24); refused"
+            "magic links (/proc/self/fd/N, /proc/PID/cwd) can lead to the host (CVE-2024-21626); refused"
         )
     return real if resolved else clean
 
@@ -296,7 +317,7 @@ def _read_db(root: Root | None, rel: str) -> list[list[str]] | None:
         fd = root.open_file(rel)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    except UnsafePath as e:  # a symlink loop, or a FIFO/device (never opened: finding #4)
+    except UnsafePath as e:  # a symlink loop, or a FIFO/device (never opened: the open would block or read a host device)
         raise ConfigError(f"cannot read /{rel} of the rootfs: {e}") from None
     with os.fdopen(fd, "rb") as f:
         data = f.read(4 << 20)  # at most 4 MiB (a 1 GB sparse passwd is not read whole)
@@ -332,7 +353,7 @@ def _check_id(spec: str, what: str, s: str) -> None:
 
 def resolve_user(user: str | None, rootfs: str | os.PathLike | Root | None) -> UserInfo:
     """Resolve ``Config.User`` to uid/gid/additionalGids in the container's context
-    (conversion.md "Config.User"; case C26 table).
+    (conversion.md "Config.User").
 
     Args:
         user: ``None``/``""`` (→ 0:0), ``name``, ``uid``, ``uid:gid``, ``name:group``,
@@ -384,14 +405,19 @@ def resolve_user(user: str | None, rootfs: str | os.PathLike | Root | None) -> U
     else:
         gid = _num(pw[3]) if pw is not None and len(pw) > 3 and _num(pw[3]) is not None else 0
         src += "; primary gid from /etc/passwd" if pw is not None else "; gid 0 (no passwd entry)"
-    extra: tuple[int, ...] = ()
+    # additionalGids: the primary gid first, always (the CVE-2022-36109 hardening in moby:
+    # a process must not be able to shed its primary group with setgroups(2) to pass a
+    # group-deny permission such as mode 0705); then, only when no group was given
+    # (conversion.md "Config.User": with a group the memberships are not looked up), every
+    # /etc/group entry whose member list names the user *exactly* (a comma-separated list:
+    # "app" is not a member of "webapp,appx"), each gid once, in file order.
+    extra = [gid]
     if not has_group and pw is not None and group:
-        extra = tuple(
-            int(g[2]) for g in group
-            if len(g) > 3 and _num(g[2]) is not None and pw[0] in g[3].split(",") and int(g[2]) != gid
-        )
+        for g in group:
+            if len(g) > 3 and (n := _num(g[2])) is not None and pw[0] in (m.strip() for m in g[3].split(",")) and n not in extra:
+                extra.append(n)
     home = pw[5] if pw is not None and len(pw) > 5 and pw[5] else None
-    return UserInfo(uid, gid, extra, home, src)
+    return UserInfo(uid, gid, tuple(extra), home, src)
 
 
 # ----------------------------------------------------------------- conversion
@@ -460,9 +486,10 @@ def _convert(
         tail = "caller args" if args is not None else "Cmd " + json.dumps(list(cfg.cmd) if cfg and cfg.cmd is not None else None)
         prov.add("process.args", proc["args"], "caller" if args is not None else "image config", f"Entrypoint {ep_text} + {tail}")
         user = resolve_user(cfg.user if cfg else None, root)
-        env = list(cfg.env) if cfg and cfg.env is not None else []
+        env = merge_env(cfg.env if cfg and cfg.env is not None else [])
         keys = [e.partition("=")[0] for e in env]
-        prov.add("process.env", list(env), "image config", "config.Env copied")
+        prov.add("process.env", list(env), "image config",
+                 "config.Env copied" + ("; a name given twice kept once, the later value winning" if cfg and cfg.env and len(env) < len(cfg.env) else ""))
         if "PATH" not in keys:
             env.insert(0, DEFAULT_PATH)
             prov.add("process.env[PATH]", DEFAULT_PATH, "default", "Env has no PATH")
@@ -504,13 +531,24 @@ def _convert(
         prov.add("linux.gidMappings", spec["linux"]["gidMappings"], "rootless transform", "the caller's gid is container root's group")
         prov.add("linux.resources", None, "rootless transform", "removed: no cgroup delegation for an unprivileged user")
         prov.add("mounts[/sys]", "rbind /sys ro", "rootless transform", "a new sysfs needs a network namespace owned by the user")
-        if proc["user"].get("uid") != 0 or proc["user"].get("gid") != 0:
-            was = dict(proc["user"])
+        was = dict(proc["user"])
+        if was.get("uid") != 0 or was.get("gid") != 0:
             proc["user"] = {"uid": 0, "gid": 0}
             msg = (f"rootless: the image user {was} is not mapped in the user namespace (only the caller's id is, as 0); "
-                   "running as uid 0 in the namespace instead (the article's second manual edit)")
+                   "running as uid 0 in the namespace instead (the article's second manual edit); "
+                   f"dropped: uid {was.get('uid')}, gid {was.get('gid')}, additionalGids {was.get('additionalGids', [])}")
             warnings.warn(msg, stacklevel=3)
             prov.add("process.user", proc["user"], "rootless transform", msg)
+        else:
+            # Only gid 0 is mapped, and setgroups(2) is denied in a user namespace an
+            # unprivileged user made (user_namespaces(7), /proc/PID/setgroups "deny"): no
+            # additionalGids can be set. [0] is the primary gid already held: nothing lost.
+            proc["user"] = {"uid": 0, "gid": 0}
+            if was.get("additionalGids", []) not in ([], [0]):
+                msg = (f"rootless: additionalGids {was['additionalGids']} dropped: only the caller's gid is mapped "
+                       "and setgroups(2) is denied in this user namespace (user_namespaces(7))")
+                warnings.warn(msg, stacklevel=3)
+                prov.add("process.user", proc["user"], "rootless transform", msg)
     return spec, prov.rows
 
 

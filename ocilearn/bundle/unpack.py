@@ -25,8 +25,8 @@ Guarantees
     - Killed unpacks: a process killed with SIGKILL cannot clean up, so its
       ``.BUNDLE.ocilearn-*`` temporary directory stays beside ``BUNDLE``. Each unpack holds
       an ``flock(2)`` on its temporary directory while it works, and the next unpack of
-      the same ``BUNDLE`` (with or without ``force``) first removes every
-      ``.BUNDLE.ocilearn-*`` directory whose lock it can take — the kernel releases a
+      any bundle in the same parent directory (with or without ``force``) first removes
+      every ``.NAME.ocilearn-*`` directory older than a minute whose lock it can take — the kernel releases a
       dead process's locks, so only leftovers go; a concurrent unpack's are kept.
     - A layer blob that is not a regular file (a FIFO would block ``open`` forever) is a
       :class:`~ocilearn.core.errors.LayoutError`; the blob is opened with ``O_NONBLOCK``.
@@ -66,6 +66,7 @@ import fcntl
 import io
 import json
 import os
+import re
 import stat
 import tempfile
 import time
@@ -149,24 +150,28 @@ def _lock_dir(path: Path) -> int:
 STALE_AFTER = 60.0  # seconds: a temp directory younger than this is never swept
 
 
+_TEMP_NAME = re.compile(r"\.(?P<bundle>.+)\.ocilearn-[a-z0-9_]{8}")  # tempfile.mkdtemp's 8-character suffix
+
+
 def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
-    """Remove the ``.BUNDLE.ocilearn-*`` directories that killed unpacks of ``bundle``
-    left beside it: those owned by this user, older than ``STALE_AFTER`` seconds, whose
-    flock(2) can be taken (no live unpack holds it). Returns the paths removed. A
-    directory another unpack is working in, or another user's, is kept.
+    """Remove the ``.NAME.ocilearn-XXXXXXXX`` directories that killed unpacks of *any*
+    bundle left in ``bundle``'s parent directory (each unpack calls this first): those owned by this user, older than
+    ``STALE_AFTER`` seconds, whose flock(2) can be taken (no live unpack holds it).
+    Returns the paths removed. A directory another unpack is working in, or another
+    user's, is kept; an image layout's ``.NAME.ocilearn-init-*`` is not this pattern.
 
     Raises:
         BundleError: ``bundle`` is empty or only whitespace.
     """
     bundle = check_path_argument(bundle, "bundle path", BundleError).absolute()
-    prefix = f".{bundle.name}.ocilearn-"
     removed = []
     try:
         names = os.listdir(bundle.parent)
     except FileNotFoundError:
         return removed
     for name in names:
-        if not name.startswith(prefix):
+        m = _TEMP_NAME.fullmatch(name)
+        if not m:
             continue
         p = bundle.parent / name
         try:
@@ -181,7 +186,7 @@ def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
         try:
             remove_tree(p)
             removed.append(p)
-            explain.step("unpack", "clean", f"removed {p.name}, left by a killed unpack of {bundle.name}", f"rm -rf {p}")
+            explain.step("unpack", "clean", f"removed {p.name}, left by a killed unpack of {m['bundle']}", f"rm -rf {p}")
         finally:
             os.close(fd)
     return removed

@@ -246,20 +246,34 @@ _LAYER_TYPE = {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD, "none": mt.
 @dataclass(frozen=True)
 class Layer:
     """A stored layer: its descriptor (digest/size of the compressed blob) and its diff ID
-    (sha256 of the uncompressed tar, config.md "Layer DiffID")."""
+    (digest of the uncompressed tar, config.md "Layer DiffID"; sha256 unless asked)."""
 
     descriptor: Descriptor
     diff_id: Digest
 
 
-def add_layer(layout: ImageLayout, layer: bytes | Iterable[Entry], *, compression: str = "gzip", mtime: int = DEFAULT_EPOCH) -> Layer:
+def add_layer(
+    layout: ImageLayout,
+    layer: bytes | Iterable[Entry],
+    *,
+    compression: str = "gzip",
+    mtime: int = DEFAULT_EPOCH,
+    algorithm: str = "sha256",
+    diff_id_algorithm: str | None = None,
+) -> Layer:
     """Store one layer: ``layer`` is an uncompressed tar (bytes) or entries for
-    :func:`layer_tar`. Returns a :class:`Layer`."""
+    :func:`layer_tar`. The blob is addressed by ``algorithm`` and the diff ID computed
+    with ``diff_id_algorithm`` (default: the same), each ``sha256`` or ``sha512``
+    (descriptor.md "Registered algorithms"). Returns a :class:`Layer`.
+
+    Raises:
+        UnsupportedAlgorithm: another algorithm."""
     tar = layer if isinstance(layer, (bytes, bytearray)) else layer_tar(layer, mtime=mtime)
-    diff_id = Digest.of(bytes(tar))
+    diff_id = Digest.of(bytes(tar), diff_id_algorithm or algorithm)
     blob = compress(bytes(tar), compression)
-    digest, size = layout.put_blob(blob)
-    explain.step("layer", "store layer", f"{digest} ({size} bytes {compression}), diff_id {diff_id}", f"{compression} -n < layer.tar | sha256sum")
+    digest, size = layout.put_blob(blob, algorithm=algorithm)
+    explain.step("layer", "store layer", f"{digest} ({size} bytes {compression}), diff_id {diff_id}",
+                 f"{compression} -n < layer.tar | {diff_id.algorithm}sum")
     return Layer(Descriptor(_LAYER_TYPE[compression], digest, size), diff_id)
 
 
@@ -328,9 +342,13 @@ def write_image(
     *,
     ref: str | None = None,
     annotations: Mapping[str, str] | None = None,
+    algorithm: str = "sha256",
+    config_algorithm: str | None = None,
 ) -> Descriptor:
     """Store the config and a manifest for ``layers`` and, with ``ref``, tag it in
-    index.json. Returns the manifest's descriptor (with the config's platform).
+    index.json. Returns the manifest's descriptor (with the config's platform). The
+    manifest is addressed by ``algorithm``, the config by ``config_algorithm`` (default:
+    the same); ``sha256`` or ``sha512``.
 
     Raises:
         LayerError: the config's diff IDs do not match the layers.
@@ -338,7 +356,7 @@ def write_image(
     if tuple(config.diff_ids) != tuple(layer.diff_id for layer in layers):
         raise LayerError("image config: rootfs.diff_ids do not match the layers given (config.md 'rootfs')")
     with layout.writing():
-        cfg_desc = layout.put_json(mt.OCI_CONFIG, config.to_json())
+        cfg_desc = layout.put_json(mt.OCI_CONFIG, config.to_json(), algorithm=config_algorithm or algorithm)
         manifest = Manifest(
             config=cfg_desc,
             layers=tuple(layer.descriptor for layer in layers),
@@ -346,7 +364,7 @@ def write_image(
             annotations=dict(annotations) if annotations else None,
         )
         platform = Platform(config.os, config.architecture, config.variant)
-        desc = layout.put_json(mt.OCI_MANIFEST, manifest.to_json(), platform=platform)
+        desc = layout.put_json(mt.OCI_MANIFEST, manifest.to_json(), algorithm=algorithm, platform=platform)
         explain.step("image", "write manifest", f"{desc.digest} ({desc.size} bytes): config {cfg_desc.digest}, {len(layers)} layers", "umoci config --image LAYOUT:REF …")
         if ref is not None:
             layout.add_ref(ref, desc)

@@ -627,7 +627,10 @@ class ImageLayout:
                 tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=p.parent))
             except OSError as e:
                 raise write_failed(e, p.parent / f"{prefix}*") from e
-            fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # another creator's sweep removed it before we could lock it: make another
             fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_nlink:
                 break
@@ -949,12 +952,14 @@ class ImageLayout:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-        explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"sha256sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
+        explain.step("layout", "put blob", f"{digest} ({count} bytes)", f"{algorithm}sum; mv tmp {self.path}/blobs/{algorithm}/{digest.encoded}")
         return digest, count
 
-    def put_json(self, media_type: str, content: bytes, **kw) -> Descriptor:
-        """Store a JSON document (manifest, index, config) and return its descriptor."""
-        digest, size = self.put_blob(content)
+    def put_json(self, media_type: str, content: bytes, *, algorithm: str = "sha256", **kw) -> Descriptor:
+        """Store a JSON document (manifest, index, config), addressed by ``algorithm``
+        (``sha256`` or ``sha512``, descriptor.md "Registered algorithms"), and return its
+        descriptor."""
+        digest, size = self.put_blob(content, algorithm=algorithm)
         return Descriptor(media_type=media_type, digest=digest, size=size, **kw)
 
     def delete_blob(self, digest: Digest | str) -> bool:

@@ -672,9 +672,10 @@ class ImageConfig:
 
 def chain_ids(diff_ids: Iterable[Digest]) -> list[Digest]:
     """ChainIDs of a layer stack (image-spec config.md "Layer ChainID"):
-    ``ChainID(L0) = DiffID(L0)``; ``ChainID(L0|…|Ln) = sha256(ChainID(L0|…|Ln-1) + " " + DiffID(Ln))``.
-    Returns one :class:`Digest` per layer."""
+    ``ChainID(L0) = DiffID(L0)``; ``ChainID(L0|…|Ln) = Digest(ChainID(L0|…|Ln-1) + " " + DiffID(Ln))``,
+    where ``Digest`` is the algorithm of ``DiffID(Ln)`` (sha256 for sha256 diff IDs, sha512
+    for sha512 ones: config.md names no other). Returns one :class:`Digest` per layer."""
     out: list[Digest] = []
     for d in diff_ids:
-        out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode()))
+        out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode(), d.algorithm))
     return out
