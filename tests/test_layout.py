@@ -515,11 +515,12 @@ def test_gc_waits_for_a_writer_that_has_put_a_blob_but_not_tagged_it(tmp_path):
 
 
 def test_a_live_writers_temp_file_is_never_swept_a_dead_ones_is(tmp_path):
-    from ocilearn.image.layout import _locked_temp, sweep_temp_files
+    from ocilearn.core.fsutil import locked_temp
+    from ocilearn.image.layout import sweep_temp_files
 
     lay = ImageLayout.init(tmp_path / "l")
     d = lay.path / "blobs" / "sha256"
-    fd, live = _locked_temp(d)
+    fd, live = locked_temp(d)
     os.write(fd, b"in flight")
     dead = d / ".tmp-killedwriter"
     dead.write_bytes(b"left by kill -9")

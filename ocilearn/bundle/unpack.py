@@ -76,9 +76,9 @@ from typing import Any
 
 from ..core import explain
 from ..core.errors import BundleError, LayerError
-from ..core.fsutil import Root, remove_tree_at
+from ..core.fsutil import Root, atomic_write, remove_tree_at
 from ..image.digest import Digest
-from ..image.layout import ImageLayout, atomic_write, check_path_argument, parse_oci_ref
+from ..image.layout import ImageLayout, check_path_argument, parse_oci_ref
 from ..image.model import Platform, chain_ids, dumps
 from ..layer.apply import LayerResult, apply_layer
 from . import convert as conv

@@ -54,7 +54,8 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
 def spec(rootless: bool, bundle: str, terminal: bool) -> None:
     """Write a default config.json like `runc spec [--rootless]`."""
     from ..bundle.convert import default_spec
-    from ..image.layout import atomic_write, check_path_argument
+    from ..core.fsutil import atomic_write
+    from ..image.layout import check_path_argument
 
     path = check_path_argument(bundle, "--bundle", BundleError) / "config.json"
     if path.exists():

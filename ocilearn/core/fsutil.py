@@ -31,11 +31,15 @@ and timestamps so :meth:`Root.restore` puts them back deepest-first (umoci's roo
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import posixpath
 import stat
+import tempfile
 from collections import deque
+from pathlib import Path
 from typing import Callable
 
 from . import syscalls as sc
@@ -494,3 +498,83 @@ def remove_tree_at(dir_fd: int, name: str, on_dir_removed: Callable[[str], None]
     os.rmdir(name, dir_fd=dir_fd)
     if on_dir_removed is not None:
         on_dir_removed("")
+
+
+# ---------------------------------------------------------------- atomic writes
+
+#: prefix of the temp files :func:`atomic_write` and the image layout's writers make
+TMP_PREFIX = ".tmp-"
+
+
+class WriteFailed(OSError):
+    """A write to a file failed (``ENOSPC``, ``EDQUOT``, ``EIO`` …): an :class:`OSError`
+    with the same ``errno`` whose message names the file being written, e.g.
+    ``writing LAYOUT/blobs/sha256/ab12…: No space left on device`` — the bare
+    ``[Errno 28] No space left on device`` does not say which disk filled up."""
+
+    def __str__(self) -> str:
+        return f"writing {self.filename}: {self.strerror}"
+
+
+def write_failed(e: OSError, target: str | os.PathLike) -> OSError:
+    """``e`` as a :class:`WriteFailed` naming ``target`` (``e`` itself when it already
+    names a file or has no errno)."""
+    if isinstance(e, WriteFailed) or e.errno is None:
+        return e
+    return WriteFailed(e.errno, e.strerror or os.strerror(e.errno), os.fspath(target))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def locked_temp(directory: Path) -> tuple[int, str]:
+    """``mkstemp`` in ``directory`` (name ``.tmp-*``), holding an exclusive ``flock(2)``
+    on the new file from the moment it can be seen.
+
+    A sweeper (:func:`ocilearn.image.layout.sweep_temp_files`) removes only temp files whose lock it can take.
+    Between ``mkstemp`` and ``flock`` a sweeper may take the lock and unlink the file; the
+    link count then is 0 and another temp file is made, so a live writer never loses its
+    file. The lock is released when the fd is closed — writers rename *before* closing.
+    """
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, tmp
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically: temp file in the same directory, write,
+    fsync, rename over ``path``, fsync the directory. Readers see the old or the new
+    content, never a part; a process killed half-way leaves ``path`` as it was plus a
+    ``.tmp-*`` file that :func:`ocilearn.image.layout.sweep_temp_files` (``ocilearn layout gc``) removes.
+
+    Raises:
+        WriteFailed: a write error (e.g. ``ENOSPC``), naming ``path``.
+    """
+    path = Path(path)
+    try:
+        fd, tmp = locked_temp(path.parent)
+    except OSError as e:
+        raise write_failed(e, path) from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            try:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                os.fchmod(f.fileno(), mode)
+                os.replace(tmp, path)  # while the lock is held: a sweeper never takes it
+            except OSError as e:
+                raise write_failed(e, path) from e
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)

@@ -46,7 +46,7 @@ from ..core.errors import ArchiveError, InvalidDocument, OcilearnError
 from ..core.streams import ByteReader, CountingReader, HashingReader, open_decompressed, sniff_compression
 from ..image import mediatypes as mt
 from ..image.digest import CHUNK, Digest, VerifyingReader, new_hasher
-from ..image.layout import MAX_DOCUMENT, atomic_write, host_platform, select_platform
+from ..image.layout import MAX_DOCUMENT
 from ..image.model import Descriptor, ImageConfig, Index, Manifest, dumps, parse_document
 from ..image.reference import parse as parse_reference
 from .transport import Destination, Document, Source, naming_full_disk
@@ -565,5 +565,4 @@ class ArchiveDest(Destination):
         shutil.rmtree(self._stage, ignore_errors=True)
 
 
-__all__ = ["DockerArchive", "ArchiveImage", "ArchiveSource", "ArchiveDest",
-           "select_platform", "host_platform", "atomic_write"]
+__all__ = ["DockerArchive", "ArchiveImage", "ArchiveSource", "ArchiveDest"]

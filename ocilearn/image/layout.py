@@ -48,6 +48,7 @@ from ..core.errors import (
     RefNotFound,
     SizeMismatch,
 )
+from ..core.fsutil import TMP_PREFIX, atomic_write, fsync_dir, locked_temp, write_failed
 from . import mediatypes as mt
 from .digest import CHUNK, Digest, VerifyingReader, new_hasher
 from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
@@ -55,7 +56,6 @@ from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform,
 LAYOUT_VERSION = "1.0.0"
 MAX_DOCUMENT = 4 * 1024 * 1024  # bytes; manifests/indexes/configs larger than this are refused
 MAX_NESTING = 16  # image indexes opened while resolving one ref
-_TMP_PREFIX = ".tmp-"
 
 # image-layout.md "index.json": ref ::= component ("/" component)* ;
 # component ::= alphanum (separator alphanum)* ; alphanum ::= [A-Za-z0-9]+ ;
@@ -129,80 +129,6 @@ def check_path_argument(value: object, what: str, error: type[OcilearnError] = L
 # ------------------------------------------------------------------ atomic files
 
 
-class WriteFailed(OSError):
-    """A write to a file failed (``ENOSPC``, ``EDQUOT``, ``EIO`` …): an :class:`OSError`
-    with the same ``errno`` whose message names the file being written, e.g.
-    ``writing LAYOUT/blobs/sha256/ab12…: No space left on device`` — the bare
-    ``[Errno 28] No space left on device`` does not say which disk filled up."""
-
-    def __str__(self) -> str:
-        return f"writing {self.filename}: {self.strerror}"
-
-
-def write_failed(e: OSError, target: str | os.PathLike) -> OSError:
-    """``e`` as a :class:`WriteFailed` naming ``target`` (``e`` itself when it already
-    names a file or has no errno)."""
-    if isinstance(e, WriteFailed) or e.errno is None:
-        return e
-    return WriteFailed(e.errno, e.strerror or os.strerror(e.errno), os.fspath(target))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _locked_temp(directory: Path) -> tuple[int, str]:
-    """``mkstemp`` in ``directory`` (name ``.tmp-*``), holding an exclusive ``flock(2)``
-    on the new file from the moment it can be seen.
-
-    A sweeper (:func:`sweep_temp_files`) removes only temp files whose lock it can take.
-    Between ``mkstemp`` and ``flock`` a sweeper may take the lock and unlink the file; the
-    link count then is 0 and another temp file is made, so a live writer never loses its
-    file. The lock is released when the fd is closed — writers rename *before* closing.
-    """
-    while True:
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=directory)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.fstat(fd).st_nlink:
-            return fd, tmp
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` atomically: temp file in the same directory, write,
-    fsync, rename over ``path``, fsync the directory. Readers see the old or the new
-    content, never a part; a process killed half-way leaves ``path`` as it was plus a
-    ``.tmp-*`` file that :func:`sweep_temp_files` (``ocilearn layout gc``) removes.
-
-    Raises:
-        WriteFailed: a write error (e.g. ``ENOSPC``), naming ``path``.
-    """
-    path = Path(path)
-    try:
-        fd, tmp = _locked_temp(path.parent)
-    except OSError as e:
-        raise write_failed(e, path) from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                os.fchmod(f.fileno(), mode)
-                os.replace(tmp, path)  # while the lock is held: a sweeper never takes it
-            except OSError as e:
-                raise write_failed(e, path) from e
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 @dataclass(frozen=True)
 class TempFile:
     """A ``.tmp-*`` file in a layout: a blob or index.json being written, or left by a
@@ -242,7 +168,7 @@ def list_temp_files(directory: Path) -> list[TempFile]:
     except (FileNotFoundError, NotADirectoryError):
         return out
     for name in names:
-        if not name.startswith(_TMP_PREFIX):
+        if not name.startswith(TMP_PREFIX):
             continue
         p = Path(directory) / name
         try:
@@ -286,7 +212,7 @@ def sweep_temp_files(directory: Path) -> list[TempFile]:
             os.close(fd)
     if removed:
         explain.step("layout", "remove temp files", f"{len(removed)} left by killed writers in {directory} "
-                     f"({sum(t.size for t in removed)} bytes)", f"rm {directory}/{_TMP_PREFIX}*")
+                     f"({sum(t.size for t in removed)} bytes)", f"rm {directory}/{TMP_PREFIX}*")
     return removed
 
 
@@ -495,7 +421,7 @@ _LAYOUT_NAMES = {"blobs", "index.json", "oci-layout"}
 def _half_created(names: set[str]) -> bool:
     """A directory listing that a stopped layout creation can leave: only ``blobs``,
     ``index.json``, ``oci-layout`` and ``.tmp-*`` names, without both files."""
-    return (not {"index.json", "oci-layout"} <= names) and all(n in _LAYOUT_NAMES or n.startswith(_TMP_PREFIX) for n in names)
+    return (not {"index.json", "oci-layout"} <= names) and all(n in _LAYOUT_NAMES or n.startswith(TMP_PREFIX) for n in names)
 
 
 @contextlib.contextmanager
@@ -656,7 +582,7 @@ class ImageLayout:
             raise
         finally:
             os.close(fd)
-        _fsync_dir(p.parent)
+        fsync_dir(p.parent)
         return True
 
     @classmethod
@@ -912,7 +838,7 @@ class ImageLayout:
             d = self._blob_dir(algorithm, create=True)
             target = d / (exp.encoded if exp else "(new blob)")
             try:
-                fd, tmp = _locked_temp(d)
+                fd, tmp = locked_temp(d)
             except OSError as e:
                 raise write_failed(e, target) from e
             try:
@@ -947,7 +873,7 @@ class ImageLayout:
                             os.replace(tmp, final)  # before close: the temp stays locked until it is the blob
                         except OSError as e:
                             raise write_failed(e, final) from e
-                _fsync_dir(d)
+                fsync_dir(d)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -997,7 +923,7 @@ class ImageLayout:
             if not algdir.is_dir():
                 continue
             for f in sorted(algdir.iterdir()):
-                if f.name.startswith(_TMP_PREFIX):
+                if f.name.startswith(TMP_PREFIX):
                     continue
                 try:
                     yield Digest(algdir.name, f.name)

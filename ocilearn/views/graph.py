@@ -233,7 +233,7 @@ class ImageGraph:
 
     def render(self, path: str | Path) -> Path:
         """Write the SVG to ``path``; returns the path."""
-        from ..image.layout import atomic_write
+        from ..core.fsutil import atomic_write
 
         p = Path(path)
         atomic_write(p, self.svg().encode())
