@@ -261,7 +261,7 @@ def unpack(
     check_path_argument(path, "image layout path")
     rootless = (os.geteuid() != 0) if rootless is None else rootless
     if os.path.lexists(bundle) and not force:
-        raise BundleError(f"{bundle}: already exists; remove it or pass force=True (--force) to replace it")
+        raise BundleError(f"{bundle}: already exists; remove it, or replace it with `ocilearn unpack --force` (force=True in Python)")
     if not bundle.parent.is_dir():
         raise BundleError(f"{bundle}: parent directory {bundle.parent} does not exist")
 
