@@ -131,6 +131,7 @@ EXPECT: dict[str, Expect] = {
         root_markers=(
             r"\$ runc [^\n]* run [^\n]*\n(hello from [^\n]+)\n+\$ ocilearn run [^\n]*\n\1",  # runc and ocilearn print the same
             r"after KILL: stopped",
+            r"UnknownHostException: keycloak-1[^\n]*\n[^$]*runc exit status: 1 \(same as ocilearn\)",  # the article's failure, in both runtimes
         ),
         # the runtime stepper: a Next button performing the next setup step
         # (ocilearn.views.widgets.setup_stepper / RuntimeStepper) — required in 04
