@@ -123,6 +123,7 @@ EXPECT: dict[str, Expect] = {
             r"cannot allocate a tty when the container is detached",  # the article's tty error, shown
             r"I am pid \d+ in ocilearn",  # exec into the created container: its hostname
             r"my pid: 1; /proc shows pids \[1\]",  # PID namespace + its own /proc
+            r"(?m)^step 1/\d+",  # the stepper's status, printed as plain text (no HTML)
             r"hostname=\S+\s+hostname=ocilearn",  # host vs container, side by side
             r"pid=\d+\s+pid=1\b",  # ... the container's process is PID 1
             r"containers left: \[\]",  # nothing leaks
