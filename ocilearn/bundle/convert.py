@@ -13,7 +13,7 @@ defaults (:func:`default_spec`, CLI ``ocilearn spec``).
 
 Rules (conversion.md sections in brackets)
     - ``process.args`` ["Verbatim Fields", note 2]: Entrypoint followed by Cmd; an
-      Entrypoint of exactly ``[""]`` counts as unset (Docker's rule; case C28); caller
+      Entrypoint of exactly ``[""]`` counts as unset (Docker's rule); caller
       ``args`` replace Cmd only; an empty result is :class:`~ocilearn.core.errors.ConfigError`
       "no command specified". ``null`` and ``[]`` are both "nothing"; inner empty strings
       (``["/e", ""]``) are kept.
@@ -23,14 +23,13 @@ Rules (conversion.md sections in brackets)
     - ``process.cwd``: WorkingDir, default ``/``. A WorkingDir that climbs above ``/``
       (``../..``), is relative, or resolves (through symlinks *inside* the rootfs) into
       ``/proc`` or ``/sys`` — kernel filesystems the runtime mounts, whose
-      ``/proc/self/fd/N`` magic links can point at host directories (CVE-2024-21626, case
-      C24) — is rejected with :class:`~ocilearn.core.errors.UnsafePath`.
+      ``/proc/self/fd/N`` magic links can point at host directories (CVE-2024-21626) — is rejected with :class:`~ocilearn.core.errors.UnsafePath`.
     - ``process.user`` ["Config.User"]: all six forms (``name``, ``uid``, ``uid:gid``,
       ``name:group``, ``uid:group``, ``name:gid``). Numbers are copied verbatim; names are
       looked up in the *rootfs's* ``/etc/passwd`` and ``/etc/group`` read through the
       in-root resolver (an ``etc/passwd -> /etc/passwd`` symlink reads the image's file,
       never the host's); a bare uid takes its primary gid from passwd (or 0 when absent,
-      like Docker); an unknown name is an error (case C26). Without an explicit group,
+      like Docker); an unknown name is an error (as runc and Docker do). Without an explicit group,
       ``additionalGids`` are the groups of ``/etc/group`` that list the user as member.
     - annotations ["Annotation Fields"]: ``org.opencontainers.image.`` + ``os``,
       ``architecture``, ``variant``, ``os.version``, ``os.features`` (comma-joined),
@@ -48,7 +47,7 @@ Rules (conversion.md sections in brackets)
       usually expects to write, as with umoci's bundles).
     - ``process.terminal`` is ``false`` by default. ``runc spec`` (and umoci) write
       ``true``, and then ``runc create`` / ``runc run -d`` fail with *"cannot allocate tty
-      if runc will detach without setting console socket"* (runc #1580, case C30): a
+      if runc will detach without setting console socket"* (runc issue 1580 on GitHub): a
       detached container has no terminal to attach to unless a ``--console-socket``
       receives the pty master. That is the article's first manual edit; ``terminal=True``
       (CLI ``--terminal``) asks for one on purpose.
@@ -202,7 +201,7 @@ def default_spec(*, rootless: bool = False, terminal: bool = True, uid: int | No
 
 
 def process_args(cfg: ContainerConfig | None, args: Sequence[str] | None = None) -> list[str]:
-    """``process.args`` from Entrypoint and Cmd (case C28 table).
+    """``process.args`` from Entrypoint and Cmd (conversion.md 'Verbatim Fields'; Docker's Entrypoint/Cmd rules).
 
     Args:
         cfg: the image's ``config`` object (``None`` when absent or null).
@@ -235,7 +234,7 @@ def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, wha
     the rootfs's symlinks resolved inside it (so a mount destination names a real
     directory of the image). Raises UnsafePath when it is relative,
     climbs above ``/``, or resolves (inside the rootfs, following its symlinks) into
-    ``/proc`` or ``/sys`` (case C24, CVE-2024-21626).
+    ``/proc`` or ``/sys`` (CVE-2024-21626).
     """
     if not path.startswith("/"):
         raise UnsafePath(f"{what} {path!r} is not absolute (runtime-spec config.md: cwd MUST be an absolute path)")
@@ -260,7 +259,7 @@ def check_container_path(path: str, rootfs: str | os.PathLike | Root | None, wha
     if first in _KERNEL_FS:
         raise UnsafePath(
             f"{what} {path!r} resolves to {real!r}, inside /{first}, a kernel filesystem the runtime mounts: its "
-            "magic links (/proc/self/fd/N, /proc/PID/cwd) can lead to the host (CVE-2024-21626, case C24); refused"
+            "magic links (/proc/self/fd/N, /proc/PID/cwd) can lead to the host (CVE-2024-21626); refused"
         )
     return real if resolved else clean
 
@@ -332,7 +331,7 @@ def _check_id(spec: str, what: str, s: str) -> None:
 
 def resolve_user(user: str | None, rootfs: str | os.PathLike | Root | None) -> UserInfo:
     """Resolve ``Config.User`` to uid/gid/additionalGids in the container's context
-    (conversion.md "Config.User"; case C26 table).
+    (conversion.md "Config.User").
 
     Args:
         user: ``None``/``""`` (→ 0:0), ``name``, ``uid``, ``uid:gid``, ``name:group``,

@@ -4,7 +4,7 @@ A digest is ``algorithm ":" encoded``, for example
 ``sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b``.
 The grammar is checked *before* a digest is ever used to build a file path
 (``blobs/sha256/<hex>``) or a URL (``/v2/<name>/blobs/<digest>``), so a hostile
-document cannot smuggle ``../`` or ``/`` into either (case C16, CVE-2024-3727).
+document cannot smuggle ``../`` or ``/`` into either (CVE-2024-3727).
 
 The reference commands for this module are ``sha256sum FILE`` and
 ``skopeo inspect --raw``.

@@ -12,7 +12,7 @@ This is what ``skopeo copy docker://… oci:DIR:TAG`` writes and ``umoci`` reads
 platform) to one image manifest, and ``fsck`` / ``gc`` to check and tidy it.
 
 Safety rules kept here:
-- a digest is validated before it becomes a path (case C16);
+- a digest is validated before it becomes a path (CVE-2024-3727);
 - a blob becomes visible only complete and verified: written to a temp file in the same
   directory, fsync'd, checked, then renamed (and the directory fsync'd);
 - index.json is replaced the same way, under an ``flock`` on the layout directory, so two
