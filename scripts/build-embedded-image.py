@@ -86,9 +86,30 @@ def entries(unpacked: Path) -> list[ib.Entry]:
         ib.file("usr/share/doc/busybox-static/copyright", (unpacked / "usr/share/doc/busybox-static/copyright").read_bytes()),
         ib.file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"),
         ib.file("etc/group", "root:x:0:\napp:x:1000:\n"),
+        ib.file("etc/motd", "Welcome to the ocilearn workshop image (layer 1)\n"),
+        ib.file("var/www/index.html", "<p>old page from layer 1</p>\n"),
+        ib.file("var/www/old.css", "p { color: grey }\n"),
     ]
     out += [ib.symlink(p, "/bin/busybox") for p in applets if p != "bin/busybox"]
     return out
+
+
+def changes() -> list[ib.Entry]:
+    """The second layer: real changes to the first, so the course can teach them offline
+    (image-spec layer.md "Whiteouts", "Opaque Whiteout", "Hardlinks"):
+
+    * ``etc/.wh.motd``: a whiteout — deletes layer 1's ``/etc/motd``;
+    * ``var/www/.wh..wh..opq``: an opaque whiteout — hides layer 1's ``/var/www/*``, then
+      this layer's own ``var/www/index.html`` replaces it;
+    * ``etc/issue.net``: a hardlink to ``etc/issue`` (the same inode once unpacked).
+    """
+    return [
+        ib.file("etc/.wh.motd", b""),
+        ib.file("var/www/.wh..wh..opq", b""),
+        ib.file("var/www/index.html", "<p>hello from layer 2</p>\n"),
+        ib.file("etc/issue", "ocilearn workshop image \\n \\l\n"),
+        ib.Entry("etc/issue.net", "hardlink", 0o644, linkname="etc/issue"),
+    ]
 
 
 def build(deb: Path, out: Path) -> dict:
@@ -101,7 +122,7 @@ def build(deb: Path, out: Path) -> dict:
     applets = sum(1 for e in ents if e.type == "symlink")
     desc = ib.build_image(
         out,
-        [ents],
+        [ents, changes()],
         ref="latest",
         mtime=DEFAULT_EPOCH,
         architecture=ARCH,
@@ -116,12 +137,15 @@ def build(deb: Path, out: Path) -> dict:
         author="ocilearn (scripts/build-embedded-image.py)",
         labels={
             "org.opencontainers.image.title": "ocilearn-embedded-busybox",
-            "org.opencontainers.image.description": "Debian busybox-static in one layer: the ocilearn workshop image",
+            "org.opencontainers.image.description": "Debian busybox-static, then a layer of changes (whiteout, opaque whiteout, hardlink): the ocilearn workshop image",
             "org.opencontainers.image.version": version,
             "org.opencontainers.image.licenses": "GPL-2.0-only",
             "org.opencontainers.image.source": f"https://packages.debian.org/bookworm/busybox-static (busybox-static_{version}_{ARCH}.deb)",
         },
-        history=[f"ocilearn imagebuild: busybox-static {version} ({ARCH}) /bin/busybox + {applets} applet symlinks + /etc/passwd,group (root, app:1000)"],
+        history=[
+            f"ocilearn imagebuild: busybox-static {version} ({ARCH}) /bin/busybox + {applets} applet symlinks + /etc/passwd,group (root, app:1000), /etc/motd, /var/www",
+            "ocilearn imagebuild: delete /etc/motd (whiteout), replace /var/www (opaque whiteout), /etc/issue.net hardlinked to /etc/issue",
+        ],
         annotations={"org.opencontainers.image.title": "ocilearn-embedded-busybox", "org.opencontainers.image.created": ib.rfc3339(DEFAULT_EPOCH)},
     )
     from ocilearn.image.layout import ImageLayout
@@ -142,6 +166,10 @@ def build(deb: Path, out: Path) -> dict:
         "layer_digest": str(m.manifest.layers[0].digest),
         "layer_size": m.manifest.layers[0].size,
         "diff_id": str(lay.image_config(m).diff_ids[0]),
+        "layers": [
+            {"digest": str(d.digest), "size": d.size, "diff_id": str(did)}
+            for d, did in zip(m.manifest.layers, lay.image_config(m).diff_ids, strict=True)
+        ],
         "source_date_epoch": DEFAULT_EPOCH,
     }
 
@@ -174,12 +202,23 @@ The image's `/usr/share/doc/busybox-static/copyright` is the package's copyright
 unchanged (busybox is GPL-2; the corresponding source is Debian's `busybox` source package
 of the same version, at https://sources.debian.org/src/busybox/ and on snapshot.debian.org).
 
-## Contents (one layer)
+## Contents (two layers)
+
+Layer 1:
 
 * `/bin/busybox` (the .deb's binary, byte for byte), {applets} applet symlinks to the
   absolute target `/bin/busybox` (from `busybox --list-full`)
 * `/etc/passwd`, `/etc/group`: root (0) and app (1000); `/home/app` owned 1000:1000
 * `/root` 0700, `/tmp` 1777, empty `/proc`, `/sys`, `/dev`
+* `/etc/motd`, `/var/www/index.html`, `/var/www/old.css`
+
+Layer 2 (changes, built with the same writer):
+
+* `etc/.wh.motd` — a whiteout: `/etc/motd` is gone from the rootfs
+* `var/www/.wh..wh..opq` — an opaque whiteout: layer 1's `/var/www/*` is hidden;
+  the layer's own `var/www/index.html` is the only file left there
+* `etc/issue` and `etc/issue.net`, a hardlink to it (one inode in the rootfs)
+
 * config: Entrypoint `["/bin/sh","-c"]`, Cmd `["echo \\"$GREETING from $(id -un) in $(pwd)\\""]`,
   Env `PATH=…`, `GREETING=hello`, WorkingDir `/home/app`, User `app`, ExposedPorts `8080/tcp`,
   StopSignal `SIGTERM`, `org.opencontainers.image.*` labels
@@ -190,8 +229,10 @@ of the same version, at https://sources.debian.org/src/busybox/ and on snapshot.
 | --- | --- |
 | manifest | `{manifest_digest}` |
 | config | `{config_digest}` |
-| layer (gzip, {layer_size} bytes) | `{layer_digest}` |
-| diff ID (the tar) | `{diff_id}` |
+| layer 1 (gzip, {layer_size} bytes) | `{layer_digest}` |
+| diff ID 1 (the tar) | `{diff_id}` |
+| layer 2 (gzip, {layer2_size} bytes) | `{layer2_digest}` |
+| diff ID 2 (the tar) | `{layer2_diff_id}` |
 
 `embedded-busybox.json` holds the same facts for programs.
 """
@@ -216,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     if out == DEFAULT_OUT.resolve() and not a.no_readme:
         (DATA / "embedded-busybox.json").write_text(json.dumps(facts, indent=2) + "\n")
-        (DATA / "README.md").write_text(README.format(epoch=DEFAULT_EPOCH, created=ib.rfc3339(DEFAULT_EPOCH), **facts))
+        (DATA / "README.md").write_text(README.format(epoch=DEFAULT_EPOCH, created=ib.rfc3339(DEFAULT_EPOCH), layer2_size=facts["layers"][1]["size"],
+                                                            layer2_digest=facts["layers"][1]["digest"], layer2_diff_id=facts["layers"][1]["diff_id"], **facts))
     print(json.dumps(facts, indent=2))
     return 0
 

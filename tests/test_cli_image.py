@@ -54,7 +54,7 @@ def test_graph_writes_svg_and_text(tmp_path):
     assert p.returncode == 0, p.stderr
     svg = out.read_text()
     assert "<svg" in svg and f"sha256:{img.digest.short}" in svg and f"sha256:{img.manifest.layers[0].digest.short}" in svg
-    assert b"4 nodes, 3 edges" in p.stdout
+    assert b"5 nodes, 4 edges" in p.stdout  # index entry, manifest, config, two layers
     text = ocl("graph", f"oci:{embedded.layout_path()}").stdout.decode()
     assert f"manifest sha256:{img.digest.short}" in text
 
@@ -71,7 +71,7 @@ def test_layout_refs_like_umoci_ls(tmp_path):
 def test_layout_fsck_exit_status_and_gc(tmp_path):
     lay = embedded.copy_to(tmp_path / "e")
     ok = ocl("layout", "fsck", str(lay.path))
-    assert ok.returncode == 0 and b"checked 3 reachable blobs: OK" in ok.stdout
+    assert ok.returncode == 0 and b"checked 4 reachable blobs: OK" in ok.stdout  # manifest, config, two layers
     orphan, _ = lay.put_blob(b"orphan")
     dry = ocl("layout", "gc", "--dry-run", str(lay.path))
     assert dry.returncode == 0 and f"would remove {orphan}".encode() in dry.stdout and lay.has_blob(orphan)

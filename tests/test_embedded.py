@@ -43,7 +43,7 @@ def test_rebuild_twice_gives_identical_layouts(tmp_path, deb):
     for n in (1, 2):
         run([sys.executable, str(SCRIPT), "--deb", deb, "--out", str(tmp_path / f"b{n}"), "--no-readme"])
     one, two = _tree(tmp_path / "b1"), _tree(tmp_path / "b2")
-    assert one == two and len(one) == 5  # oci-layout, index.json, manifest, config, layer
+    assert one == two and len(one) == 6  # oci-layout, index.json, manifest, config, two layers
     prov = embedded.provenance()
     lay = ImageLayout.open(tmp_path / "b1")
     img = lay.resolve("latest")
@@ -65,14 +65,17 @@ def test_embedded_resolves_fscks_and_matches_provenance():
     assert str(img.manifest.config.digest) == prov["config_digest"]
     assert str(img.manifest.layers[0].digest) == prov["layer_digest"]
     report = lay.fsck()
-    assert report.ok and report.checked == 3 and report.dangling == []
+    assert report.ok and report.checked == 4 and report.dangling == []  # manifest, config, two layers
     cfg = lay.image_config(img)
     c = cfg.config
     assert (cfg.os, cfg.architecture) == ("linux", "amd64")
     assert c.entrypoint == ("/bin/sh", "-c") and c.cmd == ('echo "$GREETING from $(id -un) in $(pwd)"',)
     assert c.user == "app" and c.working_dir == "/home/app" and "GREETING=hello" in c.env
     assert dict(c.exposed_ports) == {"8080/tcp": {}} and c.labels["org.opencontainers.image.licenses"] == "GPL-2.0-only"
-    assert [str(d) for d in cfg.diff_ids] == [prov["diff_id"]]
+    assert [str(d) for d in cfg.diff_ids] == [prov["diff_id"]] + [prov["layers"][1]["diff_id"]]
+    assert [str(d.digest) for d in img.manifest.layers] == [x["digest"] for x in prov["layers"]]
+    assert [d.size for d in img.manifest.layers] == [x["size"] for x in prov["layers"]]
+    assert len(cfg.history) == 2  # one history entry per layer
 
 
 def test_layer_holds_the_debs_busybox_and_a_clean_tar(deb):
@@ -109,7 +112,7 @@ def test_skopeo_inspect_and_umoci_unpack_accept_it(tmp_path):
     require_tool("umoci")
     target = f"oci:{embedded.layout_path()}:latest"
     info = json.loads(run(["skopeo", "inspect", target]).stdout)
-    assert info["Digest"] == embedded.provenance()["manifest_digest"] and info["Layers"] == [embedded.provenance()["layer_digest"]]
+    assert info["Digest"] == embedded.provenance()["manifest_digest"] and info["Layers"] == [x["digest"] for x in embedded.provenance()["layers"]]
     copy = embedded.copy_to(tmp_path / "copy")  # umoci wants a writable layout
     bundle = tmp_path / "bundle"
     cmd = ["umoci", "unpack", "--image", f"{copy.path}:latest", str(bundle)]
@@ -123,6 +126,11 @@ def test_skopeo_inspect_and_umoci_unpack_accept_it(tmp_path):
         want = hashlib.sha256(t.extractfile("bin/busybox").read()).hexdigest()
     assert got == want
     assert os.readlink(rootfs / "bin" / "sh") == "/bin/busybox"
+    # the second layer, as the reference tool applies it: whiteout, opaque whiteout, hardlink
+    assert not (rootfs / "etc" / "motd").exists()
+    assert sorted(os.listdir(rootfs / "var" / "www")) == ["index.html"]
+    assert (rootfs / "var" / "www" / "index.html").read_text() == "<p>hello from layer 2</p>\n"
+    assert (rootfs / "etc" / "issue").stat().st_ino == (rootfs / "etc" / "issue.net").stat().st_ino
     if os.geteuid() == 0:
         st = (rootfs / "home" / "app").stat()
         assert (st.st_uid, st.st_gid) == (1000, 1000)
@@ -144,3 +152,26 @@ def test_copy_to_is_independent_and_refuses_non_empty(tmp_path):
         embedded.copy_to(tmp_path / "full")
     (tmp_path / "empty").mkdir()
     assert embedded.copy_to(tmp_path / "empty").resolve("latest").digest == lay.resolve("latest").digest
+
+
+def test_second_layer_holds_a_whiteout_an_opaque_whiteout_and_a_hardlink(tmp_path):
+    """Layer 2 as tar members (layer.md "Whiteouts", "Hardlinks"), and applied by ocilearn."""
+    from ocilearn.bundle.unpack import unpack
+
+    lay = embedded.open()
+    img = lay.resolve("latest")
+    assert len(img.manifest.layers) == 2
+    tar_bytes = gzip.decompress(lay.read_blob(img.manifest.layers[1]))
+    assert "sha256:" + hashlib.sha256(tar_bytes).hexdigest() == embedded.provenance()["layers"][1]["diff_id"]
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
+        members = {m.name: m for m in t.getmembers()}
+    assert members["etc/.wh.motd"].isfile() and members["var/www/.wh..wh..opq"].isfile()
+    assert members["etc/issue.net"].islnk() and members["etc/issue.net"].linkname == "etc/issue"
+    copy = embedded.copy_to(tmp_path / "copy")
+    bundle = tmp_path / "bundle"
+    unpack(copy.path, bundle, ref="latest", rootless=os.geteuid() != 0)
+    rootfs = bundle / "rootfs"
+    assert not (rootfs / "etc" / "motd").exists() and not (rootfs / "etc" / ".wh.motd").exists()
+    assert sorted(os.listdir(rootfs / "var" / "www")) == ["index.html"]
+    st1, st2 = (rootfs / "etc" / "issue").stat(), (rootfs / "etc" / "issue.net").stat()
+    assert st1.st_ino == st2.st_ino and st1.st_nlink == 2

@@ -76,7 +76,7 @@ def test_image_explorer_shows_descriptor_and_json(tmp_path):
     lo = embedded.copy_to(tmp_path / "img")
     e = widgets.ImageExplorer(lo)
     kinds = [n.kind for n in e.nodes]
-    assert kinds == ["index.json", "manifest", "config", "layer"]
+    assert kinds == ["index.json", "manifest", "config", "layer", "layer"]  # the embedded image has two layers
     image = lo.resolve(embedded.REF)
     doc = html.unescape(e.select("config"))
     assert json.loads(doc[doc.index("{"): doc.rindex("}") + 1]) == json.loads(lo.read_blob(image.manifest.config))

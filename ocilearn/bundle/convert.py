@@ -49,7 +49,7 @@ Rules (conversion.md sections in brackets)
       usually expects to write, as with umoci's bundles).
     - ``process.terminal`` is ``false`` by default. ``runc spec`` (and umoci) write
       ``true``, and then ``runc create`` / ``runc run -d`` fail with *"cannot allocate tty
-      if runc will detach without setting console socket"* (runc issue 1580): a
+      if runc will detach without setting console socket"* (runc issue 1580 on GitHub): a
       detached container has no terminal to attach to unless a ``--console-socket``
       receives the pty master. That is the article's first manual edit; ``terminal=True``
       (CLI ``--terminal``) asks for one on purpose.
@@ -204,7 +204,7 @@ def default_spec(*, rootless: bool = False, terminal: bool = True, uid: int | No
 
 
 def process_args(cfg: ContainerConfig | None, args: Sequence[str] | None = None) -> list[str]:
-    """``process.args`` from Entrypoint and Cmd.
+    """``process.args`` from Entrypoint and Cmd (conversion.md 'Verbatim Fields'; Docker's Entrypoint/Cmd rules).
 
     Args:
         cfg: the image's ``config`` object (``None`` when absent or null).

@@ -4,7 +4,7 @@ A digest is ``algorithm ":" encoded``, for example
 ``sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b``.
 The grammar is checked *before* a digest is ever used to build a file path
 (``blobs/sha256/<hex>``) or a URL (``/v2/<name>/blobs/<digest>``), so a hostile
-document cannot smuggle ``../`` or ``/`` into either (case C16, CVE-2024-3727).
+document cannot smuggle ``../`` or ``/`` into either (CVE-2024-3727).
 
 The reference commands for this module are ``sha256sum FILE`` and
 ``skopeo inspect --raw``.
@@ -102,7 +102,21 @@ class Digest:
         return f"Digest('{self}')"
 
 
-def _validate(algorithm: str, encoded: str, shown: str) -> None:
+def validate_parts(algorithm: str, encoded: str, shown: str = "") -> None:
+    """Check the two parts of a digest string ``algorithm:encoded`` (image-spec
+    descriptor.md "Digests" grammar and "Registered algorithms").
+
+    Args:
+        algorithm: e.g. ``"sha256"``; must match ``[a-z0-9]+([+._-][a-z0-9]+)*``.
+        encoded: the hex (or other) part; ``[a-zA-Z0-9=_-]+``, and for a registered
+            algorithm exactly its length in lowercase hex (64 for sha256, 128 for sha512).
+        shown: the whole string as the caller saw it, for the message.
+
+    Raises:
+        InvalidDigest: naming the digest and the rule it breaks. Nothing that fails here
+        ever becomes a file name or a URL.
+    """
+    shown = shown or f"{algorithm}:{encoded}"
     if not isinstance(algorithm, str) or not _ALGORITHM.match(algorithm):
         raise InvalidDigest(
             f"invalid digest {shown!r}: algorithm must match [a-z0-9]+([+._-][a-z0-9]+)* (descriptor.md 'Digests')"
@@ -235,3 +249,6 @@ def verify_bytes(data: bytes, expected: Digest | str, size: int | None = None, s
     actual = Digest.of(data, expected.algorithm)
     if actual != expected:
         raise DigestMismatch(expected, actual, source or str(expected))
+
+
+_validate = validate_parts  # the name the rest of the package calls

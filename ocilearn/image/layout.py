@@ -12,7 +12,7 @@ This is what ``skopeo copy docker://… oci:DIR:TAG`` writes and ``umoci`` reads
 platform) to one image manifest, and ``fsck`` / ``gc`` to check and tidy it.
 
 Safety rules kept here:
-- a digest is validated before it becomes a path (case C16);
+- a digest is validated before it becomes a path (CVE-2024-3727);
 - a blob becomes visible only complete and verified: written to a temp file in the same
   directory, fsync'd, checked, then renamed (and the directory fsync'd);
 - index.json is replaced the same way, under an ``flock`` on the layout directory, so two
@@ -352,10 +352,11 @@ def _norm_variant(arch: str, variant: str | None) -> str | None:
     return variant or None
 
 
-def _platform_rank(want: Platform, have: Platform | None) -> int | None:
+def platform_rank(want: Platform, have: Platform | None) -> int | None:
     """How well ``have`` serves ``want``: 0 best, larger worse, ``None`` not at all.
 
-    image-index.md ``platform``; case C18: arm64 without a variant is v8; an arm host of
+    image-index.md ``platform``; arm64 without a variant is v8 (as containerd's
+    platforms package normalises it); an arm host of
     variant vN accepts vN, then lower variants, then an entry with no variant last; a
     requested variant never gets a newer one. An entry with no ``platform`` at all
     (image-index.md: the property is OPTIONAL; go-containerregistry writes a nested index
@@ -385,10 +386,13 @@ def _platform_rank(want: Platform, have: Platform | None) -> int | None:
     return None
 
 
+_platform_rank = platform_rank  # older name
+
+
 def select_platform(candidates: list[Descriptor], want: Platform, source: str) -> Descriptor:
     """Choose the manifest descriptor for ``want`` among ``candidates`` (from an index).
 
-    Ranking per :func:`_platform_rank`; list order breaks ties (image-index.md: "the first
+    Ranking per :func:`platform_rank`; list order breaks ties (image-index.md: "the first
     matching entry SHOULD be used").
 
     Raises:
@@ -402,7 +406,7 @@ def select_platform(candidates: list[Descriptor], want: Platform, source: str) -
         )
     best: tuple[int, int, Descriptor] | None = None
     for pos, d in enumerate(candidates):
-        r = _platform_rank(want, d.platform)
+        r = platform_rank(want, d.platform)
         if r is not None and (best is None or (r, pos) < best[:2]):
             best = (r, pos, d)
     if best is None:

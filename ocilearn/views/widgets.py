@@ -310,6 +310,7 @@ class RuntimeStepper(_Displayable):
         self.button = w.Button(description="Next", button_style="primary", icon="step-forward")
         self.button.on_click(lambda _b: self.next())
         self.status = w.HTML()
+        self.status_text = ""  # the status line as plain text ("step 1/7 — …"), for print()
         self.view_html = w.HTML()
         self.widget = w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), w.HBox([self.button, self.status]), self.view_html])
         self._render(None)
@@ -356,6 +357,7 @@ class RuntimeStepper(_Displayable):
             state += f" — failed: {type(self.error).__name__}: {self.error}"
         elif self.position >= len(self.steps):
             state += " — all done"
+        self.status_text = state
         self.status.value = f"<span class='ocilearn-stepper-status'>{html.escape(state)}</span>"
         self.button.disabled = self.finished
         parts = ["<div style='font-family:monospace'>" + "<br>".join(lines) + "</div>"]

@@ -1,0 +1,316 @@
+"""Write-a-primitive exercises: the learner writes a small function, a check runs it on
+real input and compares the result with ocilearn's own implementation.
+
+Each ``check_*`` takes the learner's function and returns a :class:`Result` whose text is
+one of "correct: …", "not quite: <hint>" or "not done yet: …" (when the function still
+raises ``NotImplementedError``). Hints say where to look; they never print the answer.
+
+Sources: image-spec descriptor.md "Digests" and image-index.md (01), config.md "Layer
+ChainID" and layer.md "Whiteouts" (02), image-spec conversion.md (03), pivot_root(2) and
+mount_namespaces(7) (04).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["Result", "check_blob_digest", "check_chain_id", "check_whiteout", "check_process", "check_pivot_root"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of a check: ``ok`` (bool), ``done`` (False while the stub raises
+    NotImplementedError) and ``text`` (what the notebook prints)."""
+
+    ok: bool
+    done: bool
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _not_done(what: str) -> Result:
+    return Result(False, False, f"not done yet: replace the NotImplementedError in your function ({what})")
+
+
+def _crash(e: BaseException, hint: str) -> Result:
+    last = traceback.format_exception_only(type(e), e)[-1].strip()
+    return Result(False, True, f"not quite: your function raised {last} — {hint}")
+
+
+def _run(fn: Callable, *args):
+    """Call the learner's function; returns (value, None) or (None, Result)."""
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, _not_done(getattr(fn, "__name__", "function"))
+
+
+# ----------------------------------------------------------------- 01: blob digest
+
+
+def check_blob_digest(fn: Callable[[bytes, str], bool], blob: bytes | None = None, digest: str | None = None) -> Result:
+    """Check ``fn(data, digest) -> bool``: True when ``data`` hashes to ``digest``
+    (``"sha256:<hex>"`` or ``"sha512:<hex>"``), False otherwise (descriptor.md "Digests").
+
+    Runs ``fn`` on a real blob (default: the embedded image's config) and on altered copies,
+    comparing with :func:`ocilearn.image.digest.verify_bytes`.
+    """
+    from ..core.errors import DigestMismatch
+    from ..image.digest import verify_bytes
+
+    if blob is None or digest is None:
+        blob = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    cases = [
+        (blob, digest, "the real blob and its own digest"),
+        (blob + b"\n", digest, "the blob with one byte appended"),
+        (blob, "sha512:" + hashlib.sha512(blob).hexdigest(), "the same blob named by a sha512 digest"),
+        (blob, "sha512:" + hashlib.sha512(blob + b"x").hexdigest(), "a sha512 digest of other bytes"),
+    ]
+    for data, dg, what in cases:
+        try:
+            verify_bytes(data, dg)
+            want = True
+        except DigestMismatch:
+            want = False
+        try:
+            got, stop = _run(fn, data, dg)
+        except Exception as e:  # noqa: BLE001 - the learner's code may raise anything
+            return _crash(e, "split the digest at the first ':' into algorithm and hex")
+        if stop:
+            return stop
+        if got is not want:
+            return Result(False, True, f"not quite: for {what} your function returned {got!r}; "
+                                       "hash the bytes with the algorithm named before ':' and compare hex strings")
+    return Result(True, True, "correct: your check agrees with ocilearn.image.digest.verify_bytes on 4 blobs")
+
+
+# ----------------------------------------------------------------- 02: chain ID, whiteout
+
+
+def check_chain_id(fn: Callable[[list[str]], list[str]], diff_ids: list[str] | None = None) -> Result:
+    """Check ``fn(diff_ids) -> chain_ids`` (strings ``"sha256:…"``, one per layer) against
+    :func:`ocilearn.image.model.chain_ids` (config.md "Layer ChainID")."""
+    from ..image.digest import Digest
+    from ..image.model import chain_ids
+
+    stacks = [[f"sha256:{hashlib.sha256(bytes([i])).hexdigest()}" for i in range(3)]]
+    if diff_ids:
+        stacks.insert(0, [str(d) for d in diff_ids])
+    for stack in stacks:
+        want = [str(c) for c in chain_ids([Digest.parse(d) for d in stack])]
+        try:
+            got, stop = _run(fn, list(stack))
+        except Exception as e:  # noqa: BLE001
+            return _crash(e, "the input is a list of 'sha256:…' strings")
+        if stop:
+            return stop
+        got = [str(g) for g in (got or [])]
+        if len(got) != len(want):
+            return Result(False, True, f"not quite: {len(stack)} layers need {len(stack)} chain IDs, you returned {len(got)}")
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            if g != w:
+                hint = ("the first chain ID is the first diff ID itself" if i == 0 else
+                        "hash the previous chain ID, one space, and this diff ID — all as text, 'sha256:' prefixes included")
+                return Result(False, True, f"not quite: chain ID {i} differs — {hint}")
+    return Result(True, True, f"correct: your chain IDs equal ocilearn's on {len(stacks)} layer stacks")
+
+
+def _tree(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            rel = str(p.relative_to(root))
+            out[rel] = "dir" if p.is_dir() and not p.is_symlink() else (p.read_text() if p.is_file() else "link")
+    return out
+
+
+def _lower(root: Path) -> None:
+    (root / "etc/ssl").mkdir(parents=True)
+    (root / "etc/motd").write_text("hello\n")
+    (root / "etc/hostname").write_text("box\n")
+    (root / "etc/ssl/cert.pem").write_text("pem\n")
+    (root / "bin").mkdir()
+    (root / "bin/sh").write_text("#!\n")
+
+
+def check_whiteout(fn: Callable[[str, str], None]) -> Result:
+    """Check ``fn(rootfs, entry)``: apply the whiteout entry ``entry`` (e.g.
+    ``"etc/.wh.motd"``) to the directory ``rootfs`` — delete the named sibling, file or
+    whole directory (layer.md "Whiteouts"). Compared with
+    :func:`ocilearn.layer.whiteout.apply_whiteout` on identical trees."""
+    from ..core.fsutil import Root
+    from ..layer.whiteout import apply_whiteout
+
+    entries = ["etc/.wh.motd", "etc/.wh.ssl", "bin/.wh.missing"]
+    with tempfile.TemporaryDirectory(prefix="ocilearn-exercise-") as tmp:
+        for entry in entries:
+            mine, ref = Path(tmp, "mine"), Path(tmp, "ref")
+            for d in (mine, ref):
+                shutil.rmtree(d, ignore_errors=True)
+                d.mkdir()
+                _lower(d)
+            with Root(ref) as r:
+                apply_whiteout(r, entry, warn=lambda m: None)
+            try:
+                _, stop = _run(fn, str(mine), entry)
+            except Exception as e:  # noqa: BLE001
+                return _crash(e, f"for {entry!r}: a whiteout of something absent deletes nothing and is not an error")
+            if stop:
+                return stop
+            got, want = _tree(mine), _tree(ref)
+            if got != want:
+                extra = sorted(set(got) - set(want))
+                missing = sorted(set(want) - set(got))
+                if extra:
+                    return Result(False, True, f"not quite: after {entry!r} these should be gone: {extra} — "
+                                               "strip the '.wh.' prefix from the last path part; a directory goes with all it holds")
+                return Result(False, True, f"not quite: after {entry!r} you deleted too much: {missing}")
+    return Result(True, True, "correct: your whiteouts leave the same tree as ocilearn.layer.whiteout.apply_whiteout")
+
+
+# ----------------------------------------------------------------- 03: image config -> process
+
+
+_CONFIGS = [
+    {"Entrypoint": ["/bin/server"], "Cmd": ["--port", "8080"], "Env": ["PATH=/usr/bin:/bin", "MODE=prod"],
+     "User": "1000:1000", "WorkingDir": "/srv"},
+    {"Cmd": ["sh"], "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "User": "0"},
+    {"Entrypoint": ["/entry.sh"], "Env": ["PATH=/bin", "A=1"], "User": "65534:100", "WorkingDir": "/"},
+]
+
+
+def _process_of(cfg: dict) -> dict:
+    from ..bundle.convert import convert
+    from ..image.model import ImageConfig, dumps
+
+    doc = {"architecture": "amd64", "os": "linux", "config": cfg, "rootfs": {"type": "layers", "diff_ids": []}}
+    spec = convert(ImageConfig.from_json(dumps(doc), "exercise"))
+    p = spec["process"]
+    return {"args": p["args"], "env": p["env"], "cwd": p["cwd"],
+            "user": {"uid": p["user"]["uid"], "gid": p["user"]["gid"]}}
+
+
+def check_process(fn: Callable[[dict], dict]) -> Result:
+    """Check ``fn(config) -> {"args", "env", "cwd", "user": {"uid", "gid"}}``: the runtime
+    ``process`` fields from an image config's ``config`` object with numeric ``User``
+    (image-spec conversion.md). Compared with :func:`ocilearn.bundle.convert.convert`."""
+    for cfg in _CONFIGS:
+        want = _process_of(cfg)
+        try:
+            got, stop = _run(fn, dict(cfg))
+        except Exception as e:  # noqa: BLE001
+            return _crash(e, "the input is the image config's 'config' object (Entrypoint, Cmd, Env, User, WorkingDir)")
+        if stop:
+            return stop
+        if not isinstance(got, dict):
+            return Result(False, True, f"not quite: return a dict with args, env, cwd and user, not {type(got).__name__}")
+        for key, hint in [("args", "Entrypoint comes first, then Cmd; either may be missing"),
+                          ("env", "Env is copied as it is, in order"),
+                          ("cwd", "WorkingDir, or '/' when the image gives none"),
+                          ("user", "User is 'uid' or 'uid:gid' here; a missing gid is 0; the values are ints")]:
+            if got.get(key) != want[key]:
+                return Result(False, True, f"not quite: {key!r} differs for config {sorted(cfg)} — {hint}")
+    return Result(True, True, f"correct: your process fields equal ocilearn.bundle.convert.convert on {len(_CONFIGS)} configs")
+
+
+# ----------------------------------------------------------------- 04: bind + pivot_root
+
+
+def _child(fn: Callable[[str], None], rootfs: str, w: int) -> None:
+    from ..core import syscalls as sc
+
+    def say(msg: str) -> None:
+        os.write(w, msg.encode()[:4000])
+
+    try:
+        uid, gid = os.getuid(), os.getgid()
+        if uid != 0:
+            sc.unshare(sc.CLONE_NEWUSER | sc.CLONE_NEWNS)
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+        else:
+            sc.unshare(sc.CLONE_NEWNS)
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        try:
+            fn(rootfs)
+        except NotImplementedError:
+            say("NOTDONE")
+            return
+        except Exception as e:  # noqa: BLE001
+            say("RAISED " + traceback.format_exception_only(type(e), e)[-1].strip())
+            return
+        names = sorted(os.listdir("/"))
+        cwd = os.getcwd()
+        marker = os.path.exists("/ocilearn-exercise-marker")
+        say(f"OK {cwd}|{','.join(names)}|{marker}")
+    except Exception as e:  # noqa: BLE001
+        say("SETUP " + str(e))
+
+
+def check_pivot_root(fn: Callable[[str], None]) -> Result:
+    """Check ``fn(rootfs)``: make ``rootfs`` the root of the calling process's mount
+    namespace — bind-mount it onto itself, ``chdir`` into it, ``pivot_root(".", old)``,
+    detach the old root and remove its mount point, ``chdir("/")`` (pivot_root(2)).
+
+    ``fn`` runs in a forked child in a fresh mount namespace (and a user namespace when not
+    root), so the learner's process and the host are untouched. The check then lists ``/``
+    as the child sees it: it must be exactly the rootfs (no old root left behind).
+    """
+    with tempfile.TemporaryDirectory(prefix="ocilearn-exercise-") as tmp:
+        rootfs = Path(tmp, "rootfs")
+        for d in ("bin", "etc", "proc"):
+            (rootfs / d).mkdir(parents=True)
+        (rootfs / "ocilearn-exercise-marker").write_text("new root\n")
+        want = sorted(os.listdir(rootfs))
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.close(r)
+                _child(fn, str(rootfs), w)
+            finally:
+                os._exit(0)
+        os.close(w)
+        chunks = []
+        while True:
+            b = os.read(r, 4096)
+            if not b:
+                break
+            chunks.append(b)
+        os.close(r)
+        os.waitpid(pid, 0)
+        out = b"".join(chunks).decode(errors="replace")
+    if out == "NOTDONE":
+        return _not_done(getattr(fn, "__name__", "function"))
+    if out.startswith("SETUP"):
+        return Result(False, False, f"cannot run this check here: {out[6:]} (needs a mount namespace; see course.check())")
+    if out.startswith("RAISED"):
+        return Result(False, True, f"not quite: your function raised {out[7:]} — pivot_root(2) needs new_root to be "
+                                   "a mount point (bind it onto itself first) and put_old to exist below it")
+    if not out.startswith("OK "):
+        return Result(False, True, f"not quite: the child reported nothing ({out!r})")
+    cwd, names, marker = out[3:].split("|")
+    names = sorted(n for n in names.split(",") if n)
+    if marker != "True":
+        return Result(False, True, "not quite: after your function '/' is still the old root — call pivot_root")
+    if names != want:
+        extra = sorted(set(names) - set(want))
+        return Result(False, True, f"not quite: '/' also holds {extra} — detach the old root (umount2 with MNT_DETACH) and rmdir it")
+    if cwd != "/":
+        return Result(False, True, f"not quite: the working directory is {cwd!r} — chdir('/') at the end")
+    return Result(True, True, "correct: '/' is the rootfs and the old root is gone, as runc leaves it")

@@ -1,0 +1,72 @@
+"""The write-a-primitive checks of ocilearn.course.exercises: the instructors' solutions
+(docs/instructors/solutions.md) pass, a wrong answer fails with a hint that does not give
+the answer, and a NotImplementedError stub reports "not done yet"."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ocilearn.course import exercises as ex
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "docs" / "instructors" / "solutions.md"
+
+
+@pytest.fixture(scope="module")
+def sol() -> dict:
+    ns: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", SOLUTIONS.read_text(), re.S):
+        exec(block, ns)  # noqa: S102 - the repository's own solutions key
+    return ns
+
+
+def _stub(*_a):
+    raise NotImplementedError("TODO")
+
+
+CASES = [
+    (ex.check_blob_digest, "verify_blob", lambda d, g: True, "one byte appended"),
+    (ex.check_chain_id, "my_chain_ids", lambda ids: list(ids), "chain ID 1 differs"),
+    (ex.check_whiteout, "my_whiteout", lambda r, e: None, "should be gone: ['etc/motd']"),
+    (ex.check_process, "my_process", lambda c: {"args": c.get("Cmd") or []}, "'args' differs"),
+    (ex.check_pivot_root, "pivot_into", lambda r: None, "still the old root"),
+]
+
+
+@pytest.mark.parametrize("check,name,wrong,hint", CASES, ids=[c[1] for c in CASES])
+def test_solution_passes_wrong_fails_stub_not_done(sol, check, name, wrong, hint):
+    good = check(sol[name])
+    assert good.ok and good.done, good.text
+    assert good.text.startswith("correct:")
+    bad = check(wrong)
+    assert not bad.ok and bad.done
+    assert bad.text.startswith("not quite:") and hint in bad.text, bad.text
+    stub = check(_stub)
+    assert not stub.ok and not stub.done
+    assert stub.text.startswith("not done yet:")
+
+
+def test_hints_do_not_leak_the_answer(sol):
+    """A wrong chain-ID answer's hint never contains a real chain ID."""
+    import hashlib
+
+    from ocilearn.image.digest import Digest
+    from ocilearn.image.model import chain_ids
+
+    stack = [f"sha256:{hashlib.sha256(bytes([i])).hexdigest()}" for i in range(3)]
+    want = [str(c) for c in chain_ids([Digest.parse(d) for d in stack])]
+    text = ex.check_chain_id(lambda ids: list(ids)).text
+    assert not any(w.partition(":")[2] in text for w in want[1:])
+
+
+def test_chain_id_checked_on_the_embedded_image(sol):
+    """The notebook passes the embedded image's real diff IDs; a solution must match there too."""
+    from ocilearn.image import embedded
+
+    layout = embedded.open()
+    diff_ids = [str(d) for d in layout.image_config(layout.resolve("latest")).diff_ids]
+    assert diff_ids and all(d.startswith("sha256:") for d in diff_ids)
+    res = ex.check_chain_id(sol["my_chain_ids"], diff_ids)
+    assert res.ok and "2 layer stacks" in res.text, res.text
