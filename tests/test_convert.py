@@ -52,7 +52,7 @@ def test_c28_entrypoint_cmd_table(entrypoint, cmd, expected):
     cfg = {"Entrypoint": entrypoint, "Cmd": cmd}
     spec = C.convert(image(cfg))
     assert spec["process"]["args"] == expected
-    schema_validate(spec, f"C28 {entrypoint} {cmd}")
+    schema_validate(spec, f"Entrypoint {entrypoint} Cmd {cmd}")
 
 
 @pytest.mark.parametrize("entrypoint", [None, [], [""]])

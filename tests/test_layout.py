@@ -218,7 +218,7 @@ def test_c18_resolution_through_a_real_layout_and_nested_index(tmp_path):
 
 
 def test_entry_without_platform_is_the_last_resort(tmp_path):
-    """Fix in layout._platform_rank: image-index.md makes ``platform`` OPTIONAL; an entry
+    """layout.platform_rank: image-index.md makes ``platform`` OPTIONAL; an entry
     without one is chosen only when nothing matches (containers/image does the same)."""
     lay, plain = small_image(tmp_path / "l", "plain")
     _, amd = small_image(tmp_path / "l", "amd", text="amd64\n")

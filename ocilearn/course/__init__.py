@@ -22,7 +22,6 @@ exits at once; the cgroup check only looks at permissions.
 
 from __future__ import annotations
 
-import ctypes
 import html
 import importlib.util
 import os
@@ -30,22 +29,16 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 
-# unshare(2) flags (linux/sched.h)
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWCGROUP = 0x02000000
+from ..core import syscalls as sc
 
+#: namespaces the machine check probes -> their unshare(2) flag (from ocilearn.core.syscalls)
 NAMESPACES = {
-    "mount": CLONE_NEWNS,
-    "uts": CLONE_NEWUTS,
-    "ipc": CLONE_NEWIPC,
-    "pid": CLONE_NEWPID,
-    "net": CLONE_NEWNET,
-    "cgroup": CLONE_NEWCGROUP,
+    "mount": sc.CLONE_NEWNS,
+    "uts": sc.CLONE_NEWUTS,
+    "ipc": sc.CLONE_NEWIPC,
+    "pid": sc.CLONE_NEWPID,
+    "net": sc.CLONE_NEWNET,
+    "cgroup": sc.CLONE_NEWCGROUP,
 }
 
 #: The course, in order: (notebook file, title, what you will learn).
@@ -170,14 +163,16 @@ def _probe_unshare(flags: int) -> tuple[bool, str]:
 
     Source: unshare(2). The child exits immediately, so nothing is left behind.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns
         try:
             os.close(r)
-            rc = libc.unshare(ctypes.c_int(flags))
-            err = ctypes.get_errno() if rc != 0 else 0
+            try:
+                sc.unshare(flags)
+                err = 0
+            except OSError as e:
+                err = e.errno or -1
             os.write(w, str(err).encode())
         finally:
             os._exit(0)
@@ -239,7 +234,7 @@ def check() -> Report:
     checks: list[Check] = []
     checks.append(Check("user", True, "root (uid 0): the full path" if root else f"uid {os.geteuid()}: the rootless path"))
 
-    userns_ok, userns = _probe_unshare(CLONE_NEWUSER)
+    userns_ok, userns = _probe_unshare(sc.CLONE_NEWUSER)
     limit = ""
     try:
         with open("/proc/sys/user/max_user_namespaces") as f:
@@ -257,7 +252,7 @@ def check() -> Report:
     elif userns_ok:
         # inside a new user namespace we hold all capabilities over the new namespaces
         for name, flag in NAMESPACES.items():
-            ok, detail = _probe_unshare(CLONE_NEWUSER | flag)
+            ok, detail = _probe_unshare(sc.CLONE_NEWUSER | flag)
             ns_ok[name] = ok
             checks.append(Check(f"{name} namespace", ok, f"unshare(CLONE_NEWUSER|CLONE_NEW{name.upper() if name != 'mount' else 'NS'}): {detail}"))
 

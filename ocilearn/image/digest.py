@@ -47,7 +47,7 @@ class Digest:
     encoded: str
 
     def __post_init__(self) -> None:
-        _validate(self.algorithm, self.encoded, f"{self.algorithm}:{self.encoded}")
+        validate_parts(self.algorithm, self.encoded, f"{self.algorithm}:{self.encoded}")
 
     @classmethod
     def parse(cls, value: object) -> "Digest":
@@ -251,4 +251,3 @@ def verify_bytes(data: bytes, expected: Digest | str, size: int | None = None, s
         raise DigestMismatch(expected, actual, source or str(expected))
 
 
-_validate = validate_parts  # the name the rest of the package calls

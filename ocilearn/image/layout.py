@@ -386,7 +386,6 @@ def platform_rank(want: Platform, have: Platform | None) -> int | None:
     return None
 
 
-_platform_rank = platform_rank  # older name
 
 
 def select_platform(candidates: list[Descriptor], want: Platform, source: str) -> Descriptor:
