@@ -670,12 +670,14 @@ class ImageConfig:
         return Platform(self.os, self.architecture, self.variant, self.os_version, self.os_features)
 
 
-def chain_ids(diff_ids: Iterable[Digest]) -> list[Digest]:
+def chain_ids(diff_ids: Iterable[Digest | str]) -> list[Digest]:
     """ChainIDs of a layer stack (image-spec config.md "Layer ChainID"):
     ``ChainID(L0) = DiffID(L0)``; ``ChainID(L0|…|Ln) = Digest(ChainID(L0|…|Ln-1) + " " + DiffID(Ln))``,
     where ``Digest`` is the algorithm of ``DiffID(Ln)`` (sha256 for sha256 diff IDs, sha512
-    for sha512 ones: config.md names no other). Returns one :class:`Digest` per layer."""
+    for sha512 ones: config.md names no other). ``diff_ids`` are Digests or their strings
+    (as in the image config's ``rootfs.diff_ids``). Returns one :class:`Digest` per layer.
+    Raises InvalidDigest for a string that is not a digest."""
     out: list[Digest] = []
-    for d in diff_ids:
+    for d in map(Digest.parse, diff_ids):
         out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode(), d.algorithm))
     return out

@@ -592,12 +592,14 @@ def _view() -> dict[str, str]:
 def _setup_child() -> None:
     """The process being turned into a container, step by step (run by :func:`setup_stepper`
     with ``python -c``). Reads one JSON command per line on stdin, answers one JSON line on
-    stdout: ``{"ok": bool, "result": str, "view": {...}}``. Syscalls: unshare(2), fork(2),
+    stdout: ``{"ok": bool, "result": str, "view": {...}}``. The mount steps and pivot_root
+    are the runtime's own functions (:mod:`ocilearn.runtime.rootfs`), run one at a time. Syscalls: unshare(2), fork(2),
     mount(2), sethostname(2), pivot_root(2), umount2(2), execve(2)."""
     import signal
     import sys
 
     from ..core import syscalls as sc
+    from ..runtime import rootfs as rfs  # the runtime's own steps, one at a time
 
     cfg = json.loads(sys.argv[1])
     rootfs, hostname, args, env, cwd = cfg["rootfs"], cfg["hostname"], cfg["args"], cfg["env"], cfg["cwd"]
@@ -634,24 +636,21 @@ def _setup_child() -> None:
                 reply(True, f"{note}unshare(0x{flags:x}) in host PID {host_pid}; its child says getpid() = {os.getpid()} "
                             "— but /proc is still the host's procfs, so it lists the host's processes")
             elif op == "private":
-                sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+                rfs.make_root_private("rprivate")
                 reply(True, "/ and every mount below it: propagation private")
             elif op == "hostname":
                 sc.sethostname(hostname)
                 reply(True, f"sethostname({hostname!r})")
             elif op == "bind":
-                sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+                rfs.bind_rootfs(rootfs)
                 reply(True, f"{rootfs} is now a mount point")
             elif op == "proc":
                 target = os.path.join(rootfs, "proc")
-                sc.mount("proc", target, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+                rfs.mount_one(rootfs, {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]})
                 inside = sorted(int(p) for p in os.listdir(target) if p.isdigit())
                 reply(True, f"{target} lists PIDs {inside} (our /proc is still the host's until pivot_root)")
             elif op == "pivot":
-                os.chdir(rootfs)
-                sc.pivot_root(".", ".")
-                sc.umount2(".", sc.MNT_DETACH)
-                os.chdir("/")
+                rfs.pivot(rootfs)
                 reply(True, "pivot_root('.', '.') then umount2('.', MNT_DETACH): / is the image's rootfs")
             elif op == "run":
                 r, w = os.pipe()
