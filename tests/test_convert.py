@@ -1,5 +1,6 @@
-"""Image config → runtime config.json (image-spec conversion.md): cases C24, C26, C28,
-annotations, defaults against the real `runc spec`, and the runtime-spec JSON schema."""
+"""Image config → runtime config.json (image-spec conversion.md): WorkingDir of
+/proc/self/fd/N, User resolution (names vs numbers, image vs host passwd), Entrypoint null vs
+[] vs [""] with Cmd, annotations, defaults against the real `runc spec`, and the runtime-spec JSON schema."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def schema_validate(cfg: dict, name: str = "") -> None:
         (["/e", ""], None, ["/e", ""]),
     ],
 )
-def test_c28_entrypoint_cmd_table(entrypoint, cmd, expected):
+def test_entrypoint_cmd_table(entrypoint, cmd, expected):
     cfg = {"Entrypoint": entrypoint, "Cmd": cmd}
     spec = C.convert(image(cfg))
     assert spec["process"]["args"] == expected
@@ -57,12 +58,12 @@ def test_c28_entrypoint_cmd_table(entrypoint, cmd, expected):
 
 @pytest.mark.parametrize("entrypoint", [None, [], [""]])
 @pytest.mark.parametrize("cmd", [None, []])
-def test_c28_nothing_to_run_is_an_error(entrypoint, cmd):
+def test_nothing_to_run_is_an_error(entrypoint, cmd):
     with pytest.raises(ConfigError, match="no command specified"):
         C.convert(image({"Entrypoint": entrypoint, "Cmd": cmd}))
 
 
-def test_c28_missing_config_object_and_caller_args():
+def test_missing_config_object_and_caller_args():
     with pytest.raises(ConfigError, match="no 'config' object"):
         C.convert(image(None))
     assert C.convert(image(None), args=["/bin/true"])["process"]["args"] == ["/bin/true"]
@@ -96,7 +97,7 @@ def users_rootfs(tmp_path):
         ("", 0, 0, [0, 10]),
     ],
 )
-def test_c26_user_forms_resolved_in_rootfs(users_rootfs, user, uid, gid, extra):
+def test_user_forms_resolved_in_rootfs(users_rootfs, user, uid, gid, extra):
     info = C.resolve_user(user, users_rootfs)
     assert (info.uid, info.gid, list(info.additional_gids)) == (uid, gid, extra)
     spec = C.convert(image({"User": user, "Cmd": ["x"]}), users_rootfs)
@@ -105,19 +106,19 @@ def test_c26_user_forms_resolved_in_rootfs(users_rootfs, user, uid, gid, extra):
 
 
 @pytest.mark.parametrize("user", ["ghost", "app:ghostgrp"])
-def test_c26_unknown_user_or_group_is_an_error(users_rootfs, user):
+def test_unknown_user_or_group_is_an_error(users_rootfs, user):
     with pytest.raises(ConfigError, match="no (user|group) named"):
         C.convert(image({"User": user, "Cmd": ["x"]}), users_rootfs)
 
 
-def test_c26_no_passwd_numeric_ok_name_error(tmp_path):
+def test_no_passwd_numeric_ok_name_error(tmp_path):
     (tmp_path / "r").mkdir()
     assert C.resolve_user("1000", tmp_path / "r").to_dict() == {"uid": 1000, "gid": 0, "additionalGids": [0]}
     with pytest.raises(ConfigError, match="no /etc/passwd"):
         C.resolve_user("app", tmp_path / "r")
 
 
-def test_c26_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_path):
+def test_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_path):
     r2 = tmp_path / "r2"
     (r2 / "etc").mkdir(parents=True)
     (r2 / "real").mkdir()
@@ -157,18 +158,18 @@ def test_c26_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_
 
 
 @pytest.mark.parametrize("wd", [f"/proc/self/fd/{n}" for n in range(3, 13)] + ["/proc/1/cwd", "/sys/kernel", "/../../etc", "relative/dir"])
-def test_c24_workingdir_leaving_rootfs_is_rejected(users_rootfs, wd):
+def test_workingdir_leaving_rootfs_is_rejected(users_rootfs, wd):
     with pytest.raises(UnsafePath):
         C.convert(image({"WorkingDir": wd, "Cmd": ["x"]}), users_rootfs)
 
 
-def test_c24_workingdir_through_symlink_into_proc_is_rejected(users_rootfs):
+def test_workingdir_through_symlink_into_proc_is_rejected(users_rootfs):
     os.symlink("/proc/self/fd/7", users_rootfs / "work")
     with pytest.raises(UnsafePath, match="CVE-2024-21626"):
         C.convert(image({"WorkingDir": "/work", "Cmd": ["x"]}), users_rootfs)
 
 
-def test_c24_missing_workingdir_is_kept_for_the_runtime_to_create(users_rootfs):
+def test_missing_workingdir_is_kept_for_the_runtime_to_create(users_rootfs):
     spec = C.convert(image({"WorkingDir": "/does/not/exist", "Cmd": ["x"]}), users_rootfs)
     assert spec["process"]["cwd"] == "/does/not/exist"
     assert C.convert(image({"WorkingDir": "/a/./b/../c", "Cmd": ["x"]}), users_rootfs)["process"]["cwd"] == "/a/c"
@@ -325,7 +326,7 @@ class _Alarm:
 
 
 @pytest.mark.parametrize("user", [None, "app", "1000", "1000:1000"])
-def test_h04_fifo_etc_passwd_is_refused_not_opened(tmp_path, user):
+def test_fifo_etc_passwd_is_refused_not_opened(tmp_path, user):
     """An image whose /etc/passwd is a FIFO hung convert (and `ocilearn unpack`) forever,
     for every User form: open(2) of a FIFO blocks until a writer appears."""
     r = _fifo_rootfs(tmp_path)
@@ -333,7 +334,7 @@ def test_h04_fifo_etc_passwd_is_refused_not_opened(tmp_path, user):
         C.convert(image({"User": user, "Cmd": ["x"]} if user else {"Cmd": ["x"]}), r)
 
 
-def test_h04_fifo_etc_group_and_device_passwd_are_refused(tmp_path):
+def test_fifo_etc_group_and_device_passwd_are_refused(tmp_path):
     r = _fifo_rootfs(tmp_path, "group")
     with _Alarm(5), pytest.raises(ConfigError, match=r"/etc/group is a FIFO"):
         C.resolve_user("app:grp", r)
@@ -350,7 +351,7 @@ def test_h04_fifo_etc_group_and_device_passwd_are_refused(tmp_path):
     ("4294967296", "uid 4294967296 is out of range (0..4294967294"),
     ("0:4294967295", "gid 4294967295 is out of range"),
 ])
-def test_h18_user_numbers_are_ascii_and_in_range(tmp_path, user, message):
+def test_user_numbers_are_ascii_and_in_range(tmp_path, user, message):
     (tmp_path / "r").mkdir()
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         C.resolve_user(user, tmp_path / "r")

@@ -53,7 +53,7 @@ def test_sha512_computed_and_parsed(tmp_path):
         12,
     ],
 )
-def test_c16_invalid_digest_strings_are_rejected(bad):
+def test_invalid_digest_strings_are_rejected(bad):
     with pytest.raises(InvalidDigest) as e:
         Digest.parse(bad)
     assert "descriptor.md" in str(e.value) or "digest" in str(e.value)

@@ -90,7 +90,7 @@ def test_layer_holds_the_debs_busybox_and_a_clean_tar(deb):
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
         members = t.getmembers()
         names = [m.name for m in members]
-        assert len(names) == len(set(names))  # C09: no duplicates
+        assert len(names) == len(set(names))  # layer.md: no duplicate entries
         assert names == sorted(names, key=lambda n: n.split("/"))
         assert {m.mtime for m in members} == {embedded.provenance()["source_date_epoch"]}
         assert {m.uname for m in members} == {""} and {m.gname for m in members} == {""}

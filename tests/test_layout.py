@@ -1,4 +1,4 @@
-"""ocilearn.image.layout: the OCI image layout — cases C15, C16, C18; corruption is reported and
+"""ocilearn.image.layout: the OCI image layout — ambiguous documents, unvalidated digests, platform selection with variants; corruption is reported and
 nothing is changed; concurrent ref writers; gc; and cross-checks with skopeo and umoci on
 layouts we write and on every layout of .cache/images, ../shared/images, ../shared/fixtures."""
 
@@ -66,7 +66,7 @@ def raw_json(layout: ImageLayout, obj: dict, media_type: str) -> Descriptor:
 # ------------------------------------------------------------------ C15
 
 
-def test_c15_manifest_and_index_document_is_rejected_as_ambiguous(tmp_path):
+def test_manifest_and_index_document_is_rejected_as_ambiguous(tmp_path):
     lay, img_a = small_image(tmp_path / "l", "a")
     _, img_b = small_image(tmp_path / "l", "b", text="B\n")
     a = lay.read_manifest(img_a)
@@ -111,7 +111,7 @@ BAD_DIGESTS = [
 
 
 @pytest.mark.parametrize("bad", BAD_DIGESTS)
-def test_c16_bad_layer_digest_rejected_before_any_open(tmp_path, bad, monkeypatch):
+def test_bad_layer_digest_rejected_before_any_open(tmp_path, bad, monkeypatch):
     sentinel = tmp_path / "sentinel"
     sentinel.mkdir()
     (sentinel / "x").write_text("keep me")
@@ -167,7 +167,7 @@ INDEX2 = ["linux/arm", "linux/arm64/v8"]
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_c18_platform_variant_selection_independent_of_order(seed):
+def test_platform_variant_selection_independent_of_order(seed):
     rnd = random.Random(seed)
     i1 = [_d(p, n) for n, p in enumerate(INDEX1)]
     i2 = [_d(p, n + 10) for n, p in enumerate(INDEX2)]
@@ -198,7 +198,7 @@ def test_c18_platform_variant_selection_independent_of_order(seed):
         pick([_d("linux/arm/v7", 1)], "linux/arm/v6")
 
 
-def test_c18_resolution_through_a_real_layout_and_nested_index(tmp_path):
+def test_resolution_through_a_real_layout_and_nested_index(tmp_path):
     lay = ImageLayout.init(tmp_path / "l")
     descs = []
     for i, plat in enumerate(INDEX1):

@@ -1,5 +1,7 @@
-"""Registry client against scripted stub servers: challenges (C21), credentials,
-secrets never shown, digest rules (C16, C19), redirects (C20), hostile bodies."""
+"""Registry client against scripted stub servers: WWW-Authenticate challenges (a comma
+inside scope), credentials, secrets never shown, digest rules (unvalidated digests never
+requested, Docker-Content-Digest optional), redirects (no Authorization to another host),
+hostile bodies."""
 
 from __future__ import annotations
 
@@ -51,10 +53,10 @@ def stub():
         s.close()
 
 
-# ------------------------------------------------------------------ C21: challenges
+# ------------------------------------------------------------------ challenges (RFC 7235; a comma inside scope)
 
 
-def test_c21_challenge_with_commas_and_spaces_in_scope():
+def test_challenge_with_commas_and_spaces_in_scope():
     c = parse_challenges('Bearer realm="https://auth.example/token",service="reg.example",scope="repository:lib/app:pull,push"')
     assert len(c) == 1 and c[0].scheme == "bearer"
     assert c[0].params == {"realm": "https://auth.example/token", "service": "reg.example", "scope": "repository:lib/app:pull,push"}
@@ -80,7 +82,7 @@ def test_c21_challenge_with_commas_and_spaces_in_scope():
     assert [(x.scheme, x.params) for x in c] == [("negotiate", {"token68": "abc=="}), ("basic", {"realm": "r"})]
 
 
-def test_c21_token_server_receives_exact_scopes(stub):
+def test_token_server_receives_exact_scopes(stub):
     """A stub registry challenges with a comma'd scope (case 1) and two scopes (case 2);
     the stub token server must receive them intact, one ``scope`` parameter each."""
     seen: list[list[tuple[str, str]]] = []
@@ -207,7 +209,7 @@ def test_secrets_never_in_reprs_logs_or_errors(stub):
     assert "'user'" in str(e.value) and password not in str(e.value)
 
 
-# ------------------------------------------------------------------ C16: bad digests never requested
+# ------------------------------------------------------------------ bad digests never requested
 
 BAD_DIGESTS = [
     "sha256:../../../../tmp/ocilearn-victim/x",
@@ -220,7 +222,7 @@ BAD_DIGESTS = [
 
 
 @pytest.mark.parametrize("bad", BAD_DIGESTS)
-def test_c16_bad_layer_digest_is_never_requested(stub, tmp_path, bad):
+def test_bad_layer_digest_is_never_requested(stub, tmp_path, bad):
     img = tiny_image()
     m = json.loads(img["manifest"])
     m["layers"][0]["digest"] = bad
@@ -243,7 +245,7 @@ def test_c16_bad_layer_digest_is_never_requested(stub, tmp_path, bad):
         assert ImageLayout(out).refs() == {} and ImageLayout(out).fsck().ok
 
 
-def test_c16_bad_child_digest_in_index_is_never_requested(stub, tmp_path):
+def test_bad_child_digest_in_index_is_never_requested(stub, tmp_path):
     idx = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": "sha256:../../v2/other/manifests/x", "size": 10,
          "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
@@ -254,10 +256,10 @@ def test_c16_bad_child_digest_in_index_is_never_requested(stub, tmp_path):
     assert [e.path for e in reg.log] == ["/v2/", "/v2/test/manifests/latest"]
 
 
-# ------------------------------------------------------------------ C19: Docker-Content-Digest optional
+# ------------------------------------------------------------------ Docker-Content-Digest optional
 
 
-def test_c19_missing_docker_content_digest(stub, tmp_path):
+def test_missing_docker_content_digest(stub, tmp_path):
     img = tiny_image()
     reg = stub(serve_image(img, with_digest=False))
     r = transfer.copy(f"docker://{reg.host}/test:latest", f"oci:{tmp_path / 'o'}:latest")
@@ -273,7 +275,7 @@ def test_c19_missing_docker_content_digest(stub, tmp_path):
         assert all(t in a for a in accepts)
 
 
-def test_c19_wrong_docker_content_digest(stub, tmp_path):
+def test_wrong_docker_content_digest(stub, tmp_path):
     img = tiny_image()
     wrong = "sha256:" + "0" * 64
     reg = stub(serve_image(img, manifest_headers={"Docker-Content-Digest": wrong}))
@@ -291,7 +293,7 @@ def test_c19_wrong_docker_content_digest(stub, tmp_path):
     assert ImageLayout(tmp_path / "p").fsck().ok
 
 
-# ------------------------------------------------------------------ C20: redirects
+# ------------------------------------------------------------------ redirects (CVE-2018-1000007: no Authorization to another host)
 
 
 def _bearer_registry(stub, img, redirect_to):
@@ -314,7 +316,7 @@ def _bearer_registry(stub, img, redirect_to):
     return {k: need(v) for k, v in routes.items()}, layer_path
 
 
-def test_c20_authorization_not_forwarded_to_other_host(stub, tmp_path):
+def test_authorization_not_forwarded_to_other_host(stub, tmp_path):
     img = tiny_image()
 
     def s3(req):
@@ -335,7 +337,7 @@ def test_c20_authorization_not_forwarded_to_other_host(stub, tmp_path):
     assert "X-Amz-Signature=<redacted>" in str(r.exchanges)
 
 
-def test_c20_same_host_redirect_keeps_authorization(stub, tmp_path):
+def test_same_host_redirect_keeps_authorization(stub, tmp_path):
     img = tiny_image()
     holder = {}
     routes, _ = _bearer_registry(stub, img, lambda req: f"http://{holder['host']}/storage/blob")

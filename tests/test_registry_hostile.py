@@ -178,7 +178,7 @@ def wait_sent(srv: RawServer) -> int:
 # ------------------------------------------------------------------ #8 unbounded bodies
 
 
-def test_h08_endless_ping_body_is_read_up_to_64k_then_closed(raw):
+def test_endless_ping_body_is_read_up_to_64k_then_closed(raw):
     srv = raw({"/v2/": lambda c, m, p: c.chunked_forever()})
     started = time.monotonic()
     resp = client(srv.host).ping()
@@ -189,14 +189,14 @@ def test_h08_endless_ping_body_is_read_up_to_64k_then_closed(raw):
     assert time.monotonic() - started < 5
 
 
-def test_h08_endless_error_body_is_capped(raw):
+def test_endless_error_body_is_capped(raw):
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": lambda c, m, p: c.chunked_forever("404 Not Found", "text/html")})
     with pytest.raises(RegistryError, match=rf"GET manifest answered HTTP 404: text/html body of {MAX_ERROR_BODY}\+ bytes"):
         client(srv.host).get_manifest("a", "latest")
     assert MAX_ERROR_BODY <= wait_sent(srv) < BOUNDED
 
 
-def test_h08_huge_token_answer_is_refused_at_1mib(raw):
+def test_huge_token_answer_is_refused_at_1mib(raw):
     def ping(conn, method, path):
         conn.simple("401 Unauthorized", b"{}", extra={"WWW-Authenticate": f'Bearer realm="http://{srv.host}/token",service="x"'})
 
@@ -220,7 +220,7 @@ def _lying_manifest(extra: int):
     return img, fn
 
 
-def test_h14_content_length_lie_on_a_manifest_is_a_registry_error(raw):
+def test_content_length_lie_on_a_manifest_is_a_registry_error(raw):
     img, fn = _lying_manifest(1000)
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
     n = len(img["manifest"])
@@ -229,7 +229,7 @@ def test_h14_content_length_lie_on_a_manifest_is_a_registry_error(raw):
         client(srv.host).get_manifest("a", "latest")
 
 
-def test_h14_read_timeout_while_a_manifest_streams_is_a_registry_error(raw):
+def test_read_timeout_while_a_manifest_streams_is_a_registry_error(raw):
     img = tiny_image()
 
     def fn(conn, method, path):
@@ -244,7 +244,7 @@ def test_h14_read_timeout_while_a_manifest_streams_is_a_registry_error(raw):
     assert time.monotonic() - started < 2.5  # read timeout 0.3 s; the server is silent for 3 s
 
 
-def test_h14_cli_copy_prints_one_line_not_a_traceback(raw, tmp_path, capsys):
+def test_cli_copy_prints_one_line_not_a_traceback(raw, tmp_path, capsys):
     img, fn = _lying_manifest(1000)
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": fn})
     rc = cli.run(["copy", "-q", f"docker://{srv.host}/a:latest", f"oci:{tmp_path / 'l'}:x"])
@@ -256,7 +256,7 @@ def test_h14_cli_copy_prints_one_line_not_a_traceback(raw, tmp_path, capsys):
     assert not index.exists() or json.loads(index.read_text())["manifests"] == []  # no ref made
 
 
-def test_h14_blob_whose_body_keeps_breaking_is_a_registry_error_naming_the_cause(raw):
+def test_blob_whose_body_keeps_breaking_is_a_registry_error_naming_the_cause(raw):
     img = tiny_image()
     layer = img["layer"]
 
@@ -276,7 +276,7 @@ def test_h14_blob_whose_body_keeps_breaking_is_a_registry_error_naming_the_cause
 # ------------------------------------------------------------------ #17 deadlines
 
 
-def test_h17_trickled_manifest_is_cut_at_the_deadline(raw):
+def test_trickled_manifest_is_cut_at_the_deadline(raw):
     img = tiny_image()
 
     def fn(conn, method, path):
@@ -293,7 +293,7 @@ def test_h17_trickled_manifest_is_cut_at_the_deadline(raw):
     assert 3 <= body_sent <= 15, body_sent  # ~10 bytes in 1 s at 10 bytes/s, then the server saw the close
 
 
-def test_h17_trickled_headers_are_cut_at_the_deadline(raw):
+def test_trickled_headers_are_cut_at_the_deadline(raw):
     def fn(conn, method, path):
         conn.trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"a" * 5000 + b"\r\n\r\n{}", 0.05)
 
@@ -306,7 +306,7 @@ def test_h17_trickled_headers_are_cut_at_the_deadline(raw):
     assert wait_sent(srv) < 100  # 1 s of 20 bytes/s, then the server saw the close
 
 
-def test_h17_trickled_token_is_cut_at_the_deadline(raw):
+def test_trickled_token_is_cut_at_the_deadline(raw):
     def ping(conn, method, path):
         conn.simple("401 Unauthorized", b"{}", extra={"WWW-Authenticate": f'Bearer realm="http://{srv.host}/token",service="x"'})
 
@@ -322,7 +322,7 @@ def test_h17_trickled_token_is_cut_at_the_deadline(raw):
     assert time.monotonic() - started < 4  # the token alone takes 10 s to trickle
 
 
-def test_h17_trickled_blob_breaks_the_throughput_rule(raw):
+def test_trickled_blob_breaks_the_throughput_rule(raw):
     img = tiny_image()
     layer = img["layer"]
 
@@ -344,7 +344,7 @@ def test_h17_trickled_blob_breaks_the_throughput_rule(raw):
     assert got == layer[:len(got)] and len(got) < len(layer)  # what arrived is kept, in order
 
 
-def test_h17_silent_blob_server_is_cut_after_the_stall_window(raw):
+def test_silent_blob_server_is_cut_after_the_stall_window(raw):
     layer = tiny_image()["layer"]
 
     def blob(conn, method, path):
@@ -360,7 +360,7 @@ def test_h17_silent_blob_server_is_cut_after_the_stall_window(raw):
     assert time.monotonic() - started < 3  # the server is silent for 5 s
 
 
-def test_h17_slow_reader_is_not_a_stalled_download(raw):
+def test_slow_reader_is_not_a_stalled_download(raw):
     """Only time spent waiting for the network counts: a consumer that pauses between
     reads longer than the window (a slow disk) does not trip the rule."""
     blob = bytes(range(256)) * 20
@@ -382,7 +382,7 @@ def test_h17_slow_reader_is_not_a_stalled_download(raw):
 # ------------------------------------------------------------------ #27 size + 1
 
 
-def test_h27_descriptor_one_byte_larger_than_a_complete_blob_is_a_size_mismatch(raw):
+def test_descriptor_one_byte_larger_than_a_complete_blob_is_a_size_mismatch(raw):
     layer = tiny_image()["layer"]
 
     def fn(conn, method, path):
@@ -402,7 +402,7 @@ def test_h27_descriptor_one_byte_larger_than_a_complete_blob_is_a_size_mismatch(
 # ------------------------------------------------------------------ #13 deep JSON from a registry
 
 
-def test_h13_deeply_nested_manifest_from_a_registry_is_an_invalid_document(raw):
+def test_deeply_nested_manifest_from_a_registry_is_an_invalid_document(raw):
     body = b'{"schemaVersion":2,"mediaType":"' + OCI_MANIFEST.encode() + b'","annotations":{"x":' + b"[" * 200000 + b"]" * 200000 + b"}}"
 
     def fn(conn, method, path):
@@ -416,7 +416,7 @@ def test_h13_deeply_nested_manifest_from_a_registry_is_an_invalid_document(raw):
 # ------------------------------------------------------------------ #14 the CLI never shows a traceback
 
 
-def test_h14_cli_copy_turns_an_unmapped_library_exception_into_one_line(monkeypatch, tmp_path, capsys):
+def test_cli_copy_turns_an_unmapped_library_exception_into_one_line(monkeypatch, tmp_path, capsys):
     import urllib3
 
     def boom(*a, **kw):
@@ -436,13 +436,13 @@ def test_h14_cli_copy_turns_an_unmapped_library_exception_into_one_line(monkeypa
 
 
 @pytest.mark.parametrize("port", ["99999", "65536", "0", "1" * 5000])
-def test_h24_registry_port_out_of_range_is_an_invalid_reference(port):
+def test_registry_port_out_of_range_is_an_invalid_reference(port):
     with pytest.raises(InvalidReference, match=rf"registry port {port} is out of range \(1-65535\)"):
         parse_reference(f"127.0.0.1:{port}/a:latest")
     assert parse_reference("127.0.0.1:65535/a").registry == "127.0.0.1:65535"
 
 
-def test_h24_password_typed_into_a_reference_is_never_echoed(tmp_path, capsys):
+def test_password_typed_into_a_reference_is_never_echoed(tmp_path, capsys):
     with pytest.raises(InvalidReference) as ei:
         parse_reference("user:hunter2@127.0.0.1:5000/a:latest")
     assert "hunter2" not in str(ei.value) and "user" not in str(ei.value).split("@")[0].replace("<redacted>", "")
@@ -480,14 +480,14 @@ _CFG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "l
     (json.dumps([{"Config": ["c.json"], "Layers": []}]).encode(), r"entry 0: 'Config' must be a string"),
     (json.dumps([{"Config": "c.json", "Layers": []}, 7]).encode(), r"manifest\.json entry 1 is a int, not a JSON object"),
 ])
-def test_h21_hostile_manifest_json_is_an_archive_error(tmp_path, manifest_json, message):
+def test_hostile_manifest_json_is_an_archive_error(tmp_path, manifest_json, message):
     p = _archive(tmp_path, manifest_json, {"c.json": _CFG})
     with pytest.raises(ArchiveError, match=message):
         transfer.copy(f"docker-archive:{p}", f"oci:{tmp_path / 'l'}:x")
     assert not (tmp_path / "l").exists() or json.loads((tmp_path / "l" / "index.json").read_text())["manifests"] == []
 
 
-def test_h21_truncated_archive_is_an_archive_error(tmp_path):
+def test_truncated_archive_is_an_archive_error(tmp_path):
     whole = _archive(tmp_path, json.dumps([{"Config": "c.json", "Layers": []}]).encode(), {"c.json": _CFG, "pad": bytes(5000)}).read_bytes()
     (tmp_path / "cut.tar").write_bytes(whole[:1700])  # inside the last member's data
     with pytest.raises(ArchiveError, match=r"cut\.tar: damaged tar archive \(ReadError: unexpected end of data\)"):
@@ -497,7 +497,7 @@ def test_h21_truncated_archive_is_an_archive_error(tmp_path):
 # ------------------------------------------------------------------ #30 tags/list pagination
 
 
-def test_h30_tags_link_loop_is_refused_after_one_round(raw):
+def test_tags_link_loop_is_refused_after_one_round(raw):
     page = json.dumps({"name": "a", "tags": [f"t{i}" for i in range(1000)]}).encode()
 
     def fn(conn, method, path):
@@ -509,7 +509,7 @@ def test_h30_tags_link_loop_is_refused_after_one_round(raw):
     assert [p for m, p in srv.requests if "tags" in p] == ["/v2/a/tags/list", "/v2/a/tags/list?n=1000"]
 
 
-def test_h30_endless_distinct_pages_stop_at_the_page_cap(raw):
+def test_endless_distinct_pages_stop_at_the_page_cap(raw):
     def fn(conn, method, path):
         n = int(path.partition("last=")[2] or 0)
         conn.simple("200 OK", json.dumps({"tags": [f"t{n}"]}).encode(), extra={"Link": f'</v2/a/tags/list?last={n + 1}>; rel="next"'})
@@ -526,7 +526,7 @@ def test_h30_endless_distinct_pages_stop_at_the_page_cap(raw):
     (b'{"tags": ["a"]}', "application/json", '<http://127.0.0.2:1/v2/a/tags/list?last=a>; rel="next"',
      r"the Link to the next page leaves the registry \(http://127\.0\.0\.2:1/v2/a/tags/list\?last=a\); refused"),
 ])
-def test_h30_bad_tag_pages_are_registry_errors(raw, body, ctype, link, message):
+def test_bad_tag_pages_are_registry_errors(raw, body, ctype, link, message):
     def fn(conn, method, path):
         conn.simple("200 OK", body, ctype, extra={"Link": link} if link else None)
 
@@ -535,7 +535,7 @@ def test_h30_bad_tag_pages_are_registry_errors(raw, body, ctype, link, message):
         client(srv.host).tags("a")
 
 
-def test_h30_tag_pages_are_followed_to_the_end(raw):
+def test_tag_pages_are_followed_to_the_end(raw):
     def fn(conn, method, path):
         n = int(path.partition("last=")[2] or 0)
         extra = {"Link": f'</v2/a/tags/list?last={n + 1}>; rel="next"'} if n < 2 else None
@@ -572,13 +572,13 @@ def _manifest_route(kind: str):
     ("redirect-bad-port", RegistryError, r"redirect to an invalid URL 'http://127\.0\.0\.1:99999/x' refused"),
     ("bad-realm", AuthError, r"Bearer challenge has no usable realm"),
 ])
-def test_h14_malformed_http_answers_are_ocilearn_errors(raw, kind, error, message):
+def test_malformed_http_answers_are_ocilearn_errors(raw, kind, error, message):
     srv = raw({"/v2/": ok_ping, "/v2/a/manifests/": _manifest_route(kind)})
     with pytest.raises(error, match=message):
         client(srv.host, retries=0).get_manifest("a", "latest")
 
 
-def test_h21_huge_config_is_refused_before_reading_when_writing_a_docker_archive(tmp_path):
+def test_huge_config_is_refused_before_reading_when_writing_a_docker_archive(tmp_path):
     from ocilearn.image.layout import ImageLayout
 
     lay = ImageLayout.init(tmp_path / "src")
@@ -593,7 +593,7 @@ def test_h21_huge_config_is_refused_before_reading_when_writing_a_docker_archive
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-archive-")] == []  # stage removed
 
 
-def test_h17_cli_copy_deadline_option_cuts_a_trickling_registry(raw, tmp_path, capsys):
+def test_cli_copy_deadline_option_cuts_a_trickling_registry(raw, tmp_path, capsys):
     img = tiny_image()
 
     def fn(conn, method, path):

@@ -247,7 +247,7 @@ def test_token_auth_end_to_end(token_registry, tmp_path):
     assert top_digest(back, "latest") == "sha256:3063d847deaaedea1de7a313e9e38508643d028f52fe8c3c6b002fd9a9a56eb6"
 
 
-def test_c20_redirect_to_other_host_drops_bearer_token(token_registry, tmp_path):
+def test_redirect_to_other_host_drops_bearer_token(token_registry, tmp_path):
     """The real token registry behind a proxy that answers the layer GET with a 307 to a
     "storage" host on 127.0.0.2 (pre-signed URL): the blob arrives, verified; the storage
     host never sees Authorization (it would answer 400 like S3); the registry did get the

@@ -1,5 +1,5 @@
 """Copy through faults injected between ocilearn and a real registry; platform choice
-through the registry (C18); SIGKILL at random points of a pull."""
+through the registry (platform selection with variants); SIGKILL at random points of a pull."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_fault_no_docker_content_digest_from_real_registry(proxy, tmp_path):
     assert_clean(tmp_path / "o", complete=True)
 
 
-# ------------------------------------------------------------------ C18 through the registry
+# ------------------------------------------------------------------ platform selection through the registry
 
 
 def _platform_image(layout: ImageLayout, arch: str, variant: str | None) -> dict:
@@ -139,7 +139,7 @@ def _push_index(layout: ImageLayout, entries: list[dict], tag: str, host: str) -
     transfer.copy(f"oci:{layout.path}:{tag}", f"docker://{host}/c18:{tag}", all_platforms=True)
 
 
-def test_c18_platform_variant_choice_through_registry(plain_registry, tmp_path):
+def test_platform_variant_choice_through_registry(plain_registry, tmp_path):
     lay = ImageLayout.init(tmp_path / "src")
     one = {k: _platform_image(lay, *k) for k in [("arm", "v7"), ("arm", "v6"), ("arm", "v5"), ("arm64", None), ("amd64", None)]}
     two = {k: _platform_image(lay, *k) for k in [("arm", None), ("arm64", "v8")]}

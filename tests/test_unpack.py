@@ -1,5 +1,5 @@
 """ocilearn unpack: bundles, all-or-nothing, platforms, overwrite rules, and rootless unpack
-as a real unprivileged user (case C14)."""
+as a real unprivileged user (unwritable directories, lchown EPERM, device nodes)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def _as_user_unpack(user, image, bundle, *extra):
     return as_user(user, [py, "-m", "ocilearn", "unpack", "--image", image, str(bundle), *extra], env=env, cwd=str(REPO))
 
 
-def test_c14_rootless_unpack_as_unprivileged_user(tmp_path, unpriv_user, user_tmp):
+def test_rootless_unpack_as_unprivileged_user(tmp_path, unpriv_user, user_tmp):
     layer = tar_bytes([
         D("r", 0o555), F("r/file", b"r"), D("z", 0o000), F("z/child", b"z"), DEV("dev/null", "char", 1, 3),
         DEV("dev/sda", "block", 8, 0), FIFO("run/fifo"), F("s", b"s", 0o4755, uid=0, gid=0),
@@ -152,7 +152,7 @@ def test_unpack_as_unprivileged_user_without_flag_is_rootless(unpriv_user, user_
     assert cfg["process"]["user"] == {"uid": 0, "gid": 0}  # only uid 0 is mapped (the article's user edit)
 
 
-def test_c12_one_image_with_four_differently_labelled_layers(tmp_path):
+def test_one_image_with_four_differently_labelled_layers(tmp_path):
     import zstandard
 
     t = [tar_bytes([F(f"layer{i}", f"content {i}".encode())]) for i in range(4)]
@@ -217,7 +217,7 @@ def out_dir(tmp_path):
         remove_tree(p)
 
 
-def test_h04_fifo_passwd_image_fails_fast_and_leaves_nothing(tmp_path, out_dir):
+def test_fifo_passwd_image_fails_fast_and_leaves_nothing(tmp_path, out_dir):
     """The report's a11_fifo_passwd.py: `ocilearn unpack` hung forever (rc 124 under
     timeout 20) and the killed unpack left .b.ocilearn-XXXX behind."""
     import signal
@@ -252,7 +252,7 @@ U.unpack(sys.argv[1], sys.argv[2], rootless=False)
 """
 
 
-def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_dir, monkeypatch):
+def test_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_dir, monkeypatch):
     """SIGKILL in the middle of an unpack leaves .b.ocilearn-*; the next unpack of the
     same bundle removes it, but never the temp dir of an unpack that is still running."""
     import signal
@@ -273,7 +273,7 @@ def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_
     (left,) = [p.name for p in out_dir.iterdir()]
     assert left.startswith(".b.ocilearn-") and (out_dir / left / "rootfs/etc/hostname").read_bytes() == b"box\n"
     # a leftover younger than STALE_AFTER is kept: a concurrent unpack makes its directory a
-    # moment before it can lock it (second hostile review)
+    # moment before it can lock it
     import ocilearn.bundle.unpack as unpack_module
 
     res = unpack(img, out_dir / "other", rootless=False)
@@ -306,7 +306,7 @@ def test_h04_killed_unpack_leftover_is_removed_by_the_next_unpack(tmp_path, out_
     assert (res.rootfs / "etc/hostname").read_bytes() == b"box\n"
 
 
-def test_h11_failed_unpack_of_a_deep_tree_reports_the_real_error_and_cleans_up(tmp_path, out_dir):
+def test_failed_unpack_of_a_deep_tree_reports_the_real_error_and_cleans_up(tmp_path, out_dir):
     """A legitimate 1500-level layer 0 + a layer 1 with a wrong diff ID: the DigestMismatch
     was masked by a RecursionError from the cleanup, which also left the temp dir."""
     deep = tar_bytes([F("/".join(["d"] * 1500) + "/f", b"deep")])
@@ -319,7 +319,7 @@ def test_h11_failed_unpack_of_a_deep_tree_reports_the_real_error_and_cleans_up(t
     assert list(out_dir.iterdir()) == []
 
 
-def test_h10_fifo_layer_blob_is_a_layout_error(tmp_path, out_dir):
+def test_fifo_layer_blob_is_a_layout_error(tmp_path, out_dir):
     make_image(tmp_path / "img", [(gz(tar_bytes([F("a", b"1")])), mt.OCI_LAYER_GZIP)])
     blob = next(p for p in (tmp_path / "img/blobs/sha256").iterdir() if p.read_bytes()[:2] == b"\x1f\x8b")
     blob.unlink()
@@ -329,7 +329,7 @@ def test_h10_fifo_layer_blob_is_a_layout_error(tmp_path, out_dir):
     assert list(out_dir.iterdir()) == []
 
 
-def test_h12_cli_unpack_of_a_garbage_layer_is_one_error_line(tmp_path, out_dir, capsys):
+def test_cli_unpack_of_a_garbage_layer_is_one_error_line(tmp_path, out_dir, capsys):
     make_image(tmp_path / "img", [(b"\x01" * 512, mt.OCI_LAYER_TAR)], diff_ids=[Digest.of(b"\x01" * 512)])
     assert cli(["unpack", "-q", "--image", f"{tmp_path / 'img'}:latest", str(out_dir / "b")]) == 1
     err = capsys.readouterr().err

@@ -375,7 +375,7 @@ class DockerArchive:
 
 def _parse(raw: bytes, media_type: str | None, source: str) -> Manifest | Index:
     """:func:`~ocilearn.image.model.parse_document`, with JSON too deeply nested for Python's
-    parser reported as an :class:`ArchiveError` (hostile report #21) instead of a
+    parser reported as an :class:`ArchiveError` (Python's json raises it past about 1,000 levels) instead of a
     ``RecursionError``."""
     try:
         return parse_document(raw, media_type, source)

@@ -4,7 +4,7 @@ What ``umoci repack`` + ``umoci config`` do, in a few readable steps:
 
 1. a list of :class:`Entry` (or a directory tree, :func:`entries_from_tree`) becomes a
    layer tar (:func:`layer_tar`): entries sorted by path, no duplicates (image-spec
-   layer.md "Distributable Format": "MUST NOT include duplicate entries"; case C09),
+   layer.md "Distributable Format": "MUST NOT include duplicate entries"),
    one fixed mtime, numeric owners (uid/gid 0 unless told), no user/group names, PAX
    format (long names and non-ASCII names get PAX records);
 2. the tar is compressed (:func:`compress`: gzip with mtime 0 and no file name, or zstd)
@@ -162,7 +162,7 @@ def layer_tar(entries: Iterable[Entry], *, mtime: int = DEFAULT_EPOCH, add_paren
     ``add_parents``; each path at most once.
 
     Raises:
-        LayerError: a path given twice (layer.md forbids duplicates: case C09), a ``..``
+        LayerError: a path given twice (layer.md forbids duplicates), a ``..``
             path, an unknown type, or a hardlink to a path not earlier in the layer.
     """
     by_name: dict[str, Entry] = {}
@@ -173,7 +173,7 @@ def layer_tar(entries: Iterable[Entry], *, mtime: int = DEFAULT_EPOCH, add_paren
         if name in by_name:
             raise LayerError(
                 f"layer entry {name!r} given twice: a layer MUST NOT contain duplicate entries "
-                "(image-spec layer.md 'Distributable Format'; case C09)"
+                "(image-spec layer.md 'Distributable Format')"
             )
         by_name[name] = e
     if add_parents:

@@ -48,7 +48,7 @@ LAYER_TYPES = frozenset(
 NONDISTRIBUTABLE_TYPES = frozenset({OCI_LAYER_ND_TAR, OCI_LAYER_ND_GZIP, OCI_LAYER_ND_ZSTD, DOCKER_LAYER_FOREIGN_GZIP})
 
 #: The Accept header a registry client sends for manifests: every index and manifest type
-#: (distribution-spec "Pulling manifests"; see case C19 for why indexes must be listed).
+#: (distribution-spec "Pulling manifests": a registry answers with an image index only when its media type is accepted).
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST])
 
 #: OCI type for each Docker type, as ``skopeo copy --format oci`` converts them.
@@ -85,7 +85,7 @@ def is_layer(media_type: str | None) -> bool:
 def layer_compression(media_type: str) -> str:
     """The compression a layer media type announces: ``"gzip"``, ``"zstd"`` or ``"none"``.
 
-    This is only a hint: the layer module reads the magic bytes too (case C12).
+    This is only a hint: the layer module reads the magic bytes too (ocilearn.core.streams.sniff_compression).
     """
     if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
         return "gzip"

@@ -216,7 +216,7 @@ class Descriptor:
         Raises:
             InvalidDocument: missing ``mediaType``/``digest``/``size``, wrong types, negative
                 size, ``data`` that is not base64 or does not match digest and size.
-            InvalidDigest: a digest that breaks descriptor.md's grammar (case C16).
+            InvalidDigest: a digest that breaks descriptor.md's grammar (it would end up in a file path or URL).
         """
         obj = _load(data, source)
         size = _get(obj, "size", int, source, required=True)
@@ -462,7 +462,7 @@ def parse_document(data: bytes, media_type: str | None, source: str) -> Manifest
     when that is absent, from ``media_type`` (the descriptor's or the HTTP Content-Type).
 
     A document without ``mediaType`` that has both ``manifests`` and ``layers``/``config``
-    is refused whatever the descriptor says (case C15).
+    is refused whatever the descriptor says (image-index.md / manifest.md: a document is one or the other).
 
     Raises:
         InvalidDocument, AmbiguousDocument.
@@ -495,7 +495,7 @@ def parse_document(data: bytes, media_type: str | None, source: str) -> Manifest
 class ContainerConfig:
     """The ``config`` object of an image config (config.md "Properties"): execution
     parameters a runtime should use. ``None`` means "absent or null"; ``[]`` means an
-    explicit empty list (they differ for Entrypoint/Cmd: case C28)."""
+    explicit empty list (they differ for Entrypoint/Cmd: conversion.md, Docker's Entrypoint/Cmd rules)."""
 
     user: str | None = None
     exposed_ports: Mapping[str, Any] | None = field(default=None, hash=False)
