@@ -35,7 +35,7 @@ def schema_validate(cfg: dict, name: str = "") -> None:
     WRITTEN.append((name, cfg))
 
 
-# ------------------------------------------------------------------ C28
+# ------------------------------------------------------------------ Entrypoint null vs [] vs [""] with Cmd
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_missing_config_object_and_caller_args():
     assert C.convert(image({"Entrypoint": ["/e"], "Cmd": ["a"]}), args=["b"])["process"]["args"] == ["/e", "b"]
 
 
-# ------------------------------------------------------------------ C26
+# ------------------------------------------------------------------ User: names vs numbers, the image's passwd
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_passwd_symlinks_resolve_inside_rootfs_never_host(users_rootfs, tmp_path
     assert out.stdout.strip() == "777"
 
 
-# ------------------------------------------------------------------ C24
+# ------------------------------------------------------------------ WorkingDir that escapes (/proc/self/fd/N, CVE-2024-21626)
 
 
 @pytest.mark.parametrize("wd", [f"/proc/self/fd/{n}" for n in range(3, 13)] + ["/proc/1/cwd", "/sys/kernel", "/../../etc", "relative/dir"])

@@ -63,7 +63,7 @@ def raw_json(layout: ImageLayout, obj: dict, media_type: str) -> Descriptor:
     return layout.put_json(media_type, dumps(obj))
 
 
-# ------------------------------------------------------------------ C15
+# ------------------------------------------------------------------ a document that is both a manifest and an index
 
 
 def test_manifest_and_index_document_is_rejected_as_ambiguous(tmp_path):
@@ -100,7 +100,7 @@ def test_manifest_and_index_document_is_rejected_as_ambiguous(tmp_path):
     assert lay.resolve("z-untyped").manifest.config.digest == a.config.digest
 
 
-# ------------------------------------------------------------------ C16
+# ------------------------------------------------------------------ unvalidated digests never reach a path
 
 BAD_DIGESTS = [
     "sha256:../../../../tmp/ocilearn-victim/x",
@@ -155,7 +155,7 @@ def test_bad_layer_digest_rejected_before_any_open(tmp_path, bad, monkeypatch):
     assert snapshot(lay.path) == before_l
 
 
-# ------------------------------------------------------------------ C18
+# ------------------------------------------------------------------ platform selection with variants
 
 
 def _d(plat: str | None, n: int) -> Descriptor:
