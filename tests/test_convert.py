@@ -292,7 +292,7 @@ def test_every_written_config_validates_against_runtime_spec_schema(users_rootfs
         C.validate(bad, schema)
 
 
-# ------------------------------------------------------------------ hostile-report findings
+# ------------------------------------------------------------------ hostile configs: deep paths, odd types, escapes
 
 
 def _fifo_rootfs(tmp_path, name="passwd"):
