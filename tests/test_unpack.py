@@ -202,7 +202,7 @@ def test_unpacked_config_validates_against_runtime_spec_schema(tmp_path):
         C.validate(json.loads((res.bundle / "config.json").read_text()), schema)
 
 
-# ------------------------------------------------------------------ hostile-report findings
+# ------------------------------------------------------------------ hostile images: fifo passwd, killed unpacks, deep trees, garbage layers
 
 
 @pytest.fixture
