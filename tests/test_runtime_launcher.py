@@ -59,10 +59,12 @@ def test_launcher_ignores_modules_in_the_callers_directory(tmp_path):
     cwd.mkdir()
     for mod in ("json", "argparse", "ocilearn"):
         (cwd / f"{mod}.py").write_text("raise SystemExit(99)\n")
-    p = subprocess.run([str(b / "ocilearn-runtime"), "--root", str(tmp_path / "root"), "list"], capture_output=True, text=True,
-                       env=_clean_env(), cwd=cwd)
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    # an empty PYTHONPATH entry (what `PYTHONPATH=$PYTHONPATH:/x` gives) names the cwd as well
+    for env in (_clean_env(), {**_clean_env(), "PYTHONPATH": ":/nonexistent"}, {**_clean_env(), "PYTHONPATH": "/nonexistent:"}):
+        p = subprocess.run([str(b / "ocilearn-runtime"), "--root", str(tmp_path / "root"), "list"], capture_output=True, text=True,
+                           env=env, cwd=cwd)
+        assert p.returncode == 0, (env.get("PYTHONPATH"), p.stderr)
+        assert p.stdout.split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
 
 
 def test_launcher_without_an_interpreter_beside_it_runs_the_console_script(tmp_path):

@@ -122,3 +122,18 @@ def test_good_ids_pass():
 def test_empty_root_is_refused_not_the_default(tmp_path):
     p = subprocess.run([*ENTRY, "--root", "", "delete", "x"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "--root is empty" in p.stderr
+
+
+def test_a_symlinked_container_directory_is_refused_and_its_target_kept(tmp_path):
+    """A state root writable by someone else could hold ``c1 -> /some/dir``: delete must not
+    empty the directory the link names."""
+    root = tmp_path / "root"
+    root.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_bytes(b"keep me\n")
+    (root / "c1").symlink_to(victim)
+    for args in (["delete", "c1"], ["delete", "--force", "c1"], ["state", "c1"]):
+        p = subprocess.run([*ENTRY, "--root", str(root), *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and "state directory is a symbolic link" in p.stderr, (args, p.stderr)
+    assert (victim / "precious").read_bytes() == b"keep me\n" and (root / "c1").is_symlink()

@@ -163,6 +163,9 @@ def rmtree(path: str) -> None:
     """Remove a container's state directory: its files (state.json, exec.fifo, hosts) and
     itself. Anything else found there (a directory someone put in) goes with
     shutil.rmtree — imported only then: shutil costs the start-up path ~2 ms."""
+    if os.path.islink(path):  # never empty what a link names: remove the link only
+        os.unlink(path)
+        return
     try:
         names = os.listdir(path)
     except FileNotFoundError:
@@ -299,7 +302,7 @@ class ContainerState:
         """The container ``cid`` under ``root``; raises ContainerNotFound."""
         c = cls(check_id(cid), root)
         try:
-            st = os.stat(c.dir)
+            st = os.lstat(c.dir)  # never followed: delete would empty whatever a symlink names
         except FileNotFoundError:
             raise ContainerNotFound(f"container {cid!r} does not exist in {root}") from None
         except NotADirectoryError:
@@ -307,6 +310,9 @@ class ContainerState:
         except PermissionError as e:  # another user's state root (0700): say so, never "not there"
             raise ContainerError(f"container {cid!r} in {root}: {e.strerror} (the state directory belongs to "
                                  "another user; use your own --root)") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise ContainerError(f"{c.dir}: the container's state directory is a symbolic link; refused (someone who can "
+                                 "write the state root put it there; remove the link)")
         if not stat.S_ISDIR(st.st_mode):
             raise ContainerNotFound(f"container {cid!r} does not exist in {root}")
         return c
