@@ -65,3 +65,30 @@ def test_archive_with_a_link_member_refused(tmp_path):
         t.addfile(info)
     with pytest.raises(ArchiveError, match="is not part of an image layout"):
         transfer.copy(f"oci-archive:{tar}", f"oci:{tmp_path / 'lay'}:x")
+
+
+def test_archive_errors_name_the_archive_not_the_extraction_directory(tmp_path):
+    """A truncated tar, a missing ref and an oversized index.json are ArchiveErrors that
+    name ``oci-archive:PATH``; the private extraction directory is removed."""
+    import glob
+    import io
+    import tempfile
+
+    good = tmp_path / "a.tar"
+    transfer.copy(f"oci:{built_image('busybox')}:latest", f"oci-archive:{good}:latest")
+    before = set(glob.glob(f"{tempfile.gettempdir()}/ocilearn-oci-archive-*"))
+    trunc = tmp_path / "trunc.tar"
+    trunc.write_bytes(good.read_bytes()[:700])
+    with pytest.raises(ArchiveError, match=rf"^oci-archive:{trunc}: truncated or corrupt tar"):
+        transfer.copy(f"oci-archive:{trunc}", f"oci:{tmp_path / 'o1'}:x")
+    with pytest.raises(ArchiveError, match=rf"^oci-archive:{good}:nosuch: no ref named 'nosuch'"):
+        transfer.copy(f"oci-archive:{good}:nosuch", f"oci:{tmp_path / 'o2'}:x")
+    big = tmp_path / "big.tar"
+    with tarfile.open(big, "w") as t:
+        info = tarfile.TarInfo("index.json")
+        info.size = 5 * 1024 * 1024
+        t.addfile(info, io.BytesIO(b" " * info.size))
+    with pytest.raises(ArchiveError, match=rf"^oci-archive:{big}: tar member 'index.json' is 5242880 bytes"):
+        transfer.copy(f"oci-archive:{big}", f"oci:{tmp_path / 'o3'}:x")
+    assert set(glob.glob(f"{tempfile.gettempdir()}/ocilearn-oci-archive-*")) == before
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from ..core import explain
-from ..core.errors import ArchiveError
-from ..image.layout import ImageLayout
+from ..core.errors import ArchiveError, OcilearnError
+from ..image.layout import MAX_DOCUMENT, ImageLayout
 from ..image.model import Descriptor
 from .oci_layout import LayoutDest, LayoutSource
 from .transport import Destination, Document, Source, naming_full_disk
@@ -51,33 +51,56 @@ class OciArchiveSource(Source):
                 tar = tarfile.open(self.path, "r:")
             except (OSError, tarfile.TarError) as e:
                 raise ArchiveError(f"{self.name}: not a readable tar: {e}") from e
-            with tar:
-                for info in tar:
-                    if not _member_ok(info):
-                        raise ArchiveError(f"{self.name}: tar member {info.name!r} is not part of an image layout "
-                                           "(only oci-layout, index.json and regular files under blobs/ are allowed)")
-                    name = posixpath.normpath(info.name.lstrip("/"))
-                    target = self._dir / name
-                    if info.isdir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    src = tar.extractfile(info)
-                    assert src is not None
-                    with src, open(target, "xb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                with tar:
+                    self._extract(tar)
+            except tarfile.TarError as e:
+                raise ArchiveError(f"{self.name}: truncated or corrupt tar: {e}") from e
             explain.step("oci-archive", "extract", f"{self.path} -> {self._dir}", f"tar -xf {self.path} -C {self._dir}")
-            self._layout = LayoutSource(ImageLayout.open(self._dir), ref)
+            try:
+                self._layout = LayoutSource(ImageLayout.open(self._dir), ref)
+            except OcilearnError as e:  # name the archive, not the private directory it was extracted to
+                raise ArchiveError(str(e).replace(str(self._dir), self.name)) from e
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
         self._layout.name = self.name
 
+    def _extract(self, tar: tarfile.TarFile) -> None:
+        """Extract the checked members into the private directory; raises ArchiveError for
+        a member that is not part of an image layout, appears twice, or is too big."""
+        for info in tar:
+            if not _member_ok(info):
+                raise ArchiveError(f"{self.name}: tar member {info.name!r} is not part of an image layout "
+                                   "(only oci-layout, index.json and regular files under blobs/ are allowed)")
+            name = posixpath.normpath(info.name.lstrip("/"))
+            if name in _TOP and info.size > MAX_DOCUMENT:
+                raise ArchiveError(f"{self.name}: tar member {info.name!r} is {info.size} bytes; at most {MAX_DOCUMENT} are read")
+            target = self._dir / name
+            try:
+                if info.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(info)
+                assert src is not None
+                with src, open(target, "xb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except (FileExistsError, IsADirectoryError, NotADirectoryError):
+                raise ArchiveError(f"{self.name}: tar member {info.name!r} appears twice (or as both a file and a "
+                                   "directory); an image layout has one of each") from None
+
     def top(self) -> Document:
-        return self._layout.top()
+        try:
+            return self._layout.top()
+        except OcilearnError as e:  # name the archive, not the private directory it was extracted to
+            raise ArchiveError(str(e).replace(str(self._dir), self.name)) from e
 
     def fetch(self, desc: Descriptor) -> Document:
-        return self._layout.fetch(desc)
+        try:
+            return self._layout.fetch(desc)
+        except OcilearnError as e:
+            raise ArchiveError(str(e).replace(str(self._dir), self.name)) from e
 
     def open_blob(self, desc: Descriptor, progress: Callable[[int], None]) -> BinaryIO:
         return self._layout.open_blob(desc, progress)
