@@ -1266,11 +1266,12 @@ class ImageLayout:
                      f"{len(out.temps)} temp files ({out.temp_bytes} bytes)", f"umoci gc --layout {self.path}")
         return out
 
-def parse_oci_ref(text: str) -> tuple[str, str | None]:
+def parse_oci_ref(text: str, transport: str = "oci") -> tuple[str, str | None]:
     """Split ``oci:PATH[:REF]`` (or ``PATH[:REF]``) at the FIRST ``:``, as skopeo's and
     umoci's ``oci:`` transports do, so that a ref name may itself hold colons
     (``localhost/app:latest``, ``sha256:…``). A path holding ``:`` cannot be named this way
-    (skopeo has the same limit).
+    (skopeo has the same limit). ``transport`` (``oci`` or ``oci-archive``) only names the
+    transport in messages.
 
     Returns ``(path, ref or None)``; the ref, when given, is checked against the ref name
     grammar of image-layout.md ("index.json", ``org.opencontainers.image.ref.name``)
@@ -1286,7 +1287,8 @@ def parse_oci_ref(text: str) -> tuple[str, str | None]:
     if not sep:
         return text, None
     if not ref:
-        raise LayoutError(f"oci:{text}: empty ref name after ':' (drop the ':' or name a ref, e.g. oci:{path}:latest)")
+        raise LayoutError(f"{transport}:{text}: empty ref name after ':' (drop the ':' or name a ref, e.g. "
+                          f"{transport}:{path}:latest)")
     return path, validate_ref_name(ref)
 
 
