@@ -70,3 +70,20 @@ def test_chain_id_checked_on_the_embedded_image(sol):
     assert diff_ids and all(d.startswith("sha256:") for d in diff_ids)
     res = ex.check_chain_id(sol["my_chain_ids"], diff_ids)
     assert res.ok and "2 layer stacks" in res.text, res.text
+
+
+def test_odd_learner_functions_get_a_result_not_a_traceback():
+    """A learner's function may return the wrong type, call sys.exit() or write bytes that
+    are not text: the check answers "not quite", it never raises into the notebook."""
+    import sys
+
+    r = ex.check_chain_id(lambda ids: 5)
+    assert (r.ok, r.done, r.text) == (False, True, "not quite: return a list of chain IDs (strings), not int")
+    r = ex.check_blob_digest(lambda data, digest: sys.exit(3))
+    assert (r.ok, r.done) == (False, True) and r.text.startswith("not quite: your function raised SystemExit: 3")
+
+    def binary_whiteout(rootfs, entry):
+        (Path(rootfs) / "etc" / "bin.dat").write_bytes(b"\xff\xfe")
+
+    r = ex.check_whiteout(binary_whiteout)
+    assert (r.ok, r.done) == (False, True) and r.text.startswith("not quite")

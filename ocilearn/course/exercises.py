@@ -55,6 +55,8 @@ def _run(fn: Callable, *args):
         return fn(*args), None
     except NotImplementedError:
         return None, _not_done(getattr(fn, "__name__", "function"))
+    except SystemExit as e:  # sys.exit() in the learner's code must not end the kernel's cell
+        return None, _crash(e, "return a value instead of calling sys.exit()")
 
 
 # ----------------------------------------------------------------- 01: blob digest
@@ -117,7 +119,9 @@ def check_chain_id(fn: Callable[[list[str]], list[str]], diff_ids: list[str] | N
             return _crash(e, "the input is a list of 'sha256:…' strings")
         if stop:
             return stop
-        got = [str(g) for g in (got or [])]
+        if not isinstance(got, (list, tuple)):
+            return Result(False, True, f"not quite: return a list of chain IDs (strings), not {type(got).__name__}")
+        got = [str(g) for g in got]
         if len(got) != len(want):
             return Result(False, True, f"not quite: {len(stack)} layers need {len(stack)} chain IDs, you returned {len(got)}")
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
@@ -134,7 +138,8 @@ def _tree(root: Path) -> dict[str, str]:
         for n in dirnames + filenames:
             p = Path(dirpath) / n
             rel = str(p.relative_to(root))
-            out[rel] = "dir" if p.is_dir() and not p.is_symlink() else (p.read_text() if p.is_file() else "link")
+            out[rel] = "dir" if p.is_dir() and not p.is_symlink() else (
+                p.read_bytes().decode(errors="replace") if p.is_file() else "link")
     return out
 
 
