@@ -99,7 +99,7 @@ def _write_md(results: dict, runs: int) -> None:
                     f"({min(o):.3f}–{max(o):.3f}) | {r['skopeo_median_s']:.3f} s ({min(k):.3f}–{max(k):.3f}) | "
                     f"**{r['ratio']:.2f}×** | {r['ocilearn_peak_rss_mib']:.0f} / {r['skopeo_peak_rss_mib']:.0f} MiB |")
     lc = results["debian_library_call"]
-    rows.append(f"| debian as a library call `transfer.copy()` in a warm interpreter | {lc['ocilearn_median_s']:.3f} s | "
+    rows.append(f"| debian as a library call `ocilearn.distribution.copy.copy()` in a warm interpreter | {lc['ocilearn_median_s']:.3f} s | "
                 f"(the process above) | {lc['ratio_to_skopeo_process']:.2f}× | – |")
     if "big" in results:
         b = results["big"]
