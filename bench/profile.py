@@ -126,8 +126,9 @@ def main() -> None:
     start = {
         "interpreter start-up, `python -c pass`": _startup("pass"),
         "+ imports of the unpack path (`ocilearn.cli`, `ocilearn.bundle.unpack`)": _startup("import ocilearn.cli, ocilearn.bundle.unpack"),
-        "+ imports of the copy path (`ocilearn.cli`, `ocilearn.distribution.copy`)": _startup("import ocilearn.cli, ocilearn.distribution.copy"),
-        "+ `requests` alone": _startup("import requests"),
+        "+ imports of the copy path (`ocilearn.distribution.cli`, `.copy`, `.registry`; no click)": _startup(
+            "import ocilearn.entry, ocilearn.distribution.cli, ocilearn.distribution.copy, ocilearn.distribution.registry"),
+        "+ `http.client` alone (the registry client's HTTP)": _startup("import http.client"),
     }
     print("| phase | debian | jre |")
     print("| --- | --- | --- |")

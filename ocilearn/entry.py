@@ -1,7 +1,9 @@
 """The ``ocilearn`` console script, kept tiny: the runtime commands (runc's command line)
 go to :mod:`ocilearn.runtime.launch` (then :mod:`ocilearn.runtime.cli`) before click — or anything else — is imported, so
-``ocilearn run`` starts about as fast as the bare interpreter allows. Everything else
-(image, distribution and bundle commands) goes to the click CLI in :mod:`ocilearn.cli`.
+``ocilearn run`` starts about as fast as the bare interpreter allows. A well-formed
+``copy`` command line goes to :func:`ocilearn.distribution.cli.main`, also without click.
+Everything else (image, distribution and bundle commands, ``--help``, usage errors) goes
+to the click CLI in :mod:`ocilearn.cli`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ def entry() -> None:
         from .runtime.cli import entry as runtime_entry
 
         runtime_entry()
+    if "copy" in sys.argv[1:3]:  # skopeo copy's command line: without click when well formed
+        from .distribution.cli import main as copy_main
+
+        rc = copy_main(sys.argv[1:])
+        if rc is not None:
+            sys.exit(rc)
     from .cli import run
 
     sys.exit(run())

@@ -4,22 +4,15 @@ Transports: ``docker://REF``, ``oci:PATH[:REF]``, ``oci-archive:PATH[:REF]``,
 ``docker-archive:PATH[:REF]``; PATH and REF split at the first ``:`` as in skopeo.
 Bytes and digests are preserved by default (``skopeo copy --preserve-digests``);
 ``--format oci`` converts Docker schema2 documents to OCI media types.
+
+This click command holds the options, their help and usage errors; the body is
+:func:`ocilearn.distribution.cli.run_copy`, which the console script also calls directly,
+without importing click, for a well-formed command line (:func:`ocilearn.distribution.cli.main`).
 """
 
 from __future__ import annotations
 
 import click
-
-from ..image.model import Platform
-
-
-def _bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1", "yes"):
-        return True
-    if v in ("false", "0", "no"):
-        return False
-    raise click.BadParameter(f"expected true or false, got {value!r}")
 
 
 @click.command("copy")
@@ -64,51 +57,13 @@ def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_v
       ocilearn copy docker-archive:busybox.tar oci:/tmp/bb:latest
       ocilearn copy oci:/tmp/bb:latest oci-archive:/tmp/bb.tar:localhost/bb:latest
     """
-    from ..core.errors import OcilearnError, TransportError
-    from ..distribution import copy as transfer
-    from ..image.layout import host_platform
-
-    if fmt == "oci" and preserve_digests:
-        raise TransportError("--format oci rewrites manifests (new digests); it cannot be combined with --preserve-digests")
-    platform = None
-    if override_os or override_arch or override_variant:
-        host = host_platform()
-        arch = override_arch or host.architecture
-        variant = override_variant if override_variant is not None else (host.variant if arch == host.architecture else None)
-        platform = Platform(override_os or host.os, arch, variant)
-
-    def ca(d: str | None):
-        if not d:
-            return None
-        from pathlib import Path
-
-        p = Path(d) / "ca.crt"
-        if not p.is_file():
-            raise TransportError(f"{d}: no ca.crt in the certificate directory")
-        return str(p)
+    from ..distribution.cli import BadBool, run_copy
 
     try:
-        result = transfer.copy(
-            src, dst, src_creds=src_creds, dest_creds=dest_creds, authfile=authfile,
-            src_tls_verify=_bool(src_tls_verify), dest_tls_verify=_bool(dest_tls_verify),
-            src_ca_bundle=ca(src_cert_dir), dest_ca_bundle=ca(dest_cert_dir),
-            platform=platform, all_platforms=all_platforms, format=fmt, quiet=quiet, workers=jobs,
-            archive_form=archive_form, client_options={"deadline": deadline, "blob_stall_seconds": blob_stall},
-        )
-    except (OcilearnError, OSError, click.ClickException):
-        raise  # already one line in ocilearn.cli.run
-    except Exception as e:
-        # anything else (a library exception not mapped to ocilearn.core.errors yet, a bug):
-        # one line naming it, never a traceback unless --debug; secrets scrubbed
-        if (ctx.obj or {}).get("debug"):
-            raise
-        from ..distribution.client import _scrub
-
-        raise OcilearnError(_scrub(f"copy {src} -> {dst} failed unexpectedly: {type(e).__module__}.{type(e).__name__}: "
-                                   f"{str(e)[:300]} (run 'ocilearn --debug copy …' for the traceback)")) from e
-    if fmt == "oci":
-        click.echo("note: --format oci rewrote Docker media types as OCI ones, so manifest digests changed; "
-                   "config and layer blobs kept their bytes and digests", err=True)
-    if not quiet:
-        click.echo(str(result), err=True)
-    click.echo(str(result.digest))
+        run_copy(src, dst, debug=bool((ctx.obj or {}).get("debug")), src_tls_verify=src_tls_verify,
+                 dest_tls_verify=dest_tls_verify, src_creds=src_creds, dest_creds=dest_creds, src_cert_dir=src_cert_dir,
+                 dest_cert_dir=dest_cert_dir, authfile=authfile, override_os=override_os, override_arch=override_arch,
+                 override_variant=override_variant, all_platforms=all_platforms, fmt=fmt, preserve_digests=preserve_digests,
+                 archive_form=archive_form, deadline=deadline, blob_stall=blob_stall, quiet=quiet, jobs=jobs)
+    except BadBool as e:
+        raise click.BadParameter(str(e)) from None

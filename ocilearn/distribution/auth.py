@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +94,8 @@ def _normalise_key(key: str) -> str:
 def _credential_helper(helper: str, server: str, source: str, env: dict[str, str]) -> Credentials | None:
     """Ask ``docker-credential-<helper> get`` (Docker's credential helper protocol:
     the server URL on stdin, ``{"Username":…,"Secret":…}`` on stdout)."""
+
+    import subprocess  # only here: most pulls need no credential helper (start-up time)
 
     prog = f"docker-credential-{helper}"
     try:

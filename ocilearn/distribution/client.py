@@ -1,4 +1,5 @@
-"""A registry client over HTTP (OCI distribution-spec), written with ``requests``; the
+"""A registry client over HTTP (OCI distribution-spec), on the standard library's
+:mod:`http.client` (through :mod:`ocilearn.distribution.httpconn`); the
 ``docker://`` copy transport built on it is :mod:`ocilearn.distribution.registry`.
 
 What it does, with the spec section for each:
@@ -36,7 +37,8 @@ Limits against hostile or broken servers (all configurable, units given):
 * a blob download must receive at least ``blob_stall_bytes`` (16 KiB) per
   ``blob_stall_seconds`` (30 s) of reading, else it is resumed, then abandoned;
 * every transport failure (a ``Content-Length`` lie, a read timeout, a malformed chunk or
-  header) is an :class:`~ocilearn.core.errors.RegistryError`, never a raw urllib3 exception.
+  header) is an :class:`~ocilearn.core.errors.RegistryError`, never a raw http.client or
+  socket exception.
 
 Every HTTP exchange is recorded on :attr:`RegistryClient.exchanges` (method, URL, status,
 key headers with secrets redacted, bytes, seconds) and as an ``explain`` step.
@@ -62,12 +64,6 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
 from ..core import explain
 from ..core.errors import AuthError, DigestMismatch, InvalidDocument, OcilearnError, RegistryError, SizeMismatch
 from ..image import mediatypes as mt
@@ -75,6 +71,7 @@ from ..image.digest import CHUNK, Digest
 from ..image.model import Descriptor, Index, Manifest, parse_document
 from ..image.reference import DOCKER_HUB, Reference
 from .auth import REDACTED, Challenge, Credentials, load_credentials, parse_challenges
+from .httpconn import ConnectionFailed, HTTPPool, Response, Timeout, TLSError
 
 MAX_MANIFEST = 4 * 1024 * 1024  # bytes: distribution-spec recommends registries accept at least 4 MiB
 # Caps on bodies that are read whole (bytes). A hostile or broken server may send an
@@ -90,7 +87,7 @@ MAX_TAGS = 1_000_000  # tags returned at most by RegistryClient.tags
 DOCUMENT_DEADLINE = 120.0  # seconds: a whole document exchange (ping, token, manifest, tags …)
 BLOB_STALL_SECONDS = 30.0  # seconds: the window of the blob throughput rule …
 BLOB_STALL_BYTES = 16 * 1024  # bytes: … a blob download receiving fewer than this in the window is broken
-USER_AGENT = "ocilearn/0.1 (+python-requests)"
+USER_AGENT = "ocilearn/0.2 (python http.client)"
 # query parameters of pre-signed URLs and token requests that are secrets
 _SECRET_PARAMS = {
     "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig", "token",
@@ -267,8 +264,9 @@ class _Deadline:
     (``shutdown(2)``, which wakes a blocked ``recv``) every socket the exchange used, so
     the reading thread fails at once instead of waiting for a trickling server.
 
-    Sockets are registered by :class:`_WatchedHTTPConnection` when a request is sent on
-    them while this deadline is active in the thread, or explicitly with :meth:`watch`.
+    Sockets are registered by :meth:`HTTPPool.request <ocilearn.distribution.httpconn.HTTPPool.request>`
+    when a request is sent on them while this deadline is active in the thread, or
+    explicitly with :meth:`watch`.
     A connection that has gone back to the pool and was taken by another request is
     marked with that request's deadline, so it is never shut down by this one.
     """
@@ -295,7 +293,7 @@ class _Deadline:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def add(self, conn: Any, sock: socket.socket | None) -> None:
-        """Register a socket of this exchange (``conn``: the urllib3 connection it belongs
+        """Register a socket of this exchange (``conn``: the pooled connection it belongs
         to, or ``None``)."""
         if sock is None:
             return
@@ -306,12 +304,9 @@ class _Deadline:
             if self.fired:
                 self._shut(sock)
 
-    def watch(self, resp: requests.Response) -> None:
+    def watch(self, resp: Response) -> None:
         """Register the socket a (streaming) response is being read from."""
-        raw = getattr(resp, "raw", None)
-        sock = getattr(getattr(raw, "_sock_shutdown", None), "__self__", None)  # urllib3 >= 2.3
-        if sock is None:
-            sock = getattr(getattr(raw, "_connection", None), "sock", None)
+        sock = getattr(resp, "sock", None)
         if isinstance(sock, socket.socket):
             self.add(None, sock)
 
@@ -334,62 +329,17 @@ def _active_deadline() -> _Deadline | None:
     return getattr(_ACTIVE, "deadline", None)
 
 
-class _Watched:
-    """Mixin for urllib3's connections: each request sent, and each socket connected, is
-    registered with the thread's active :class:`_Deadline` (if any)."""
-
-    sock: Any
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        dl = _active_deadline()
-        self._ocilearn_deadline = dl
-        if dl is not None:
-            dl.add(self, self.sock)  # a kept-alive or already connected (TLS) connection
-        return super().request(*args, **kwargs)  # type: ignore[misc]
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        dl = getattr(self, "_ocilearn_deadline", None)
-        if dl is not None:
-            dl.add(self, self.sock)
-
-
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _Adapter(HTTPAdapter):
-    """requests' adapter with connections that :class:`_Deadline` can interrupt."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPConnectionPool,
-                                                   "https": _WatchedHTTPSConnectionPool}
-
-
-# what can escape from reading a response body: urllib3's ProtocolError (IncompleteRead,
-# "Connection broken"), ReadTimeoutError, DecodeError …, requests' wrappers, socket errors
-_BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, http.client.HTTPException, OSError, ValueError)
+# what can escape from reading a response body: http.client's IncompleteRead (a body cut
+# short, a malformed chunk), socket errors and timeouts
+_BODY_ERRORS = (http.client.HTTPException, OSError, ValueError)
 
 
 def _describe(e: BaseException) -> str:
     """A short, secret-free description of a transport exception."""
-    if isinstance(e, urllib3.exceptions.ReadTimeoutError) or isinstance(e, (TimeoutError, socket.timeout)):
+    if isinstance(e, (Timeout, TimeoutError)):
         return "read timed out"
-    if isinstance(e, urllib3.exceptions.ProtocolError) and e.args and isinstance(e.args[-1], http.client.IncompleteRead):
-        ir = e.args[-1]
+    if isinstance(e, http.client.IncompleteRead):
+        ir = e
         got = ir.partial if isinstance(ir.partial, int) else len(ir.partial)
         if ir.expected is None:
             return "the chunked body is malformed or was cut short"
@@ -398,7 +348,7 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {_scrub(text)[:200]}" if text else type(e).__name__
 
 
-def _read_body(resp: requests.Response, limit: int, what: str, *, truncate: bool = True) -> bytes:
+def _read_body(resp: Response, limit: int, what: str, *, truncate: bool = True) -> bytes:
     """Read at most ``limit`` bytes (decoded) of a streaming response's body.
 
     The body is read in 64 KiB pieces, never whole: a server that sends an endless or
@@ -406,7 +356,7 @@ def _read_body(resp: requests.Response, limit: int, what: str, *, truncate: bool
     ``limit`` the connection is closed (never drained); otherwise it goes back to the pool.
 
     Args:
-        resp: a response made with ``stream=True``.
+        resp: a response whose body is not read yet.
         limit: bytes.
         what: what the body is, for messages (``"manifest 127.0.0.1:5000/a:latest"``).
         truncate: True: return the first ``limit`` bytes of a longer body; False: a
@@ -423,12 +373,13 @@ def _read_body(resp: requests.Response, limit: int, what: str, *, truncate: bool
     buf = bytearray()
     complete = False
     try:
-        for chunk in resp.raw.stream(65536, decode_content=True):
+        while chunk := resp.read1(65536):
             buf += chunk
             if len(buf) > limit:
                 break
         else:
             complete = True
+            resp.close()  # read to its end: the connection goes back to the pool
     except _BODY_ERRORS as e:
         with contextlib.suppress(Exception):
             resp.close()
@@ -446,7 +397,7 @@ def _read_body(resp: requests.Response, limit: int, what: str, *, truncate: bool
     return bytes(buf)
 
 
-def _error_text(resp: requests.Response, seconds: float = DOCUMENT_DEADLINE) -> str:
+def _error_text(resp: Response, seconds: float = DOCUMENT_DEADLINE) -> str:
     """The registry's error message (distribution-spec "Error Codes") in a few words.
 
     At most :data:`MAX_ERROR_BODY` bytes are read, within the active exchange's deadline
@@ -508,7 +459,8 @@ class RegistryClient:
             connection: it is resumed with ``Range`` like a reset (``retries`` times),
             then abandoned. A silent server is likewise cut after ``blob_stall_seconds``.
             Blobs have no total deadline (a big layer on a slow link may take hours).
-        session: a :class:`requests.Session` to use (one is made otherwise).
+        pool: an :class:`~ocilearn.distribution.httpconn.HTTPPool` to use (one is made
+            otherwise): persistent connections, reused by every request to one origin.
 
     Attributes:
         exchanges: :class:`ExchangeLog` of every HTTP exchange, secrets redacted.
@@ -517,7 +469,7 @@ class RegistryClient:
     def __init__(self, registry: str, *, creds: Credentials | str | None = None, authfile: str | os.PathLike | None = None,
                  tls_verify: bool = True, ca_bundle: str | os.PathLike | None = None, allow_http: bool | None = None,
                  retries: int = 4, backoff: float = 0.2, max_retry_after: float = 60.0,
-                 timeout: tuple[float, float] = (10.0, 60.0), session: requests.Session | None = None,
+                 timeout: tuple[float, float] = (10.0, 60.0), pool: HTTPPool | None = None,
                  use_stored_credentials: bool = True, deadline: float | None = DOCUMENT_DEADLINE,
                  blob_stall_seconds: float = BLOB_STALL_SECONDS, blob_stall_bytes: int = BLOB_STALL_BYTES) -> None:
         self.registry = registry
@@ -530,24 +482,14 @@ class RegistryClient:
         self._creds_loaded = creds is not None
         self._creds: Credentials | None = creds
         self.tls_verify = tls_verify
-        if not tls_verify:
-            # the caller asked for no verification (skopeo --tls-verify=false): do not print
-            # urllib3's InsecureRequestWarning for every request (a process-wide filter)
-            import urllib3
-
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.ca_bundle = str(ca_bundle) if ca_bundle else None
         host = self.api_host.rsplit(":", 1)[0] if not self.api_host.endswith("]") else self.api_host
         self.allow_http = (not tls_verify or _is_loopback_host(host)) if allow_http is None else allow_http
         self.retries, self.backoff, self.max_retry_after, self.timeout = retries, backoff, max_retry_after, timeout
         self.deadline = deadline
         self.blob_stall_seconds, self.blob_stall_bytes = blob_stall_seconds, blob_stall_bytes
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False  # no proxies from the environment for a registry we test
-        adapter = _Adapter(pool_connections=4, pool_maxsize=16)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        # no proxies from the environment, no cookies: the registry is spoken to directly
+        self.pool = pool or HTTPPool(USER_AGENT)
         self.exchanges = ExchangeLog()
         self._base: str | None = None
         self._challenge: Challenge | None = None
@@ -605,7 +547,7 @@ class RegistryClient:
             # (http.client takes EOF inside the headers for their end), so it is not used
             raise late
 
-    def _record(self, method: str, url: str, req_headers: dict, resp: requests.Response | None, started: float,
+    def _record(self, method: str, url: str, req_headers: dict, resp: Response | None, started: float,
                 note: str, error: str = "") -> Exchange:
         ex = Exchange(
             method=method,
@@ -627,26 +569,31 @@ class RegistryClient:
                      f"{curl} '{ex.url}'", status=ex.status, url=ex.url, headers=ex.response_headers)
         return ex
 
-    def _send_once(self, method: str, url: str, headers: dict, note: str, data=None, stream: bool = True,
-                   timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
-        """One request, redirects followed by hand: ``Authorization`` (and cookies) are
+    def _send_once(self, method: str, url: str, headers: dict, note: str, data=None,
+                   timeout: tuple[float, float] | None = None) -> tuple[Response, Exchange]:
+        """One request, redirects followed by hand: ``Authorization`` is
         sent only to the registry's origin (scheme, host, port) — never to a storage host
         a blob redirect points at (the registry's token stays with the registry), never after an https→http downgrade."""
         origin = _origin(self._base or url)
         for _hop in range(6):
             h = dict(headers)
             if _origin(url) != origin:
-                # another origin (a storage host, or https→http): no credentials go there;
-                # cookies are scoped to their domain by the session's cookie jar
+                # another origin (a storage host, or https→http): no credentials go there
                 h.pop("Authorization", None)
             started = time.monotonic()
             try:
-                resp = self.session.request(method, url, headers=h, data=data, stream=stream, allow_redirects=False,
-                                            timeout=timeout or self.timeout, verify=self._verify)
-            except (requests.ConnectionError, requests.Timeout) as e:
+                resp = self.pool.request(method, url, headers=h, data=data, timeout=timeout or self.timeout,
+                                         verify=self._verify, deadline=_active_deadline())
+                if resp.status_code in _REDIRECTS and resp.headers.get("Location"):
+                    try:  # a Location that is no URL at all ("http://[::1/x") fails the exchange
+                        urlsplit(urljoin(url, resp.headers["Location"]))
+                    except ValueError:
+                        resp.close()
+                        raise
+            except ConnectionFailed as e:
                 self._record(method, url, h, None, started, note, type(e).__name__)
-                raise  # retried by _send; SSLError is looked at by ping
-            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, ValueError) as e:
+                raise  # retried by _send; TLSError is looked at by ping
+            except (http.client.HTTPException, ValueError) as e:
                 # e.g. two different Content-Length headers (InvalidHeader), a malformed URL
                 self._record(method, url, h, None, started, note, type(e).__name__)
                 raise RegistryError(f"{method} {redact_url(url)}: {_describe(e)}") from None
@@ -666,7 +613,7 @@ class RegistryClient:
             return resp, ex
         raise RegistryError(f"{redact_url(url)}: more than 5 redirects")
 
-    def _sleep_for(self, attempt: int, resp: requests.Response | None, url: str) -> None:
+    def _sleep_for(self, attempt: int, resp: Response | None, url: str) -> None:
         delay = self.backoff * (2 ** attempt) * (0.75 + random.random() / 2)
         if resp is not None and resp.status_code == 429 or (resp is not None and resp.headers.get("Retry-After")):
             ra = _retry_after(resp.headers.get("Retry-After"))
@@ -679,7 +626,7 @@ class RegistryClient:
         time.sleep(delay)
 
     def _send(self, method: str, url: str, headers: dict | None = None, *, note: str = "", data=None,
-              retry: bool = True, timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
+              retry: bool = True, timeout: tuple[float, float] | None = None) -> tuple[Response, Exchange]:
         """Send with retries on connection errors, 429 and 5xx (idempotent requests, or
         bodies given as bytes)."""
         headers = dict(headers or {})
@@ -688,7 +635,7 @@ class RegistryClient:
         for attempt in range(self.retries + 1):
             try:
                 resp, ex = self._send_once(method, url, headers, note, data=data, timeout=timeout)
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except ConnectionFailed as e:
                 last_exc = e
                 dl = _active_deadline()
                 if not can_retry or attempt == self.retries or (dl is not None and dl.fired):
@@ -705,7 +652,7 @@ class RegistryClient:
 
     # -- base URL and ping --------------------------------------------------
 
-    def ping(self) -> requests.Response:
+    def ping(self) -> Response:
         """``GET /v2/`` (distribution-spec "Determining support"), choosing https, or
         http when allowed and https fails. Remembers the auth challenge.
 
@@ -728,12 +675,12 @@ class RegistryClient:
             with self._exchange_deadline(f"GET {url}"):
                 try:
                     resp, _ = self._send_once("GET", url, {}, "ping")
-                except requests.exceptions.SSLError as e:
+                except TLSError as e:
                     errors.append(f"{scheme}: {_scrub(str(e))}")
                     if self.tls_verify and "CERTIFICATE_VERIFY_FAILED" in str(e):
                         break  # a TLS server with a bad certificate: never downgrade
                     continue
-                except (requests.ConnectionError, requests.Timeout) as e:
+                except ConnectionFailed as e:
                     dl = _active_deadline()
                     if dl is not None and dl.fired:
                         raise
@@ -748,7 +695,7 @@ class RegistryClient:
                     # a proxy or a busy registry: one retried GET
                     resp, _ = self._send("GET", url, note="ping")
                     body = _read_body(resp, MAX_PING_BODY, f"{url}: ping body")
-                resp._content = body  # so resp.content gives the (capped) body already read
+                resp.content = body  # the (capped) body already read
                 if resp.status_code == 401:
                     chals = parse_challenges(resp.headers.get("WWW-Authenticate", ""))
                     self._challenge = next((c for c in chals if c.scheme == "bearer"), None) or next(
@@ -841,8 +788,7 @@ class RegistryClient:
                     # a token answer is a small JSON object: read at most MAX_TOKEN_BODY bytes
                     body = _read_body(resp, MAX_TOKEN_BODY, f"{self.registry}: token server {redact_url(realm)}",
                                       truncate=False)
-                except (requests.RequestException, InvalidDocument, urllib3.exceptions.HTTPError, http.client.HTTPException,
-                        ValueError) as e:
+                except (ConnectionFailed, InvalidDocument, http.client.HTTPException, ValueError) as e:
                     dl = _active_deadline()
                     if dl is not None and dl.fired:
                         raise
@@ -871,12 +817,12 @@ class RegistryClient:
             self._tokens[key] = (token, time.time() + max(ttl - 5, 1))
             return token
 
-    def _token_get(self, url: str, headers: dict, post: str | None = None) -> tuple[requests.Response, Exchange]:
+    def _token_get(self, url: str, headers: dict, post: str | None = None) -> tuple[Response, Exchange]:
         # the token realm is its own origin: Authorization is meant for it
         started = time.monotonic()
         method = "POST" if post is not None else "GET"
-        resp = self.session.request(method, url, headers=headers, data=post, allow_redirects=False, timeout=self.timeout,
-                                    verify=self._verify, stream=True)
+        resp = self.pool.request(method, url, headers=headers, data=post, timeout=self.timeout, verify=self._verify,
+                                 deadline=_active_deadline())
         return resp, self._record(method, url, headers, resp, started, "token")
 
     def _auth_header(self, scopes: tuple[str, ...], force: bool = False) -> dict[str, str]:
@@ -894,7 +840,7 @@ class RegistryClient:
 
     def request(self, method: str, path_or_url: str, *, scope: str | tuple[str, ...] = (), headers: dict | None = None,
                 note: str = "", data=None, retry: bool = True,
-                timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
+                timeout: tuple[float, float] | None = None) -> tuple[Response, Exchange]:
         """Send an authenticated request to the registry (path relative to the base URL).
 
         On a 401 the challenge is read again (it may ask for more scope, RFC 6750 §3),
@@ -1024,7 +970,7 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------
 
     def open_blob(self, repository: str, desc: Descriptor, *, offset: int = 0,
-                  timeout: tuple[float, float] | None = None) -> tuple[requests.Response, Exchange]:
+                  timeout: tuple[float, float] | None = None) -> tuple[Response, Exchange]:
         """``GET /v2/<name>/blobs/<digest>`` (from byte ``offset`` with ``Range``).
 
         Returns the streaming response (200, or 206 for a range) and its exchange.
@@ -1075,7 +1021,7 @@ class RegistryClient:
         if resp.status_code == 201:
             return True
         if resp.status_code == 202 and resp.headers.get("Location"):
-            with contextlib.suppress(RegistryError, requests.RequestException):
+            with contextlib.suppress(RegistryError, ConnectionFailed):
                 r, _ = self.request("DELETE", self._upload_url(resp.headers["Location"]),
                                     scope=f"repository:{repository}:pull,push", note="cancel upload")
                 r.close()
@@ -1136,7 +1082,7 @@ class RegistryClient:
                     raise RegistryError(f"{self.registry}/{repository}: upload of {digest} answered HTTP {resp.status_code}: {text}")
                 resp.close()
                 return
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except ConnectionFailed as e:
                 last = e
                 if attempt < self.retries:
                     self._sleep_for(attempt, None, location if "location" in locals() else self.base)
@@ -1234,7 +1180,7 @@ class _ProgressReader:
         self._f, self._p, self._size = f, progress, size
 
     def __len__(self) -> int:
-        # requests sends Content-Length (not chunked transfer encoding) for a sized body
+        # the size, for callers that ask (the request carries it as Content-Length)
         return self._size
 
     def read(self, n: int = -1) -> bytes:
@@ -1279,7 +1225,7 @@ class BlobStream:
         self.client, self.repository, self.desc, self.progress = client, repository, desc, progress
         self.offset = 0
         self.resumes = 0
-        self._resp: requests.Response | None = None
+        self._resp: Response | None = None
         self._ex: Exchange | None = None
         self._broken: BaseException | None = None
         self._resp_bytes = 0  # body bytes taken from the current response (skipped ones too)
@@ -1312,7 +1258,7 @@ class BlobStream:
             skip = self.offset  # server ignored Range: read and drop what we have
             while skip:
                 t0 = time.monotonic()
-                data = resp.raw.read(min(skip, CHUNK), decode_content=False)
+                data = resp.read1(min(skip, CHUNK))
                 self._count(len(data), time.monotonic() - t0)
                 if not data:
                     raise RegistryError(f"{self.desc.digest}: server restarted the blob and ended early")
@@ -1333,7 +1279,7 @@ class BlobStream:
         while len(out) < n:
             t0 = time.monotonic()
             try:
-                data = self._resp.raw.read1(n - len(out), decode_content=False)
+                data = self._resp.read1(n - len(out))
                 out += data
                 self._resp_bytes += len(data)
                 self._count(len(data), time.monotonic() - t0)
@@ -1378,7 +1324,7 @@ class BlobStream:
             except OcilearnError:
                 self.close()
                 raise
-            except Exception as e:  # urllib3 ProtocolError, ReadTimeout, ConnectionError, _Stalled …
+            except Exception as e:  # IncompleteRead, a read timeout, ConnectionFailed, _Stalled …
                 if self._resp is not None:
                     with contextlib.suppress(Exception):
                         self._resp.close()
