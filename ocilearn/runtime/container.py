@@ -150,7 +150,7 @@ class Container(ContainerState):
         if os.geteuid() == 0:
             from . import warmup
 
-            if warmup._warming is None:
+            if warmup._warming is None and warmup.useful():
                 warmup.warm_migration()
         if type(preserve_fds) is not int or preserve_fds < 0:
             raise ContainerError(f"--preserve-fds {preserve_fds!r}: must be a number >= 0 (fds 3 … 3+N-1 are passed)")

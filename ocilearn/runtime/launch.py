@@ -35,9 +35,11 @@ def command_of(argv: list[str]) -> str | None:
 def start(argv: list[str] | None = None) -> None:
     """Call first, before importing :mod:`.cli`: as root, ``run``, ``create`` and ``exec``
     (whose children join the container's cgroup) start the no-op cgroup move of
-    :func:`.warmup.warm_migration`; any fork waits for it. ``argv`` defaults to
+    :func:`.warmup.warm_migration` where it helps (cgroup v2, :func:`.warmup.useful`); any
+    fork waits for it. ``argv`` defaults to
     ``sys.argv[1:]``."""
     if os.geteuid() == 0 and command_of(sys.argv[1:] if argv is None else argv) in ("run", "create", "exec"):
-        from .warmup import warm_migration
+        from . import warmup
 
-        warm_migration()
+        if warmup.useful():
+            warmup.warm_migration()

@@ -37,8 +37,8 @@ def stage1(ctx: dict, parent_pid: int, ns_files, s1, s2) -> int:
     os.setsid()
     cg = ctx["cgroup"]
     if cg:  # the init is born in the container's cgroup (and can unshare a cgroup namespace rooted there)
-        cg.add(0)
-        step("runtime", "join cgroup", ", ".join(cg.paths.values()), "echo $$ > …/cgroup.procs")
+        cg.join()  # single-threaded: a fresh fork
+        step("runtime", "join cgroup", ", ".join(cg.paths.values()), f"echo 0 > …/{'tasks' if cg.version == 1 else 'cgroup.procs'}")
     nsmod.join(ns_files)
     sc.unshare(ctx["flags"] & ~sc.CLONE_NEWCGROUP)
     names = [t for t, (f, _) in sc.NAMESPACES.items() if ctx["flags"] & f and f != sc.CLONE_NEWCGROUP]
