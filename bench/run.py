@@ -20,9 +20,8 @@ a process into a cgroup waits for an RCU grace period, ≈ 10 ms here, unless a 
 happened less than about one grace period ago: see ocilearn/runtime/warmup.py), which
 favours runc and crun; with a gap, every command pays that wait or hides it.
 
-``ocilearn-runtime`` is the launcher bin/ocilearn-runtime (Python without ``site``); if
-this venv was installed before it existed, a copy runs from a bin directory beside a link
-to the venv's interpreter, the package from PYTHONPATH.
+``ocilearn-runtime`` is this checkout's launcher bin/ocilearn-runtime (Python without
+``site``), laid out as an install puts it (see ``_launcher``).
 
 Usage: ``python bench/run.py [RUNS] [--before REV] [--gap MS]`` (``python -m bench run``
 runs it with the defaults); needs root. The runtime path must not import requests,
@@ -85,17 +84,19 @@ def _export(rev: str, dest: Path) -> Path:
 
 
 def _launcher(work: Path) -> str:
-    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) as installed: in the venv's
-    bin directory beside ``python3``. If this venv was installed before the launcher
-    existed, a copy of this checkout's script goes into a bin directory of ``work`` beside
-    a link to the venv's interpreter (the package then comes from PYTHONPATH, as from a
-    non-editable install's site-packages)."""
-    installed = REPO / ".venv" / "bin" / "ocilearn-runtime"
-    if installed.exists():
-        return str(installed)
+    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) of this checkout, laid out as
+    a (non-editable) install puts it: the script in a bin directory beside a link to the
+    venv's interpreter, and this checkout's ``ocilearn`` package (a link) in that
+    environment's site-packages. Not the venv's own ``ocilearn-runtime``: with an
+    editable install it runs ``site`` and imports the package of whatever tree was
+    installed, not necessarily this one."""
     (work / "bin").mkdir(parents=True)
     shutil.copy2(REPO / "bin" / "ocilearn-runtime", work / "bin" / "ocilearn-runtime")
     (work / "bin" / "python3").symlink_to(REPO / ".venv" / "bin" / "python3")
+    ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = work / "lib" / ver / "site-packages"
+    site.mkdir(parents=True)
+    (site / "ocilearn").symlink_to(REPO / "ocilearn")
     return str(work / "bin" / "ocilearn-runtime")
 
 

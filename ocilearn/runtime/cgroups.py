@@ -17,9 +17,9 @@ paths are unit-tested on plain directories and really used where mounted.
 
 from __future__ import annotations
 
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import errno
 import os
-import signal
 import time
 
 from ..core.errors import RuntimeSpecError

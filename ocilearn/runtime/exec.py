@@ -8,8 +8,8 @@ returns — conmon and containerd-shim reap it and report its exit status.
 
 from __future__ import annotations
 
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import os
-import signal
 import sys
 
 from ..core import syscalls as sc

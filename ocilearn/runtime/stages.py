@@ -6,8 +6,8 @@ whose parent; this module is what each stage does, in order.
 
 from __future__ import annotations
 
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import os
-import signal
 import sys
 
 from ..core import syscalls as sc

@@ -11,7 +11,6 @@ every command is a fresh process, and no runtime process stays behind to remembe
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import stat
@@ -19,6 +18,7 @@ import time
 
 from ..core import syscalls as sc
 from ..core.errors import ContainerError, ContainerNotFound
+from .jsonio import dumps, loads
 
 #: runtime-spec runtime.md "State" statuses, plus runc's "paused" (a frozen cgroup)
 STATUSES = ("creating", "created", "running", "paused", "stopped")
@@ -148,7 +148,7 @@ def atomic_json(path: str, obj: dict) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(obj, f)
+        f.write(dumps(obj))
     os.rename(tmp, path)
 
 
@@ -286,7 +286,7 @@ class ContainerState:
         path = os.path.join(self.dir, "state.json")
         try:
             with open(path) as f:
-                st = json.load(f)
+                st = loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist in {self.root}")
         except (OSError, ValueError) as e:
@@ -401,7 +401,7 @@ class ContainerState:
         Returns (state, whether anything was found)."""
         try:
             with open(os.path.join(self.dir, "state.json")) as f:
-                raw = json.load(f)
+                raw = loads(f.read())
         except (OSError, ValueError):
             raw = {}
         raw = raw if isinstance(raw, dict) else {}
