@@ -16,6 +16,7 @@ import os
 import resource
 import struct
 import termios
+import warnings  # noqa: F401 - os.execvpe imports it (os.get_exec_path): after pivot_root it is out of reach
 
 from ..core import syscalls as sc
 from ..core.errors import ContainerError

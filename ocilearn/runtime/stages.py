@@ -6,7 +6,8 @@ whose parent; this module is what each stage does, in order.
 
 from __future__ import annotations
 
-import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
+import _signal as signal
+import gc  # `signal` without its enum classes (start-up time, see container.py)
 import os
 import sys
 
@@ -22,6 +23,9 @@ from .sync import new_steps, recv, send
 def stage1(ctx: dict, parent_pid: int, ns_files, s1, s2) -> int:
     """Stage 1: cgroup, namespaces, one fork (the init), report its PID, exit."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # a killed parent takes stage 1 along
+    # stage 1 and the init live until execve: a garbage collection here would only copy the
+    # parent's memory page by page (copy-on-write), see .launch.start
+    gc.disable()
     # From here on this process and its child are the *host's* Python inside the
     # container's namespaces. Non-dumpable, container root (without CAP_SYS_PTRACE over
     # the host) cannot open their /proc/PID/exe (the host interpreter), environ, mem or fd/
