@@ -98,6 +98,13 @@ def test_jsonio_gives_what_json_gives():
         with pytest.raises(TypeError) as want:
             json.dumps(bad)
         assert str(got.value) == str(want.value)
+    # in a process that has not imported json (the runtime's): the same errors, never SystemError
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from ocilearn.runtime import jsonio\n"
+            "for bad in ('{not json', '[1,', '{\"a\": tru}', '\"\\\\x\"', '[' * 100000):\n"
+            "    try: jsonio.loads(bad)\n"
+            "    except Exception as e: print(type(e).__name__, str(e)[:40])\n")
+    p = subprocess.run([sys.executable, "-E", "-S", "-c", code, str(REPO)], capture_output=True, text=True, check=True)
+    assert [line.split()[0] for line in p.stdout.splitlines()] == ["JSONDecodeError"] * 4 + ["RecursionError"], p.stdout
     loop: list = []
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular reference detected"):

@@ -45,7 +45,10 @@ def loads(s):
         start = len(s) - len(s.lstrip(_WS))
         try:
             value, end = _scan(s, start)
-        except (StopIteration, ValueError):
+        except Exception:  # noqa: BLE001 - json below raises the right error
+            # (the C scanner reports an error as json.decoder.JSONDecodeError, looked up in
+            # sys.modules without importing it: before json is imported, a broken document
+            # makes it raise SystemError; RecursionError for deep nesting is json's too)
             end = -1
         if end >= 0 and not s[end:].strip(_WS):
             return value
