@@ -90,7 +90,6 @@ from .state import (
     wait_gone,
 )
 from .sync import forget_steps, recv, send, socketpair
-from .terminal import copy_winsize, proxy_pty, send_console
 
 TERMINAL_NO_SOCKET = (
     "cannot allocate a tty when the container is detached without a console socket: config.json has "
@@ -410,6 +409,8 @@ class Container(ContainerState):
         if msg.get("t") == "pty":
             master = fds[0]
             if console_socket:
+                from .terminal import send_console
+
                 send_console(console_socket, master, msg.get("path", ""))
                 os.close(master)
             else:
@@ -701,6 +702,8 @@ def run(root: str, cid: str, bundle: str, *, detach: bool = False, console_socke
         master = c._pty_master
         try:
             if master is not None:
+                from .terminal import copy_winsize, proxy_pty  # a terminal only: not imported for every run
+
                 copy_winsize(master)  # before the program starts: it may ask at once (stty size)
             c.start()
             step("runtime", "started", f"container {cid}: program running", "")
