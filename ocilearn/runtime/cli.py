@@ -47,7 +47,7 @@ def parse(argv: list[str], prog: str = "ocilearn"):
     ``start``, ``state``, ``kill`` and ``delete`` are read by :func:`.cmdline.parse_simple`
     without importing argparse (with :mod:`re`, about 7 ms of every ``ocilearn run``);
     the rest by argparse (:mod:`.argparser`), which gives the same namespace for those
-    (tests/test_runtime_cli.py compares them). Raises UsageError (with the usage of the
+    (tests/test_runtime_startup.py compares them). Raises UsageError (with the usage of the
     command concerned); ``--help`` raises SystemExit(0)."""
     ns = parse_simple(argv)
     if ns is not None:

@@ -10,7 +10,7 @@ full (``--bundle DIR``, ``--bundle=DIR``, ``-b DIR``), its value not starting wi
 ``--``, a missing or extra argument, a bad value — returns None, and :mod:`.argparser`
 parses the command line (and explains what is wrong with it). The result is the
 namespace argparse gives for the same command line, every default included
-(tests/test_runtime_cli.py compares the two on generated command lines).
+(tests/test_runtime_startup.py compares the two on generated command lines).
 
 Why: argparse imports :mod:`re`, and with it :mod:`enum`, :mod:`functools` and
 :mod:`collections`; with building the parser that is about 7 ms of every ``ocilearn
