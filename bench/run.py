@@ -13,6 +13,10 @@ interpreter start, no imports).
 revision REV (exported to a temp dir) beside the same command on this checkout, both in
 the same interleaved run: the before/after figure for a change of the start-up path.
 
+``--in-a-row`` runs each command RUNS times after itself instead of interleaving them: each
+then follows its own previous run (runc after runc keeps the cgroup semaphore below warm
+for itself; interleaved, it follows commands that may not).
+
 ``--gap MS`` sleeps MS milliseconds before each command: runs that do not follow each
 other closely, as a caller starting one container now and then. Back to back, each
 command finds the kernel's cgroup semaphore warm from the one before (the first move of
@@ -20,11 +24,10 @@ a process into a cgroup waits for an RCU grace period, ≈ 10 ms here, unless a 
 happened less than about one grace period ago: see ocilearn/runtime/warmup.py), which
 favours runc and crun; with a gap, every command pays that wait or hides it.
 
-``ocilearn-runtime`` is the launcher bin/ocilearn-runtime (Python without ``site``); if
-this venv was installed before it existed, a copy runs from a bin directory beside a link
-to the venv's interpreter, the package from PYTHONPATH.
+``ocilearn-runtime`` is this checkout's launcher bin/ocilearn-runtime (Python without
+``site``), laid out as an install puts it (see ``_launcher``).
 
-Usage: ``python bench/run.py [RUNS] [--before REV] [--gap MS]`` (``python -m bench run``
+Usage: ``python bench/run.py [RUNS] [--before REV] [--gap MS] [--in-a-row]`` (``python -m bench run``
 runs it with the defaults); needs root. The runtime path must not import requests,
 click, graphviz or ipywidgets: checked here too (a line "runtime path imports: …").
 """
@@ -84,22 +87,25 @@ def _export(rev: str, dest: Path) -> Path:
     return dest
 
 
-def _launcher(work: Path) -> str:
-    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) as installed: in the venv's
-    bin directory beside ``python3``. If this venv was installed before the launcher
-    existed, a copy of this checkout's script goes into a bin directory of ``work`` beside
-    a link to the venv's interpreter (the package then comes from PYTHONPATH, as from a
-    non-editable install's site-packages)."""
-    installed = REPO / ".venv" / "bin" / "ocilearn-runtime"
-    if installed.exists():
-        return str(installed)
+def _launcher(work: Path, package: Path = REPO / "ocilearn") -> str:
+    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) of this checkout, laid out as
+    a (non-editable) install puts it: the script in a bin directory beside a link to the
+    venv's interpreter, and this checkout's ``ocilearn`` package (a link) in that
+    environment's site-packages. Not the venv's own ``ocilearn-runtime``: with an
+    editable install it runs ``site`` and imports the package of whatever tree was
+    installed, not necessarily this one. ``package``: another tree's ``ocilearn`` (the
+    before figure of ``--before``)."""
     (work / "bin").mkdir(parents=True)
     shutil.copy2(REPO / "bin" / "ocilearn-runtime", work / "bin" / "ocilearn-runtime")
     (work / "bin" / "python3").symlink_to(REPO / ".venv" / "bin" / "python3")
+    ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site = work / "lib" / ver / "site-packages"
+    site.mkdir(parents=True)
+    (site / "ocilearn").symlink_to(package)
     return str(work / "bin" / "ocilearn-runtime")
 
 
-def main(runs: int | None = None, before: str | None = None, gap: float = 0.0) -> dict:
+def main(runs: int | None = None, before: str | None = None, gap: float = 0.0, runs_in_a_row: bool = False) -> dict:
     if os.geteuid() != 0:
         print("bench/run.py needs root (runc and crun as root; cgroups)")
         return {}
@@ -131,6 +137,9 @@ def main(runs: int | None = None, before: str | None = None, gap: float = 0.0) -
         if old:
             tools["`python -m ocilearn run`, this checkout"] = (lambda i: [py, "-m", "ocilearn", "--root", str(work / "ol"), "run", "-b",
                                                                            str(bundle), f"n{i}"], env_here)
+            old_launcher = _launcher(work / "before-env", old / "ocilearn")
+            tools[f"`ocilearn-runtime run`, before ({before})"] = (lambda i: [old_launcher, "--root", str(work / "old"), "run", "-b",
+                                                                          str(bundle), f"p{i}"], None)
             tools[f"`python -m ocilearn run`, before ({before})"] = (lambda i: [py, "-m", "ocilearn", "--root", str(work / "old"), "run", "-b",
                                                                                 str(bundle), f"o{i}"], {**os.environ, "PYTHONPATH": str(old)})
         tools["`python -c pass` (interpreter + site)"] = (lambda i: [py, "-c", "pass"], None)
@@ -141,11 +150,18 @@ def main(runs: int | None = None, before: str | None = None, gap: float = 0.0) -
             for make, env in tools.values():
                 _time(make(f"w{i}"), env)
         samples: dict[str, list[float]] = {k: [] for k in tools}
-        for i in range(runs):
+        if runs_in_a_row:  # each command N times after itself, then the next command
             for name, (make, env) in tools.items():
-                if gap:
-                    time.sleep(gap)
-                samples[name].append(_time(make(i), env))
+                for i in range(runs):
+                    if gap:
+                        time.sleep(gap)
+                    samples[name].append(_time(make(i), env))
+        else:
+            for i in range(runs):
+                for name, (make, env) in tools.items():
+                    if gap:
+                        time.sleep(gap)
+                    samples[name].append(_time(make(i), env))
         inproc = ("import sys, time; from ocilearn.runtime.container import run; ts = []\n"
                   f"for i in range({runs}):\n t0 = time.perf_counter(); run({str(work / 'lib')!r}, f'l{{i}}', {str(bundle)!r}); "
                   "ts.append(time.perf_counter() - t0)\n"
@@ -159,7 +175,7 @@ def main(runs: int | None = None, before: str | None = None, gap: float = 0.0) -
         med["library `container.run()` in-process"], mins["library `container.run()` in-process"] = lib_med, lib_min
         base = med["`runc run`"]
         crun = med.get("`crun run` (unshare -m wrapper)")
-        print(f"bundle made by {made}; {runs} interleaved runs each{f', {gap * 1000:.0f} ms apart' if gap else ', back to back'}; "
+        print(f"bundle made by {made}; {runs} interleaved runs each{' (each command in a row after itself)' if runs_in_a_row else ''}{f', {gap * 1000:.0f} ms apart' if gap else ', back to back'}; "
               "median wall time")
         print(f"| command | median | min | ratio to runc |{' ratio to crun |' if crun else ''}")
         print(f"| --- | --- | --- | --- |{' --- |' if crun else ''}")
@@ -189,4 +205,7 @@ if __name__ == "__main__":
         k = args.index("--gap")
         gap = float(args[k + 1]) / 1000
         del args[k:k + 2]
-    main(int(args[0]) if args else None, rev, gap)
+    in_a_row = "--in-a-row" in args
+    if in_a_row:
+        args.remove("--in-a-row")
+    main(int(args[0]) if args else None, rev, gap, in_a_row)

@@ -26,7 +26,12 @@ Modules (imported lazily; the runtime path never imports requests, graphviz or i
 - :mod:`.copyup`     the ``tmpcopyup`` mount option (a tmpfs that starts with the
   directory's files); :mod:`.features` what the runtime supports (features.md)
 - :mod:`.cli`        runc's command line — the one parser behind ``ocilearn COMMAND`` and
-  ``python -m ocilearn.runtime COMMAND`` (:mod:`.__main__`).
+  ``python -m ocilearn.runtime COMMAND`` (:mod:`.__main__`): its grammar is the argparse
+  parser of :mod:`.argparser`; :mod:`.cmdline` reads the everyday command lines into the
+  same namespace without argparse; :mod:`.launch` and :mod:`.warmup` run first
+- :mod:`.jsonio`     ``json.loads``/``json.dumps`` through the C accelerator, without
+  importing :mod:`json` (the run path imports no re, enum, argparse, json or signal:
+  start-up time)
 
 Deliberate differences from runc 1.1 (the probe in tests/test_runtime.py shows everything
 else — pid, hostname, ids, capabilities, mountinfo, rlimits, cgroup limits, env, cwd —

@@ -8,8 +8,8 @@ returns — conmon and containerd-shim reap it and report its exit status.
 
 from __future__ import annotations
 
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import os
-import signal
 import sys
 
 from ..core import syscalls as sc
@@ -218,7 +218,7 @@ def _exec_stage1(proc: dict, fds, cg, s1, s2, s1_child, s2_child, terminal: bool
         s1.close()
         s2.close()
         if cg:
-            cg.add(0)
+            cg.join()  # single-threaded: a fresh fork
         nsmod.join(fds)
         child = os.fork()
         if child == 0:

@@ -8,13 +8,13 @@ container (the init runs them); poststart after ``start``; poststop after ``dele
 
 from __future__ import annotations
 
-import json
-import signal
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import sys
 
 from ..core import syscalls as sc
 from ..core.errors import ContainerError
 from . import step
+from .jsonio import dumps
 from .state import OCI_VERSION
 
 
@@ -35,7 +35,7 @@ def run_hooks(hooks: list[dict], state: dict, kind: str, warn_only: bool = False
     for h in hooks:
         args = h.get("args") or [h["path"]]
         try:
-            p = subprocess.run(args, executable=h["path"], input=json.dumps(state).encode(), env=dict(e.split("=", 1) for e in h.get("env") or []),
+            p = subprocess.run(args, executable=h["path"], input=dumps(state).encode(), env=dict(e.split("=", 1) for e in h.get("env") or []),
                                timeout=h.get("timeout"), capture_output=True, close_fds=True,
                                preexec_fn=_hook_dies_with_us)
         except (OSError, subprocess.TimeoutExpired) as e:

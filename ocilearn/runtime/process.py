@@ -9,13 +9,14 @@ PR_SET_KEEPCAPS, switch groups/gid/uid, then capset, raise ambient, set no_new_p
 
 from __future__ import annotations
 
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import errno
 import fcntl
 import os
 import resource
-import signal
 import struct
 import termios
+import warnings  # noqa: F401 - os.execvpe imports it (os.get_exec_path): after pivot_root it is out of reach
 
 from ..core import syscalls as sc
 from ..core.errors import ContainerError

@@ -6,8 +6,9 @@ whose parent; this module is what each stage does, in order.
 
 from __future__ import annotations
 
+import _signal as signal
+import gc  # `signal` without its enum classes (start-up time, see container.py)
 import os
-import signal
 import sys
 
 from ..core import syscalls as sc
@@ -22,6 +23,9 @@ from .sync import new_steps, recv, send
 def stage1(ctx: dict, parent_pid: int, ns_files, s1, s2) -> int:
     """Stage 1: cgroup, namespaces, one fork (the init), report its PID, exit."""
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # a killed parent takes stage 1 along
+    # stage 1 and the init live until execve: a garbage collection here would only copy the
+    # parent's memory page by page (copy-on-write), see .launch.start
+    gc.disable()
     # From here on this process and its child are the *host's* Python inside the
     # container's namespaces. Non-dumpable, container root (without CAP_SYS_PTRACE over
     # the host) cannot open their /proc/PID/exe (the host interpreter), environ, mem or fd/
@@ -37,8 +41,8 @@ def stage1(ctx: dict, parent_pid: int, ns_files, s1, s2) -> int:
     os.setsid()
     cg = ctx["cgroup"]
     if cg:  # the init is born in the container's cgroup (and can unshare a cgroup namespace rooted there)
-        cg.add(0)
-        step("runtime", "join cgroup", ", ".join(cg.paths.values()), "echo $$ > …/cgroup.procs")
+        cg.join()  # single-threaded: a fresh fork
+        step("runtime", "join cgroup", ", ".join(cg.paths.values()), f"echo 0 > …/{'tasks' if cg.version == 1 else 'cgroup.procs'}")
     nsmod.join(ns_files)
     sc.unshare(ctx["flags"] & ~sc.CLONE_NEWCGROUP)
     names = [t for t, (f, _) in sc.NAMESPACES.items() if ctx["flags"] & f and f != sc.CLONE_NEWCGROUP]

@@ -11,7 +11,6 @@ every command is a fresh process, and no runtime process stays behind to remembe
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import stat
@@ -19,6 +18,7 @@ import time
 
 from ..core import syscalls as sc
 from ..core.errors import ContainerError, ContainerNotFound
+from .jsonio import dumps, loads
 
 #: runtime-spec runtime.md "State" statuses, plus runc's "paused" (a frozen cgroup)
 STATUSES = ("creating", "created", "running", "paused", "stopped")
@@ -145,10 +145,17 @@ def children(pid: int) -> list[int]:
 
 
 def atomic_json(path: str, obj: dict) -> None:
+    """Write ``obj`` as JSON to a temporary file beside ``path`` and rename it over
+    ``path`` (rename(2) is atomic: a reader sees the old or the new state, never half).
+    Plain os.write: a text file object costs more than the write itself."""
+    data = memoryview(dumps(obj).encode())
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
     os.rename(tmp, path)
 
 
@@ -286,7 +293,7 @@ class ContainerState:
         path = os.path.join(self.dir, "state.json")
         try:
             with open(path) as f:
-                st = json.load(f)
+                st = loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound(f"container {self.id!r} does not exist in {self.root}")
         except (OSError, ValueError) as e:
@@ -401,7 +408,7 @@ class ContainerState:
         Returns (state, whether anything was found)."""
         try:
             with open(os.path.join(self.dir, "state.json")) as f:
-                raw = json.load(f)
+                raw = loads(f.read())
         except (OSError, ValueError):
             raw = {}
         raw = raw if isinstance(raw, dict) else {}

@@ -10,9 +10,10 @@ narration (``--explain``) back to the parent.
 from __future__ import annotations
 
 import _socket
-import json
 import struct
 import sys
+
+from .jsonio import dumps, loads
 
 # The sync sockets use the C module ``_socket`` directly: ``socket.py`` (and the selectors it
 # imports) would add a few milliseconds to every start; send_fds/recv_fds are 6 lines each.
@@ -25,7 +26,7 @@ def socketpair():
 
 def send(sock, obj: dict, fds: list[int] | None = None) -> None:
     """One JSON message, with fds passed as SCM_RIGHTS (unix(7)) when given."""
-    data = json.dumps(obj).encode()
+    data = dumps(obj).encode()
     if fds:
         sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
     else:
@@ -40,7 +41,7 @@ def recv(sock) -> tuple[dict | None, list[int]]:
         if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
             n = len(payload) // 4
             fds += list(struct.unpack(f"{n}i", payload[: 4 * n]))
-    return (json.loads(data) if data else None), fds
+    return (loads(data.decode()) if data else None), fds
 
 
 _sent_steps = 0

@@ -7,9 +7,9 @@ bytes between it and its own stdin/stdout.
 
 from __future__ import annotations
 
+import _signal as signal  # `signal` without its enum classes (start-up time, see container.py)
 import os
 import select
-import signal
 
 
 def send_console(path: str, master: int, name: str) -> None:

@@ -1,5 +1,6 @@
-"""A no-op cgroup move started first thing in ``run`` and ``create``, so that the kernel's
-slow first step of a cgroup migration overlaps the runtime's imports and config checks.
+"""A no-op cgroup move started first thing in ``run`` and ``create`` on a cgroup v2 host, so
+that the kernel's slow first step of a cgroup migration overlaps the runtime's imports and
+config checks (cgroup v1 needs none: see :func:`useful`).
 Imports nothing but ``os`` and ``_thread``: it runs before the rest of the runtime is
 imported (see :mod:`.launch`), and waiting for it is the last step before the runtime
 forks (:meth:`.container.Container._fork_stage1`).
@@ -8,6 +9,15 @@ forks (:meth:`.container.Container._fork_stage1`).
 from __future__ import annotations
 
 import os
+
+
+def useful(base: str = "/sys/fs/cgroup") -> bool:
+    """Whether a warm-up helps: only where the container joins its cgroup through
+    ``cgroup.procs``, i.e. cgroup v2 (``cgroup.controllers`` at the top of ``base``). On
+    cgroup v1 stage 1 writes to ``tasks`` instead (:meth:`.cgroups.Cgroup.join`), a move
+    the kernel makes without the semaphore: nothing to hide, and a warm-up would only
+    make the fork wait for its grace period."""
+    return os.path.exists(os.path.join(base, "cgroup.controllers"))
 
 
 def warm_migration(proc_cgroup: str = "/proc/self/cgroup", base: str = "/sys/fs/cgroup"):
