@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["Folded", "fold", "explain_summary", "shell_line", "source"]
+__all__ = ["Folded", "Table", "fold", "explain_summary", "shell_line", "source"]
 
 #: outputs longer than this many lines are folded by :func:`fold`
 MAX_LINES = 25
 
-_PRE = "white-space:pre-wrap;word-break:break-all;max-width:100%;margin:0"
+_PRE = "white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%;margin:0"
 
 
 @dataclass(frozen=True)
@@ -160,3 +160,38 @@ def source(obj) -> Folded:
     except ImportError:  # pragma: no cover - pygments comes with IPython
         body = ""
     return Folded(summary, src, "show the source", body)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table that fits its output area: fixed layout at 100% width, long cells (URLs,
+    digests, headers) wrap anywhere instead of widening the table. ``rows`` are dicts or
+    sequences in ``columns`` order; ``fold_after`` rows are shown, the rest one click away."""
+
+    columns: Sequence[str]
+    rows: Sequence
+    fold_after: int = 12
+
+    def _cells(self, r) -> list[str]:
+        return [str(r.get(c, "")) for c in self.columns] if isinstance(r, dict) else [str(v) for v in r]
+
+    def __str__(self) -> str:
+        return "\n".join(["  ".join(self.columns)] + ["  ".join(self._cells(r)) for r in self.rows])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _html(self, rows) -> str:
+        td = "style='overflow-wrap:anywhere;white-space:normal;vertical-align:top;text-align:left'"
+        head = "".join(f"<th {td}>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td {td}><small>{html.escape(v)}</small></td>" for v in self._cells(r)) + "</tr>"
+                       for r in rows)
+        return (f"<table class='ocilearn-table' style='table-layout:fixed;width:100%;max-width:100%'>"
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    def _repr_html_(self) -> str:
+        rows = list(self.rows)
+        if len(rows) <= self.fold_after:
+            return self._html(rows)
+        return (self._html(rows[: self.fold_after]) + "<details><summary style='cursor:pointer'>"
+                f"all {len(rows)} rows</summary>{self._html(rows)}</details>")
