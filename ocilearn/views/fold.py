@@ -151,13 +151,10 @@ def source(obj) -> Folded:
         summary += f"\n(ocilearn/{where}, {src.count(chr(10)) + 1} lines)"
     body = ""
     try:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import PythonLexer
+        from IPython.display import Code  # highlighted by IPython's own pygments
 
-        body = highlight(src, PythonLexer(), HtmlFormatter(noclasses=True, nowrap=False))
-        body = f"<div style='max-width:100%;overflow-x:auto'>{body}</div>"
-    except ImportError:  # pragma: no cover - pygments comes with IPython
+        body = f"<div style='max-width:100%;overflow-x:auto'>{Code(src, language='python')._repr_html_()}</div>"
+    except ImportError:  # pragma: no cover - outside Jupyter: the plain text is shown
         body = ""
     return Folded(summary, src, "show the source", body)
 
