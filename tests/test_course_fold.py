@@ -61,7 +61,7 @@ def test_shell_line_reads_back_and_has_no_splicing():
 
 def test_source_is_folded_with_its_first_doc_sentence():
     f = source(fold)
-    assert f.summary.startswith("ocilearn.views.fold.fold — Fold ``text`` when it is longer than")
+    assert f.summary.startswith("ocilearn.views.fold.fold — Fold `text` when it is longer than")
     assert "def fold(" in f.text and "<details" in f._repr_html_()
 
 

@@ -22,7 +22,7 @@ __all__ = ["Folded", "Table", "fold", "explain_summary", "shell_line", "source"]
 #: outputs longer than this many lines are folded by :func:`fold`
 MAX_LINES = 25
 
-_PRE = "white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%;margin:0"
+_PRE = "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;max-width:100%;margin:0"
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def source(obj) -> Folded:
     name = getattr(obj, "__qualname__", getattr(obj, "__name__", "source"))
     module = getattr(obj, "__module__", None) or getattr(obj, "__name__", "")
     para = " ".join((inspect.getdoc(obj) or "").strip().split("\n\n")[0].split())
-    first = para.split(". ")[0].rstrip(".")
+    first = para.split(". ")[0].rstrip(".").replace("``", "`")
     if len(first) > 110:
         first = first[:109].rsplit(" ", 1)[0] + " …"
     try:
@@ -179,7 +179,7 @@ class Table:
         return str(self)
 
     def _html(self, rows) -> str:
-        td = "style='overflow-wrap:anywhere;white-space:normal;vertical-align:top;text-align:left'"
+        td = "style='word-break:normal;overflow-wrap:anywhere;white-space:normal;vertical-align:top;text-align:left'"
         head = "".join(f"<th {td}>{html.escape(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td {td}><small>{html.escape(v)}</small></td>" for v in self._cells(r)) + "</tr>"
                        for r in rows)
