@@ -22,14 +22,15 @@ __version__ = "0.2.0"
 
 
 def show_source(obj) -> None:
-    """Display the source code of an ocilearn function, class or module — in Jupyter as
-    highlighted code, in a terminal as text. The course's "one click away" view."""
-    import inspect
+    """Display the source code of an ocilearn function, class or module — in Jupyter its
+    name and docstring's first line, with the highlighted code one click away (an HTML
+    ``<details>``); in a terminal as text. The course's "one click away" view."""
+    from .views.fold import source
 
-    src = inspect.getsource(obj)
+    folded = source(obj)
     try:
-        from IPython.display import Code, display
+        from IPython.display import display
 
-        display(Code(src, language="python"))
+        display(folded)
     except ImportError:  # pragma: no cover - outside Jupyter
-        print(src)
+        print(folded.text)

@@ -178,6 +178,31 @@ ALL_CELLS_RAN = """() => {
 }"""
 
 
+# Outputs that do not fit their area: an output (or an element in it) whose content is
+# wider than the box it is shown in, so the learner would have to scroll sideways. Text
+# outputs wrap (pre-wrap); a table or a long unbreakable line would not. Widgets lay
+# themselves out and are left to the widget tests; a highlighted source inside a closed
+# <details> has no width.
+TOO_WIDE = """() => {
+  const out = [];
+  for (const o of document.querySelectorAll('.jp-OutputArea-output')) {
+    if (o.closest('.jupyter-widgets')) continue;
+    const boxes = [o, ...o.querySelectorAll('table, pre, div')];
+    for (const b of boxes) {
+      if (b.closest('.jupyter-widgets') || b.closest('details:not([open])')) continue;
+      if (b.clientWidth > 0 && b.scrollWidth > b.clientWidth + 2) {
+        const cell = o.closest('.jp-Cell');
+        const idx = cell ? [...cell.parentNode.children].indexOf(cell) : -1;
+        out.push(`cell ${idx}: ${b.tagName.toLowerCase()} ${b.scrollWidth}px in ${b.clientWidth}px: ` +
+                 (b.innerText || '').slice(0, 60).replace(/\\s+/g, ' '));
+        break;
+      }
+    }
+  }
+  return out;
+}"""
+
+
 def wait_kernel(page, base: str, token: str, name: str, timeout: float = 60) -> None:
     """Wait until the server has a kernel session for notebook ``name`` and the page shows it
     idle. (Before that the indicator says "idle" with no kernel, and Run All then opens
@@ -272,6 +297,8 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
         assert page.locator(".jp-Dialog").count() == 0, "a dialog is open (kernel selection? error?)"
         bad = stderr_problems(page)
         assert not bad, f"{nb_path.name}: error output in the browser:\n" + "\n---\n".join(b[-2000:] for b in bad)
+        wide = page.evaluate(TOO_WIDE)
+        assert not wide, f"{nb_path.name}: outputs wider than the output area (scroll sideways): {wide}"
         if exp.svg:
             svg = page.locator(".jp-RenderedSVG img, .jp-RenderedSVG svg, .jp-RenderedImage img[src^='data:image/svg']")
             svg.first.wait_for(timeout=30_000)

@@ -89,6 +89,8 @@ EXPECT: dict[str, Expect] = {
             r"layout still fine: checked \d+ reachable blobs: OK",
             r"sha256 of the tar\s*: (sha256:[0-9a-f]{64})\n\s*config's diff_ids\[\d+\]\s*: \1",  # diff ID recomputed
             r"skopeo inspect gives the same document: True",  # the reference tool agrees
+            r"\$ jq \. \S+/index\.json\n  the same JSON document as ocilearn's \(\d+ lines, not repeated\)",  # JSON shown once
+            r"not answered yet: the config's descriptor",  # the question checks run from ocilearn.course.quiz
             r"not done yet: replace the NotImplementedError",  # the write-it exercise stubs do not break Run All
         ),
         registry_markers=(r"ref: course", r"(?m)^layer 3\s+\d+\s+sha256:"),  # the 3-layer debian image, pulled
@@ -101,6 +103,8 @@ EXPECT: dict[str, Expect] = {
             r"\[whiteout: deletes /bin/arch\]",  # the hand-made layer, listed like tar -tvf
             r"\[opaque whiteout: hides lower contents of /home/app\]",
             r"last layer deleted: \['/bin/arch'\]",  # ... and applied
+            r"manifest: a config and \d+ layers \(click for the JSON\)",  # long JSON folded
+            r"not answered yet: section 6",  # the question checks run from ocilearn.course.quiz
             r"not done yet: replace the NotImplementedError",  # the write-it exercise stubs do not break Run All
         ),
         widgets=True,
@@ -111,6 +115,7 @@ EXPECT: dict[str, Expect] = {
             r"diff ID sha256:[0-9a-f]{64} verified",
             r"\['config\.json', .*'rootfs'\]",  # the bundle
             r"process\.terminal\s+false",  # the article's first manual edit
+            r"not answered yet: section 3",  # the question checks run from ocilearn.course.quiz
             r"not done yet: replace the NotImplementedError",  # the write-it exercise stubs do not break Run All
         ),
         root_markers=(r"args\s+umoci: (\[.*\])\n\s+ocilearn: \1\s+\(same\)",),  # umoci unpack (as root) agrees on process.args
@@ -127,6 +132,8 @@ EXPECT: dict[str, Expect] = {
             r"hostname=\S+\s+hostname=ocilearn",  # host vs container, side by side
             r"pid=\d+\s+pid=1\b",  # ... the container's process is PID 1
             r"containers left: \[\]",  # nothing leaks
+            r"\d+ steps: create → state → .*pivot_root → .*created",  # --explain summarised, the full list one click away
+            r"not answered yet: section 2\.2",  # the question checks run from ocilearn.course.quiz
             r"not done yet: replace the NotImplementedError",  # the write-it exercise stubs do not break Run All
         ),
         root_markers=(

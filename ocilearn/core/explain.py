@@ -65,7 +65,28 @@ class Steps(list):
                 lines.append(f"       $ {s.equivalent}")
         return "\n".join(lines)
 
+    def summary(self) -> str:
+        """One line: how many steps, and the actions in order (a run of the same action
+        shown once with ``×N``)."""
+        runs: list[list] = []
+        for s in self:
+            if runs and runs[-1][0] == s.action:
+                runs[-1][1] += 1
+            else:
+                runs.append([s.action, 1])
+        return f"{len(self)} steps: " + " → ".join(f"{a} ×{n}" if n > 1 else a for a, n in runs)
+
+    #: more steps than this: the HTML view shows :meth:`summary`, the table one click away
+    FOLD_AT = 8
+
     def _repr_html_(self) -> str:
+        table = self._table_html()
+        if len(self) <= self.FOLD_AT:
+            return table
+        return (f"<p>{html.escape(self.summary())}</p><details><summary style='cursor:pointer'>"
+                f"all {len(self)} steps, with the reference commands</summary>{table}</details>")
+
+    def _table_html(self) -> str:
         rows = "".join(
             "<tr><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td><code>{}</code></td></tr>".format(
                 i, html.escape(s.area), html.escape(s.action), html.escape(s.detail), html.escape(s.equivalent)

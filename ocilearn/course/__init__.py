@@ -212,7 +212,7 @@ def _loopback() -> tuple[bool, str]:
             port = srv.getsockname()[1]
             with socket.create_connection(("127.0.0.1", port), timeout=2):
                 pass
-        return True, f"TCP to 127.0.0.1:{port} works (the local registry in the tests uses it)"
+        return True, f"TCP to 127.0.0.1:{port} works (notebook 01 runs a local registry on it)"
     except OSError as e:
         return False, f"loopback TCP failed: {e}"
 

@@ -90,12 +90,12 @@ def check_blob_digest(fn: Callable[[bytes, str], bool], blob: bytes | None = Non
         try:
             got, stop = _run(fn, data, dg)
         except Exception as e:  # noqa: BLE001 - the learner's code may raise anything
-            return _crash(e, "split the digest at the first ':' into algorithm and hex")
+            return _crash(e, "the digest is a string 'algorithm:hex' (descriptor.md 'Digests')")
         if stop:
             return stop
         if got is not want:
             return Result(False, True, f"not quite: for {what} your function returned {got!r}; "
-                                       "hash the bytes with the algorithm named before ':' and compare hex strings")
+                                       "a digest names an algorithm and the hex of a hash (descriptor.md 'Digests', notebook 01 section 3)")
     return Result(True, True, "correct: your check agrees with ocilearn.image.digest.verify_bytes on 4 blobs")
 
 
@@ -126,8 +126,8 @@ def check_chain_id(fn: Callable[[list[str]], list[str]], diff_ids: list[str] | N
             return Result(False, True, f"not quite: {len(stack)} layers need {len(stack)} chain IDs, you returned {len(got)}")
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
             if g != w:
-                hint = ("the first chain ID is the first diff ID itself" if i == 0 else
-                        "hash the previous chain ID, one space, and this diff ID — all as text, 'sha256:' prefixes included")
+                hint = ("image-spec config.md 'Layer ChainID': what is the chain ID of a single layer?" if i == 0 else
+                        "a chain ID covers its layer and every layer below it; image-spec config.md 'Layer ChainID' says which text is hashed (section 5)")
                 return Result(False, True, f"not quite: chain ID {i} differs — {hint}")
     return Result(True, True, f"correct: your chain IDs equal ocilearn's on {len(stacks)} layer stacks")
 
@@ -182,7 +182,7 @@ def check_whiteout(fn: Callable[[str, str], None]) -> Result:
                 missing = sorted(set(want) - set(got))
                 if extra:
                     return Result(False, True, f"not quite: after {entry!r} these should be gone: {extra} — "
-                                               "strip the '.wh.' prefix from the last path part; a directory goes with all it holds")
+                                               "layer.md 'Whiteouts': which sibling does the marker name? (section 6)")
                 return Result(False, True, f"not quite: after {entry!r} you deleted too much: {missing}")
     return Result(True, True, "correct: your whiteouts leave the same tree as ocilearn.layer.whiteout.apply_whiteout")
 
@@ -223,10 +223,10 @@ def check_process(fn: Callable[[dict], dict]) -> Result:
             return stop
         if not isinstance(got, dict):
             return Result(False, True, f"not quite: return a dict with args, env, cwd and user, not {type(got).__name__}")
-        for key, hint in [("args", "Entrypoint comes first, then Cmd; either may be missing"),
-                          ("env", "Env is copied as it is, in order"),
-                          ("cwd", "WorkingDir, or '/' when the image gives none"),
-                          ("user", "User is 'uid' or 'uid:gid' here; a missing gid is 0; the values are ints")]:
+        for key, hint in [("args", "section 3: how do Entrypoint and Cmd combine, and what if one is absent?"),
+                          ("env", "section 3: what does the runtime spec make of Env?"),
+                          ("cwd", "section 3: which field gives the working directory, and what if the image gives none?"),
+                          ("user", "User is 'uid' or 'uid:gid' here: what when the gid is missing, and what type are the values?")]:
             if got.get(key) != want[key]:
                 return Result(False, True, f"not quite: {key!r} differs for config {sorted(cfg)} — {hint}")
     return Result(True, True, f"correct: your process fields equal ocilearn.bundle.convert.convert on {len(_CONFIGS)} configs")
@@ -305,17 +305,17 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
     if out.startswith("SETUP"):
         return Result(False, False, f"cannot run this check here: {out[6:]} (needs a mount namespace; see course.check())")
     if out.startswith("RAISED"):
-        return Result(False, True, f"not quite: your function raised {out[7:]} — pivot_root(2) needs new_root to be "
-                                   "a mount point (bind it onto itself first) and put_old to exist below it")
+        return Result(False, True, f"not quite: your function raised {out[7:]} — pivot_root(2) lists what must be true "
+                                   "of new_root and put_old before the call")
     if not out.startswith("OK "):
         return Result(False, True, f"not quite: the child reported nothing ({out!r})")
     cwd, names, marker = out[3:].split("|")
     names = sorted(n for n in names.split(",") if n)
     if marker != "True":
-        return Result(False, True, "not quite: after your function '/' is still the old root — call pivot_root")
+        return Result(False, True, "not quite: after your function '/' is still the old root (pivot_root(2))")
     if names != want:
         extra = sorted(set(names) - set(want))
-        return Result(False, True, f"not quite: '/' also holds {extra} — detach the old root (umount2 with MNT_DETACH) and rmdir it")
+        return Result(False, True, f"not quite: '/' also holds {extra} — what must happen to the old root after pivot_root? (pivot_root(2), NOTES)")
     if cwd != "/":
-        return Result(False, True, f"not quite: the working directory is {cwd!r} — chdir('/') at the end")
+        return Result(False, True, f"not quite: the working directory is {cwd!r}, outside the new root — where should it be at the end?")
     return Result(True, True, "correct: '/' is the rootfs and the old root is gone, as runc leaves it")
