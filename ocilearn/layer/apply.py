@@ -63,8 +63,6 @@ import os
 import stat
 import tarfile
 import warnings
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
@@ -166,13 +164,9 @@ def apply_layer(
                          f"tar -x{'z' if layer.compression == 'gzip' else ''}f BLOB -C {root.path}"
                          + (" --zstd" if layer.compression == "zstd" else ""))
             applier = _Applier(root, layer, result, warn)  # type: ignore[arg-type]
-            try:
-                for m in layer.members():
-                    result.entries += 1
-                    applier.apply(m)
-                applier.drain()
-            finally:
-                applier.close()  # no worker still writes once this returns (or raises)
+            for m in layer.members():
+                result.entries += 1
+                applier.apply(m)
             root.restore(applier.own.dir_attrs)  # type: ignore[union-attr]
             result.diff_id, result.tar_bytes = layer.finish(diff_id)
             result.blob_bytes = layer.blob_bytes
@@ -184,39 +178,14 @@ def apply_layer(
             root.close()  # type: ignore[union-attr]
 
 
-#: Regular files up to this size (bytes) are created by worker threads, their bytes in memory.
-SMALL_FILE = 1 << 20
-#: At most this many small files pending, and this many bytes held for them (bounds memory and fds).
-MAX_PENDING, MAX_PENDING_BYTES = 64, 16 << 20
-#: Worker threads creating small files: creating a file costs the kernel ~150 µs on ext4
-#: (openat O_CREAT), and the syscalls release the GIL, so two creations overlap on 2 cores.
-WORKERS = 2
-
-
 class _Applier:
-    """Creates each entry of one layer in the rootfs (``apply``), per its type.
-
-    Small new regular files (no xattrs to set, not sparse, nothing at their name) are
-    created by a few worker threads while this thread reads on: their parent directory
-    is resolved here (the same :class:`~ocilearn.core.fsutil.Root` resolution), its fd
-    duplicated for the worker, and the worker does only ``openat(pfd, name, O_CREAT |
-    O_EXCL | O_NOFOLLOW)``, pwrite, fchown, fchmod, futimens. Ordering stays the tar's
-    wherever it can be seen: :meth:`drain` waits for every pending file before anything
-    that removes (making room, whiteouts, opaque whiteouts), before a hardlink, before a
-    directory resolution that would create or replace a component, and before an entry
-    whose in-root name is a pending file's; the first worker error is raised as the same
-    one-line LayerError as inline.
-    """
+    """Creates each entry of one layer in the rootfs (``apply``), per its type."""
 
     def __init__(self, root: Root, layer: LayerStream, result: LayerResult, warn: Callable[[str], None]) -> None:
         self.root, self.layer, self.result, self.warn = root, layer, result, warn
         self.rootless, self.source = root.rootless, layer.source
         self.own = OwnPaths(root, layer.source)
         self.euid = os.geteuid()
-        self.pool: ThreadPoolExecutor | None = None
-        self.pending: deque[tuple[Future, str, str, int]] = deque()  # (future, key, entry name, bytes)
-        self.pending_keys: set[str] = set()
-        self.pending_bytes = 0
 
     def apply(self, m: tarfile.TarInfo) -> None:
         """Apply the tar member ``m``; OS and tar errors become a LayerError naming it."""
@@ -229,77 +198,7 @@ class _Applier:
         except (tarfile.TarError, EOFError) as ex:
             raise LayerError(f"{self.source}: entry {m.name!r}: tar data is truncated or corrupt ({ex})") from None
 
-    # -- worker threads for small files -----------------------------------------------------
-
-    def _harvest_one(self) -> None:
-        fut, key, name, size = self.pending.popleft()
-        self.pending_keys.discard(key)
-        self.pending_bytes -= size
-        try:
-            fut.result()
-        except OSError as ex:
-            raise LayerError(f"{self.source}: cannot apply entry {name!r}: {ex}") from ex
-
-    def drain(self) -> None:
-        """Wait until every pending small file is written (raising the first error)."""
-        while self.pending:
-            self._harvest_one()
-
-    def close(self) -> None:
-        """Stop the workers, waiting for those running (used also after an error)."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-        for fut, *_ in self.pending:
-            if not fut.cancelled():
-                fut.exception()  # already reported or superseded by the error being raised
-        self.pending.clear()
-        self.pending_keys.clear()
-
-    def _resolve_parent(self, path: str) -> tuple[int, str]:
-        """The entry's parent fd and basename; a resolution that would create or replace a
-        directory waits for pending files first (one of them may be that name)."""
-        if self.pending and path.rpartition("/")[0] not in self.root._cache:
-            try:
-                return self.root.parent_of(path)  # no create: changes nothing in the tree
-            except (FileNotFoundError, NotADirectoryError):
-                self.drain()
-        return self.root.parent_of(path, create=True, mode=0o755)
-
-    def _submit_small_file(self, e: LayerEntry, m: tarfile.TarInfo, pfd: int, base: str, key: str) -> bool:
-        """Hand a small new regular file to a worker; False when it must be made inline."""
-        if m.size > SMALL_FILE or m.sparse is not None:
-            return False
-        items, skipped = image_xattrs(e.xattrs)
-        if self.rootless and not skipped:
-            items, skipped = rootless_xattrs(items, e.uid, e.gid)
-        if items or skipped:
-            return False
-        try:
-            os.stat(base, dir_fd=pfd, follow_symlinks=False)
-            return False  # something is there: make room inline, in order
-        except FileNotFoundError:
-            pass
-        chunks = list(self.layer.data(m))
-        while self.pending and (len(self.pending) >= MAX_PENDING or self.pending_bytes + m.size > MAX_PENDING_BYTES):
-            self._harvest_one()
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="ocilearn-layer")
-        owner = None if self.rootless else (e.uid, e.gid)
-        dfd = os.dup(pfd)  # the Root's cached fd may be closed while the worker runs
-        try:
-            fut = self.pool.submit(_write_small_file, dfd, base, chunks, owner, e.mode, int(e.mtime * 1e9))
-        except BaseException:
-            os.close(dfd)
-            raise
-        self.pending.append((fut, key, m.name, m.size))
-        self.pending_keys.add(key)
-        self.pending_bytes += m.size
-        return True
-
     def _apply(self, e: LayerEntry, m: tarfile.TarInfo) -> None:
-        if e.type != "file" and e.type != "dir" and e.type != "symlink":
-            self.drain()  # whiteouts and hardlinks see every earlier entry; rare types: keep it simple
         if e.type == "whiteout":
             if (deleted := apply_whiteout(self.root, e.path, self.own, warn=self.warn)) is not None:
                 self.result.whiteouts.append(deleted)
@@ -311,14 +210,9 @@ class _Applier:
         if e.path == "":
             self._root_entry(e)
             return
-        pfd, base = self._resolve_parent(e.path)
+        pfd, base = self.root.parent_of(e.path, create=True, mode=0o755)
         key = self.own.key(pfd, base)
-        if key in self.pending_keys:
-            self.drain()  # a duplicate name: the pending file first, then this entry replaces it
         self.root.ensure_writable(pfd, self.own.key(pfd))
-        if e.type == "file" and self._submit_small_file(e, m, pfd, base, key):
-            self.own.add(key)
-            return
         make = {"dir": self._directory, "file": self._file, "symlink": self._symlink, "hardlink": self._hardlink,
                 "fifo": self._fifo, "char": self._device, "block": self._device}[e.type]
         if make(e, m, pfd, base, key):
@@ -432,7 +326,6 @@ class _Applier:
     def _make_room(self, pfd: int, base: str, key: str, want_dir: bool) -> bool:
         """layer.md "Changeset over existing files": remove what is at ``base``, unless it
         is a directory and a directory is wanted (then True: it is kept)."""
-        self.drain()  # what is removed may hold pending files
         try:
             st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -485,26 +378,6 @@ class _Applier:
         for name, why in skipped:
             self.result.skipped.append((e.path, f"xattr {name}"))
             self.warn(f"{where}: xattr {name!r} {why}")
-
-
-def _write_small_file(dfd: int, base: str, chunks: list[tuple[int, bytes]], owner: tuple[int, int] | None,
-                      mode: int, mtime_ns: int) -> None:
-    """Worker side of a small regular file: create ``base`` in the directory ``dfd`` (never
-    through an existing name: O_EXCL, O_NOFOLLOW), write, chown (as root), chmod after the
-    chown (which clears setuid/setgid), set the mtime; closes ``dfd``."""
-    try:
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-    finally:
-        os.close(dfd)
-    try:
-        for offset, chunk in chunks:
-            _pwrite_all(fd, chunk, offset)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        os.fchmod(fd, mode)
-        os.utime(fd, ns=(mtime_ns, mtime_ns))
-    finally:
-        os.close(fd)
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
