@@ -89,7 +89,7 @@ def _measure(label: str, base: Path, image: Path, ref: str, rootless: bool, runs
     journal, as here, the inode allocator skips every inode freed in the last 30 s and pays
     a buffer lookup for each one skipped (``recently_deleted()`` in fs/ext4/ialloc.c), so
     removing a bundle just before the next run made each file creation of that run cost
-    ≈ 150 µs instead of ≈ 40 µs — for whichever tool came next. A ``sync`` after each
+    ≈ 150 µs instead of ≈ 30 µs — for whichever tool came next. A ``sync`` after each
     run (not timed) keeps one run's writeback out of the next one."""
     uid, gid = user if rootless else (None, None)
     py, env = _user_python(uid, gid) if rootless else (str(REPO / ".venv/bin/python"), {"PYTHONPATH": str(REPO)})
@@ -212,7 +212,7 @@ def main() -> None:
         "in fs/ext4/ialloc.c; `perf record` of an unpack right after a bundle was removed shows "
         "`find_get_block_common` under `recently_deleted` as the top symbol, ≈ 33 % of the samples). Until "
         "2026-12-05 13:35 this benchmark removed each bundle just before the next run, so each file creation "
-        "cost ≈ 150 µs instead of ≈ 40 µs — for both tools — and the debian ratio sat at ≈ 0.7× (in one "
+        "cost ≈ 150 µs instead of ≈ 30 µs — for both tools — and the debian ratio sat at ≈ 0.7× (`strace -c` of one debian unpack at 13:42: `openat` 29 µs and `mkdirat` 40 µs each with no removal in the previous 30 s, 92 µs and 118 µs right after removing one bundle; in one "
         "process, ocilearn's debian unpack took 1.6–1.9 s right after a removal, 0.7–1.1 s without one). The "
         "bundles are now kept until the last run and a `sync` (not timed) separates runs; other jobs on the "
         "machine still remove files on the same disk, which is why debian as root moves between ≈ 0.48× and "
