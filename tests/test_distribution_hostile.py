@@ -91,3 +91,39 @@ def test_an_idempotent_request_is_retried_once_on_a_new_connection(drop_after_re
         pool.request("PUT", f"{base}/v2/a/blobs/uploads/x?digest=sha256:00", data=b"abc", timeout=(5, 5),
                      headers={"Content-Length": "3"})
     assert seen == [(1, "GET", b""), (1, "PUT", b"abc"), (2, "PUT", b"abc")]
+
+
+def test_an_interim_103_answer_does_not_leave_its_final_response_for_the_next_request():
+    """http.client skips only ``100 Continue``; a ``103 Early Hints`` comes back as the
+    response. Its final ``200`` is still on the socket: the connection must not go back to
+    the pool, or the next request reads that 200 as its answer (RFC 9110 section 15.2)."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    conns: list[int] = []
+
+    def serve():
+        while True:
+            try:
+                s, _ = lsock.accept()
+            except OSError:
+                return
+            conns.append(1)
+            with s:
+                buf = b""
+                while True:
+                    method, _, buf = _read_request(s, buf)
+                    if method is None:
+                        break
+                    s.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                              b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        pool = HTTPPool("test")
+        url = f"http://127.0.0.1:{lsock.getsockname()[1]}/v2/"
+        with pool.request("GET", url, timeout=(5, 5)) as r:
+            assert r.status_code == 103
+        with pool.request("GET", url, timeout=(5, 5)) as r:
+            assert r.status_code == 103  # a fresh answer, not the 200 left from the first
+        assert len(conns) == 2
+    finally:
+        lsock.close()

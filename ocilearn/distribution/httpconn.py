@@ -168,7 +168,10 @@ class Response:
             return
         self._r = self._conn = None
         done = r.isclosed() or (not r.chunked and r.length == 0)
-        reusable = done and not r.will_close and conn.sock is not None
+        # an interim 1xx answer other than 100 (103 Early Hints; http.client skips only
+        # 100 Continue) has its final response still unread on the socket: the connection
+        # is closed, else the next request would read that response as its own
+        reusable = done and self.status_code >= 200 and not r.will_close and conn.sock is not None
         r.close()
         if reusable:
             self._pool._release(self._key, conn)
