@@ -37,6 +37,7 @@ from urllib.parse import quote, urlsplit
 # reserved and unreserved characters and '%' (an escape already made)
 _SAFE = "!#$%&'()*+,/:;=?@[]~"
 MAX_IDLE = 8  # idle connections kept per origin
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 BLOCKSIZE = 1 << 18  # bytes sent per write of a streamed request body
 
 
@@ -167,7 +168,10 @@ class Response:
             return
         self._r = self._conn = None
         done = r.isclosed() or (not r.chunked and r.length == 0)
-        reusable = done and not r.will_close and conn.sock is not None
+        # an interim 1xx answer other than 100 (103 Early Hints; http.client skips only
+        # 100 Continue) has its final response still unread on the socket: the connection
+        # is closed, else the next request would read that response as its own
+        reusable = done and self.status_code >= 200 and not r.will_close and conn.sock is not None
         r.close()
         if reusable:
             self._pool._release(self._key, conn)
@@ -283,7 +287,12 @@ class HTTPPool:
         target = quote(p.path or "/", safe=_SAFE) + (f"?{quote(p.query, safe=_SAFE)}" if p.query else "")
         h = {"User-Agent": self.user_agent, "Accept": "*/*", **(headers or {})}
         body = data.encode() if isinstance(data, str) else data
-        resendable = body is None or isinstance(body, (bytes, bytearray))
+        # a request on a kept-alive connection the server closed meanwhile is sent again
+        # only when that cannot do anything twice: an idempotent method (RFC 9110 section
+        # 9.2.2) with a body we still hold (RFC 9112 section 9.3.1: a user agent MUST NOT
+        # automatically retry a non-idempotent request; POST starts an upload session or
+        # pushes a whole blob, PATCH appends a chunk)
+        resendable = method.upper() in _IDEMPOTENT and (body is None or isinstance(body, (bytes, bytearray)))
         key = (p.scheme, p.hostname, port, verify)
         for attempt in (0, 1):
             conn = self._take(key)
@@ -309,6 +318,7 @@ class HTTPPool:
             except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as e:
                 # http.client.RemoteDisconnected is a ConnectionResetError: a kept-alive
                 # connection the server closed meanwhile is retried once on a new one
+                # when the request is resendable (above)
                 conn.close()
                 if reused and attempt == 0 and resendable:
                     continue
