@@ -18,9 +18,12 @@ from __future__ import annotations
 import html
 import json
 import os
+import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,16 +166,19 @@ def map_user_to_root(bundle: str | os.PathLike) -> tuple[dict, dict]:
 class RuncSession:
     """runc with its own state directory (``runc --root DIR``), so that the course's
     containers never mix with the machine's and an ordinary user can run it (rootless
-    runc keeps its state where the user may write)."""
+    runc keeps its state where the user may write). ``command`` is the runtime's command
+    line before ``--root``: ``["runc"]``, or ocilearn's (``["ocilearn"]``,
+    ``[sys.executable, "-m", "ocilearn"]``), which takes runc's command line."""
 
     root: Path
+    command: list[str] = field(default_factory=lambda: ["runc"])
 
     @classmethod
-    def temporary(cls) -> RuncSession:
-        return cls(Path(tempfile.mkdtemp(prefix="ocilearn-runc-")))
+    def temporary(cls, command: list[str] | None = None) -> RuncSession:
+        return cls(Path(tempfile.mkdtemp(prefix="ocilearn-runc-")), list(command or ["runc"]))
 
     def __call__(self, *args: str, cwd: str | os.PathLike | None = None, note: str = "") -> ToolRun:
-        run = run_tool(["runc", "--root", str(self.root), *args], cwd=cwd, note=note)
+        run = run_tool([*self.command, "--root", str(self.root), *args], cwd=cwd, note=note)
         return run
 
     def cleanup(self, *names: str) -> None:
@@ -224,4 +230,164 @@ def runc_article_sequence(bundle: str | os.PathLike, name: str = "article",
         out.append(runc("list"))
     finally:
         runc.cleanup(name)
+    return out
+
+
+#: the hostname the article's keycloak container had nothing to resolve with
+SERVER_HOSTNAME = "keycloak-1"
+SERVER_PORT = 8080
+
+
+def server_args(port: int = SERVER_PORT) -> list[str]:
+    """``process.args`` of a small web server made of what the busybox image has, which
+    starts the way the article's keycloak does: it first resolves its own hostname
+    (busybox ``hostname -i``: the C library's ``getaddrinfo``, which reads
+    ``/etc/nsswitch.conf``, ``/etc/hosts``, then asks the DNS servers of
+    ``/etc/resolv.conf`` — what the JVM's ``InetAddress.getLocalHost()`` does before it
+    throws ``UnknownHostException``), and exits 1 with the resolver's own error when that
+    fails; otherwise it writes a page and execs busybox ``httpd`` in the foreground
+    on ``port`` (TCP), so the server is the container's process."""
+    return ["/bin/sh", "-c",
+            "hostname -i >/dev/null || exit 1; "
+            "mkdir -p /tmp/www && echo \"hello from $(hostname)\" > /tmp/www/index.html && "
+            f"exec httpd -f -p {int(port)} -h /tmp/www"]
+
+
+def _edit_config(bundle: Path, edit) -> None:
+    path = bundle / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    tmp = path.with_name(".config.json.tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, path)
+
+
+def hosts_mount(directory: str | os.PathLike, hostname: str = SERVER_HOSTNAME) -> dict:
+    """Write ``DIRECTORY/hosts`` (``localhost``, and ``hostname`` on 127.0.1.1 as Debian
+    names its own host) and return the config.json ``mounts`` entry that binds it
+    read-only on the container's ``/etc/hosts`` (runtime-spec config.md "Mounts"). This
+    is the whole fix of the lookup: hosts(5) is read before any DNS."""
+    path = Path(directory) / "hosts"
+    path.write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n")
+    return {"destination": "/etc/hosts", "type": "bind", "source": str(path), "options": ["bind", "ro"]}
+
+
+def fetch_page(session: RuncSession, name: str, address: str = "127.0.0.1", port: int = SERVER_PORT,
+               timeout: float = 5.0) -> ToolRun:
+    """``RUNTIME exec NAME wget -qO- http://ADDRESS:PORT/`` until the server answers or
+    ``timeout`` seconds pass (the server needs a moment to bind). Returns the last run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = session("exec", name, "wget", "-qO-", f"http://{address}:{int(port)}/")
+        if run.returncode == 0 or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def article_server(bundle: str | os.PathLike, name: str = "kc", *, command: list[str] | None = None,
+                   work: str | os.PathLike | None = None) -> dict[str, list[ToolRun]]:
+    """The article's failure and its fix, for real, under one runtime (``command``:
+    ``["runc"]`` by default, or ocilearn's command line) on ``bundle``:
+
+    - ``"failure"``: ``run`` with ``hostname`` :data:`SERVER_HOSTNAME` and
+      :func:`server_args`: the lookup fails, the server exits 1 with
+      ``hostname: keycloak-1: Host name lookup failure``;
+    - ``"fixed"``: the same with :func:`hosts_mount` added to ``mounts``: ``create``,
+      ``start``, then the page fetched from inside the container (:func:`fetch_page`,
+      over the container's loopback), ``kill``, ``delete``.
+
+    config.json is restored afterwards; the runtime's state directory and the hosts file
+    (in ``work``, default a temp directory) are removed. With runc missing, the single
+    ToolRun of ``"failure"`` names the package to install.
+    """
+    bundle = Path(bundle)
+    command = list(command or ["runc"])
+    if which(command[0]) is None:
+        return {"failure": [run_tool([*command, "run", "--bundle", str(bundle), name])], "fixed": []}
+    original = (bundle / "config.json").read_bytes()
+    scratch = Path(work) if work else Path(tempfile.mkdtemp(prefix="ocilearn-server-"))
+    session = RuncSession.temporary(command)
+    out: dict[str, list[ToolRun]] = {"failure": [], "fixed": []}
+    try:
+        def as_server(config: dict) -> None:
+            config["hostname"] = SERVER_HOSTNAME
+            config["process"]["args"] = server_args()
+            config["process"]["terminal"] = False
+        _edit_config(bundle, as_server)
+        out["failure"].append(session("run", "--bundle", str(bundle), name,
+                                      note="the server looks up its own hostname, which nothing names"))
+        mount = hosts_mount(scratch)
+        _edit_config(bundle, lambda config: config.setdefault("mounts", []).append(mount))
+        out["fixed"].append(session("create", "--bundle", str(bundle), name,
+                                    note="with an /etc/hosts line naming the hostname"))
+        out["fixed"].append(session("start", name))
+        out["fixed"].append(fetch_page(session, name))
+        out["fixed"].append(session("kill", name, "KILL"))
+    finally:
+        session.cleanup(name)
+        tmp = bundle / ".config.json.tmp"
+        tmp.write_bytes(original)
+        os.replace(tmp, bundle / "config.json")
+        if work is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def _fetch_from(netns: str, url: str, timeout: float = 5.0) -> ToolRun:
+    """GET ``url`` from inside the network namespace ``netns`` (``ip netns exec``), with
+    this Python's urllib, retried until the server answers or ``timeout`` seconds pass."""
+    code = ("import sys, urllib.request; "
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())")
+    deadline = time.monotonic() + timeout
+    while True:
+        run = run_tool(["ip", "netns", "exec", netns, sys.executable, "-c", code, url],
+                       note=f"GET {url} from the namespace the veth's host side is in")
+        if run.returncode == 0 or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
+def reachable_server(bundle: str | os.PathLike, command: list[str], name: str = "kc-net") -> list[ToolRun]:
+    """The third part of the fix, as root: the server started by ocilearn with
+    ``--net veth`` (a veth pair: ``eth0`` in the container's network namespace, the other
+    end where the runtime runs; ``ocilearn.runtime.network``), which also writes the
+    container's /etc/hosts line, then its page fetched from *outside* the container over
+    the veth. All of it inside a scratch network namespace made for this call (``ip
+    netns add``), so the machine's own network is never touched; the container, the
+    namespace and the config.json edits are undone afterwards.
+
+    Returns the ToolRuns in order: ``create --net veth``, ``start``, ``exec NAME hostname
+    -i`` (the container's address), the fetch from outside, ``kill``. One ToolRun saying
+    what is missing when ``ip`` is not installed.
+    """
+    bundle = Path(bundle)
+    if which("ip") is None or which("nsenter") is None:
+        return [run_tool(["ip", "netns", "add", "ocilearn-scratch"])]
+    netns = f"ocilearn-{secrets.token_hex(3)}"
+    original = (bundle / "config.json").read_bytes()
+    added = run_tool(["ip", "netns", "add", netns])
+    if added.returncode != 0:
+        return [added]
+    session = RuncSession.temporary(["nsenter", f"--net=/var/run/netns/{netns}", *command])
+    out: list[ToolRun] = []
+    try:
+        def as_server(config: dict) -> None:
+            config["hostname"] = SERVER_HOSTNAME
+            config["process"]["args"] = server_args()
+            config["process"]["terminal"] = False
+        _edit_config(bundle, as_server)
+        out.append(session("create", "--net", "veth", "--bundle", str(bundle), name,
+                           note="a veth pair into the container's network namespace, and /etc/hosts"))
+        out.append(session("start", name))
+        out.append(session("exec", name, "hostname", "-i"))
+        address = out[-1].stdout.strip()
+        if out[-1].returncode == 0 and address:
+            out.append(_fetch_from(netns, f"http://{address}:{SERVER_PORT}/"))
+        out.append(session("kill", name, "KILL"))
+    finally:
+        session.cleanup(name)
+        run_tool(["ip", "netns", "del", netns])
+        tmp = bundle / ".config.json.tmp"
+        tmp.write_bytes(original)
+        os.replace(tmp, bundle / "config.json")
     return out
