@@ -179,7 +179,15 @@ class RuncSession:
 
     def __call__(self, *args: str, cwd: str | os.PathLike | None = None, note: str = "") -> ToolRun:
         run = run_tool([*self.command, "--root", str(self.root), *args], cwd=cwd, note=note)
+        if run.ran:  # shown as the learner would type it: `ocilearn`, not this venv's path to it
+            run.argv = [*self._shown(), *run.argv[len(self.command):]]
         return run
+
+    def _shown(self) -> list[str]:
+        words = list(self.command)
+        if words[-2:] == ["-m", "ocilearn"]:
+            words = [*words[:-3], "ocilearn"]
+        return ["ocilearn" if Path(w).name == "ocilearn" else w for w in words]
 
     def cleanup(self, *names: str) -> None:
         """Kill and delete the named containers (``runc delete --force``), then remove
@@ -296,6 +304,9 @@ def article_server(bundle: str | os.PathLike, name: str = "kc", *, command: list
       ``start``, then the page fetched from inside the container (:func:`fetch_page`,
       over the container's loopback), ``kill``, ``delete``.
 
+    The container gets a network namespace of its own when the bundle has none (rootless
+    bundles), so the server's port is never one of the caller's.
+
     config.json is restored afterwards; the runtime's state directory and the hosts file
     (in ``work``, default a temp directory) are removed. With runc missing, the single
     ToolRun of ``"failure"`` names the package to install.
@@ -313,6 +324,13 @@ def article_server(bundle: str | os.PathLike, name: str = "kc", *, command: list
             config["hostname"] = SERVER_HOSTNAME
             config["process"]["args"] = server_args()
             config["process"]["terminal"] = False
+            # a network namespace of its own (a rootless bundle has none: it would share
+            # the caller's, and its port 8080 with every other learner on the machine);
+            # an ordinary user may make one inside the bundle's user namespace
+            # (network_namespaces(7), user_namespaces(7))
+            spaces = config.setdefault("linux", {}).setdefault("namespaces", [])
+            if not any(n.get("type") == "network" for n in spaces):
+                spaces.append({"type": "network"})
         _edit_config(bundle, as_server)
         out["failure"].append(session("run", "--bundle", str(bundle), name,
                                       note="the server looks up its own hostname, which nothing names"))
