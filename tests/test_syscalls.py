@@ -149,3 +149,22 @@ def test_namespace_plan():
 
     with pytest.raises(RuntimeSpecError, match="unknown namespace type 'time'"):
         plan([{"type": "time"}])
+
+
+def test_start_writeback_is_a_hint_on_files_and_refused_on_pipes(tmp_path):
+    """sync_file_range(2) starts writeback of a regular file's range (the bytes stay as
+    written; the caller still fsyncs) and is refused on a pipe (ESPIPE), without raising."""
+    path = tmp_path / "blob"
+    data = os.urandom(3 << 20)
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        assert sc.start_writeback(f.fileno(), 0, len(data)) is True
+        os.fsync(f.fileno())
+    assert path.read_bytes() == data
+    r, w = os.pipe()
+    try:
+        assert sc.start_writeback(r, 0, 1) is False
+    finally:
+        os.close(r)
+        os.close(w)

@@ -199,6 +199,18 @@ def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> in
     return _check(_libc.prctl(option, a2, a3, a4, a5), f"prctl({option})")
 
 
+SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>
+_libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> bool:
+    """Ask the kernel to start writing ``nbytes`` bytes of ``fd`` from ``offset`` to disk,
+    without waiting (sync_file_range(2) with ``SYNC_FILE_RANGE_WRITE``): a later fsync(2)
+    then has less left to wait for. A hint only — it makes nothing durable (the caller
+    still fsyncs) — so a file system that refuses it (EINVAL, ESPIPE) returns False."""
+    return _libc.sync_file_range(fd, offset, nbytes, SYNC_FILE_RANGE_WRITE) == 0
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     """Close every fd from ``first`` to ``last``. close_range(2); falls back to
     ``os.closerange`` when the kernel lacks it."""

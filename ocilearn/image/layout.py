@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from ..core import explain
+from ..core import explain, syscalls
 from ..core.errors import (
     AmbiguousReference,
     BlobNotFound,
@@ -52,6 +52,9 @@ from ..core.fsutil import TMP_PREFIX, atomic_write, fsync_dir, locked_temp, writ
 from . import mediatypes as mt
 from .digest import CHUNK, Digest, VerifyingReader, new_hasher
 from .model import REF_NAME, Descriptor, ImageConfig, Index, Manifest, Platform, dumps, parse_document
+
+#: bytes of a blob written before its writeback to disk is started (see put_blob)
+WRITEBACK_EVERY = 8 << 20
 
 LAYOUT_VERSION = "1.0.0"
 MAX_DOCUMENT = 4 * 1024 * 1024  # bytes; manifests/indexes/configs larger than this are refused
@@ -852,12 +855,19 @@ class ImageLayout:
                     else:
                         chunks = iter(lambda: data.read(CHUNK), b"")
                     try:
+                        started = 0  # bytes whose writeback has been started
                         for chunk in chunks:
                             count += len(chunk)
                             if size is not None and count > size:
                                 raise SizeMismatch(size, count, f"blob {exp or '(new)'}", at_least=True)
                             hasher.update(chunk)
                             f.write(chunk)
+                            if count - started >= WRITEBACK_EVERY:
+                                # start writing the big blob to disk while the rest streams in,
+                                # so the fsync below waits for the tail only (sync_file_range(2))
+                                f.flush()
+                                syscalls.start_writeback(f.fileno(), started, count - started)
+                                started = count
                         f.flush()
                         os.fsync(f.fileno())
                     except OSError as e:
