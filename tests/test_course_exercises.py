@@ -87,3 +87,16 @@ def test_odd_learner_functions_get_a_result_not_a_traceback():
 
     r = ex.check_whiteout(binary_whiteout)
     assert (r.ok, r.done) == (False, True) and r.text.startswith("not quite")
+
+
+def test_pivot_root_check_stops_a_function_that_never_returns(monkeypatch):
+    """A learner's function that loops is killed after PIVOT_ROOT_TIMEOUT and answered
+    'not quite' — the check never hangs the notebook."""
+    import time
+
+    monkeypatch.setattr(ex, "PIVOT_ROOT_TIMEOUT", 1.0)
+    t0 = time.monotonic()
+    res = ex.check_pivot_root(lambda rootfs: time.sleep(3600))
+    assert time.monotonic() - t0 < 10
+    assert (res.ok, res.done) == (False, True), res
+    assert "did not return within 1 s" in str(res)

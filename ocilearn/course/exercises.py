@@ -12,10 +12,14 @@ mount_namespaces(7) (04).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import select
 import shutil
+import signal
 import tempfile
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +271,10 @@ def _child(fn: Callable[[str], None], rootfs: str, w: int) -> None:
         say("SETUP " + str(e))
 
 
+#: seconds the learner's bind + pivot_root function may take before the check stops it
+PIVOT_ROOT_TIMEOUT = 30.0
+
+
 def check_pivot_root(fn: Callable[[str], None]) -> Result:
     """Check ``fn(rootfs)``: make ``rootfs`` the root of the calling process's mount
     namespace — bind-mount it onto itself, ``chdir`` into it, ``pivot_root(".", old)``,
@@ -292,7 +300,15 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
                 os._exit(0)
         os.close(w)
         chunks = []
+        deadline = time.monotonic() + PIVOT_ROOT_TIMEOUT
+        timed_out = False
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                timed_out = True  # a learner's loop or a blocking call: stop the child
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                break
             b = os.read(r, 4096)
             if not b:
                 break
@@ -300,6 +316,9 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
         os.close(r)
         os.waitpid(pid, 0)
         out = b"".join(chunks).decode(errors="replace")
+    if timed_out:
+        return Result(False, True, f"not quite: your function did not return within {PIVOT_ROOT_TIMEOUT:g} s "
+                                   "(the check stopped it) — does it wait for something, or loop?")
     if out == "NOTDONE":
         return _not_done(getattr(fn, "__name__", "function"))
     if out.startswith("SETUP"):
