@@ -60,3 +60,69 @@ def test_trickled_blob_response_head_is_cut_at_the_deadline(raw):
         c.blob_reader("a", desc).read(10)
     assert time.monotonic() - started < 4
     assert wait_sent(srv) < 200  # the server saw the close after about 1 s of 20 bytes/s
+
+
+def _keepalive_then_close_server(seen: list[str]):
+    """Answers the first request on a connection (kept alive), then reads the next one
+    and closes without answering; every request line is recorded in ``seen``."""
+    import socket
+    import threading
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve(s):
+        with s:
+            s.settimeout(5)
+            buf = b""
+            n = 0
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    got = s.recv(65536)
+                    if not got:
+                        return
+                    buf += got
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                seen.append(head.split(b"\r\n", 1)[0].decode())
+                n += 1
+                if n > 1:
+                    return  # closes without an answer
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def accept():
+        while True:
+            try:
+                s, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(s,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("method, resent", [("PATCH", False), ("POST", False), ("PUT", True), ("GET", True)])
+def test_a_broken_kept_alive_connection_resends_only_idempotent_requests(method, resent):
+    # RFC 9110 section 9.2.2: a chunk PATCH or an upload POST the server may already have
+    # acted on is never sent a second time by the connection pool
+    from ocilearn.distribution.httpconn import ConnectionFailed, HTTPPool
+
+    seen: list[str] = []
+    srv = _keepalive_then_close_server(seen)
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}"
+    pool = HTTPPool("test")
+    try:
+        r = pool.request("GET", url + "/v2/")
+        assert r.read1() == b"{}" and r.read1() == b""
+        r.close()
+        if resent:  # sent again on a new connection, which answers it
+            again = pool.request(method, url + "/v2/a/blobs/uploads/x", data=b"chunk", headers={"Content-Length": "5"})
+            assert again.status_code == 200
+            again.close()
+        else:
+            with pytest.raises(ConnectionFailed):
+                pool.request(method, url + "/v2/a/blobs/uploads/x", data=b"chunk", headers={"Content-Length": "5"})
+        sent = [line for line in seen if line.startswith(method + " /v2/a/")]
+        assert sent == [f"{method} /v2/a/blobs/uploads/x HTTP/1.1"] * (2 if resent else 1)
+    finally:
+        pool.close()
+        srv.close()

@@ -38,6 +38,7 @@ from urllib.parse import quote, urlsplit
 _SAFE = "!#$%&'()*+,/:;=?@[]~"
 MAX_IDLE = 8  # idle connections kept per origin
 BLOCKSIZE = 1 << 18  # bytes sent per write of a streamed request body
+_IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}  # RFC 9110 section 9.2.2
 
 
 class ConnectionFailed(OSError):
@@ -298,7 +299,10 @@ class HTTPPool:
         target = quote(p.path or "/", safe=_SAFE) + (f"?{quote(p.query, safe=_SAFE)}" if p.query else "")
         h = {"User-Agent": self.user_agent, "Accept": "*/*", **(headers or {})}
         body = data.encode() if isinstance(data, str) else data
-        resendable = body is None or isinstance(body, (bytes, bytearray))
+        # only an idempotent request is sent again on a new connection after a kept-alive
+        # one broke (RFC 9110 section 9.2.2): a POST or PATCH the server may have acted on
+        # before closing (a second upload session, a chunk appended twice) is not
+        resendable = method in _IDEMPOTENT and (body is None or isinstance(body, (bytes, bytearray)))
         key = (p.scheme, p.hostname, port, verify)
         for attempt in (0, 1):
             conn = self._take(key)
