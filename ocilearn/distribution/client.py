@@ -979,13 +979,17 @@ class RegistryClient:
             RegistryError: 404 or another error status.
         """
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        resp, ex = self.request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=f"repository:{repository}:pull",
-                                headers=headers, note=f"blob {desc.digest.short}" + (f" from byte {offset}" if offset else ""),
-                                timeout=timeout)
-        if resp.status_code not in (200, 206):
-            text = _error_text(resp, self.deadline or 0)
-            resp.close()
-            raise RegistryError(f"{self.registry}/{repository}: blob {desc.digest}: HTTP {resp.status_code} {text}")
+        # the response head (and a token fetched on the way) is a document exchange under
+        # the deadline: the per-read timeout never trips on a server trickling its status
+        # line or headers, and the throughput rule only watches the body
+        with self._exchange_deadline(f"GET blob {desc.digest}"):
+            resp, ex = self.request("GET", f"/v2/{repository}/blobs/{desc.digest}", scope=f"repository:{repository}:pull",
+                                    headers=headers, note=f"blob {desc.digest.short}" + (f" from byte {offset}" if offset else ""),
+                                    timeout=timeout)
+            if resp.status_code not in (200, 206):
+                text = _error_text(resp, self.deadline or 0)
+                resp.close()
+                raise RegistryError(f"{self.registry}/{repository}: blob {desc.digest}: HTTP {resp.status_code} {text}")
         return resp, ex
 
     def blob_reader(self, repository: str, desc: Descriptor, progress: Callable[[int], None] | None = None) -> "BlobStream":

@@ -57,6 +57,21 @@ class InvalidHeader(ValueError):
     """A response header that makes the message invalid (two different Content-Length)."""
 
 
+class _HTTPResponse(http.client.HTTPResponse):
+    """http.client's response, skipping every interim 1xx response (RFC 9110 section
+    15.2: a client must be able to parse and ignore one); http.client itself skips only
+    ``100 Continue`` and would return a ``103 Early Hints`` as the final answer, leaving
+    the real response unread on a kept-alive connection."""
+
+    def _read_status(self):  # type: ignore[no-untyped-def]
+        while True:
+            version, status, reason = super()._read_status()
+            if 100 < status < 200 and status != 101:
+                http.client._read_headers(self.fp)  # type: ignore[attr-defined]  # its header lines, capped as the final ones are
+                continue
+            return version, status, reason
+
+
 class Headers(dict):
     """Response headers by lower-cased name; a header sent several times has its values
     joined with ``", "`` (RFC 9110 section 5.3). ``get`` and ``[]`` ignore case."""
@@ -306,6 +321,7 @@ class HTTPPool:
                         conn = http.client.HTTPConnection(p.hostname, port, timeout=timeout[0], blocksize=BLOCKSIZE)
                 except ssl.SSLError as e:  # a CA file that is no PEM
                     raise TLSError(f"{e}") from None
+                conn.response_class = _HTTPResponse
             conn._ocilearn_deadline = deadline  # type: ignore[attr-defined]
             try:
                 if conn.sock is None:
