@@ -64,10 +64,15 @@ fi
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 extras=lab
 [[ $target == test ]] && extras=lab,test
-stamp=.venv/.ocilearn-$extras-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.ocilearn-$extras-compat-$(sha256sum pyproject.toml | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   echo "setup: installing ocilearn[$extras] into .venv" >&2
-  .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" 2> >(grep -v "is ignored: it is neither" >&2)
+  # editable_mode=compat: the install is one line in a .pth naming this checkout, which
+  # `site` adds to sys.path for free; setuptools' default editable finder is a module that
+  # `site` imports at every start (with pathlib, re, urllib.parse): ~10 ms of every
+  # `ocilearn` command, the runtime under podman or containerd included (BENCHMARKS "Run")
+  .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" --config-settings editable_mode=compat \
+    2> >(grep -v "is ignored: it is neither" >&2)
   touch "$stamp"
 fi
 # Bytecode for ocilearn itself (an editable install is not compiled by pip): with
