@@ -225,3 +225,12 @@ def runner(tmp_path):
         for name in os.listdir(r.root) if os.path.isdir(r.root) else []:
             r.oc("delete", "--force", name, check=False)
         r.close()
+
+
+@pytest.fixture
+def request_cleanup():
+    """Directories to remove after the test (one file system, as root made them)."""
+    dirs: list[Path] = []
+    yield dirs
+    for d in dirs:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)

@@ -119,11 +119,3 @@ def test_server_fails_and_is_fixed_as_user(unpriv_user, request_cleanup):
         codes = [r[0] for r in out[runtime]["fixed"]]
         assert codes == [0, 0, 0, 0], (runtime, out[runtime]["fixed"])
         assert out[runtime]["fixed"][2][1] == PAGE, (runtime, out[runtime]["fixed"])
-
-
-@pytest.fixture
-def request_cleanup():
-    dirs: list[Path] = []
-    yield dirs
-    for d in dirs:
-        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)

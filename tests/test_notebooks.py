@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -502,12 +501,3 @@ def test_article_tools_rootless(unpriv_user, request_cleanup):
     assert "cannot allocate tty if runc will detach without setting console socket" in p.stdout
     assert "cannot set uid to unmapped user in user namespace" in p.stdout
     assert re.search(rf"^t-rootless\s+\d+\s+running\s.*{unpriv_user[0]}\s*$", p.stdout, re.M), p.stdout
-
-
-@pytest.fixture
-def request_cleanup():
-    """Directories to remove after the test (one file system, as root made them)."""
-    dirs: list[Path] = []
-    yield dirs
-    for d in dirs:
-        subprocess.run(["rm", "-rf", "--one-file-system", str(d)], check=False)

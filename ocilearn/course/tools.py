@@ -15,6 +15,7 @@ which Debian package brings it, and the notebook goes on.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -26,6 +27,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
+
+from ..core.fsutil import atomic_write
 
 #: tool → the Debian package that installs it (``apt-get install -y PACKAGE``)
 DEBIAN_PACKAGE = {"skopeo": "skopeo", "umoci": "umoci", "runc": "runc", "crun": "crun"}
@@ -130,20 +134,28 @@ def umoci_unpack(layout_dir: str | os.PathLike, tag: str, bundle: str | os.PathL
     return run_tool(["umoci", "unpack", "--rootless", "--image", f"{layout_dir}:{tag}", str(bundle)])
 
 
+def _edit_config(bundle: str | os.PathLike, edit: Callable[[dict], object]) -> None:
+    """Read ``BUNDLE/config.json``, let ``edit`` change the dict, write it back atomically
+    (:func:`ocilearn.core.fsutil.atomic_write`)."""
+    path = Path(bundle) / "config.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    atomic_write(path, json.dumps(config, indent=2).encode())
+
+
 def article_edits(bundle: str | os.PathLike, args: list[str]) -> dict:
     """The article's two edits of ``BUNDLE/config.json``: ``process.terminal`` → false (a
     container that runc detaches has no terminal to attach to) and ``process.args`` → the
     command to run. Returns ``{"terminal": (old, new), "args": (old, new)}``.
     Raises FileNotFoundError when the bundle has no config.json."""
-    path = Path(bundle) / "config.json"
-    config = json.loads(path.read_text())
-    proc = config.setdefault("process", {})
-    before = {"terminal": proc.get("terminal", False), "args": proc.get("args")}
-    proc["terminal"] = False
-    proc["args"] = list(args)
-    tmp = path.with_name(".config.json.tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, path)
+    before: dict = {}
+
+    def edit(config: dict) -> None:
+        proc = config.setdefault("process", {})
+        before.update(terminal=proc.get("terminal", False), args=proc.get("args"))
+        proc["terminal"] = False
+        proc["args"] = list(args)
+    _edit_config(bundle, edit)
     return {"terminal": (before["terminal"], False), "args": (before["args"], list(args))}
 
 
@@ -151,14 +163,13 @@ def map_user_to_root(bundle: str | os.PathLike) -> tuple[dict, dict]:
     """Set ``process.user`` of ``BUNDLE/config.json`` to uid 0, gid 0 — the only IDs a
     rootless bundle's user namespace maps (runtime-spec config-linux.md, "User namespace
     mappings"). Returns (old user, new user)."""
-    path = Path(bundle) / "config.json"
-    config = json.loads(path.read_text())
-    old = dict(config.get("process", {}).get("user", {}))
+    old: dict = {}
     new = {"uid": 0, "gid": 0}
-    config["process"]["user"] = new
-    tmp = path.with_name(".config.json.tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, path)
+
+    def edit(config: dict) -> None:
+        old.update(config.get("process", {}).get("user", {}))
+        config["process"]["user"] = new
+    _edit_config(bundle, edit)
     return old, new
 
 
@@ -261,13 +272,6 @@ def server_args(port: int = SERVER_PORT) -> list[str]:
             f"exec httpd -f -p {int(port)} -h /tmp/www"]
 
 
-def _edit_config(bundle: Path, edit) -> None:
-    path = bundle / "config.json"
-    config = json.loads(path.read_text())
-    edit(config)
-    tmp = path.with_name(".config.json.tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, path)
 
 
 def hosts_mount(directory: str | os.PathLike, hostname: str = SERVER_HOSTNAME) -> dict:
@@ -280,16 +284,47 @@ def hosts_mount(directory: str | os.PathLike, hostname: str = SERVER_HOSTNAME) -
     return {"destination": "/etc/hosts", "type": "bind", "source": str(path), "options": ["bind", "ro"]}
 
 
+def _until_ok(attempt: Callable[[], ToolRun], timeout: float) -> ToolRun:
+    """Run ``attempt`` every 0.1 s until it exits 0 or ``timeout`` seconds pass (a server
+    needs a moment to bind its port); returns the last run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = attempt()
+        if run.returncode == 0 or time.monotonic() > deadline:
+            return run
+        time.sleep(0.1)
+
+
 def fetch_page(session: RuncSession, name: str, address: str = "127.0.0.1", port: int = SERVER_PORT,
                timeout: float = 5.0) -> ToolRun:
     """``RUNTIME exec NAME wget -qO- http://ADDRESS:PORT/`` until the server answers or
     ``timeout`` seconds pass (the server needs a moment to bind). Returns the last run."""
-    deadline = time.monotonic() + timeout
-    while True:
-        run = session("exec", name, "wget", "-qO-", f"http://{address}:{int(port)}/")
-        if run.returncode == 0 or time.monotonic() > deadline:
-            return run
-        time.sleep(0.1)
+    return _until_ok(lambda: session("exec", name, "wget", "-qO-", f"http://{address}:{int(port)}/"), timeout)
+
+
+@contextlib.contextmanager
+def _server_config(bundle: Path) -> Iterator[None]:
+    """config.json set up for the article's server for the time of the block, then put
+    back byte for byte: ``hostname`` :data:`SERVER_HOSTNAME`, :func:`server_args`, no
+    terminal, and a network namespace of its own (a rootless bundle has none: it would
+    share the caller's, and its port 8080 with every other learner on the machine; an
+    ordinary user may make one inside the bundle's user namespace — network_namespaces(7),
+    user_namespaces(7))."""
+    path = bundle / "config.json"
+    original = path.read_bytes()
+
+    def as_server(config: dict) -> None:
+        config["hostname"] = SERVER_HOSTNAME
+        config["process"]["args"] = server_args()
+        config["process"]["terminal"] = False
+        spaces = config.setdefault("linux", {}).setdefault("namespaces", [])
+        if not any(n.get("type") == "network" for n in spaces):
+            spaces.append({"type": "network"})
+    try:
+        _edit_config(bundle, as_server)
+        yield
+    finally:
+        atomic_write(path, original)
 
 
 def article_server(bundle: str | os.PathLike, name: str = "kc", *, command: list[str] | None = None,
@@ -315,37 +350,22 @@ def article_server(bundle: str | os.PathLike, name: str = "kc", *, command: list
     command = list(command or ["runc"])
     if which(command[0]) is None:
         return {"failure": [run_tool([*command, "run", "--bundle", str(bundle), name])], "fixed": []}
-    original = (bundle / "config.json").read_bytes()
     scratch = Path(work) if work else Path(tempfile.mkdtemp(prefix="ocilearn-server-"))
     session = RuncSession.temporary(command)
     out: dict[str, list[ToolRun]] = {"failure": [], "fixed": []}
     try:
-        def as_server(config: dict) -> None:
-            config["hostname"] = SERVER_HOSTNAME
-            config["process"]["args"] = server_args()
-            config["process"]["terminal"] = False
-            # a network namespace of its own (a rootless bundle has none: it would share
-            # the caller's, and its port 8080 with every other learner on the machine);
-            # an ordinary user may make one inside the bundle's user namespace
-            # (network_namespaces(7), user_namespaces(7))
-            spaces = config.setdefault("linux", {}).setdefault("namespaces", [])
-            if not any(n.get("type") == "network" for n in spaces):
-                spaces.append({"type": "network"})
-        _edit_config(bundle, as_server)
-        out["failure"].append(session("run", "--bundle", str(bundle), name,
-                                      note="the server looks up its own hostname, which nothing names"))
-        mount = hosts_mount(scratch)
-        _edit_config(bundle, lambda config: config.setdefault("mounts", []).append(mount))
-        out["fixed"].append(session("create", "--bundle", str(bundle), name,
-                                    note="with an /etc/hosts line naming the hostname"))
-        out["fixed"].append(session("start", name))
-        out["fixed"].append(fetch_page(session, name))
-        out["fixed"].append(session("kill", name, "KILL"))
+        with _server_config(bundle):
+            out["failure"].append(session("run", "--bundle", str(bundle), name,
+                                          note="the server looks up its own hostname, which nothing names"))
+            mount = hosts_mount(scratch)
+            _edit_config(bundle, lambda config: config.setdefault("mounts", []).append(mount))
+            out["fixed"].append(session("create", "--bundle", str(bundle), name,
+                                        note="with an /etc/hosts line naming the hostname"))
+            out["fixed"].append(session("start", name))
+            out["fixed"].append(fetch_page(session, name))
+            out["fixed"].append(session("kill", name, "KILL"))
     finally:
         session.cleanup(name)
-        tmp = bundle / ".config.json.tmp"
-        tmp.write_bytes(original)
-        os.replace(tmp, bundle / "config.json")
         if work is None:
             shutil.rmtree(scratch, ignore_errors=True)
     return out
@@ -356,13 +376,8 @@ def _fetch_from(netns: str, url: str, timeout: float = 5.0) -> ToolRun:
     this Python's urllib, retried until the server answers or ``timeout`` seconds pass."""
     code = ("import sys, urllib.request; "
             "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode())")
-    deadline = time.monotonic() + timeout
-    while True:
-        run = run_tool(["ip", "netns", "exec", netns, sys.executable, "-c", code, url],
-                       note=f"GET {url} from the namespace the veth's host side is in")
-        if run.returncode == 0 or time.monotonic() > deadline:
-            return run
-        time.sleep(0.1)
+    return _until_ok(lambda: run_tool(["ip", "netns", "exec", netns, sys.executable, "-c", code, url],
+                                      note=f"GET {url} from the namespace the veth's host side is in"), timeout)
 
 
 def reachable_server(bundle: str | os.PathLike, command: list[str], name: str = "kc-net") -> list[ToolRun]:
@@ -382,30 +397,22 @@ def reachable_server(bundle: str | os.PathLike, command: list[str], name: str = 
     if which("ip") is None or which("nsenter") is None:
         return [run_tool(["ip", "netns", "add", "ocilearn-scratch"])]
     netns = f"ocilearn-{secrets.token_hex(3)}"
-    original = (bundle / "config.json").read_bytes()
     added = run_tool(["ip", "netns", "add", netns])
     if added.returncode != 0:
         return [added]
     session = RuncSession.temporary(["nsenter", f"--net=/var/run/netns/{netns}", *command])
     out: list[ToolRun] = []
     try:
-        def as_server(config: dict) -> None:
-            config["hostname"] = SERVER_HOSTNAME
-            config["process"]["args"] = server_args()
-            config["process"]["terminal"] = False
-        _edit_config(bundle, as_server)
-        out.append(session("create", "--net", "veth", "--bundle", str(bundle), name,
-                           note="a veth pair into the container's network namespace, and /etc/hosts"))
-        out.append(session("start", name))
-        out.append(session("exec", name, "hostname", "-i"))
-        address = out[-1].stdout.strip()
-        if out[-1].returncode == 0 and address:
-            out.append(_fetch_from(netns, f"http://{address}:{SERVER_PORT}/"))
-        out.append(session("kill", name, "KILL"))
+        with _server_config(bundle):
+            out.append(session("create", "--net", "veth", "--bundle", str(bundle), name,
+                               note="a veth pair into the container's network namespace, and /etc/hosts"))
+            out.append(session("start", name))
+            out.append(session("exec", name, "hostname", "-i"))
+            address = out[-1].stdout.strip()
+            if out[-1].returncode == 0 and address:
+                out.append(_fetch_from(netns, f"http://{address}:{SERVER_PORT}/"))
+            out.append(session("kill", name, "KILL"))
     finally:
         session.cleanup(name)
         run_tool(["ip", "netns", "del", netns])
-        tmp = bundle / ".config.json.tmp"
-        tmp.write_bytes(original)
-        os.replace(tmp, bundle / "config.json")
     return out
