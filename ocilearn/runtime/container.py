@@ -99,6 +99,16 @@ TERMINAL_NO_SOCKET = (
 )
 
 
+def kill_init(pid: int | None, start: int | None) -> None:
+    """SIGKILL the container's init ``pid`` if it is still the process state.json names
+    (the same start time, runc's check against PID reuse); gone already is fine."""
+    if pid and alive(pid, start):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def parse_signal(s: str | int) -> int:
     """A signal from ``"TERM"``, ``"SIGTERM"``, ``"15"`` or 15 (signal(7)): numbers are
     ASCII digits from 1 to SIGRTMAX. Raises ContainerError for anything else."""
@@ -194,11 +204,7 @@ class Container(ContainerState):
     def _cleanup_failed(self, st: dict) -> None:
         o = st.get("ocilearn", {})
         pid = st.get("pid")
-        if pid and alive(pid, o.get("init_start")):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_init(pid, o.get("init_start"))
         if pid:
             wait_gone(pid, o.get("init_start"), 2)
             reap(pid, block=False)
@@ -614,11 +620,7 @@ class Container(ContainerState):
         cg = self.cgroup(st)
         if status in ("created", "running", "paused", "creating") or force:
             pid = st.get("pid", 0)
-            if pid and alive(pid, o.get("init_start")):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_init(pid, o.get("init_start"))
             if cg:
                 cg.kill_all()
                 if status == "paused":
