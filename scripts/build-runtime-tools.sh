@@ -33,7 +33,7 @@ OUT=$REPO/.cache/runtime-tools
 GO=$REPO/.venv/bin/go
 
 if [[ ! -f $ARCHIVE ]]; then
-  say "source archive missing: $ARCHIVE (the shared directory beside the clone, or $OCILEARN_SHARED, holds peers/runtime-tools-$COMMIT.tar.gz)"
+  say "source archive missing: $ARCHIVE (the course's shared directory holds peers/runtime-tools-$COMMIT.tar.gz: clone beside it, or set OCILEARN_SHARED=DIR)"
   exit 1
 fi
 if [[ ! -x $GO ]]; then
