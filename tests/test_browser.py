@@ -266,6 +266,32 @@ def click_widgets(page) -> list[str]:
     return responded
 
 
+def open_and_run_all(page, base: str, token: str, name: str) -> None:
+    """Open notebook ``name`` in the lab, wait for its kernel, Run All from the menu, and
+    wait until every cell ran and the kernel is idle."""
+    page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    wait_kernel(page, base, token, name)
+    run_all(page)
+    page.wait_for_function(ALL_CELLS_RAN, timeout=RUN_TIMEOUT_MS, polling=250)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=RUN_TIMEOUT_MS)
+
+
+def shutdown_kernels(page, base: str, token: str) -> None:
+    """Shut every kernel of the lab down (before the next notebook); best effort."""
+    try:
+        page.evaluate(
+            """async ([base, token]) => {
+                 const r = await fetch(`${base}/api/sessions?token=${token}`);
+                 for (const s of await r.json())
+                   await fetch(`${base}/api/sessions/${s.id}?token=${token}`, {method: 'DELETE'});
+               }""",
+            [base, token],
+        )
+    except Exception:  # noqa: BLE001 - best effort; the server stop kills the rest
+        pass
+
+
 def _screenshot(page, nb_path: Path, focus) -> Path:
     if focus is not None:
         focus.scroll_into_view_if_needed()
@@ -288,12 +314,7 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
     page = browser_context.new_page()
     focus = None
     try:
-        page.goto(f"{base}/lab/tree/{nb_path.name}?reset&token={token}")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        wait_kernel(page, base, token, nb_path.name)
-        run_all(page)
-        page.wait_for_function(ALL_CELLS_RAN, timeout=RUN_TIMEOUT_MS, polling=250)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=RUN_TIMEOUT_MS)
+        open_and_run_all(page, base, token, nb_path.name)
         assert page.locator(".jp-Dialog").count() == 0, "a dialog is open (kernel selection? error?)"
         bad = stderr_problems(page)
         assert not bad, f"{nb_path.name}: error output in the browser:\n" + "\n---\n".join(b[-2000:] for b in bad)
@@ -332,16 +353,56 @@ def test_notebook_in_browser(nb_path, lab, browser_context):
             pass
         raise
     finally:
-        # shut the notebook's kernel down before the next notebook
-        try:
-            page.evaluate(
-                """async ([base, token]) => {
-                     const r = await fetch(`${base}/api/sessions?token=${token}`);
-                     for (const s of await r.json())
-                       await fetch(`${base}/api/sessions/${s.id}?token=${token}`, {method: 'DELETE'});
-                   }""",
-                [base, token],
-            )
-        except Exception:  # noqa: BLE001 - best effort; the server stop kills the rest
-            pass
+        shutdown_kernels(page, base, token)
+        page.close()
+
+
+# Every HTML view the notebooks show, given the longest values a learner's machine can put
+# in them: a checkout or home directory deep in the tree, a registry URL with a long
+# repository name. JupyterLab's own table CSS applies; none may widen its output area.
+LONG_VIEWS = """
+from ocilearn.core import explain
+from ocilearn.course import Check, Part, Report
+from ocilearn.distribution.client import Exchange, ExchangeLog
+from ocilearn.views.fold import Table, fold
+
+long = "/home/learner/" + "checkouts/deeper/" * 16 + "images/debian"  # no hyphen or space to break at
+with explain.recording() as steps:
+    explain.step("layout", "copy", f"embedded image {long} -> {long}", f"skopeo copy oci:{long}:bookworm oci:{long}:x")
+display(steps)
+display(Report(root=True, mode="root", cgroup="v2", tools={}, checks=[Check("skopeo", True, long)],
+               parts=[Part("01-image-layout.ipynb", "runs", long)]))
+display(ExchangeLog([Exchange("GET", "http://127.0.0.1:5000/v2/" + "r" * 300 + "/blobs/sha256:" + "0" * 64, 200,
+                              {"Accept": long}, {"Location": long}, 10, 0.1, "blob")]))
+display(Table(["path", "digest"], [{"path": long, "digest": "sha256:" + "0" * 64}]))
+display(fold(long))
+"""
+
+
+def test_views_fit_with_long_paths(lab, browser_context):
+    """The steps table, the course report, the HTTP exchange table, a folded table and a
+    folded text, each fed a 300-character path with no space or hyphen in it, fit JupyterLab's
+    output area: the cells wrap inside a path instead of widening the table. (A CI
+    checkout in a deeper directory than a developer's once widened a steps table by 4 px.)"""
+    import nbformat
+
+    base, token = lab
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(LONG_VIEWS)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    body = json.dumps({"type": "notebook", "content": json.loads(nbformat.writes(nb))}).encode()
+    req = urllib.request.Request(f"{base}/api/contents/long-views.ipynb?token={token}", data=body, method="PUT",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 201)
+    page = browser_context.new_page()
+    try:
+        open_and_run_all(page, base, token, "long-views.ipynb")
+        bad = stderr_problems(page)
+        assert not bad, "error output in the browser:\n" + "\n---\n".join(b[-2000:] for b in bad)
+        tables = page.locator(".jp-OutputArea-output table")
+        assert tables.count() == 5, f"expected the 5 tables (steps, 2 report, exchanges, folded), saw {tables.count()}"
+        wide = page.evaluate(TOO_WIDE)
+        assert not wide, f"outputs wider than the output area (scroll sideways): {wide}"
+    finally:
+        shutdown_kernels(page, base, token)
         page.close()

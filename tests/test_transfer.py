@@ -282,4 +282,4 @@ def test_cli_copy_progress_quiet_and_explain(plain_registry, tmp_path, capfd):
     # this client pinged already (for tags): the copy's own exchanges start at the manifest
     assert [(x["method"], x["status"], x["note"]) for x in rows][:1] == [("GET", 200, "manifest")]
     assert {x["bytes"] for x in rows if LAYER in x["url"]} == {1089189}
-    assert "<table>" in r.exchanges._repr_html_()
+    assert "<table class='ocilearn-exchanges'" in r.exchanges._repr_html_()

@@ -109,7 +109,7 @@ def test_provenance_table_from_convert_rows(tmp_path):
     user = [r for r in t.rows if r[0] == "process.user"]
     assert user and json.loads(user[0][1]) == {"uid": 1000, "gid": 1000, "additionalGids": [1000]}, user  # primary gid first (CVE-2022-36109)
     assert user[0][2] == "rootfs /etc/passwd" and "'app'" in user[0][3]  # the why column from convert.Row
-    assert "<th style='text-align:left'>why</th>" in t.table.value
+    assert ">why</th>" in t.table.value
     # plain tuples work too
     assert widgets.ProvenanceTable([("hostname", "x", "default")]).rows == [("hostname", "x", "default", "")]
 

@@ -87,15 +87,13 @@ class Steps(list):
                 f"all {len(self)} steps, with the reference commands</summary>{table}</details>")
 
     def _table_html(self) -> str:
-        rows = "".join(
-            "<tr><td>{}</td><td>{}</td><td><b>{}</b></td><td>{}</td><td><code>{}</code></td></tr>".format(
-                i, html.escape(s.area), html.escape(s.action), html.escape(s.detail), html.escape(s.equivalent)
-            )
-            for i, s in enumerate(self, 1)
-        )
-        return (
-            "<table><thead><tr><th>#</th><th>area</th><th>action</th><th>detail</th>"
-            f"<th>reference command</th></tr></thead><tbody>{rows}</tbody></table>"
+        from ocilearn.core.htmltable import table
+
+        return table(
+            ["#", "area", "action", "detail", "reference command"],
+            ([str(i), html.escape(s.area), f"<b>{html.escape(s.action)}</b>", html.escape(s.detail),
+              f"<code>{html.escape(s.equivalent)}</code>"] for i, s in enumerate(self, 1)),
+            cls="ocilearn-steps",
         )
 
 

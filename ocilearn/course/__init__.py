@@ -138,23 +138,20 @@ class Report:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        def row(cells, ok=None):
-            color = "" if ok is None else (";color:#1a7f37" if ok else ";color:#cf222e")
-            return "<tr>" + "".join(f"<td style='text-align:left{color if i == 0 else ''}'>{c}</td>" for i, c in enumerate(cells)) + "</tr>"
+        from ocilearn.core.htmltable import table
 
-        checks = "".join(row(["✔" if c.ok else "✘", html.escape(c.name), html.escape(c.detail)], c.ok) for c in self.checks)
+        def mark(sign: str, ok: bool) -> str:
+            return f"<span style='color:{'#1a7f37' if ok else '#cf222e'}'>{sign}</span>"
+
         marks = {"runs": "✔", "partial": "◐", "cannot run": "✘"}
-        parts = "".join(
-            row([marks.get(p.status, "?"), html.escape(p.notebook), html.escape(p.status), html.escape(p.why)], p.status != "cannot run")
-            for p in self.parts
-        )
+        check_rows = [[mark("✔" if c.ok else "✘", c.ok), html.escape(c.name), html.escape(c.detail)] for c in self.checks]
+        part_rows = [[mark(marks.get(p.status, "?"), p.status != "cannot run"), html.escape(p.notebook),
+                      html.escape(p.status), html.escape(p.why)] for p in self.parts]
         return (
             f"<p><b>Course path: {html.escape(self.mode)}</b></p>"
-            "<table class='ocilearn-course-checks'><thead><tr><th></th><th>check</th><th>found</th></tr></thead>"
-            f"<tbody>{checks}</tbody></table>"
-            "<p><b>Which parts will run</b></p>"
-            "<table class='ocilearn-course-parts'><thead><tr><th></th><th>notebook</th><th>status</th><th>why</th></tr></thead>"
-            f"<tbody>{parts}</tbody></table>"
+            + table(["", "check", "found"], check_rows, cls="ocilearn-course-checks")
+            + "<p><b>Which parts will run</b></p>"
+            + table(["", "notebook", "status", "why"], part_rows, cls="ocilearn-course-parts")
         )
 
 

@@ -184,18 +184,17 @@ class ExchangeLog(list):
     def _repr_html_(self) -> str:
         import html
 
-        head = "".join(f"<th>{h}</th>" for h in ("#", "method", "URL", "status", "bytes", "note", "request headers",
-                                                  "response headers (secrets redacted)"))
-        body = "".join(
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td><small>{}</small></td>"
-            "<td><small>{}</small></td></tr>".format(
-                i, html.escape(e.method), html.escape(e.url), e.status, e.bytes, html.escape(e.note),
-                "<br>".join(html.escape(f"{k}: {v}") for k, v in e.request_headers.items()),
-                "<br>".join(html.escape(f"{k}: {v}") for k, v in e.response_headers.items()),
-            )
-            for i, e in enumerate(list(self), 1)
+        from ocilearn.core.htmltable import table
+
+        return table(
+            ["#", "method", "URL", "status", "bytes", "note", "request headers", "response headers (secrets redacted)"],
+            ([str(i), html.escape(e.method), f"<code>{html.escape(e.url)}</code>", str(e.status), str(e.bytes),
+              html.escape(e.note),
+              "<small>" + "<br>".join(html.escape(f"{k}: {v}") for k, v in e.request_headers.items()) + "</small>",
+              "<small>" + "<br>".join(html.escape(f"{k}: {v}") for k, v in e.response_headers.items()) + "</small>"]
+             for i, e in enumerate(list(self), 1)),
+            cls="ocilearn-exchanges",
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 # ------------------------------------------------------------------ results

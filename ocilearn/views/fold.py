@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..core.htmltable import table
+
 __all__ = ["Folded", "Table", "fold", "explain_summary", "shell_line", "source"]
 
 #: outputs longer than this many lines are folded by :func:`fold`
@@ -179,12 +181,9 @@ class Table:
         return str(self)
 
     def _html(self, rows) -> str:
-        td = "style='word-break:normal;overflow-wrap:anywhere;white-space:normal;vertical-align:top;text-align:left'"
-        head = "".join(f"<th {td}>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td {td}><small>{html.escape(v)}</small></td>" for v in self._cells(r)) + "</tr>"
-                       for r in rows)
-        return (f"<table class='ocilearn-table' style='table-layout:fixed;width:100%;max-width:100%'>"
-                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        return table([html.escape(c) for c in self.columns],
+                     ([f"<small>{html.escape(v)}</small>" for v in self._cells(r)] for r in rows),
+                     fixed=True, cls="ocilearn-table")
 
     def _repr_html_(self) -> str:
         rows = list(self.rows)

@@ -29,6 +29,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from ..core.htmltable import table
 from ..image import mediatypes as mt
 
 __all__ = [
@@ -51,15 +52,11 @@ def _w():
 
 
 def _pre(text: str) -> str:
-    return f"<pre style='margin:0;white-space:pre-wrap'>{html.escape(text)}</pre>"
+    return f"<pre style='margin:0;white-space:pre-wrap;overflow-wrap:anywhere'>{html.escape(text)}</pre>"
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], cls: str = "") -> str:
-    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return table([html.escape(h) for h in headers], ([html.escape(str(c)) for c in row] for row in rows), cls=cls)
 
 
 class _Displayable:
