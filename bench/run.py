@@ -24,8 +24,9 @@ a process into a cgroup waits for an RCU grace period, ≈ 10 ms here, unless a 
 happened less than about one grace period ago: see ocilearn/runtime/warmup.py), which
 favours runc and crun; with a gap, every command pays that wait or hides it.
 
-``ocilearn-runtime`` is this checkout's launcher bin/ocilearn-runtime (Python without
-``site``), laid out as an install puts it (see ``_launcher``).
+``ocilearn`` is this checkout's bin/ocilearn (Python without ``site``), laid out as an
+install puts it (see ``_launcher``), and this venv's own (an editable install); the pip
+console script ``ocilearn-py`` runs the same code with ``site``.
 
 Usage: ``python bench/run.py [RUNS] [--before REV] [--gap MS] [--in-a-row]`` (``python -m bench run``
 runs it with the defaults); needs root. The runtime path must not import requests,
@@ -88,21 +89,23 @@ def _export(rev: str, dest: Path) -> Path:
 
 
 def _launcher(work: Path, package: Path = REPO / "ocilearn") -> str:
-    """The ``ocilearn-runtime`` launcher (bin/ocilearn-runtime) of this checkout, laid out as
-    a (non-editable) install puts it: the script in a bin directory beside a link to the
-    venv's interpreter, and this checkout's ``ocilearn`` package (a link) in that
-    environment's site-packages. Not the venv's own ``ocilearn-runtime``: with an
-    editable install it runs ``site`` and imports the package of whatever tree was
-    installed, not necessarily this one. ``package``: another tree's ``ocilearn`` (the
-    before figure of ``--before``)."""
+    """This checkout's ``bin/ocilearn`` (with ``bin/ocilearn-runtime``, the same script)
+    laid out as a (non-editable) install puts it: the scripts in a bin directory beside a
+    link to the venv's interpreter, and an ``ocilearn`` package (a link) in that
+    environment's site-packages. Returns the path of ``ocilearn``. This venv's own
+    ``ocilearn`` is measured too: with its editable install it reads the .pth files of
+    site-packages before the import (``site.addsitedir``). ``package``: another tree's
+    ``ocilearn`` (the before figure of ``--before``)."""
     (work / "bin").mkdir(parents=True)
-    shutil.copy2(REPO / "bin" / "ocilearn-runtime", work / "bin" / "ocilearn-runtime")
+    for name in ("ocilearn", "ocilearn-runtime"):
+        shutil.copyfile(REPO / "bin" / name, work / "bin" / name)  # the link's target, as an install copies it
+        (work / "bin" / name).chmod(0o755)
     (work / "bin" / "python3").symlink_to(REPO / ".venv" / "bin" / "python3")
     ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     site = work / "lib" / ver / "site-packages"
     site.mkdir(parents=True)
     (site / "ocilearn").symlink_to(package)
-    return str(work / "bin" / "ocilearn-runtime")
+    return str(work / "bin" / "ocilearn")
 
 
 def main(runs: int | None = None, before: str | None = None, gap: float = 0.0, runs_in_a_row: bool = False) -> dict:
@@ -124,9 +127,12 @@ def main(runs: int | None = None, before: str | None = None, gap: float = 0.0, r
                            env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
         bundle, made = _bundle(work)
         tools: dict[str, tuple] = {
-            "`ocilearn-runtime run` (launcher: python -S -P)": (lambda i: [launcher, "--root", str(work / "ol"), "run", "-b", str(bundle), f"r{i}"],
-                                                                env_here),
-            "`ocilearn run` (console script)": (lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"], env_here),
+            "`ocilearn run` (bin/ocilearn as installed: python -E -S -P)": (
+                lambda i: [launcher, "--root", str(work / "ol"), "run", "-b", str(bundle), f"r{i}"], env_here),
+            "`ocilearn run` (this venv's, editable install)": (lambda i: [ocilearn, "--root", str(work / "ol"), "run", "-b", str(bundle), f"b{i}"],
+                                                               env_here),
+            "`ocilearn-py run` (pip console script, with site)": (lambda i: [ocilearn + "-py", "--root", str(work / "ol"), "run", "-b",
+                                                                             str(bundle), f"c{i}"], env_here),
             "`python -m ocilearn.runtime run`": (lambda i: [py, "-m", "ocilearn.runtime", "--root", str(work / "ol"), "run", "-b", str(bundle),
                                                             f"f{i}"], env_here),
             "`runc run`": (lambda i: ["runc", "--root", str(work / "runc"), "run", "-b", str(bundle), f"b{i}"], None),
@@ -138,7 +144,7 @@ def main(runs: int | None = None, before: str | None = None, gap: float = 0.0, r
             tools["`python -m ocilearn run`, this checkout"] = (lambda i: [py, "-m", "ocilearn", "--root", str(work / "ol"), "run", "-b",
                                                                            str(bundle), f"n{i}"], env_here)
             old_launcher = _launcher(work / "before-env", old / "ocilearn")
-            tools[f"`ocilearn-runtime run`, before ({before})"] = (lambda i: [old_launcher, "--root", str(work / "old"), "run", "-b",
+            tools[f"`ocilearn run` as installed, before ({before})"] = (lambda i: [old_launcher, "--root", str(work / "old"), "run", "-b",
                                                                           str(bundle), f"p{i}"], None)
             tools[f"`python -m ocilearn run`, before ({before})"] = (lambda i: [py, "-m", "ocilearn", "--root", str(work / "old"), "run", "-b",
                                                                                 str(bundle), f"o{i}"], {**os.environ, "PYTHONPATH": str(old)})

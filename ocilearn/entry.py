@@ -1,4 +1,5 @@
-"""The ``ocilearn`` console script, kept tiny: the runtime commands (runc's command line)
+"""The ``ocilearn`` command's Python entry (started by bin/ocilearn, or by the pip console
+script ``ocilearn-py``), kept tiny: the runtime commands (runc's command line)
 go to :mod:`ocilearn.runtime.launch` (then :mod:`ocilearn.runtime.cli`) before click — or anything else — is imported, so
 ``ocilearn run`` starts about as fast as the bare interpreter allows. A well-formed
 ``copy`` command line goes to :func:`ocilearn.distribution.cli.main`, also without click.

@@ -362,7 +362,7 @@ def _user_python(user) -> tuple[str, dict[str, str]]:
     /usr/bin/python3). Otherwise — the venv's base interpreter lives in a private home,
     e.g. pyenv under /root — a shim venv (once per session, world-readable, under /tmp) on
     a system Python of the same minor version, whose site-packages points at the repo's
-    venv and whose ``bin/`` has the venv's console scripts (``ocilearn`` …) re-pointed at it:
+    venv and whose ``bin/`` has the venv's scripts (``ocilearn`` …) re-pointed at it:
     ``Path(sys.executable).parent / "ocilearn"`` then works as it does for the learner."""
     venv_py = REPO / ".venv" / "bin" / "python"
     base_env = {"PYTHONPATH": str(REPO)}
@@ -388,6 +388,10 @@ def _user_python(user) -> tuple[str, dict[str, str]]:
             if head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]:
                 body = script.read_text().split("\n", 1)[1]
                 (shim / "bin" / script.name).write_text(f"#!{py}\n{body}")
+                os.chmod(shim / "bin" / script.name, 0o755)
+            elif head.startswith(b"#!/bin/sh") and script.name.startswith("ocilearn"):
+                # bin/ocilearn runs the python3 beside it: the shim's, whose .pth leads to the venv
+                shutil.copyfile(script, shim / "bin" / script.name)
                 os.chmod(shim / "bin" / script.name, 0o755)
     for d, _dirs, files in os.walk(shim):
         os.chmod(d, 0o755)

@@ -24,8 +24,8 @@ from conftest import IMAGES, REPO, SHARED, require_tool
 OCILEARN = str(REPO / ".venv" / "bin" / "ocilearn")
 if not os.path.exists(OCILEARN):
     OCILEARN = str(Path(sys.executable).with_name("ocilearn"))
-# bin/ocilearn-runtime as installed beside the environment's python3: what podman --runtime
-# and ctr --runc-binary call; an environment installed before it existed has the console script.
+# bin/ocilearn-runtime (bin/ocilearn under runc's name) as installed beside the environment's
+# python3: what podman --runtime and ctr --runc-binary call.
 # $OCILEARN_RUNTIME names another one (e.g. in a non-editable install of this checkout).
 OCILEARN_RUNTIME = os.environ.get("OCILEARN_RUNTIME") or str(Path(OCILEARN).with_name("ocilearn-runtime"))
 if not os.path.exists(OCILEARN_RUNTIME):

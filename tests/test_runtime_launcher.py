@@ -1,7 +1,9 @@
-"""bin/ocilearn-runtime, the launcher of runc's command line for podman, containerd and the
-notebooks: Python without ``site`` (-S) and without the caller's directory on sys.path
-(-P), the package found in the site-packages beside the script's interpreter; a script
-with no interpreter beside it hands over to the ``ocilearn`` console script."""
+"""bin/ocilearn, the launcher of the ``ocilearn`` command and, under the name
+``ocilearn-runtime``, of runc's command line for podman, containerd and the notebooks:
+Python without ``site`` (-S), without the caller's directory on sys.path (-P) or
+PYTHONPATH (-E), the package found in the site-packages beside the script's interpreter
+(or through the .pth of an editable install); a script with no interpreter beside it
+hands over to the ``ocilearn-py`` console script."""
 
 from __future__ import annotations
 
@@ -9,25 +11,40 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
 from test_runtime_helpers import OCILEARN
 
-LAUNCHER = REPO / "bin" / "ocilearn-runtime"
+LAUNCHER = REPO / "bin" / "ocilearn"
+NAMES = ("ocilearn", "ocilearn-runtime")
 
 
-def _env_dir(tmp_path, with_python: bool = True):
-    """A layout like an installed environment: ``bin/ocilearn-runtime`` (+ ``bin/python3``),
-    ``lib/pythonX.Y/site-packages/ocilearn`` (a link to this checkout's package)."""
+def _env_dir(tmp_path, with_python: bool = True, editable: bool = False, deps: bool = False):
+    """A layout like an installed environment: ``bin/ocilearn`` and ``bin/ocilearn-runtime``
+    (copies of the one script, as an install writes them) + ``bin/python3``, and
+    ``lib/pythonX.Y/site-packages/ocilearn`` (a link to this checkout's package) — or, with
+    ``editable``, only the .pth file naming the checkout that an editable install writes.
+    ``deps``: links to the rest of this venv's site-packages too (ocilearn's dependencies)."""
     b = tmp_path / "env" / "bin"
     b.mkdir(parents=True)
-    (b / "ocilearn-runtime").write_bytes(LAUNCHER.read_bytes())
-    (b / "ocilearn-runtime").chmod(0o755)
+    assert (REPO / "bin" / "ocilearn-runtime").resolve() == LAUNCHER.resolve()  # one script, two names
+    for name in NAMES:
+        (b / name).write_bytes(LAUNCHER.read_bytes())
+        (b / name).chmod(0o755)
     if with_python:
         (b / "python3").symlink_to(os.path.realpath(sys.executable))
         sp = tmp_path / "env" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
         sp.mkdir(parents=True)
-        (sp / "ocilearn").symlink_to(REPO / "ocilearn")
+        if editable:
+            (sp / "__editable__.ocilearn-0.pth").write_text(f"{REPO}\n")
+        else:
+            (sp / "ocilearn").symlink_to(REPO / "ocilearn")
+        if deps:
+            here = Path(next(p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)))
+            for entry in here.iterdir():
+                if not entry.name.startswith(("ocilearn", "__editable__", "_distutils_hack", "distutils-precedence")):
+                    (sp / entry.name).symlink_to(entry)
     return b
 
 
@@ -60,19 +77,53 @@ def test_launcher_ignores_modules_in_the_callers_directory(tmp_path):
     for mod in ("json", "argparse", "ocilearn"):
         (cwd / f"{mod}.py").write_text("raise SystemExit(99)\n")
     # an empty PYTHONPATH entry (what `PYTHONPATH=$PYTHONPATH:/x` gives) names the cwd as well
-    for env in (_clean_env(), {**_clean_env(), "PYTHONPATH": ":/nonexistent"}, {**_clean_env(), "PYTHONPATH": "/nonexistent:"}):
-        p = subprocess.run([str(b / "ocilearn-runtime"), "--root", str(tmp_path / "root"), "list"], capture_output=True, text=True,
-                           env=env, cwd=cwd)
-        assert p.returncode == 0, (env.get("PYTHONPATH"), p.stderr)
-        assert p.stdout.split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    for name in NAMES:
+        for env in (_clean_env(), {**_clean_env(), "PYTHONPATH": ":/nonexistent"}, {**_clean_env(), "PYTHONPATH": "/nonexistent:"}):
+            p = subprocess.run([str(b / name), "--root", str(tmp_path / "root"), "list"], capture_output=True, text=True,
+                               env=env, cwd=cwd)
+            assert p.returncode == 0, (name, env.get("PYTHONPATH"), p.stderr)
+            assert p.stdout.split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+
+
+def test_the_name_picks_the_program(tmp_path):
+    # `ocilearn` is the whole command line: here skopeo's copy of the embedded image, run
+    # with nothing but the package in site-packages; `ocilearn-runtime` is runc's alone
+    from ocilearn.image import embedded
+    from ocilearn.image.layout import ImageLayout, resolve_ref
+
+    b = _env_dir(tmp_path, deps=True)
+    src = embedded.layout_path()
+    p = subprocess.run([str(b / "ocilearn"), "copy", f"oci:{src}:{embedded.REF}", f"oci:{tmp_path / 'copy'}:x"], capture_output=True,
+                       text=True, env=_clean_env(), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    want = resolve_ref(ImageLayout.open(src), embedded.REF).digest
+    assert resolve_ref(ImageLayout.open(tmp_path / "copy"), "x").digest == want and str(want).startswith("sha256:")
+    r = subprocess.run([str(b / "ocilearn-runtime"), "copy", f"oci:{src}:{embedded.REF}", f"oci:{tmp_path / 'c2'}:x"], capture_output=True,
+                       text=True, env=_clean_env(), cwd=tmp_path)
+    assert r.returncode == 1 and "usage: ocilearn-runtime" in r.stderr and "'copy'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "c2").exists()
+
+
+def test_an_editable_install_is_found_through_its_pth_file(tmp_path):
+    # site-packages holds only the .pth line naming the checkout (setuptools' compat mode)
+    b = _env_dir(tmp_path, editable=True)
+    for name in NAMES:
+        p = subprocess.run([str(b / name), "--root", str(tmp_path / "root"), "list"], capture_output=True, text=True,
+                           env=_clean_env(), cwd=tmp_path)
+        assert (p.returncode, p.stdout.split()) == (0, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]), p.stderr
 
 
 def test_launcher_without_an_interpreter_beside_it_runs_the_console_script(tmp_path):
     b = _env_dir(tmp_path, with_python=False)
-    (b / "ocilearn").write_text('#!/bin/sh\necho "console script: $*"\n')
-    (b / "ocilearn").chmod(0o755)
-    p = subprocess.run([str(b / "ocilearn-runtime"), "--root", "/x", "state", "c1"], capture_output=True, text=True)
-    assert (p.returncode, p.stdout) == (0, "console script: --root /x state c1\n")
+    for name in NAMES:
+        p = subprocess.run([str(b / name), "--root", "/x", "state", "c1"], capture_output=True, text=True)
+        assert p.returncode == 127 and p.stdout == "", p
+        assert p.stderr == f"{name}: no python3 beside {b / name} and no ocilearn-py console script: reinstall ocilearn (pip install ocilearn)\n"
+    (b / "ocilearn-py").write_text('#!/bin/sh\necho "console script: $*"\n')
+    (b / "ocilearn-py").chmod(0o755)
+    for name in NAMES:
+        p = subprocess.run([str(b / name), "--root", "/x", "state", "c1"], capture_output=True, text=True)
+        assert (p.returncode, p.stdout) == (0, "console script: --root /x state c1\n")
 
 
 def test_a_link_to_the_launcher_runs_it_in_its_own_environment(tmp_path):

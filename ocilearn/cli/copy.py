@@ -6,7 +6,7 @@ Bytes and digests are preserved by default (``skopeo copy --preserve-digests``);
 ``--format oci`` converts Docker schema2 documents to OCI media types.
 
 This click command holds the options, their help and usage errors; the body is
-:func:`ocilearn.distribution.cli.run_copy`, which the console script also calls directly,
+:func:`ocilearn.distribution.cli.run_copy`, which the `ocilearn` command's entry (:mod:`ocilearn.entry`) also calls directly,
 without importing click, for a well-formed command line (:func:`ocilearn.distribution.cli.main`).
 """
 

@@ -2,7 +2,7 @@
 
 The click command :func:`ocilearn.cli.copy.copy` defines the options, their help and
 their usage errors. Importing click costs ≈ 18 ms, a tenth of a whole pull from a
-loopback registry (BENCHMARKS.md, "Pull"), so the console script (:mod:`ocilearn.entry`)
+loopback registry (BENCHMARKS.md, "Pull"), so the `ocilearn` command (:mod:`ocilearn.entry`)
 first hands the command line to :func:`main` here: when it is well formed — every option
 known, every value valid, two arguments — the copy runs at once, with the same
 behaviour, output and exit status as through click. Anything else (``--help``, an
