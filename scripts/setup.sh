@@ -28,8 +28,19 @@ for pair in "${pkgs[@]}"; do
 done
 # fonts for readable screenshots
 [[ $target == test && ! -d /usr/share/fonts/truetype/liberation ]] && missing+=(fonts-liberation)
+# The interpreter of .venv: $PYTHON, else the distribution's /usr/bin/python3 (if 3.11 or
+# later), else python3 from PATH. The distribution's rather than the first on PATH (a pyenv
+# build, say): every user of the machine can execute it (a learner's server runs as that
+# user; an interpreter built under root's home is out of their reach), and Debian builds
+# into it the extension modules the runtime imports (_socket, select, _struct, fcntl),
+# which a source build loads as shared libraries: ≈ 0.8 ms of every `ocilearn run`
+# (BENCHMARKS.md "Run").
+if [[ -n ${PYTHON:-} ]]; then PY=$PYTHON
+elif /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then PY=/usr/bin/python3
+else PY=python3
+fi
 # python3-venv on Debian/Ubuntu when the venv module is incomplete
-python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+"$PY" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -44,7 +55,6 @@ if ((${#missing[@]})); then
   fi
 fi
 
-PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup: Python >= 3.11 needed ($PY is $("$PY" -V 2>&1))" >&2; exit 1; }
 # A .venv copied from another checkout (or another user's) looks ready but runs the other
 # checkout's code, or an interpreter this user cannot execute: detect and rebuild it.
