@@ -74,7 +74,9 @@ fi
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 extras=lab
 [[ $target == test ]] && extras=lab,test
-stamp=.venv/.ocilearn-$extras-compat-$(sha256sum pyproject.toml | cut -c1-16)
+# keyed on bin/ocilearn too: the install copies that script into .venv/bin (an editable
+# install as well), so a change to it needs a reinstall
+stamp=.venv/.ocilearn-$extras-compat-$(cat pyproject.toml bin/ocilearn | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   echo "setup: installing ocilearn[$extras] into .venv" >&2
   # editable_mode=compat: the install is one line in a .pth naming this checkout, which

@@ -113,6 +113,16 @@ def test_an_editable_install_is_found_through_its_pth_file(tmp_path):
         assert (p.returncode, p.stdout.split()) == (0, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]), p.stderr
 
 
+def test_an_environment_without_the_package_gets_one_line(tmp_path):
+    b = _env_dir(tmp_path)
+    sp = b.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    (sp / "ocilearn").unlink()
+    for name in NAMES:
+        p = subprocess.run([str(b / name), "features"], capture_output=True, text=True, env=_clean_env(), cwd=tmp_path)
+        assert (p.returncode, p.stdout) == (1, ""), p
+        assert p.stderr == f"{name}: the ocilearn package is not in {sp} (nor named by a .pth file there): reinstall ocilearn\n"
+
+
 def test_launcher_without_an_interpreter_beside_it_runs_the_console_script(tmp_path):
     b = _env_dir(tmp_path, with_python=False)
     for name in NAMES:
