@@ -101,6 +101,7 @@ def test_the_name_picks_the_program(tmp_path):
     r = subprocess.run([str(b / "ocilearn-runtime"), "copy", f"oci:{src}:{embedded.REF}", f"oci:{tmp_path / 'c2'}:x"], capture_output=True,
                        text=True, env=_clean_env(), cwd=tmp_path)
     assert r.returncode == 1 and "usage: ocilearn-runtime" in r.stderr and "'copy'" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.startswith("ocilearn-runtime: error: argument COMMAND: invalid choice: 'copy'")  # errors name the program run
     assert not (tmp_path / "c2").exists()
 
 

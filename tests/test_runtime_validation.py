@@ -70,7 +70,7 @@ def run_case(case: str, runtime: str, tmpdir: str, timeout: float = 180) -> dict
 
 def first_problem(r: dict) -> str:
     """A one-line reason from a case's output: the first failed test or runtime error."""
-    for pat in (r"^not ok \d+ - (.+)$", r'level=error msg="(.+?)"$', r"^ocilearn: error: (.+)$", r'"error": "(.+?)"', r"^(.*MUST.*)$"):
+    for pat in (r"^not ok \d+ - (.+)$", r'level=error msg="(.+?)"$', r"^ocilearn(?:-runtime)?: error: (.+)$", r'"error": "(.+?)"', r"^(.*MUST.*)$"):
         m = re.search(pat, r["out"], re.M)
         if m:
             return m.group(1).replace("|", "/")[:160]

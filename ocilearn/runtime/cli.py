@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None, prog: str = "ocilearn") -> int:
         else:
             code = 1
         log.write("error", first)
-        print(f"ocilearn: error: {msg}", file=sys.stderr)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         return 130
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None, prog: str = "ocilearn") -> int:
         msg = f"internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} (a bug: please report it; --debug shows the traceback)"
         if log is not None:
             log.write("error", msg)
-        print(f"ocilearn: {msg}", file=sys.stderr)
+        print(f"{prog}: {msg}", file=sys.stderr)
         return 70  # EX_SOFTWARE
 
 
