@@ -138,20 +138,44 @@ def test_launcher_without_an_interpreter_beside_it_runs_the_console_script(tmp_p
 
 
 def test_a_link_to_the_launcher_runs_it_in_its_own_environment(tmp_path):
-    # podman's and containerd's configurations often name a link (/usr/local/bin/…)
+    # podman's and containerd's configurations often name a link (/usr/local/bin/…); the
+    # directory of the link may hold another python3 (/usr/bin: an older Python without
+    # -P, or one without ocilearn): the linked script's own interpreter runs, once, and the
+    # link's name still picks the program
     b = _env_dir(tmp_path)
-    other = tmp_path / "other"  # another interpreter beside the link, without ocilearn
+    other = tmp_path / "other"
     other.mkdir()
-    (other / "python3").symlink_to(os.path.realpath(sys.executable))
-    (other / "ocilearn-runtime").symlink_to(b / "ocilearn-runtime")
+    (other / "python3").write_text("#!/bin/sh\necho 'the python3 beside the link ran' >&2\nexit 99\n")
+    (other / "python3").chmod(0o755)
     bare = tmp_path / "bare"  # nothing beside the link
     bare.mkdir()
-    (bare / "ocilearn-runtime").symlink_to(b / "ocilearn-runtime")
-    for link in (other / "ocilearn-runtime", bare / "ocilearn-runtime"):
+    for d in (other, bare):
+        (d / "ocilearn-runtime").symlink_to(b / "ocilearn-runtime")
+        (d / "runc").symlink_to(b / "ocilearn")
+    for link in (other / "ocilearn-runtime", bare / "ocilearn-runtime", other / "runc", bare / "runc"):
         p = subprocess.run([str(link), "--root", str(tmp_path / "root"), "state", "nope"], capture_output=True, text=True,
                            env=_clean_env(), cwd=tmp_path)
         assert (p.returncode, p.stdout) == (1, ""), p.stderr
-        assert "nope" in p.stderr and "does not exist" in p.stderr and "Traceback" not in p.stderr
+        assert p.stderr == f"{link.name}: error: container 'nope' does not exist in {tmp_path / 'root'}\n", p.stderr
+
+
+def test_a_package_installed_elsewhere_hands_over_to_the_console_script(tmp_path):
+    # python3 beside the script, the package not in <env>/lib/pythonX.Y/site-packages (a
+    # distribution's dist-packages, a --prefix install): ocilearn-py knows where it is
+    b = _env_dir(tmp_path)
+    sp = b.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    (sp / "ocilearn").unlink()
+    (b / "ocilearn-py").write_text('#!/bin/sh\necho "console script: $*"\n')
+    (b / "ocilearn-py").chmod(0o755)
+    for name in NAMES:
+        p = subprocess.run([str(b / name), "--root", "/x", "list"], capture_output=True, text=True, env=_clean_env(), cwd=tmp_path)
+        assert (p.returncode, p.stdout, p.stderr) == (0, "console script: --root /x list\n", "")
+
+
+def test_a_closed_stdout_is_no_traceback(tmp_path):
+    b = _env_dir(tmp_path)
+    p = subprocess.run(f"'{b / 'ocilearn-runtime'}' features >&-", shell=True, capture_output=True, text=True, env=_clean_env())
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "AttributeError" not in p.stderr, p.stderr
 
 
 def test_warm_migration_writes_only_to_the_cgroup_this_process_is_listed_in(tmp_path):

@@ -318,7 +318,8 @@ def entry(prog: str = "ocilearn") -> None:
     code = main(prog=prog)
     for f in (sys.stdout, sys.stderr):
         try:
-            f.flush()
+            if f is not None:  # None: the caller closed that descriptor
+                f.flush()
         except (OSError, ValueError):
             pass
     os._exit(code & 0xFF)
