@@ -15,12 +15,15 @@ import threading
 import time
 
 import pytest
-from test_registry_hostile import OCI_MANIFEST, RawServer, client, ok_ping, sha256, tiny_image, wait_sent
+import test_registry_hostile
+from test_registry_hostile import OCI_MANIFEST, client, ok_ping, sha256, tiny_image, wait_sent
 
 from ocilearn.core.errors import RegistryError
 from ocilearn.distribution.httpconn import ConnectionFailed, HTTPPool
 from ocilearn.image.digest import Digest
 from ocilearn.image.model import Descriptor
+
+raw = test_registry_hostile.raw  # the fixture of RawServers, one definition for both files
 
 
 def _read_request(s: socket.socket, buf: bytes) -> tuple[str | None, bytes, bytes]:
@@ -45,34 +48,48 @@ def _read_request(s: socket.socket, buf: bytes) -> tuple[str | None, bytes, byte
     return lines[0].split(" ", 1)[0], rest[:n], rest[n:]
 
 
-@pytest.fixture
-def drop_after_read():
-    """Answers GET with 200 (kept alive); reads any other request whole, then closes the
-    connection with no response. Records (connection number, method, body)."""
-    seen: list[tuple[int, str, bytes]] = []
+def _request_server(answer):
+    """A server on 127.0.0.1 (a thread) that reads each request whole and sends
+    ``answer(connection number, method, body)`` back; ``None`` closes the connection
+    unanswered. Returns (base URL, listening socket: close it to stop, a list that gets one
+    entry per accepted connection)."""
     lsock = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
 
     def serve():
-        n = 0
         while True:
             try:
                 s, _ = lsock.accept()
             except OSError:
                 return
-            n += 1
+            accepted.append(len(accepted) + 1)
             with s:
                 buf = b""
                 while True:
                     method, body, buf = _read_request(s, buf)
                     if method is None:
                         break
-                    seen.append((n, method, body))
-                    if method != "GET":
-                        break  # processed, then the connection is gone
-                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    reply = answer(accepted[-1], method, body)
+                    if reply is None:
+                        break
+                    s.sendall(reply)
 
     threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{lsock.getsockname()[1]}", seen
+    return f"http://127.0.0.1:{lsock.getsockname()[1]}", lsock, accepted
+
+
+@pytest.fixture
+def drop_after_read():
+    """Answers GET with 200 (kept alive); reads any other request whole, then closes the
+    connection with no response. Records (connection number, method, body)."""
+    seen: list[tuple[int, str, bytes]] = []
+
+    def answer(n, method, body):
+        seen.append((n, method, body))
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}" if method == "GET" else None  # else processed, then gone
+
+    base, lsock, _ = _request_server(answer)
+    yield base, seen
     lsock.close()
 
 
@@ -106,29 +123,11 @@ def test_an_interim_103_answer_does_not_leave_its_final_response_for_the_next_re
     interim 1xx (RFC 9110 section 15.2), so each request gets its own final ``200`` and
     nothing is left on the socket: the kept-alive connection serves the next request, which
     reads its own answer, not a leftover."""
-    lsock = socket.create_server(("127.0.0.1", 0))
-    conns: list[int] = []
-
-    def serve():
-        while True:
-            try:
-                s, _ = lsock.accept()
-            except OSError:
-                return
-            conns.append(1)
-            with s:
-                buf = b""
-                while True:
-                    method, _, buf = _read_request(s, buf)
-                    if method is None:
-                        break
-                    s.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
-                              b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
-
-    threading.Thread(target=serve, daemon=True).start()
+    base, lsock, conns = _request_server(lambda n, method, body: b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                                                                 b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
     try:
         pool = HTTPPool("test")
-        url = f"http://127.0.0.1:{lsock.getsockname()[1]}/v2/"
+        url = f"{base}/v2/"
         for _ in range(2):
             with pool.request("GET", url, timeout=(5, 5)) as r:
                 assert (r.status_code, r.read1(100)) == (200, b"first")
@@ -136,20 +135,6 @@ def test_an_interim_103_answer_does_not_leave_its_final_response_for_the_next_re
         assert len(conns) == 1  # the 200 was read whole: the connection was reused
     finally:
         lsock.close()
-
-
-@pytest.fixture
-def raw():
-    servers: list[RawServer] = []
-
-    def make(routes):
-        s = RawServer(routes)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 @pytest.mark.parametrize("interim", [b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n",
