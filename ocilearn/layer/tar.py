@@ -2,7 +2,8 @@
 
 A layer blob is read once, through one pipeline::
 
-    blob ─► verify (digest, size) ─► decompress ─► hash (diff ID) ─► tar members
+    blob ─► verify (digest, size) ─► decompress ─┊─► hash (diff ID) ─► tar members
+    └──────────── helper thread ───────────────┘ └─────── caller's thread ──────┘
 
 :func:`open_layer` builds it and returns a :class:`LayerStream`; ``members()`` yields the
 tar headers, ``data(member)`` a member's bytes, ``finish(diff_id)`` reads what the tar
@@ -109,12 +110,18 @@ class LayerStream:
         source: the name used in messages.
     """
 
-    def __init__(self, blob: VerifyingReader | CountingReader, counted: CountingReader, hashing: HashingReader,
-                 compression: str, source: str, warn: Callable[[str], None]) -> None:
-        self._blob, self._counted, self._hashing = blob, counted, hashing
+    def __init__(self, blob: VerifyingReader | CountingReader, counted: CountingReader, decompressed: BinaryIO,
+                 diff_id_algorithm: str, compression: str, source: str, warn: Callable[[str], None]) -> None:
+        self._blob, self._counted = blob, counted
         self.compression, self.source, self._warn = compression, source, warn
-        self._prefetch = ReadAhead(hashing, wrap_error=_decoder_error, name="ocilearn-layer-read")
-        self._tar_stream = io.BufferedReader(self._prefetch, CHUNK)  # type: ignore[arg-type]
+        # Two threads share the work: the helper reads the blob, hashes it (its digest)
+        # and inflates it; this thread hashes the tar stream (the diff ID) as it reads
+        # it, then parses and writes. sha256 and inflate both release the GIL, so on
+        # two cores the diff ID's hashing runs beside the next chunk's inflating
+        # instead of after it in the helper (BENCHMARKS.md "Unpack").
+        self._prefetch = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read")
+        self._hashing = HashingReader(self._prefetch, diff_id_algorithm)
+        self._tar_stream = io.BufferedReader(self._hashing, CHUNK)  # type: ignore[arg-type]
         self._tarfile: tarfile.TarFile | None = None
 
     def __enter__(self) -> "LayerStream":
@@ -231,8 +238,7 @@ def open_layer(
         warn(f"{source}: media type {media_type} announces {hint} but the bytes are {kind} (magic {head.hex()}); "
              f"using {kind}: the bytes decide, the media type is a hint")
     dec = open_decompressed(counted, kind, source=source, warn=warn, error=LayerError)  # type: ignore[arg-type]
-    hashing = HashingReader(dec, diff_id_algorithm)
-    return LayerStream(raw if digest is not None else counted, counted, hashing, kind, source, warn)  # type: ignore[arg-type]
+    return LayerStream(raw if digest is not None else counted, counted, dec, diff_id_algorithm, kind, source, warn)  # type: ignore[arg-type]
 
 
 def diff_id_of(blob: BinaryIO, media_type: str | None = None, *, algorithm: str = "sha256", source: str = "layer") -> Digest:
