@@ -4,7 +4,8 @@
    state in a temp dir), pushes ``.cache/images/debian`` with skopeo.
 2. Pulls ``docker://127.0.0.1:5009/debian:bookworm`` into a fresh OCI layout with each
    tool, alternating, ``RUNS`` times (both as command-line processes, interpreter start
-   included); reports the median wall times and their ratio.
+   included), as root and as the ordinary user ``ocilearn-test``; reports the median wall
+   times and their ratio.
 3. Measures the process start-up in the same run: ``python -c pass`` and the imports of
    the copy path (what ``ocilearn copy`` imports before its first request).
 4. Makes a 1 GiB single-layer image (incompressible bytes, streamed to disk), pushes it
@@ -27,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.unpack import bench_user, user_python
+
 REPO = Path(__file__).resolve().parents[1]
 PORT = 5009
 # what an `ocilearn copy docker://… oci:…` process imports before its first request
@@ -45,10 +48,15 @@ def _startup(py: str, code: str, runs: int) -> list[float]:
     return out
 
 
-def _run(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+def _run(cmd: list[str], env: dict | None = None, user: tuple[int, int] | None = None) -> tuple[float, int]:
     """Run ``cmd`` under ``/usr/bin/time -f %M``; returns (wall seconds, peak RSS of the
     process in bytes). (``time`` is a small C program, so the child's RSS high-water mark
-    does not include pages inherited from this Python process at fork.)"""
+    does not include pages inherited from this Python process at fork.) With ``user``
+    (uid, gid) the command runs as that user through setpriv(1), with only ``env``."""
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--init-groups", "--",
+               "env", "-i", *[f"{k}={v}" for k, v in (env or {}).items()], *cmd]
+        env = None
     t = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB=%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - t
@@ -92,10 +100,11 @@ def _write_md(results: dict, runs: int) -> None:
 
     skv = subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()
     rows = []
-    for name in ("debian", "jre"):
+    pulls = [n for n, r in results.items() if "mode" in r]
+    for name in pulls:
         r = results[name]
         o, k = r["ocilearn_s"], r["skopeo_s"]
-        rows.append(f"| {name} ({r['mb']:.0f} MB of blobs), CLI, {r['runs']} runs | {r['ocilearn_median_s']:.3f} s "
+        rows.append(f"| {r['image']} ({r['mb']:.0f} MB of blobs), {r['mode']}, CLI, {r['runs']} runs | {r['ocilearn_median_s']:.3f} s "
                     f"({min(o):.3f}–{max(o):.3f}) | {r['skopeo_median_s']:.3f} s ({min(k):.3f}–{max(k):.3f}) | "
                     f"**{r['ratio']:.2f}×** | {r['ocilearn_peak_rss_mib']:.0f} / {r['skopeo_peak_rss_mib']:.0f} MiB |")
     lc = results["debian_library_call"]
@@ -106,11 +115,12 @@ def _write_md(results: dict, runs: int) -> None:
         rows.append(f"| {b['mib']} MiB single layer (incompressible), CLI, {b['runs']} runs | {b['ocilearn_median_s']:.2f} s | "
                     f"{b['skopeo_median_s']:.2f} s | {b['ratio']:.2f}× | {b['ocilearn_peak_rss_mb']:.0f} / {b['skopeo_peak_rss_mb']:.0f} MB |")
     st = results["startup"]
-    worst = max(results[n]["ratio"] for n in ("debian", "jre"))
-    peak = max(results[n]["ocilearn_peak_rss_mib"] for n in ("debian", "jre"))
+    worst = max(results[n]["ratio"] for n in pulls)
+    peak = max(results[n]["ocilearn_peak_rss_mib"] for n in pulls)
     body = "\n".join([
         f"`python -m bench pull`: Debian's docker-registry on 127.0.0.1:{PORT}, both images pushed by skopeo; each tool "
-        "pulls into a fresh OCI layout, alternating, in the same run (skopeo with `--preserve-digests`; ocilearn "
+        "pulls into a fresh OCI layout, alternating, in the same run, as root and as an ordinary user "
+        "(`ocilearn-test` through setpriv(1), with a clean environment) (skopeo with `--preserve-digests`; ocilearn "
         "verifies every blob digest and size, writes temp + fsync + rename as always). Whole-process wall time, "
         "bytecode compiled first. Peak RSS from `/usr/bin/time %M`. "
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} ({os.cpu_count()} CPUs), "
@@ -150,6 +160,7 @@ def main() -> None:
     # PYTHONDONTWRITEBYTECODE environment would otherwise recompile on every start)
     subprocess.run([ocilearn[0], "-m", "compileall", "-q", str(REPO / "ocilearn")], check=True, capture_output=True)
     base = Path(tempfile.mkdtemp(prefix="ocilearn-bench-pull-"))
+    base.chmod(0o755)  # the ordinary user reaches its own directory in it
     env = {**os.environ, "OCILEARN_REGISTRY_RUNDIR": str(base / "run")}
     script = REPO / "scripts" / "start-registry.sh"
     subprocess.run([str(script), "start", str(PORT), str(base / "storage")], env=env, check=True, capture_output=True)
@@ -162,28 +173,38 @@ def main() -> None:
         for name, path, ref in images:
             subprocess.run([skopeo, "copy", "-q", "--preserve-digests", "--dest-tls-verify=false", f"oci:{path}:{ref}",
                             f"docker://{host}/{name}:{ref}"], check=True)
-        # both images in one run, the tools alternating (which goes first swaps every run)
-        for name, path, ref in images:
-            src = f"docker://{host}/{name}:{ref}"
-            ours, theirs = [], []
-            for i in range(runs):
-                pair = [("ocilearn", ocilearn + ["copy", "-q", src, f"oci:{base}/o{i}:{ref}"]),
-                        ("skopeo", [skopeo, "copy", "-q", "--preserve-digests", "--src-tls-verify=false", src, f"oci:{base}/s{i}:{ref}"])]
-                if i % 2:
-                    pair.reverse()
-                for tool, cmd in pair:
-                    (ours if tool == "ocilearn" else theirs).append(_run(cmd, env))
-                shutil.rmtree(base / f"o{i}")
-                shutil.rmtree(base / f"s{i}")
-            mo, ms = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
-            blobs = sum(f.stat().st_size for f in (path / "blobs/sha256").iterdir())
-            results[name] = {"runs": runs, "mb": round(blobs / 1e6, 1), "ocilearn_median_s": round(mo, 3),
-                             "skopeo_median_s": round(ms, 3), "ratio": round(mo / ms, 2),
-                             "ocilearn_s": [round(x[0], 3) for x in ours], "skopeo_s": [round(x[0], 3) for x in theirs],
-                             "ocilearn_peak_rss_mib": round(max(x[1] for x in ours) / 2**20, 1),
-                             "skopeo_peak_rss_mib": round(max(x[1] for x in theirs) / 2**20, 1)}
-            print(f"{name} ({blobs / 1e6:.0f} MB), {runs} runs: ocilearn median {mo:.3f} s, skopeo median {ms:.3f} s, "
-                  f"ratio {mo / ms:.2f}x", flush=True)
+        # both images in one run, as root and as an ordinary user (what a learner is), the
+        # tools alternating (which goes first swaps every run)
+        uid, gid = bench_user()
+        as_user = base / "user"
+        as_user.mkdir()
+        os.chown(as_user, uid, gid)
+        user_py, user_env = user_python(uid, gid)
+        modes = [("root", None, base, ocilearn, env),
+                 (f"as uid {uid}", (uid, gid), as_user, [user_py, "-m", "ocilearn"],
+                  {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(as_user), **user_env})]
+        for mode, user, out, ocl, mode_env in modes:
+            for name, path, ref in images:
+                src = f"docker://{host}/{name}:{ref}"
+                ours, theirs = [], []
+                for i in range(runs):
+                    pair = [("ocilearn", ocl + ["copy", "-q", src, f"oci:{out}/o{i}:{ref}"]),
+                            ("skopeo", [skopeo, "copy", "-q", "--preserve-digests", "--src-tls-verify=false", src, f"oci:{out}/s{i}:{ref}"])]
+                    if i % 2:
+                        pair.reverse()
+                    for tool, cmd in pair:
+                        (ours if tool == "ocilearn" else theirs).append(_run(cmd, mode_env, user))
+                    shutil.rmtree(out / f"o{i}")
+                    shutil.rmtree(out / f"s{i}")
+                mo, ms = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
+                blobs = sum(f.stat().st_size for f in (path / "blobs/sha256").iterdir())
+                results[name if user is None else f"{name} {mode}"] = {"mode": mode, "image": name, "runs": runs, "mb": round(blobs / 1e6, 1), "ocilearn_median_s": round(mo, 3),
+                                 "skopeo_median_s": round(ms, 3), "ratio": round(mo / ms, 2),
+                                 "ocilearn_s": [round(x[0], 3) for x in ours], "skopeo_s": [round(x[0], 3) for x in theirs],
+                                 "ocilearn_peak_rss_mib": round(max(x[1] for x in ours) / 2**20, 1),
+                                 "skopeo_peak_rss_mib": round(max(x[1] for x in theirs) / 2**20, 1)}
+                print(f"{name} {mode} ({blobs / 1e6:.0f} MB), {runs} runs: ocilearn median {mo:.3f} s, skopeo median {ms:.3f} s, "
+                      f"ratio {mo / ms:.2f}x", flush=True)
         src = f"docker://{host}/debian:bookworm"
         # the library call a notebook makes (interpreter and imports already loaded)
         sys.path.insert(0, str(REPO))

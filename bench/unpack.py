@@ -47,7 +47,9 @@ def jre_image() -> Path:
     return REPO / ".cache/images/jre"
 
 
-def _user() -> tuple[int, int]:
+def bench_user() -> tuple[int, int]:
+    """(uid, gid) of the unprivileged user ``ocilearn-test``, created with useradd(8) when
+    missing (as the tests' fixture does)."""
     try:
         pw = pwd.getpwnam(USER)
     except KeyError:
@@ -56,7 +58,10 @@ def _user() -> tuple[int, int]:
     return pw.pw_uid, pw.pw_gid
 
 
-def _user_python(uid: int, gid: int) -> tuple[str, dict]:
+def user_python(uid: int, gid: int) -> tuple[str, dict]:
+    """The interpreter that user can run ocilearn with, and the environment it needs:
+    this checkout's ``.venv`` when the user can import from it, else the system Python
+    of the same version with the venv's site-packages on ``PYTHONPATH``."""
     venv = str(REPO / ".venv/bin/python")
     env = {"PYTHONPATH": str(REPO)}
     try:
@@ -92,7 +97,7 @@ def _measure(label: str, base: Path, image: Path, ref: str, rootless: bool, runs
     ≈ 150 µs instead of ≈ 30 µs — for whichever tool came next. A ``sync`` after each
     run (not timed) keeps one run's writeback out of the next one."""
     uid, gid = user if rootless else (None, None)
-    py, env = _user_python(uid, gid) if rootless else (str(REPO / ".venv/bin/python"), {"PYTHONPATH": str(REPO)})
+    py, env = user_python(uid, gid) if rootless else (str(REPO / ".venv/bin/python"), {"PYTHONPATH": str(REPO)})
     work = Path(tempfile.mkdtemp(prefix="ocilearn-bench-unpack-", dir=base))
     keep.append(work)
     if rootless:
@@ -151,7 +156,7 @@ def main() -> None:
     runs = int(os.environ.get("OCILEARN_BENCH_RUNS", "5"))
     image = _image()
     images = [("debian", image, "bookworm"), ("jre", jre_image(), "17")]
-    user = _user()
+    user = bench_user()
     results = []
     tmp = Path(tempfile.gettempdir())
     modes = [(f"root, {_fs(str(tmp))} ({tmp})", tmp, False), (f"rootless as uid {user[0]}, {_fs(str(tmp))} ({tmp})", tmp, True)]
