@@ -322,6 +322,30 @@ def test_every_notebook_pair_is_in_sync():
         assert text.metadata.get("kernelspec", {}).get("name") == "python3", f"{md.name}: kernelspec must be python3"
 
 
+def test_jupyterlab_lists_each_notebook_once(tmp_path):
+    """JupyterLab's file browser (through jupytext's contents manager, as `make lab` runs
+    it) lists the .ipynb of each pair as a notebook and the .md as a plain file, so a
+    learner does not see every notebook twice; saving the .ipynb still writes the .md."""
+    import jupytext
+
+    cm = jupytext.TextFileContentsManager(root_dir=str(NOTEBOOK_DIR))
+    listed = {m["name"]: m["type"] for m in cm.get("", content=True)["content"]}
+    stems = [p.stem for p in notebook_paths()]
+    assert stems, "no notebooks found"
+    assert {n: t for n, t in listed.items() if t == "notebook"} == {f"{s}.ipynb": "notebook" for s in stems}
+    assert all(listed[f"{s}.md"] == "file" for s in stems), listed
+    # the pairing holds: a save of the .ipynb (what JupyterLab does) rewrites the .md
+    work = tmp_path / "nb"
+    work.mkdir()
+    for name in ("jupytext.toml", f"{stems[0]}.ipynb", f"{stems[0]}.md"):
+        (work / name).write_bytes((NOTEBOOK_DIR / name).read_bytes())
+    cm = jupytext.TextFileContentsManager(root_dir=str(work))
+    model = cm.get(f"{stems[0]}.ipynb")
+    model["content"].cells[0].source += "\n# saved from JupyterLab"
+    cm.save(model, f"{stems[0]}.ipynb")
+    assert "# saved from JupyterLab" in (work / f"{stems[0]}.md").read_text()
+
+
 def _param(paths):
     return pytest.mark.parametrize("nb_path", paths, ids=[p.stem for p in paths])
 
