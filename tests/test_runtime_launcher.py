@@ -200,3 +200,48 @@ def test_warm_migration_writes_only_to_the_cgroup_this_process_is_listed_in(tmp_
     warmup.warm_migration(str(proc), str(base))
     warmup.warm_wait()
     assert (base / "pids" / "cgroup.procs").read_text() == "1\n"
+
+
+def _readme_demo() -> list[str]:
+    """The three commands of the README's "The command line" demo, as written there."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## The command line", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    return [line for line in lines if line]
+
+
+def test_the_readme_demo_prints_what_the_readme_says(unpriv_user, request_cleanup):
+    """The README's copy -> unpack -> run, run as written (in a checkout, .venv/bin/ocilearn)
+    with /tmp/demo replaced by a fresh directory: as root the image's user `app` greets, as
+    an ordinary user the namespace's root does, and `unpack` warned about it."""
+    import shlex
+
+    from conftest import as_user
+
+    cmds = _readme_demo()
+    assert [c.split()[:2] for c in cmds] == [[".venv/bin/ocilearn", "copy"], [".venv/bin/ocilearn", "unpack"],
+                                              [".venv/bin/ocilearn", "run"]], cmds
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="ocilearn-readme-"))  # pytest's tmp_path is 0700 root's
+    top.chmod(0o755)
+    request_cleanup.append(top)
+    for who, want in (("root", "hello from app in /home/app\n"), ("user", "hello from root in /home/app\n")):
+        demo = top / who
+        demo.mkdir()
+        outs = []
+        for cmd in cmds:
+            argv = [str(REPO / a) if a.startswith(".venv/") else a.replace("/tmp/demo", str(demo)) for a in shlex.split(cmd)]
+            if who == "root":
+                p = subprocess.run(argv, capture_output=True, text=True, cwd=REPO,
+                                   env={**_clean_env(), "XDG_RUNTIME_DIR": str(demo)})
+            else:
+                os.chown(demo, unpriv_user[1], unpriv_user[2])
+                p = as_user(unpriv_user, argv, env={"XDG_RUNTIME_DIR": str(demo)}, cwd=REPO)
+            assert p.returncode == 0, (who, cmd, p.stderr)
+            outs.append(p)
+        assert outs[2].stdout == want, (who, outs[2].stdout, outs[2].stderr)
+        unpack_err = outs[1].stderr
+        assert ("image user {'uid': 1000" in unpack_err) == (who == "user"), unpack_err
+        uid = json.loads((demo / "bundle/config.json").read_text())["process"]["user"]["uid"]
+        assert uid == (1000 if who == "root" else 0)

@@ -245,15 +245,25 @@ def test_half_made_layout_from_a_killed_init_is_completed(tmp_path):
     assert (tmp_path / "c" / "notes.txt").read_text() == "mine"
 
 
-def test_cli_copy_progress_quiet_and_explain(plain_registry, tmp_path, capfd):
-    """``ocilearn copy`` prints progress bars (tqdm) and a summary on stderr, the digest on
-    stdout; ``--quiet`` prints only the digest; ``--explain`` lists the HTTP exchanges with
-    their curl/skopeo equivalents."""
+def test_cli_copy_progress_quiet_and_explain(plain_registry, tmp_path, capfd, monkeypatch):
+    """``ocilearn copy`` prints progress bars (tqdm) on a terminal and a summary on stderr,
+    the digest on stdout; with stderr not a terminal (a pipe, a log) only the summary;
+    ``--quiet`` prints only the digest; ``--explain`` lists the HTTP exchanges with their
+    curl/skopeo equivalents."""
+    import sys
+
     from ocilearn.cli import run as cli
 
     src = f"docker://{plain_registry.host}/busybox:latest"
+    assert cli(["copy", src, f"oci:{tmp_path / 'n'}:latest"]) == 0  # stderr is a file here
+    out, err = capfd.readouterr()
+    assert out.strip() == BUSYBOX
+    assert err.splitlines() == [line for line in err.splitlines() if line.startswith("copied 2 blobs (1090250 bytes)")], err
+    assert "\r" not in err and "%|" not in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
     assert cli(["copy", src, f"oci:{tmp_path / 'a'}:latest"]) == 0
     out, err = capfd.readouterr()
+    monkeypatch.undo()
     assert out.strip() == BUSYBOX
     assert "copying 2 blobs" in err and "100%" in err and "copied 2 blobs (1090250 bytes)" in err
     assert cli(["copy", "--quiet", src, f"oci:{tmp_path / 'b'}:latest"]) == 0

@@ -337,6 +337,23 @@ def test_cli_unpack_of_a_garbage_layer_is_one_error_line(tmp_path, out_dir, caps
     assert list(out_dir.iterdir()) == []
 
 
+def test_cli_unpack_draws_a_bar_only_on_a_terminal(tmp_path, out_dir, capfd, monkeypatch):
+    """``ocilearn unpack`` into a pipe or a log prints its one summary line and no tqdm bar
+    (no carriage returns); on a terminal the bar is drawn too."""
+    import sys
+
+    make_image(tmp_path / "img", [(gz(tar_bytes([F("a", b"1")])), mt.OCI_LAYER_GZIP)])
+    assert cli(["unpack", "--image", f"{tmp_path / 'img'}:latest", str(out_dir / "b")]) == 0
+    err = capfd.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("unpacked sha256:") and "\r" not in err, err
+    assert (out_dir / "b/rootfs/a").read_bytes() == b"1"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert cli(["unpack", "--image", f"{tmp_path / 'img'}:latest", str(out_dir / "c")]) == 0
+    err = capfd.readouterr().err
+    monkeypatch.undo()
+    assert "unpack c: 100%" in err and "\r" in err and err.rstrip().splitlines()[-1].startswith("unpacked sha256:"), err
+
+
 # ---------------------------------------------------------------- empty and odd paths
 
 

@@ -20,11 +20,12 @@ from ..core.errors import BundleError
 @click.option("--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete).")
 @click.option("--terminal", is_flag=True, help="Set process.terminal true (runc then needs a console socket to detach).")
 @click.option("--sync", is_flag=True, help="Flush the rootfs to disk (syncfs) before the bundle appears.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no warnings summary.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (drawn only on a terminal), no warnings, no summary.")
 def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force: bool, terminal: bool, sync: bool, quiet: bool) -> None:
     """Unpack an image into an OCI runtime bundle: BUNDLE/config.json + BUNDLE/rootfs
     (like `umoci unpack --image PATH:REF BUNDLE`)."""
     from ..bundle.unpack import unpack as do_unpack
+    from ..distribution.cli import bars_wanted
     from ..image.layout import check_path_argument
     from ..layer.tar import LayerWarning
 
@@ -34,7 +35,7 @@ def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LayerWarning)
         res = do_unpack(image, bundle, platform=platform, rootless=True if rootless else None, force=force,
-                        terminal=terminal, progress=not quiet, sync=sync)
+                        terminal=terminal, progress=bars_wanted(quiet), sync=sync)
     if not quiet:
         for w in caught:
             click.echo(f"ocilearn: warning: {w.message}", err=True)

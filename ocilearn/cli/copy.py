@@ -38,7 +38,7 @@ import click
               help="Longest time one registry document exchange (ping, token, manifest, tag list) may take, body included.")
 @click.option("--blob-stall", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="A blob download receiving under 16 KiB in this many seconds of reading is resumed, then abandoned.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars (drawn only on a terminal), no summary: only the digest.")
 @click.option("--jobs", "-j", default=4, show_default=True, type=click.IntRange(min=1), metavar="N", help="Blobs transferred in parallel (at least 1).")
 @click.pass_context
 def copy(ctx: click.Context, src: str, dst: str, src_tls_verify: str, dest_tls_verify: str, src_creds: str | None,

@@ -194,7 +194,7 @@ def run_copy(src: str, dst: str, *, debug: bool = False, **o: Any) -> None:
             src, dst, src_creds=o["src_creds"], dest_creds=o["dest_creds"], authfile=o["authfile"],
             src_tls_verify=parse_bool(o["src_tls_verify"]), dest_tls_verify=parse_bool(o["dest_tls_verify"]),
             src_ca_bundle=ca(o["src_cert_dir"]), dest_ca_bundle=ca(o["dest_cert_dir"]),
-            platform=platform, all_platforms=o["all_platforms"], format=fmt, quiet=o["quiet"], workers=o["jobs"],
+            platform=platform, all_platforms=o["all_platforms"], format=fmt, quiet=not bars_wanted(o["quiet"]), workers=o["jobs"],
             archive_form=o["archive_form"], client_options={"deadline": o["deadline"], "blob_stall_seconds": o["blob_stall"]},
         )
     except (OcilearnError, OSError, BadBool):
@@ -214,6 +214,14 @@ def run_copy(src: str, dst: str, *, debug: bool = False, **o: Any) -> None:
     if not o["quiet"]:
         print(str(result), file=sys.stderr, flush=True)
     print(str(result.digest), flush=True)
+
+
+def bars_wanted(quiet: bool) -> bool:
+    """Whether a command line shows tqdm progress bars: not with ``--quiet``, and only when
+    stderr is a terminal (isatty(3)), as skopeo draws its bars; in a pipe or a log file the
+    bars' carriage returns and escape codes would be noise, and the one-line summary
+    printed after the work says what was done."""
+    return not quiet and sys.stderr is not None and sys.stderr.isatty()
 
 
 def main(argv: list[str]) -> int | None:
