@@ -245,3 +245,14 @@ def test_the_readme_demo_prints_what_the_readme_says(unpriv_user, request_cleanu
         assert ("image user {'uid': 1000" in unpack_err) == (who == "user"), unpack_err
         uid = json.loads((demo / "bundle/config.json").read_text())["process"]["user"]["uid"]
         assert uid == (1000 if who == "root" else 0)
+
+
+def test_both_names_print_one_version_format():
+    """``ocilearn --version`` (the whole command line, click) and ``ocilearn-runtime
+    --version`` (runc's command line) print the same two lines, in runc's format."""
+    from importlib.metadata import version
+
+    outs = [subprocess.run([str(REPO / ".venv/bin" / name), "--version"], capture_output=True, text=True, env=_clean_env())
+            for name in NAMES]
+    assert [p.returncode for p in outs] == [0, 0]
+    assert outs[0].stdout == outs[1].stdout == f"ocilearn version {version('ocilearn')}\nspec: 1.0.2\n"

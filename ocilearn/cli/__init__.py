@@ -56,7 +56,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("--explain", is_flag=True, help="Print each real step taken (syscalls, HTTP, files) and the reference tool's equivalent.")
-@click.version_option(package_name="ocilearn")
+@click.version_option(package_name="ocilearn", prog_name="ocilearn", message="%(prog)s version %(version)s\nspec: 1.0.2")  # as runc --version and ocilearn-runtime --version
 @click.pass_context
 def main(ctx: click.Context, debug: bool, explain: bool) -> None:
     """ocilearn: pull, open, unpack and run OCI images with readable Python.
