@@ -353,3 +353,85 @@ def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
     bad.mkdir()
     with pytest.raises(LayerError, match="extended headers of this layer exceed 20000 bytes"):
         apply_layer(bad, io.BytesIO(layer_bytes(10)))
+
+
+def _pipeline_threads() -> list[str]:
+    import threading
+
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("ocilearn-layer-"))
+
+
+def _wait_no_pipeline_threads(seconds: float = 2.0) -> list[str]:
+    import time
+
+    end = time.monotonic() + seconds
+    while _pipeline_threads() and time.monotonic() < end:
+        time.sleep(0.02)
+    return _pipeline_threads()
+
+
+def test_closing_a_layer_early_ends_every_pipeline_thread():
+    """A layer abandoned after its first member (an error while applying it, a caller that
+    stops) ends the pipeline's threads (read + inflate, diff ID hashing) at close(), even
+    with their queues full and a stage waiting on the one before it: a notebook kernel
+    unpacks many times and must not collect stuck threads."""
+    from ocilearn.layer.tar import open_layer
+
+    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(40)]))  # 40 MiB: more than the queues hold
+    assert _wait_no_pipeline_threads() == []
+    layer = open_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP)
+    first = next(layer.members())
+    assert first.name == "f0"
+    assert _pipeline_threads() == ["ocilearn-layer-hash", "ocilearn-layer-read"]
+    layer.close()
+    assert _wait_no_pipeline_threads() == []
+
+
+def test_closing_a_layer_while_its_source_is_slow_ends_every_pipeline_thread():
+    """close() while the first stage is still waiting for blob bytes (a slow registry, a
+    stalled disk): once that read returns, both stages end; the hashing stage, waiting for
+    the first one's next chunk, is told end of stream instead of waiting forever."""
+    import threading
+
+    from ocilearn.layer.tar import open_layer
+
+    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 12) * 64) for i in range(20)]))
+    gate = threading.Event()
+
+    class Slow(io.RawIOBase):
+        pos = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, b):
+            if self.pos >= len(blob) // 3:
+                gate.wait()
+                return 0
+            n = min(len(b), 4096, len(blob) // 3 - self.pos)
+            b[:n] = blob[self.pos : self.pos + n]
+            self.pos += n
+            return n
+
+    layer = open_layer(Slow(), mt.OCI_LAYER_GZIP)  # read() returns what is there, like a socket
+    assert next(layer.members()).name == "f0"
+    layer.close()
+    gate.set()
+    assert _wait_no_pipeline_threads() == []
+
+
+def test_a_layer_that_fails_midway_leaves_no_pipeline_thread(tmp_path):
+    """A gzip stream corrupted in its middle: reading fails with a LayerError naming the
+    corrupt gzip data, and no pipeline thread is left running."""
+    from ocilearn.layer.tar import open_layer
+
+    blob = bytearray(gz(tar_bytes([F(f"f{i}", os.urandom(1 << 12) * 256) for i in range(30)])))
+    middle = len(blob) // 2
+    blob[middle : middle + 64] = b"\xff" * 64
+    with pytest.raises(LayerError, match="layer: corrupt gzip data in member 1"):
+        with open_layer(io.BytesIO(bytes(blob)), mt.OCI_LAYER_GZIP) as layer:
+            for m in layer.members():
+                for _ in layer.data(m):
+                    pass
+            layer.finish()
+    assert _wait_no_pipeline_threads() == []

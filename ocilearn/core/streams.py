@@ -301,7 +301,14 @@ class ReadAhead(ByteReader):
             return True
         if self._eof:
             return False
-        item = self._q.get()
+        while True:  # wait for the thread, but not past close(): a stage reading from
+            try:     # this one (a pipeline of ReadAheads) is then told end of stream
+                item = self._q.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self._stop.is_set():
+                    self._eof = True
+                    return False
         if item is self._END:
             self._eof = True
             self._thread.join()

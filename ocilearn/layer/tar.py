@@ -2,8 +2,8 @@
 
 A layer blob is read once, through one pipeline::
 
-    blob ─► verify (digest, size) ─► decompress ─┊─► hash (diff ID) ─► tar members
-    └──────────── helper thread ───────────────┘ └─────── caller's thread ──────┘
+    blob ─► verify (digest, size) ─► decompress ─┊─► hash (diff ID) ─┊─► tar members
+    └──────────── thread 1 ────────────────────┘  └──── thread 2 ───┘  └─ caller ─┘
 
 :func:`open_layer` builds it and returns a :class:`LayerStream`; ``members()`` yields the
 tar headers, ``data(member)`` a member's bytes, ``finish(diff_id)`` reads what the tar
@@ -114,14 +114,17 @@ class LayerStream:
                  diff_id_algorithm: str, compression: str, source: str, warn: Callable[[str], None]) -> None:
         self._blob, self._counted = blob, counted
         self.compression, self.source, self._warn = compression, source, warn
-        # Two threads share the work: the helper reads the blob, hashes it (its digest)
-        # and inflates it; this thread hashes the tar stream (the diff ID) as it reads
-        # it, then parses and writes. sha256 and inflate both release the GIL, so on
-        # two cores the diff ID's hashing runs beside the next chunk's inflating
-        # instead of after it in the helper (BENCHMARKS.md "Unpack").
-        self._prefetch = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read")
-        self._hashing = HashingReader(self._prefetch, diff_id_algorithm)
-        self._tar_stream = io.BufferedReader(self._hashing, CHUNK)  # type: ignore[arg-type]
+        # Three threads share the work, each a stage of the pipeline with a bounded queue
+        # (8 chunks of 1 MiB) between them: one reads the blob, hashes it (its digest) and
+        # inflates it; one hashes the tar stream (the diff ID); the caller's thread parses
+        # the tar and writes the files. sha256, inflate and the writes all release the
+        # GIL, so the kernel spreads the stages over the cores; with the diff ID hashed by
+        # the first stage, or by the writer, that thread was the critical path
+        # (BENCHMARKS.md "Unpack").
+        self._inflated = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read")
+        self._hashing = HashingReader(self._inflated, diff_id_algorithm)
+        self._prefetch = ReadAhead(self._hashing, name="ocilearn-layer-hash")
+        self._tar_stream = io.BufferedReader(self._prefetch, CHUNK)  # type: ignore[arg-type]
         self._tarfile: tarfile.TarFile | None = None
 
     def __enter__(self) -> "LayerStream":
@@ -131,8 +134,9 @@ class LayerStream:
         self.close()
 
     def close(self) -> None:
-        """Stop the read-ahead thread (the blob stream stays the caller's)."""
+        """Stop the pipeline's threads (the blob stream stays the caller's)."""
         self._prefetch.close()
+        self._inflated.close()
 
     @property
     def blob_bytes(self) -> int:
