@@ -100,3 +100,72 @@ def test_pivot_root_check_stops_a_function_that_never_returns(monkeypatch):
     assert time.monotonic() - t0 < 10
     assert (res.ok, res.done) == (False, True), res
     assert "did not return within 1 s" in str(res)
+
+
+def _chroot_only(rootfs):
+    import os
+
+    os.chroot(rootfs)
+    os.chdir("/")
+
+
+def _bind_and_chroot(rootfs):
+    import os
+
+    from ocilearn.core import syscalls as sc
+
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    os.chroot(rootfs)
+    os.chdir("/")
+
+
+def _pivot_without_detach(rootfs):
+    import os
+
+    from ocilearn.core import syscalls as sc
+
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    os.chdir(rootfs)
+    sc.pivot_root(".", ".")
+    os.chdir("/")
+
+
+@pytest.mark.parametrize("answer,hint", [
+    (_chroot_only, "only as this process's root: chdir('..') from outside it climbs back"),
+    (_bind_and_chroot, "only as this process's root: chdir('..') from outside it climbs back"),
+    (_pivot_without_detach, "2 mounts are stacked on '/'"),
+], ids=["chroot", "bind+chroot", "pivot_root without detach"])
+def test_pivot_root_check_refuses_near_misses(answer, hint):
+    """A root that only this process sees (chroot), or a pivot_root that leaves the old root
+    attached, shows the rootfs at '/' too: the check climbs out of a chroot with '..' and
+    counts the mounts stacked on '/' in /proc/self/mountinfo, and answers 'not quite'."""
+    res = ex.check_pivot_root(answer)
+    assert (res.ok, res.done) == (False, True), res.text
+    assert res.text.startswith("not quite:") and hint in res.text, res.text
+
+
+def test_pivot_root_check_as_an_ordinary_user(sol, unpriv_user):
+    """As an ordinary user (the check makes a user namespace first) the solution passes and
+    the chroot near miss is refused, as for root."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, as_user
+
+    code = (
+        "import re, sys\n"
+        f"sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+        "from ocilearn.course import exercises as ex\n"
+        "import test_course_exercises as t\n"
+        "ns = {}\n"
+        "for block in re.findall(r'```python\\n(.*?)```', t.SOLUTIONS.read_text(), re.S):\n"
+        "    exec(block, ns)\n"
+        "print(ex.check_pivot_root(ns['pivot_into']).text)\n"
+        "print(ex.check_pivot_root(t._chroot_only).text)\n"
+    )
+    p = as_user(unpriv_user, [sys.executable, "-c", code], env={"PYTHONPATH": str(REPO)}, cwd="/")
+    assert p.returncode == 0, p.stderr
+    good, chroot = p.stdout.splitlines()
+    assert good.startswith("correct:"), p.stdout
+    assert chroot.startswith("not quite:") and "climbs back" in chroot, p.stdout
+    assert subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0"

@@ -255,6 +255,7 @@ def _child(fn: Callable[[str], None], rootfs: str, w: int) -> None:
         else:
             sc.unshare(sc.CLONE_NEWNS)
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+        proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY)  # the new root has no /proc mounted
         try:
             fn(rootfs)
         except NotImplementedError:
@@ -266,7 +267,22 @@ def _child(fn: Callable[[str], None], rootfs: str, w: int) -> None:
         names = sorted(os.listdir("/"))
         cwd = os.getcwd()
         marker = os.path.exists("/ocilearn-exercise-marker")
-        say(f"OK {cwd}|{','.join(names)}|{marker}")
+        # mounts whose mount point is "/": one (the rootfs) after pivot_root and a detach
+        # of the old root; two when the old root is still stacked on it (pivot_root(".", ".")
+        # without umount2(".", MNT_DETACH))
+        with open("self/mountinfo", opener=lambda path, flags: os.open(path, flags, dir_fd=proc)) as f:
+            at_root = sum(1 for line in f.read().splitlines() if line.split()[4] == "/")
+        # the chroot(2) escape: chroot into a subdirectory while the working directory
+        # stays outside it, climb with "..", chroot there. From a process root set by
+        # chroot alone that climb reaches the mount namespace's own root, the host's;
+        # after pivot_root the namespace's root is the rootfs and ".." ends there.
+        os.chdir("/")
+        os.chroot("/bin")
+        for _ in range(64):
+            os.chdir("..")
+        os.chroot(".")
+        escaped = not os.path.exists("/ocilearn-exercise-marker")
+        say(f"OK {cwd}|{','.join(names)}|{marker}|{at_root}|{escaped}")
     except Exception as e:  # noqa: BLE001
         say("SETUP " + str(e))
 
@@ -281,8 +297,12 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
     detach the old root and remove its mount point, ``chdir("/")`` (pivot_root(2)).
 
     ``fn`` runs in a forked child in a fresh mount namespace (and a user namespace when not
-    root), so the learner's process and the host are untouched. The check then lists ``/``
-    as the child sees it: it must be exactly the rootfs (no old root left behind).
+    root), so the learner's process and the host are untouched. The check then looks at
+    ``/`` as the child sees it: it must list exactly the rootfs (no old root left behind),
+    only one mount may sit on ``/`` in ``/proc/self/mountinfo`` (not the old root stacked
+    above it), and the chroot(2) escape — chroot into a subdirectory, climb with ``..``
+    from outside it — must still end in the rootfs (a chroot alone ends in the host's
+    ``/``).
     """
     with tempfile.TemporaryDirectory(prefix="ocilearn-exercise-") as tmp:
         rootfs = Path(tmp, "rootfs")
@@ -328,10 +348,18 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
                                    "of new_root and put_old before the call")
     if not out.startswith("OK "):
         return Result(False, True, f"not quite: the child reported nothing ({out!r})")
-    cwd, names, marker = out[3:].split("|")
+    cwd, names, marker, at_root, escaped = out[3:].split("|")
     names = sorted(n for n in names.split(",") if n)
     if marker != "True":
         return Result(False, True, "not quite: after your function '/' is still the old root (pivot_root(2))")
+    if int(at_root) > 1:
+        return Result(False, True, f"not quite: {at_root} mounts are stacked on '/' (/proc/self/mountinfo): the old root "
+                                   "is still attached above the new one, and ../.. of any path can reach it through "
+                                   "its mounts — what does pivot_root(2) say to do with it afterwards?")
+    if escaped == "True":
+        return Result(False, True, "not quite: '/' shows the rootfs, but only as this process's root: chdir('..') from "
+                                   "outside it climbs back to the host's / (chroot(2), NOTES). What changes the root of "
+                                   "the whole mount namespace?")
     if names != want:
         extra = sorted(set(names) - set(want))
         return Result(False, True, f"not quite: '/' also holds {extra} — what must happen to the old root after pivot_root? (pivot_root(2), NOTES)")
