@@ -50,7 +50,33 @@ def ctx(tmp_path_factory) -> dict:
     spec = unpack(src, work / "bundle").config  # the bundles notebook 03 writes
     rootless = unpack(src, work / "bundle-rootless", rootless=True).config
     return {"report": course.check(), "image": image, "image_config": image_config, "spec": spec,
-            "rootless": rootless, "diff_ids": [str(d) for d in image_config.diff_ids]}
+            "rootless": rootless, "diff_ids": [str(d) for d in image_config.diff_ids],
+            "runs": _exercise_3_runs(work)}
+
+
+def _exercise_3_runs(work: Path) -> dict:
+    """Exercise 04.3 done for real, the way notebook 04's oc() does it (`ocilearn --root
+    STATE run --bundle BUNDLE ex3`), on its own bundle each: the right answer (hostname
+    exercise-3, the program `hostname`), a run that echoes the text with another hostname,
+    and a run that prints the unchanged hostname."""
+    import json
+    import shutil
+
+    from test_runtime_helpers import OCILEARN
+
+    runs = {}
+    for name, hostname, args in (("right", "exercise-3", ["hostname"]), ("echo", "other", ["echo", "exercise-3"]),
+                                 ("unchanged", None, ["hostname"])):
+        bundle = work / f"ex3-{name}"
+        shutil.copytree(work / "bundle", bundle, symlinks=True)
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"].update(args=args, terminal=False)
+        if hostname is not None:
+            cfg["hostname"] = hostname
+        (bundle / "config.json").write_text(json.dumps(cfg))
+        runs[name] = subprocess.run([OCILEARN, "--root", str(work / "state"), "run", "--bundle", str(bundle), "ex3"],
+                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return runs
 
 
 def _cases(c: dict) -> list[tuple[str, dict, object, object]]:
@@ -75,8 +101,7 @@ def _cases(c: dict) -> list[tuple[str, dict, object, object]]:
         ("03.3", {"config": c["rootless"]}, os.geteuid(), os.geteuid() + 1),
         ("04.1", {}, 1, os.getpid()),
         ("04.2", {}, "uts", "net"),
-        ("04.3", {}, subprocess.CompletedProcess(["run"], 0, "exercise-3\n", ""),
-         subprocess.CompletedProcess(["run"], 0, "localhost\n", "")),
+        ("04.3", {}, c["runs"]["right"], c["runs"]["unchanged"]),
     ]
 
 
@@ -134,6 +159,18 @@ def test_04_probes_measure_the_kernel():
 def test_04_3_failed_run_shows_the_error():
     r = quiz.check("04.3", subprocess.CompletedProcess(["run"], 1, "", "config.json: no such file\n"))
     assert r.text == "not quite: the run failed (exit status 1): config.json: no such file"
+
+
+def test_04_3_the_container_must_find_its_name_itself(ctx):
+    """Real runs: exercise-3 printed by `hostname` in a container named exercise-3 is right;
+    the same text echoed by a container named otherwise is not, nor an unchanged hostname."""
+    runs = ctx["runs"]
+    assert runs["right"].stdout == "exercise-3\n" and runs["echo"].stdout == "exercise-3\n", runs
+    assert runs["unchanged"].returncode == 0 and runs["unchanged"].stdout.strip() != "exercise-3"
+    r = quiz.check("04.3", runs["echo"])
+    assert (r.ok, r.done) == (False, True) and "config.json's hostname is 'other'" in r.text, r.text
+    r = quiz.check("04.3", subprocess.CompletedProcess(["ocilearn", "run", "x"], 0, "exercise-3\n", ""))
+    assert (r.ok, r.done) == (False, True) and "names no bundle" in r.text, r.text
 
 
 def test_unknown_question_is_the_notebooks_mistake():

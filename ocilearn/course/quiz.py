@@ -24,6 +24,7 @@ import io
 import os
 import subprocess
 import tarfile
+from pathlib import Path
 from typing import Any, Callable
 
 from .exercises import Result
@@ -376,19 +377,50 @@ def _q04_2(answer) -> Result:
     return _no(f"/proc/self/ns/{name} is the {name} namespace — namespaces(7) says what it isolates; the hostname is elsewhere")
 
 
+def _bundle_of(args) -> str | None:
+    """The ``--bundle``/``-b`` value of a runtime command line (a list of words), or None."""
+    if not isinstance(args, list | tuple):
+        return None
+    words = [str(a) for a in args]
+    for i, word in enumerate(words):
+        if word in ("--bundle", "-b") and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--bundle="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def _q04_3(answer) -> Result:
-    """A container run whose process printed the hostname exercise-3 (runtime-spec "Hostname")."""
+    """A container run whose process printed the hostname exercise-3 (runtime-spec config.md
+    "Hostname"): the run succeeded, printed exactly that, the bundle's config.json names it,
+    and the program did not carry the text itself (it printed what its UTS namespace says)."""
+    import json
+
     if answer is None:
         return _unanswered("runtime-spec config.md: one key names the hostname, another the program; section 2.1 uses both")
     if not isinstance(answer, subprocess.CompletedProcess):
         return _no("put the object that oc('run', …) returns into ANSWER_3, not its text")
     out = (answer.stdout or "").strip() if isinstance(answer.stdout, str) else ""
-    if answer.returncode == 0 and out == "exercise-3":
-        return _ok("the container printed exercise-3 — a UTS namespace of its own, named by config.json's hostname")
     if answer.returncode != 0:
         said = (str(answer.stderr or "").strip() or out or "(no output)")[-200:]
         return _no(f"the run failed (exit status {answer.returncode}): {said}")
-    return _no(f"it printed {out!r} — the hostname must be exercise-3 and the program must print it")
+    if out != "exercise-3":
+        return _no(f"it printed {out!r} — the hostname must be exercise-3 and the program must print it")
+    bundle = _bundle_of(answer.args)
+    if bundle is None:
+        return _no("ANSWER_3 must be what oc('run', '--bundle', …) returned: its command line names no bundle")
+    try:
+        config = json.loads((Path(bundle) / "config.json").read_text())
+        hostname, args = config.get("hostname"), config.get("process", {}).get("args") or []
+    except (OSError, ValueError, AttributeError) as e:
+        return _no(f"cannot read {bundle}/config.json to see what ran: {e}")
+    if hostname != "exercise-3":
+        return _no(f"it printed exercise-3, but config.json's hostname is {hostname!r}: the container must be "
+                   "named exercise-3 and find that name itself")
+    if any("exercise-3" in str(a) for a in args):
+        return _no("the program carries the text exercise-3 in its own arguments: it must print the hostname the "
+                   "container got, not a word it was given")
+    return _ok("the container printed exercise-3 — a UTS namespace of its own, named by config.json's hostname")
 
 
 QUESTIONS: dict[str, Callable[..., Result]] = {
