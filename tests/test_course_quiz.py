@@ -83,7 +83,7 @@ def _cases(c: dict) -> list[tuple[str, dict, object, object]]:
     """(question, context, right answer, wrong answer) — right answers from real input."""
     cfg = c["image_config"].config
     default = list(cfg.entrypoint or []) + list(cfg.cmd or [])
-    ids = c["diff_ids"] + ["sha256:" + "ab" * 32]  # a second layer, as the edited image of notebook 02 has
+    ids = c["diff_ids"] + ["sha256:" + "ab" * 32]  # one more layer on top, as the edited image of notebook 02 has
     n_tools = sum(1 for t in course.REFERENCE_TOOLS if c["report"].tools.get(t))
     cfg_digest = str(c["image"].manifest.config.digest)
     size = c["image"].descriptor.size + c["image"].manifest.config.size + sum(d.size for d in c["image"].manifest.layers)
@@ -94,7 +94,7 @@ def _cases(c: dict) -> list[tuple[str, dict, object, object]]:
         ("01.1", {"image": c["image"]}, cfg_digest, "sha256:" + "0" * 64),
         ("01.2", {"image": c["image"]}, size, size - 1),
         ("02.1", {}, "etc/.wh.passwd", "etc/passwd"),
-        ("02.2", {"diff_ids": ids}, str(chain_ids(ids[:2])[-1]), ids[1]),
+        ("02.2", {"diff_ids": ids}, str(chain_ids(ids)[-1]), str(chain_ids(ids)[-2])),
         ("02.3", {}, "digest", "diff ID"),
         ("03.1", {"config": c["spec"]}, list(c["spec"]["process"]["args"]), ["ls"]),
         ("03.2", {"image_config": c["image_config"]}, convert.process_args(cfg, ["ls", "-l"]), ["ls", "-l"]),
@@ -171,6 +171,13 @@ def test_04_3_the_container_must_find_its_name_itself(ctx):
     assert (r.ok, r.done) == (False, True) and "config.json's hostname is 'other'" in r.text, r.text
     r = quiz.check("04.3", subprocess.CompletedProcess(["ocilearn", "run", "x"], 0, "exercise-3\n", ""))
     assert (r.ok, r.done) == (False, True) and "names no bundle" in r.text, r.text
+
+
+def test_02_2_the_chain_of_the_lower_layers_is_named_as_such(ctx):
+    ids = ctx["diff_ids"] + ["sha256:" + "ab" * 32]
+    two = str(chain_ids(ids)[-2])
+    r = quiz.check("02.2", two, diff_ids=ids)
+    assert r.text == f"not quite: that is the chain ID of the bottom 2 layer(s) only — the image has {len(ids)}"
 
 
 def test_unknown_question_is_the_notebooks_mistake():

@@ -183,20 +183,23 @@ def _q02_1(answer) -> Result:
 
 
 def _q02_2(answer, *, diff_ids) -> Result:
-    """The chain ID of the first two layers of the edited image (config.md "Layer ChainID")."""
+    """The chain ID of the whole edited image, all its layers (config.md "Layer ChainID")."""
     from ..image.model import chain_ids
 
     ids = [str(d) for d in diff_ids]
-    want = str(chain_ids(ids[:2])[-1])
+    chains = [str(c) for c in chain_ids(ids)]
+    want = chains[-1]
     if answer is None:
         return _unanswered("section 5 computes chain IDs; image-spec config.md 'Layer ChainID' gives the rule")
     if not isinstance(answer, str):
         return _no(f"write the chain ID as a string 'sha256:…' — you gave {answer!r}")
     got = answer.strip()
     if got == want:
-        return _ok("the chain ID of the two bottom layers")
+        return _ok(f"the chain ID of all {len(ids)} layers: the name of the rootfs they make together")
     if got == want.partition(":")[2]:
         return _no("that is the hex part alone — prefix the algorithm")
+    if got in chains[:-1]:
+        return _no(f"that is the chain ID of the bottom {chains.index(got) + 1} layer(s) only — the image has {len(ids)}")
     if got in ids:
         return _no("that is a diff ID; a chain ID also covers every layer below it")
     return _no("follow the rule of section 5 exactly: what text is hashed, and with which separator?")
