@@ -79,6 +79,7 @@ EXPECT: dict[str, Expect] = {
         widget_markers=(r"&quot;architecture&quot;: &quot;amd64&quot;", r"mediaType&quot;: &quot;application/vnd\.oci\.image\.config\.v1\+json"),
         registry_markers=(r"refs: course",),
         rootless_markers=(r"course path: rootless",),
+        svg=True,  # the concept map, drawn by course.concept_map()
         screenshot_focus="table.ocilearn-course-checks",
     ),
     "01": Expect(
@@ -320,6 +321,17 @@ def test_every_notebook_pair_is_in_sync():
             assert x == y, f"{md.name} and {ipynb.name} differ at cell {i}: run `jupytext --sync {md}`"
         assert len(a) == len(b), f"{md.name} has {len(a)} cells, {ipynb.name} {len(b)}: run `jupytext --sync {md}`"
         assert text.metadata.get("kernelspec", {}).get("name") == "python3", f"{md.name}: kernelspec must be python3"
+
+
+def test_no_link_leaves_the_served_directory():
+    """`make lab` serves notebooks/ only (--notebook-dir), so a Markdown link or image to
+    ../something is a 404 in JupyterLab ("outside root contents directory"): notebooks show
+    such things with a library call instead (course.concept_map())."""
+    import re
+
+    for md in sorted(NOTEBOOK_DIR.glob("[0-9]*.md")):
+        outside = re.findall(r"\]\((\.\./[^)]*|/[^)]*)\)", md.read_text())
+        assert not outside, f"{md.name} links outside notebooks/: {outside}"
 
 
 def test_jupyterlab_lists_each_notebook_once(tmp_path):

@@ -307,6 +307,38 @@ def check() -> Report:
     return Report(root=root, mode=mode, cgroup=cg, tools=tools, checks=checks, parts=parts)
 
 
+@dataclass(frozen=True)
+class ConceptMap:
+    """The course's concept map drawn as SVG; Jupyter displays it inline (``_repr_svg_``),
+    whatever directory the server was started in."""
+
+    svg: str
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+
+def concept_map() -> ConceptMap:
+    """The course on one page — registry → image index → manifest → image config + layers →
+    bundle → container, with the article's tool and ocilearn's command at each arrow —
+    drawn by graphviz's ``dot`` from ``ocilearn/data/concept-map.dot`` (package data, so it
+    works in any install). Returns a :class:`ConceptMap`.
+
+    Raises: OcilearnError when graphviz's ``dot`` program is missing (Debian package
+    ``graphviz``)."""
+    from importlib.resources import files
+
+    import graphviz
+
+    from ..core.errors import OcilearnError
+
+    source = graphviz.Source(files("ocilearn").joinpath("data", "concept-map.dot").read_text())
+    try:
+        return ConceptMap(source.pipe(format="svg", encoding="utf-8"))
+    except graphviz.ExecutableNotFound as e:
+        raise OcilearnError("the concept map needs graphviz's dot program: apt install graphviz") from e
+
+
 def outline() -> str:
     """The course outline as Markdown (used by notebook 00 and the README)."""
     lines = ["| notebook | title | you will learn |", "|---|---|---|"]
