@@ -99,7 +99,7 @@ def check_blob_digest(fn: Callable[[bytes, str], bool], blob: bytes | None = Non
             return stop
         if got is not want:
             return Result(False, True, f"not quite: for {what} your function returned {got!r}; "
-                                       "a digest names an algorithm and the hex of a hash (descriptor.md 'Digests', notebook 01 section 3)")
+                                       "a digest names an algorithm and the hex of a hash (descriptor.md 'Digests', notebook 01 section 5)")
     return Result(True, True, "correct: your check agrees with ocilearn.image.digest.verify_bytes on 4 blobs")
 
 

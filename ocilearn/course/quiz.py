@@ -137,7 +137,7 @@ def _q01_1(answer, *, image) -> Result:
     if got == want:
         return _ok("the file name and the content agree")
     if got == want.partition(":")[2]:
-        return _no("that is the hex part alone — a digest names its algorithm too (section 3)")
+        return _no("that is the hex part alone — a digest names its algorithm too (section 5)")
     return _no("hash the bytes of the config blob (blobs/<algorithm>/<hex>) and write the result as a digest")
 
 
@@ -349,7 +349,7 @@ def _q04_1(answer) -> Result:
     from ..core import syscalls as sc
 
     if answer is None:
-        return _unanswered("section 2.2 does exactly this and prints what the child sees ('my pid: …')")
+        return _unanswered("pid_namespaces(7): which process of a new PID namespace is special, and what is it called?")
     n, bad = _as_int(answer, "a PID", "ANSWER_1")
     if bad:
         return bad
