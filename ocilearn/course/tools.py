@@ -144,9 +144,12 @@ def _edit_config(bundle: str | os.PathLike, edit: Callable[[dict], object]) -> N
 
 
 def article_edits(bundle: str | os.PathLike, args: list[str]) -> dict:
-    """The article's two edits of ``BUNDLE/config.json``: ``process.terminal`` → false (a
-    container that runc detaches has no terminal to attach to) and ``process.args`` → the
-    command to run. Returns ``{"terminal": (old, new), "args": (old, new)}``.
+    """The article's first edit of ``BUNDLE/config.json``, ``process.terminal`` → false (a
+    container that runc detaches has no terminal to attach to), with the course's own
+    change of ``process.args`` to a command that stays up for ``exec`` (busybox's own
+    command exits at once; the article's keycloak server stays up by itself). The second
+    edit, for a rootless bundle, is :func:`map_user_to_root`.
+    Returns ``{"terminal": (old, new), "args": (old, new)}``.
     Raises FileNotFoundError when the bundle has no config.json."""
     before: dict = {}
 
@@ -160,9 +163,9 @@ def article_edits(bundle: str | os.PathLike, args: list[str]) -> dict:
 
 
 def map_user_to_root(bundle: str | os.PathLike) -> tuple[dict, dict]:
-    """Set ``process.user`` of ``BUNDLE/config.json`` to uid 0, gid 0 — the only IDs a
-    rootless bundle's user namespace maps (runtime-spec config-linux.md, "User namespace
-    mappings"). Returns (old user, new user)."""
+    """The article's second edit: ``process.user`` of ``BUNDLE/config.json`` → uid 0,
+    gid 0, the only IDs a rootless bundle's user namespace maps (runtime-spec
+    config-linux.md, "User namespace mappings"). Returns (old user, new user)."""
     old: dict = {}
     new = {"uid": 0, "gid": 0}
 
@@ -215,7 +218,10 @@ def runc_article_sequence(bundle: str | os.PathLike, name: str = "article",
     1. ``runc create`` with the bundle as umoci wrote it (``terminal: true``) — fails with
        runc's own error, ``cannot allocate tty if runc will detach without setting
        console socket``;
-    2. the two edits (:func:`article_edits`), then ``runc create`` again — succeeds;
+    2. edit 1, ``terminal`` → false, with a command that stays up (:func:`article_edits`),
+       then ``runc create`` again — succeeds as root; a rootless bundle then meets runc's
+       ``cannot set uid to unmapped user in user namespace``, and edit 2
+       (:func:`map_user_to_root`) before a third ``runc create`` — succeeds;
     3. ``runc list`` (status ``created``), ``runc start``, ``runc exec NAME ps``
        (or ``hostname``), ``runc list`` (status ``running``);
     4. ``runc delete --force`` and the state directory removed.
@@ -234,15 +240,15 @@ def runc_article_sequence(bundle: str | os.PathLike, name: str = "article",
                         note="as umoci wrote it: process.terminal is true"))
         edits = article_edits(bundle, args)
         out.append(runc("create", "--bundle", str(bundle), name,
-                        note=f"after the two edits: terminal {edits['terminal'][0]} → false, "
-                             f"args {edits['args'][0]} → {args}"))
+                        note=f"after edit 1: terminal {edits['terminal'][0]} → false (and args "
+                             f"{edits['args'][0]} → {args}, a command that stays up for exec)"))
         if out[-1].returncode != 0 and "unmapped user" in out[-1].output:
             # umoci's rootless bundle maps one ID (yours) to 0 in the user namespace
             # (config.json linux.uidMappings); the image config's User is another ID,
             # which has no mapping. Run as the mapped root instead.
             user = map_user_to_root(bundle)
             out.append(runc("create", "--bundle", str(bundle), name,
-                            note=f"after process.user {user[0]} → uid 0, gid 0 (the one mapped ID)"))
+                            note=f"after edit 2: process.user {user[0]} → uid 0, gid 0 (the one mapped ID)"))
         out.append(runc("list"))
         out.append(runc("start", name))
         out.append(runc("exec", name, "hostname"))
