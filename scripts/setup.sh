@@ -76,8 +76,11 @@ extras=lab
 [[ $target == test ]] && extras=lab,test
 # keyed on bin/ocilearn too: the install copies that script into .venv/bin (an editable
 # install as well), so a change to it needs a reinstall
-stamp=.venv/.ocilearn-$extras-compat-$(cat pyproject.toml bin/ocilearn | sha256sum | cut -c1-16)
-if [[ ! -f $stamp ]]; then
+key=$(cat pyproject.toml bin/ocilearn | sha256sum | cut -c1-16)
+stamp=.venv/.ocilearn-$extras-compat-$key
+# an install with the test extras has the lab ones too: `make lab` after `make test`
+# needs nothing more
+if [[ ! -f $stamp && ! -f .venv/.ocilearn-lab,test-compat-$key ]]; then
   echo "setup: installing ocilearn[$extras] into .venv" >&2
   # editable_mode=compat: the install is one line in a .pth naming this checkout, which
   # `site` adds to sys.path for free; setuptools' default editable finder is a module that
@@ -85,6 +88,7 @@ if [[ ! -f $stamp ]]; then
   # `ocilearn` command, the runtime under podman or containerd included (BENCHMARKS "Run")
   .venv/bin/pip install -q --disable-pip-version-check -e ".[$extras]" --config-settings editable_mode=compat \
     2> >(grep -v "is ignored: it is neither" >&2)
+  rm -f .venv/.ocilearn-*-compat-*  # the stamps of earlier installs
   touch "$stamp"
 fi
 # Bytecode for ocilearn itself (an editable install is not compiled by pip): with
