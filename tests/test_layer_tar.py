@@ -435,3 +435,25 @@ def test_a_layer_that_fails_midway_leaves_no_pipeline_thread(tmp_path):
                     pass
             layer.finish()
     assert _wait_no_pipeline_threads() == []
+
+
+def test_pipeline_helpers_run_at_a_lower_priority():
+    """The two helper stages run at nice +5 relative to the caller (read from
+    /proc/self/task/TID/stat, field 19), so a writer of many small files keeps its core."""
+    import threading
+
+    from ocilearn.layer.tar import open_layer
+
+    def nice_of(tid: int) -> int:
+        stat = open(f"/proc/self/task/{tid}/stat").read()
+        return int(stat.rpartition(")")[2].split()[16])  # field 19; fields 3.. follow the ")"
+
+    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))
+    with open_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP) as layer:
+        assert next(layer.members()).name == "f0"
+        helpers = {t.name: t.native_id for t in threading.enumerate() if t.name.startswith("ocilearn-layer-")}
+        assert sorted(helpers) == ["ocilearn-layer-hash", "ocilearn-layer-read"]
+        mine = nice_of(threading.get_native_id())
+        assert {name: nice_of(tid) - mine for name, tid in helpers.items()} == {
+            "ocilearn-layer-hash": 5, "ocilearn-layer-read": 5}
+    assert _wait_no_pipeline_threads() == []

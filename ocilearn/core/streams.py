@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import io
+import os
 import queue
 import threading
 import zlib
@@ -258,14 +259,17 @@ class ReadAhead(ByteReader):
     recording). An exception in the thread is re-raised in the reader; ``wrap_error`` may
     turn an unexpected one (a zlib or zstd error) into a library error first.
     ``close()`` stops the thread, and closes ``source`` when ``close_source`` is true.
+    ``nice`` > 0 lowers the thread's scheduling priority by that much (nice(7)), so that
+    when the cores are contended the reader — the critical path when it is slow, as a
+    writer of many small files is — runs first, and the helper takes the idle time.
     """
 
     _END = object()
 
     def __init__(self, source, depth: int = 8, *, wrap_error: Callable[[Exception], Exception] | None = None,
-                 close_source: bool = False, name: str = "ocilearn-read-ahead") -> None:
+                 close_source: bool = False, name: str = "ocilearn-read-ahead", nice: int = 0) -> None:
         super().__init__()
-        self._source, self._wrap, self._close_source = source, wrap_error, close_source
+        self._source, self._wrap, self._close_source, self._nice = source, wrap_error, close_source, nice
         self._q: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._buf = b""
@@ -285,6 +289,12 @@ class ReadAhead(ByteReader):
         return False
 
     def _run(self) -> None:
+        if self._nice:  # this thread only: on Linux a TID is a valid PRIO_PROCESS target (setpriority(2))
+            try:
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self._nice)
+            except OSError:
+                pass  # a lower priority is only a scheduling hint
         try:
             while not self._stop.is_set():
                 chunk = self._source.read(CHUNK)

@@ -119,11 +119,13 @@ class LayerStream:
         # inflates it; one hashes the tar stream (the diff ID); the caller's thread parses
         # the tar and writes the files. sha256, inflate and the writes all release the
         # GIL, so the kernel spreads the stages over the cores; with the diff ID hashed by
-        # the first stage, or by the writer, that thread was the critical path
+        # the first stage, or by the writer, that thread was the critical path for large
+        # files. For many small files the writer is the critical path: the two helpers
+        # run at a lower priority (nice +5) so that they do not take its core
         # (BENCHMARKS.md "Unpack").
-        self._inflated = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read")
+        self._inflated = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read", nice=5)
         self._hashing = HashingReader(self._inflated, diff_id_algorithm)
-        self._prefetch = ReadAhead(self._hashing, name="ocilearn-layer-hash")
+        self._prefetch = ReadAhead(self._hashing, name="ocilearn-layer-hash", nice=5)
         self._tar_stream = io.BufferedReader(self._prefetch, CHUNK)  # type: ignore[arg-type]
         self._tarfile: tarfile.TarFile | None = None
 
