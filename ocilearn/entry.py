@@ -9,12 +9,16 @@ to the click CLI in :mod:`ocilearn.cli`.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def entry() -> None:
     """Console-script target."""
     from .runtime.launch import COMMANDS, command_of, start  # no click on the runtime path
+
+    if sys.stderr is None:  # started with fd 2 closed: print(file=sys.stderr) would fall back to
+        sys.stderr = open(os.devnull, "w")  # stdout and mix messages into it (a digest, a state)
 
     if command_of(sys.argv[1:]) in COMMANDS:
         start()

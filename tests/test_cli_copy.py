@@ -125,3 +125,19 @@ def test_usage_errors_and_help_are_clicks(tmp_path):
     p = oc("copy", "--help")
     assert p.returncode == 0 and "Usage: ocilearn copy [OPTIONS] SRC DST" in p.stdout and "--blob-stall SECONDS" in p.stdout
     assert not (tmp_path / "d").exists()
+
+
+def test_copy_with_stderr_closed_keeps_stdout_to_the_digest(tmp_path):
+    """With fd 2 closed (`2>&-`) Python has no sys.stderr and print(file=sys.stderr) would
+    write to stdout: the summary and error lines go nowhere instead, stdout holds only what
+    it always holds (the digest), and the exit status still tells."""
+    import shlex
+
+    src = f"oci:{REPO / 'ocilearn/data/images/busybox'}:latest"
+    cmd = f"{shlex.quote(str(REPO / '.venv/bin/ocilearn'))} copy {shlex.quote(src)} {shlex.quote(f'oci:{tmp_path}/a:latest')} 2>&-"
+    p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True)
+    assert p.returncode == 0
+    assert p.stdout.splitlines() == [json.loads((tmp_path / "a/index.json").read_text())["manifests"][0]["digest"]]
+    bad = f"{shlex.quote(str(REPO / '.venv/bin/ocilearn'))} copy oci:{shlex.quote(str(tmp_path / 'missing'))}:x oci:{shlex.quote(str(tmp_path / 'b'))}:x 2>&-"
+    p = subprocess.run(["sh", "-c", bad], capture_output=True, text=True)
+    assert (p.returncode, p.stdout) == (1, "")

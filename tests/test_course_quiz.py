@@ -201,3 +201,10 @@ def test_solutions_key_lists_every_question():
     key = (ROOT / "docs" / "instructors" / "solutions.md").read_text()
     for q in quiz.QUESTIONS:
         assert f"`{q}`" in key, q
+
+
+def test_04_3_a_fifo_for_config_json_is_an_answer_not_a_hang(tmp_path):
+    os.mkfifo(tmp_path / "config.json")
+    run = subprocess.CompletedProcess(["ocilearn", "run", "--bundle", str(tmp_path), "ex3"], 0, "exercise-3\n", "")
+    r = quiz.check("04.3", run)
+    assert r.text == f"not quite: {tmp_path}/config.json is not a regular file"

@@ -457,3 +457,52 @@ def test_pipeline_helpers_run_at_a_lower_priority():
         assert {name: nice_of(tid) - mine for name, tid in helpers.items()} == {
             "ocilearn-layer-hash": 5, "ocilearn-layer-read": 5}
     assert _wait_no_pipeline_threads() == []
+
+
+def test_an_interrupt_while_the_pipeline_starts_leaves_no_thread(monkeypatch):
+    """A KeyboardInterrupt after the first stage started and before open_layer() returned
+    (Ctrl-C in a notebook) stops that stage: nothing is left holding the blob and its queue."""
+    from ocilearn.layer import tar
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tar, "HashingReader", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tar.open_layer(io.BytesIO(gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))), mt.OCI_LAYER_GZIP)
+    assert _wait_no_pipeline_threads() == []
+
+
+def test_an_interrupt_in_the_first_stage_reaches_the_reader():
+    """A progress callback that raises KeyboardInterrupt runs in the first stage's thread: the
+    reader gets the KeyboardInterrupt instead of waiting forever for the stage's end."""
+    from ocilearn.layer.tar import open_layer
+
+    calls = []
+
+    def progress(n):
+        calls.append(n)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))
+    with pytest.raises(KeyboardInterrupt):
+        with open_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP, progress=progress) as layer:
+            for m in layer.members():
+                for _ in layer.data(m):
+                    pass
+    assert _wait_no_pipeline_threads() == []
+
+
+def test_a_layer_dropped_without_close_ends_its_threads():
+    """A LayerStream that nobody closes (an interrupt between open_layer() and `with`) stops
+    its stages when it is garbage collected."""
+    import gc
+
+    from ocilearn.layer.tar import open_layer
+
+    layer = open_layer(io.BytesIO(gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))), mt.OCI_LAYER_GZIP)
+    assert _pipeline_threads() == ["ocilearn-layer-hash", "ocilearn-layer-read"]
+    del layer
+    gc.collect()
+    assert _wait_no_pipeline_threads() == []

@@ -305,6 +305,8 @@ class ReadAhead(ByteReader):
                     return
         except Exception as e:  # handed to the reader
             self._put(self._wrap(e) if self._wrap and not isinstance(e, OcilearnError | OSError) else e)
+        except BaseException as e:  # KeyboardInterrupt or SystemExit raised in a callback here: the
+            self._put(e)            # reader gets it too, instead of waiting for an end that never comes
 
     def _fill(self) -> bool:
         if self._pos < len(self._buf):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import subprocess
 import tarfile
 from pathlib import Path
@@ -413,6 +414,8 @@ def _q04_3(answer) -> Result:
     if bundle is None:
         return _no("ANSWER_3 must be what oc('run', '--bundle', …) returned: its command line names no bundle")
     try:
+        if not stat.S_ISREG(os.stat(Path(bundle) / "config.json").st_mode):  # a FIFO would block the read
+            return _no(f"{bundle}/config.json is not a regular file")
         config = json.loads((Path(bundle) / "config.json").read_text())
         hostname, args = config.get("hostname"), config.get("process", {}).get("args") or []
     except (OSError, ValueError, AttributeError) as e:

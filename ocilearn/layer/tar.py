@@ -52,6 +52,7 @@ from __future__ import annotations
 import io
 import tarfile
 import warnings
+import weakref
 import zlib
 from typing import BinaryIO, Callable, Iterator
 
@@ -123,9 +124,19 @@ class LayerStream:
         # files. For many small files the writer is the critical path: the two helpers
         # run at a lower priority (nice +5) so that they do not take its core
         # (BENCHMARKS.md "Unpack").
-        self._inflated = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read", nice=5)
-        self._hashing = HashingReader(self._inflated, diff_id_algorithm)
-        self._prefetch = ReadAhead(self._hashing, name="ocilearn-layer-hash", nice=5)
+        stages: list[ReadAhead] = []
+        # the stages stop at close(), or when this object is dropped without it (an
+        # interrupt between open_layer() and the caller's `with`)
+        self._stop_stages = weakref.finalize(self, _close_all, stages)
+        try:
+            self._inflated = ReadAhead(decompressed, wrap_error=_decoder_error, name="ocilearn-layer-read", nice=5)
+            stages.append(self._inflated)
+            self._hashing = HashingReader(self._inflated, diff_id_algorithm)
+            self._prefetch = ReadAhead(self._hashing, name="ocilearn-layer-hash", nice=5)
+            stages.append(self._prefetch)
+        except BaseException:  # KeyboardInterrupt while the threads start: stop those already running
+            self._stop_stages()
+            raise
         self._tar_stream = io.BufferedReader(self._prefetch, CHUNK)  # type: ignore[arg-type]
         self._tarfile: tarfile.TarFile | None = None
 
@@ -137,8 +148,7 @@ class LayerStream:
 
     def close(self) -> None:
         """Stop the pipeline's threads (the blob stream stays the caller's)."""
-        self._prefetch.close()
-        self._inflated.close()
+        self._stop_stages()
 
     @property
     def blob_bytes(self) -> int:
@@ -190,6 +200,11 @@ class LayerStream:
         if want is not None and actual != want:
             raise DigestMismatch(want, actual, f"diff ID of {self.source} ({actual.algorithm} of the uncompressed tar, config.md rootfs.diff_ids)")
         return actual, self._hashing.count
+
+
+def _close_all(stages: list[ReadAhead]) -> None:
+    for stage in reversed(stages):  # the last stage first: it reads from the one before
+        stage.close()
 
 
 def _decoder_error(e: Exception) -> Exception:

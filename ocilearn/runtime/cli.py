@@ -315,6 +315,8 @@ def entry(prog: str = "ocilearn") -> None:
     os._exit(2): a runtime command has nothing to clean up at interpreter exit (its
     files are written with os.write or closed), and skipping the interpreter's teardown
     saves a few milliseconds of every ``ocilearn run``."""
+    if sys.stderr is None:  # fd 2 closed: messages must not fall back to stdout
+        sys.stderr = open(os.devnull, "w")
     code = main(prog=prog)
     for f in (sys.stdout, sys.stderr):
         try:
