@@ -66,13 +66,17 @@ def _exercise_3_runs(work: Path) -> dict:
 
     runs = {}
     for name, hostname, args in (("right", "exercise-3", ["hostname"]), ("echo", "other", ["echo", "exercise-3"]),
-                                 ("unchanged", None, ["hostname"])):
+                                 ("unchanged", None, ["hostname"]),
+                                 ("env", "exercise-3", ["/bin/sh", "-c", "echo $H"]),
+                                 ("computed", "exercise-3", ["/bin/sh", "-c", "echo exercise-$((1+2))"])):
         bundle = work / f"ex3-{name}"
         shutil.copytree(work / "bundle", bundle, symlinks=True)
         cfg = json.loads((bundle / "config.json").read_text())
         cfg["process"].update(args=args, terminal=False)
         if hostname is not None:
             cfg["hostname"] = hostname
+        if name == "env":
+            cfg["process"]["env"] = [*cfg["process"].get("env", []), "H=exercise-3"]
         (bundle / "config.json").write_text(json.dumps(cfg))
         runs[name] = subprocess.run([OCILEARN, "--root", str(work / "state"), "run", "--bundle", str(bundle), "ex3"],
                                     capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -171,6 +175,13 @@ def test_04_3_the_container_must_find_its_name_itself(ctx):
     assert (r.ok, r.done) == (False, True) and "config.json's hostname is 'other'" in r.text, r.text
     r = quiz.check("04.3", subprocess.CompletedProcess(["ocilearn", "run", "x"], 0, "exercise-3\n", ""))
     assert (r.ok, r.done) == (False, True) and "names no bundle" in r.text, r.text
+    # the text spelled by the program, not read from the UTS namespace: the check runs the
+    # container again under another hostname and sees the same text
+    for cheat in ("env", "computed"):
+        assert runs[cheat].stdout == "exercise-3\n", runs[cheat]
+        r = quiz.check("04.3", runs[cheat])
+        assert (r.ok, r.done) == (False, True) and "the same container printed 'exercise-3'" in r.text, r.text
+        assert re.search(r"run again with the hostname probe-[0-9a-f]{6}", r.text), r.text
 
 
 def test_02_2_the_chain_of_the_lower_layers_is_named_as_such(ctx):

@@ -426,7 +426,43 @@ def _q04_3(answer) -> Result:
     if any("exercise-3" in str(a) for a in args):
         return _no("the program carries the text exercise-3 in its own arguments: it must print the hostname the "
                    "container got, not a word it was given")
+    probe = _rerun_with_hostname(Path(bundle), config)
+    if probe is not None and probe[1] != probe[0]:
+        return _no(f"run again with the hostname {probe[0]}, the same container printed {probe[1]!r}: the program "
+                   "must print the name its UTS namespace has, not a text that spells exercise-3")
     return _ok("the container printed exercise-3 — a UTS namespace of its own, named by config.json's hostname")
+
+
+def _rerun_with_hostname(bundle: Path, config: dict) -> tuple[str, str] | None:
+    """Run the learner's container once more, as it is but named ``probe-XXXX``: a bundle of
+    its own in a temp directory (that config.json with the new hostname and ``root.path``
+    pointing, read-only, at the learner's rootfs), with this Python's ``ocilearn run``
+    and a state directory of its own, so the learner's bundle and containers are not
+    touched. Returns (the hostname given, what it printed), or None when that run could
+    not be made (the verdict then rests on the checks before)."""
+    import json
+    import secrets
+    import sys
+    import tempfile
+
+    name = f"probe-{secrets.token_hex(3)}"
+    try:
+        root = config.get("root") or {}
+        rootfs = Path(root.get("path", "rootfs"))
+        rootfs = rootfs if rootfs.is_absolute() else bundle / rootfs
+        with tempfile.TemporaryDirectory(prefix="ocilearn-quiz-") as tmp:
+            probe = dict(config, hostname=name, root={"path": str(rootfs.resolve()), "readonly": True})
+            probe["process"] = dict(config["process"], terminal=False)
+            Path(tmp, "bundle").mkdir()
+            Path(tmp, "bundle", "config.json").write_text(json.dumps(probe))
+            p = subprocess.run([sys.executable, "-m", "ocilearn", "--root", str(Path(tmp, "state")), "run", "--bundle",
+                                str(Path(tmp, "bundle")), name], capture_output=True, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, subprocess.SubprocessError):
+        return None
+    if p.returncode != 0:
+        return None
+    return name, p.stdout.strip()
 
 
 QUESTIONS: dict[str, Callable[..., Result]] = {
