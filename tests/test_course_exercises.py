@@ -130,11 +130,24 @@ def _pivot_without_detach(rootfs):
     os.chdir("/")
 
 
+def _move_and_chroot(rootfs):
+    import os
+
+    from ocilearn.core import syscalls as sc
+
+    sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    os.chdir(rootfs)
+    sc.mount(".", "/", None, sc.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
 @pytest.mark.parametrize("answer,hint", [
+    (_move_and_chroot, "the host's old root is still mounted in this mount namespace"),
     (_chroot_only, "only as this process's root: chdir('..') from outside it climbs back"),
     (_bind_and_chroot, "only as this process's root: chdir('..') from outside it climbs back"),
     (_pivot_without_detach, "2 mounts are stacked on '/'"),
-], ids=["chroot", "bind+chroot", "pivot_root without detach"])
+], ids=["move+chroot", "chroot", "bind+chroot", "pivot_root without detach"])
 def test_pivot_root_check_refuses_near_misses(answer, hint):
     """A root that only this process sees (chroot), or a pivot_root that leaves the old root
     attached, shows the rootfs at '/' too: the check climbs out of a chroot with '..' and
@@ -169,3 +182,26 @@ def test_pivot_root_check_as_an_ordinary_user(sol, unpriv_user):
     assert good.startswith("correct:"), p.stdout
     assert chroot.startswith("not quite:") and "climbs back" in chroot, p.stdout
     assert subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0"
+
+
+def test_pivot_root_check_keeps_the_host_files_out_of_reach(tmp_path):
+    """As root the learner's function runs as nobody mapped to root in a user namespace: it
+    cannot write a root-owned host directory through the old root (before detaching it),
+    and the solution still passes that way."""
+    import os
+
+    target = tmp_path / "host-only"
+    target.mkdir(mode=0o755)
+
+    def writes_host(rootfs):
+        from ocilearn.core import syscalls as sc
+
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+        os.chdir(rootfs)
+        os.mkdir("old")
+        sc.pivot_root(".", "old")
+        (Path("/old") / str(target).lstrip("/") / "WRITTEN").write_text("x")
+
+    res = ex.check_pivot_root(writes_host)
+    assert (res.ok, res.done) == (False, True) and "PermissionError" in res.text, res.text
+    assert os.listdir(target) == []

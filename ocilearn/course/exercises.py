@@ -247,15 +247,23 @@ def _child(fn: Callable[[str], None], rootfs: str, w: int) -> None:
 
     try:
         uid, gid = os.getuid(), os.getgid()
-        if uid != 0:
-            sc.unshare(sc.CLONE_NEWUSER | sc.CLONE_NEWNS)
-            Path("/proc/self/setgroups").write_text("deny")
-            Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-            Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
-        else:
-            sc.unshare(sc.CLONE_NEWNS)
+        if uid == 0:
+            # As root, first become nobody: the learner's function then holds root only
+            # inside the user namespace below, over its own mounts, and cannot write the
+            # host's files through the old root (user_namespaces(7)). A credential change
+            # makes the process non-dumpable, which would leave /proc/self/uid_map root's.
+            os.setgroups([])
+            os.setresgid(NOBODY, NOBODY, NOBODY)
+            os.setresuid(NOBODY, NOBODY, NOBODY)
+            sc.set_dumpable(True)
+            uid = gid = NOBODY
+        sc.unshare(sc.CLONE_NEWUSER | sc.CLONE_NEWNS)
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
         proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY)  # the new root has no /proc mounted
+        host = os.open("/", os.O_PATH | os.O_DIRECTORY)  # the old root, to see later whether it is still mounted
         try:
             fn(rootfs)
         except NotImplementedError:
@@ -282,10 +290,24 @@ def _child(fn: Callable[[str], None], rootfs: str, w: int) -> None:
             os.chdir("..")
         os.chroot(".")
         escaped = not os.path.exists("/ocilearn-exercise-marker")
-        say(f"OK {cwd}|{','.join(names)}|{marker}|{at_root}|{escaped}")
+        # is the old root still mounted in this namespace? Mounting a tmpfs onto it
+        # succeeds only then: once detached (umount2 MNT_DETACH) it is no longer mounted
+        # anywhere. After a chroot, or a mount moved onto "/" and a chroot (runc
+        # --no-pivot), it is. (The tmpfs ends with this child's mount namespace.)
+        os.fchdir(host)
+        try:
+            sc.mount("ocilearn-check", ".", "tmpfs", 0)
+            attached = True
+        except OSError:
+            attached = False
+        say(f"OK {cwd}|{','.join(names)}|{marker}|{at_root}|{escaped}|{attached}")
     except Exception as e:  # noqa: BLE001
         say("SETUP " + str(e))
 
+
+#: the unprivileged uid and gid (``nobody``, nogroup) the pivot_root check runs as when
+#: started by root
+NOBODY = 65534
 
 #: seconds the learner's bind + pivot_root function may take before the check stops it
 PIVOT_ROOT_TIMEOUT = 30.0
@@ -296,20 +318,27 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
     namespace — bind-mount it onto itself, ``chdir`` into it, ``pivot_root(".", old)``,
     detach the old root and remove its mount point, ``chdir("/")`` (pivot_root(2)).
 
-    ``fn`` runs in a forked child in a fresh mount namespace (and a user namespace when not
-    root), so the learner's process and the host are untouched. The check then looks at
+    ``fn`` runs in a forked child in a fresh mount namespace and user namespace (as root,
+    the child first becomes ``nobody``), so the learner's process and the host's files
+    are untouched. The check then looks at
     ``/`` as the child sees it: it must list exactly the rootfs (no old root left behind),
     only one mount may sit on ``/`` in ``/proc/self/mountinfo`` (not the old root stacked
-    above it), and the chroot(2) escape — chroot into a subdirectory, climb with ``..``
+    above it), the chroot(2) escape — chroot into a subdirectory, climb with ``..``
     from outside it — must still end in the rootfs (a chroot alone ends in the host's
-    ``/``).
+    ``/``), and the old root must no longer be mounted in the namespace (a tmpfs mounted
+    onto it through an fd opened before ``fn`` must fail: a mount moved onto ``/`` plus
+    a chroot, runc's ``--no-pivot``, leaves it there).
     """
     with tempfile.TemporaryDirectory(prefix="ocilearn-exercise-") as tmp:
+        os.chmod(tmp, 0o755)  # reachable by nobody, as whom root runs the check
         rootfs = Path(tmp, "rootfs")
         for d in ("bin", "etc", "proc"):
             (rootfs / d).mkdir(parents=True)
         (rootfs / "ocilearn-exercise-marker").write_text("new root\n")
         want = sorted(os.listdir(rootfs))
+        if os.geteuid() == 0:  # the rootfs is the learner's to change: nobody's, as the check runs
+            for path in (rootfs, *rootfs.iterdir()):
+                os.chown(path, NOBODY, NOBODY)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
@@ -348,7 +377,7 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
                                    "of new_root and put_old before the call")
     if not out.startswith("OK "):
         return Result(False, True, f"not quite: the child reported nothing ({out!r})")
-    cwd, names, marker, at_root, escaped = out[3:].split("|")
+    cwd, names, marker, at_root, escaped, attached = out[3:].split("|")
     names = sorted(n for n in names.split(",") if n)
     if marker != "True":
         return Result(False, True, "not quite: after your function '/' is still the old root (pivot_root(2))")
@@ -363,6 +392,10 @@ def check_pivot_root(fn: Callable[[str], None]) -> Result:
     if names != want:
         extra = sorted(set(names) - set(want))
         return Result(False, True, f"not quite: '/' also holds {extra} — what must happen to the old root after pivot_root? (pivot_root(2), NOTES)")
+    if attached == "True":
+        return Result(False, True, "not quite: '/' shows the rootfs, but the host's old root is still mounted in this "
+                                   "mount namespace, below it — a mount moved onto '/' plus chroot(2) leaves it there. "
+                                   "What makes it a directory you can then detach? (pivot_root(2))")
     if cwd != "/":
         return Result(False, True, f"not quite: the working directory is {cwd!r}, outside the new root — where should it be at the end?")
     return Result(True, True, "correct: '/' is the rootfs and the old root is gone, as runc leaves it")
