@@ -355,6 +355,12 @@ def test_extended_headers_have_a_total_budget_per_layer(tmp_path, monkeypatch):
         apply_layer(bad, io.BytesIO(layer_bytes(10)))
 
 
+def _random_layer(mib: int) -> bytes:
+    """A gzip layer of ``mib`` files f0, f1, … of 1 MiB of random bytes each: more than the
+    pipeline's queues hold, so its threads are still busy when a test stops it."""
+    return gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(mib)]))
+
+
 def _pipeline_threads() -> list[str]:
     import threading
 
@@ -377,7 +383,7 @@ def test_closing_a_layer_early_ends_every_pipeline_thread():
     unpacks many times and must not collect stuck threads."""
     from ocilearn.layer.tar import open_layer
 
-    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(40)]))  # 40 MiB: more than the queues hold
+    blob = _random_layer(40)  # 40 MiB: more than the queues hold
     assert _wait_no_pipeline_threads() == []
     layer = open_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP)
     first = next(layer.members())
@@ -448,7 +454,7 @@ def test_pipeline_helpers_run_at_a_lower_priority():
         stat = open(f"/proc/self/task/{tid}/stat").read()
         return int(stat.rpartition(")")[2].split()[16])  # field 19; fields 3.. follow the ")"
 
-    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))
+    blob = _random_layer(20)
     with open_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP) as layer:
         assert next(layer.members()).name == "f0"
         helpers = {t.name: t.native_id for t in threading.enumerate() if t.name.startswith("ocilearn-layer-")}
@@ -469,7 +475,7 @@ def test_an_interrupt_while_the_pipeline_starts_leaves_no_thread(monkeypatch):
 
     monkeypatch.setattr(tar, "HashingReader", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        tar.open_layer(io.BytesIO(gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))), mt.OCI_LAYER_GZIP)
+        tar.open_layer(io.BytesIO(_random_layer(20)), mt.OCI_LAYER_GZIP)
     assert _wait_no_pipeline_threads() == []
 
 
@@ -485,7 +491,7 @@ def test_an_interrupt_in_the_first_stage_reaches_the_reader():
         if len(calls) == 3:
             raise KeyboardInterrupt
 
-    blob = gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))
+    blob = _random_layer(20)
     with pytest.raises(KeyboardInterrupt):
         with open_layer(io.BytesIO(blob), mt.OCI_LAYER_GZIP, progress=progress) as layer:
             for m in layer.members():
@@ -501,7 +507,7 @@ def test_a_layer_dropped_without_close_ends_its_threads():
 
     from ocilearn.layer.tar import open_layer
 
-    layer = open_layer(io.BytesIO(gz(tar_bytes([F(f"f{i}", os.urandom(1 << 20)) for i in range(20)]))), mt.OCI_LAYER_GZIP)
+    layer = open_layer(io.BytesIO(_random_layer(20)), mt.OCI_LAYER_GZIP)
     assert _pipeline_threads() == ["ocilearn-layer-hash", "ocilearn-layer-read"]
     del layer
     gc.collect()

@@ -324,19 +324,16 @@ def concept_map() -> ConceptMap:
     drawn by graphviz's ``dot`` from ``ocilearn/data/concept-map.dot`` (package data, so it
     works in any install). Returns a :class:`ConceptMap`.
 
-    Raises: OcilearnError when graphviz's ``dot`` program is missing (Debian package
-    ``graphviz``)."""
+    Raises: GraphError when graphviz's ``dot`` program is missing (Debian package
+    ``graphviz``) or fails."""
     from importlib.resources import files
 
     import graphviz
 
-    from ..core.errors import OcilearnError
+    from ..views.graph import dot_svg
 
     source = graphviz.Source(files("ocilearn").joinpath("data", "concept-map.dot").read_text())
-    try:
-        return ConceptMap(source.pipe(format="svg", encoding="utf-8"))
-    except graphviz.ExecutableNotFound as e:
-        raise OcilearnError("the concept map needs graphviz's dot program: apt install graphviz") from e
+    return ConceptMap(dot_svg(source, "the concept map"))
 
 
 def outline() -> str:

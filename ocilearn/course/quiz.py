@@ -436,16 +436,20 @@ def _q04_3(answer) -> Result:
 def _rerun_with_hostname(bundle: Path, config: dict) -> tuple[str, str] | None:
     """Run the learner's container once more, as it is but named ``probe-XXXX``: a bundle of
     its own in a temp directory (that config.json with the new hostname and ``root.path``
-    pointing, read-only, at the learner's rootfs), with this Python's ``ocilearn run``
-    and a state directory of its own, so the learner's bundle and containers are not
-    touched. Returns (the hostname given, what it printed), or None when that run could
-    not be made (the verdict then rests on the checks before)."""
+    pointing, read-only, at the learner's rootfs), with this Python's ``ocilearn run`` in
+    a state directory of its own (:class:`ocilearn.course.tools.RuncSession`), so the
+    learner's bundle and containers are not touched. Returns (the hostname given, what
+    it printed), or None when that run could not be made (the verdict then rests on the
+    checks before)."""
     import json
     import secrets
     import sys
     import tempfile
 
+    from .tools import RuncSession
+
     name = f"probe-{secrets.token_hex(3)}"
+    session = RuncSession.temporary([sys.executable, "-m", "ocilearn"])
     try:
         root = config.get("root") or {}
         rootfs = Path(root.get("path", "rootfs"))
@@ -455,14 +459,14 @@ def _rerun_with_hostname(bundle: Path, config: dict) -> tuple[str, str] | None:
             probe["process"] = dict(config["process"], terminal=False)
             Path(tmp, "bundle").mkdir()
             Path(tmp, "bundle", "config.json").write_text(json.dumps(probe))
-            p = subprocess.run([sys.executable, "-m", "ocilearn", "--root", str(Path(tmp, "state")), "run", "--bundle",
-                                str(Path(tmp, "bundle")), name], capture_output=True, text=True, timeout=30,
-                               stdin=subprocess.DEVNULL)
+            run = session("run", "--bundle", str(Path(tmp, "bundle")), name, timeout=30)
     except (OSError, ValueError, TypeError, AttributeError, KeyError, subprocess.SubprocessError):
         return None
-    if p.returncode != 0:
+    finally:
+        session.cleanup(name)
+    if run.returncode != 0:
         return None
-    return name, p.stdout.strip()
+    return name, run.stdout.strip()
 
 
 QUESTIONS: dict[str, Callable[..., Result]] = {

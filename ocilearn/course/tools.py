@@ -191,8 +191,8 @@ class RuncSession:
     def temporary(cls, command: list[str] | None = None) -> RuncSession:
         return cls(Path(tempfile.mkdtemp(prefix="ocilearn-runc-")), list(command or ["runc"]))
 
-    def __call__(self, *args: str, cwd: str | os.PathLike | None = None, note: str = "") -> ToolRun:
-        run = run_tool([*self.command, "--root", str(self.root), *args], cwd=cwd, note=note)
+    def __call__(self, *args: str, cwd: str | os.PathLike | None = None, note: str = "", timeout: float = 120) -> ToolRun:
+        run = run_tool([*self.command, "--root", str(self.root), *args], cwd=cwd, note=note, timeout=timeout)
         if run.ran:  # shown as the learner would type it: `ocilearn`, not this venv's path to it
             run.argv = [*self._shown(), *run.argv[len(self.command):]]
         return run

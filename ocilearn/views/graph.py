@@ -221,13 +221,7 @@ class ImageGraph:
         Raises:
             GraphError: ``dot`` is not installed (Debian package ``graphviz``) or failed.
         """
-        import subprocess
-
-        g = self.digraph()
-        try:
-            svg = g.pipe(format="svg", encoding="utf-8")
-        except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
-            raise GraphError(f"Graphviz 'dot' could not render the image graph ({e}); install it with: apt-get install graphviz") from None
+        svg = dot_svg(self.digraph(), "the image graph")
         explain.step("graph", "render", f"{len(self.nodes)} nodes, {len(self.edges)} edges, {len(svg)} bytes of SVG", "dot -Tsvg graph.dot > graph.svg")
         return svg
 
@@ -270,6 +264,21 @@ class ImageGraph:
 
     def __repr__(self) -> str:
         return f"ImageGraph({self.layout.path}, ref={self.ref!r}: {len(self.nodes)} nodes, {len(self.edges)} edges)"
+
+
+def dot_svg(source, what: str) -> str:
+    """``source`` (a ``graphviz.Digraph`` or ``graphviz.Source``) rendered by Graphviz
+    ``dot`` as an SVG document (str); ``what`` names it in the error.
+
+    Raises:
+        GraphError: ``dot`` is not installed (Debian package ``graphviz``) or failed.
+    """
+    import subprocess
+
+    try:
+        return source.pipe(format="svg", encoding="utf-8")
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
+        raise GraphError(f"Graphviz 'dot' could not render {what} ({e}); install it with: apt-get install graphviz") from None
 
 
 def draw(layout: ImageLayout, ref: str | None = None) -> ImageGraph:
