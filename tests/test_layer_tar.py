@@ -512,3 +512,26 @@ def test_a_layer_dropped_without_close_ends_its_threads():
     del layer
     gc.collect()
     assert _wait_no_pipeline_threads() == []
+
+
+def test_the_tar_stream_seeks_forward_only_and_stops_at_its_end():
+    """tarfile reads a layer in its seekable mode through _ForwardOnly: it tells its
+    position, seeks forward by reading, never backwards, and not past the end."""
+    import io as _io
+
+    from ocilearn.core.streams import ReadAhead
+    from ocilearn.layer.tar import _ForwardOnly
+
+    data = bytes(range(256)) * 40  # 10240 bytes
+    stage = ReadAhead(_io.BytesIO(data))
+    try:
+        f = _io.BufferedReader(_ForwardOnly(stage), 4096)
+        assert f.read(10) == data[:10] and f.tell() == 10
+        assert f.seek(5000) == 5000 and f.read(3) == data[5000:5003]
+        assert f.seek(2, _io.SEEK_CUR) == 5005
+        with pytest.raises(_io.UnsupportedOperation, match="backwards"):
+            f.raw.seek(100)
+        assert f.seek(9000) == 9000 and f.read(4) == data[9000:9004]
+        assert f.seek(50000) == 10240 and f.read(1) == b""
+    finally:
+        stage.close()

@@ -118,6 +118,11 @@ class Root:
         self.rootless = rootless
         self.openat2 = has_openat2() if use_openat2 is None else (use_openat2 and has_openat2())
         self._cache: dict[str, int] = {"": self.fd}
+        self._cached_fds: set[int] = {self.fd}
+        # what is known of the cached directory fds until the cache is invalidated: the
+        # kernel's name of each (fd_path) and which have u+rwx (make_writable)
+        self._names: dict[int, str] = {}
+        self._writable: set[int] = set()
         # path -> (st_mode, atime_ns, mtime_ns) of directories made u+rwx temporarily
         self.saved: dict[str, tuple[int, int, int]] = {}
 
@@ -142,11 +147,15 @@ class Root:
         the cache is keyed by the path *as written*, so a removed directory may also be
         cached under an alias through a symlink (a stale fd would then point at the removed one). ``keep``: an fd still in
         use by the caller whose directory was not removed (it stays cached)."""
+        self._names.clear()
+        self._writable.clear()
         for key in list(self._cache):
             if key == "" or (keep is not None and self._cache[key] == keep):
                 continue
             if prefix is None or prefix == "" or key == prefix or key.startswith(prefix + "/"):
-                os.close(self._cache.pop(key))
+                fd = self._cache.pop(key)
+                self._cached_fds.discard(fd)
+                os.close(fd)
 
     # -- resolution ------------------------------------------------------------------
 
@@ -178,7 +187,20 @@ class Root:
         if fd < 0:
             fd = self._walk(rel, create=create, mode=mode, on_create=on_create)
         self._cache[rel] = fd
+        self._cached_fds.add(fd)
         return fd
+
+    def fd_path(self, fd: int) -> str:
+        """The kernel's name of the open directory ``fd`` (``readlink`` of
+        ``/proc/self/fd/N``, proc(5)), a host path. For an fd of this Root's cache it is
+        read once and remembered until :meth:`invalidate` — which everything that removes
+        a directory calls, and nothing here renames one."""
+        name = self._names.get(fd)
+        if name is None:
+            name = os.readlink(f"/proc/self/fd/{fd}")
+            if fd in self._cached_fds:
+                self._names[fd] = name
+        return name
 
     def parent_of(self, rel: str, **kw) -> tuple[int, str]:
         """``(fd of the parent directory, basename)`` for a non-root in-root path; the
@@ -364,13 +386,18 @@ class Root:
 
     def make_writable(self, fd: int, rel: str) -> None:
         """Grant ``u+rwx`` to the directory ``fd`` (in-root path ``rel``) if it lacks it,
-        remembering its mode and times for :meth:`restore` (only the first time)."""
-        st = os.fstat(fd)
-        if st.st_mode & 0o700 == 0o700:
+        remembering its mode and times for :meth:`restore` (only the first time). A cached
+        directory fd found or made ``u+rwx`` is not looked at again until
+        :meth:`invalidate` (nothing in a layer takes ``u+rwx`` back before :meth:`restore`)."""
+        if fd in self._writable:
             return
-        if rel not in self.saved:
-            self.saved[rel] = (stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
-        os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | 0o700)
+        st = os.fstat(fd)
+        if st.st_mode & 0o700 != 0o700:
+            if rel not in self.saved:
+                self.saved[rel] = (stat.S_IMODE(st.st_mode), st.st_atime_ns, st.st_mtime_ns)
+            os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode) | 0o700)
+        if fd in self._cached_fds:
+            self._writable.add(fd)
 
     def ensure_writable(self, fd: int, rel: str) -> None:
         """In rootless mode, :meth:`make_writable`; as root (CAP_DAC_OVERRIDE) a no-op."""

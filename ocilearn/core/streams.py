@@ -347,7 +347,8 @@ class ReadAhead(ByteReader):
         if not self._fill():
             return 0
         n = min(len(b), len(self._buf) - self._pos)
-        b[:n] = self._buf[self._pos : self._pos + n]
+        with memoryview(self._buf) as view:  # one copy, into b (a slice of bytes would copy twice)
+            b[:n] = view[self._pos : self._pos + n]
         self._pos += n
         return n
 

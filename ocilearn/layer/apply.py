@@ -211,7 +211,7 @@ class _Applier:
             self._root_entry(e)
             return
         pfd, base = self.root.parent_of(e.path, create=True, mode=0o755)
-        parent = self.own.key(pfd)  # one readlink of /proc/self/fd/N per entry, not two
+        parent = self.own.key(pfd)
         key = f"{parent}/{base}" if parent else base
         self.root.ensure_writable(pfd, parent)
         make = {"dir": self._directory, "file": self._file, "symlink": self._symlink, "hardlink": self._hardlink,

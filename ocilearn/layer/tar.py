@@ -137,7 +137,11 @@ class LayerStream:
         except BaseException:  # KeyboardInterrupt while the threads start: stop those already running
             self._stop_stages()
             raise
-        self._tar_stream = io.BufferedReader(self._prefetch, CHUNK)  # type: ignore[arg-type]
+        # tarfile reads the stream in its seekable mode ("r:") through a buffered reader
+        # that can only move forward (_ForwardOnly): tarfile's own streaming wrapper
+        # ("r|") copies its buffer on every header read, ≈ 20 % of a small-file writer's
+        # CPU (BENCHMARKS.md "Unpack").
+        self._tar_stream = io.BufferedReader(_ForwardOnly(self._prefetch), CHUNK)
         self._tarfile: tarfile.TarFile | None = None
 
     def __enter__(self) -> "LayerStream":
@@ -200,6 +204,46 @@ class LayerStream:
         if want is not None and actual != want:
             raise DigestMismatch(want, actual, f"diff ID of {self.source} ({actual.algorithm} of the uncompressed tar, config.md rootfs.diff_ids)")
         return actual, self._hashing.count
+
+
+class _ForwardOnly(io.RawIOBase):
+    """A stream that tells its position and seeks forward only (by reading and dropping
+    what it skips): what :class:`tarfile.TarFile` needs of a file in its seekable mode,
+    since it only seeks to where the next header starts. Seeking backwards raises
+    :class:`io.UnsupportedOperation`; seeking past the end stops at the end (the next
+    read then gives ``b""``, which tarfile reports as "unexpected end of data")."""
+
+    def __init__(self, raw: ReadAhead) -> None:
+        super().__init__()
+        self._raw, self._pos = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._raw.readinto(b)
+        self._pos += n
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            pos += self._pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("a layer's tar stream cannot seek from its end")
+        if pos < self._pos:
+            raise io.UnsupportedOperation(f"a layer's tar stream cannot seek backwards (from byte {self._pos} to {pos})")
+        while self._pos < pos:
+            data = self._raw.read(min(CHUNK, pos - self._pos))
+            if not data:
+                break
+            self._pos += len(data)
+        return self._pos
 
 
 def _close_all(stages: list[ReadAhead]) -> None:
@@ -380,9 +424,11 @@ def _pax_sparse_map(fo, name: str) -> list[int]:
 
 
 def _open_tar(stream: BinaryIO, source: str) -> tarfile.TarFile:
-    """``tarfile.open`` of the decompressed stream (streaming mode), its errors as :class:`LayerError`."""
+    """``tarfile.open`` of the decompressed stream, its errors as :class:`LayerError`.
+    ``stream`` seeks forward only (:class:`_ForwardOnly`), which is all tarfile's
+    seekable mode does when members are read in order and never extracted by name."""
     try:
-        return tarfile.open(fileobj=stream, mode="r|", errorlevel=2, tarinfo=_BoundedTarInfo)
+        return tarfile.open(fileobj=stream, mode="r:", errorlevel=2, tarinfo=_BoundedTarInfo)
     except _TarLimit as e:
         raise LayerError(f"{source}: refused tar header: {e}") from None
     except tarfile.ReadError as e:

@@ -166,8 +166,8 @@ class OwnPaths:
     def key(self, dfd: int, name: str = "") -> str:
         """The key of ``name`` in the directory ``dfd`` (of ``dfd`` itself without a
         name). The same directory reached through an in-layer symlink alias gets the same
-        key, so a whiteout cannot delete what this layer wrote through the alias. One
-        readlink of ``/proc/self/fd/N``: the kernel's name for the directory.
+        key, so a whiteout cannot delete what this layer wrote through the alias. The
+        kernel's name for the directory (:meth:`~ocilearn.core.fsutil.Root.fd_path`).
 
         Raises: LayerError when the directory is no longer inside the rootfs."""
         d = self._dirpath(dfd)
@@ -176,7 +176,7 @@ class OwnPaths:
     def _dirpath(self, dfd: int) -> str:
         if dfd == self.root.fd:
             return ""
-        p = os.readlink(f"/proc/self/fd/{dfd}")
+        p = self.root.fd_path(dfd)
         if p == self._rootpath:
             return ""
         if p.startswith(self._prefix):
