@@ -161,6 +161,31 @@ def test_sparse_realsize_2_pow_62_and_absurd_map_are_errors(tmp_path):
 
 
 
+def test_more_directories_than_the_fd_limit_allows(tmp_path):
+    """A layer with more directories than RLIMIT_NOFILE still unpacks (a cache of one fd
+    per directory hit EMFILE at 'd248/f' under a limit of 256): the cache keeps at most a
+    quarter of the limit open, and no fd is left open afterwards."""
+    what, _ = run_child(f"""
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for i in range(600):
+                ti = tarfile.TarInfo(f"d{{i}}/f"); ti.size = 2
+                tf.addfile(ti, io.BytesIO(b"%02d" % (i % 100)))
+                if i:  # a hardlink in every directory to the first directory's file
+                    ln = tarfile.TarInfo(f"d{{i}}/ln"); ln.type = tarfile.LNKTYPE; ln.linkname = "d0/f"
+                    tf.addfile(ln)
+        before = len(os.listdir("/proc/self/fd"))
+        res = apply_layer({str(tmp_path)!r}, io.BytesIO(buf.getvalue()))
+        after = len(os.listdir("/proc/self/fd"))
+        st = os.stat({str(tmp_path)!r} + "/d0/f")
+        done(f"{{res.entries}} {{st.st_nlink}} {{after - before}}")
+    """, timeout=60)
+    assert what == "1199 600 0"
+    assert sorted(os.listdir(tmp_path)) == sorted(f"d{i}" for i in range(600))
+    assert (tmp_path / "d599/f").read_bytes() == b"99" and (tmp_path / "d599/ln").read_bytes() == b"00"
+
+
 # ------------------------------------------------------------------ changeset over existing files, duplicates
 
 

@@ -36,6 +36,7 @@ import errno
 import fcntl
 import os
 import posixpath
+import resource
 import stat
 import tempfile
 from collections import deque
@@ -103,7 +104,9 @@ class Root:
         use_openat2: force (True/False) or auto-detect (None) the openat2 fast path.
 
     Use as a context manager, or call :meth:`close`. File descriptors it returns from
-    :meth:`parent_of` / :meth:`dir_fd` belong to its cache: do not close them.
+    :meth:`parent_of` / :meth:`dir_fd` belong to its cache: do not close them, and use
+    each before asking for :attr:`cache_limit` more (the cache closes its least recently
+    used fds beyond that many).
 
     Raises:
         UnsafePath: the rootfs itself is a symlink or not a directory.
@@ -118,6 +121,9 @@ class Root:
         self.rootless = rootless
         self.openat2 = has_openat2() if use_openat2 is None else (use_openat2 and has_openat2())
         self._cache: dict[str, int] = {"": self.fd}
+        # at most this many directory fds stay open (see _evict): a quarter of the fd limit
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.cache_limit = 256 if soft == resource.RLIM_INFINITY else max(16, min(256, soft // 4))
         self._cached_fds: set[int] = {self.fd}
         # what is known of the cached directory fds until the cache is invalidated: the
         # kernel's name of each (fd_path) and which have u+rwx (make_writable)
@@ -174,8 +180,9 @@ class Root:
             FileNotFoundError / NotADirectoryError: missing component and not ``create``.
             UnsafePath: more than 40 symlinks (a loop).
         """
-        fd = self._cache.get(rel)
+        fd = self._cache.pop(rel, None)
         if fd is not None:
+            self._cache[rel] = fd  # the most recently used last (see _evict)
             return fd
         fd = -1
         if self.openat2:
@@ -186,9 +193,29 @@ class Root:
                     raise
         if fd < 0:
             fd = self._walk(rel, create=create, mode=mode, on_create=on_create)
+        if len(self._cache) > self.cache_limit:
+            self._evict(len(self._cache) - self.cache_limit)
         self._cache[rel] = fd
         self._cached_fds.add(fd)
         return fd
+
+    def _evict(self, n: int) -> None:
+        """Close the ``n`` least recently used cached fds (never the root's). The cache
+        is bounded so that a layer with more directories than the process may open files
+        (RLIMIT_NOFILE, often 1024 for an ordinary user: getrlimit(2)) still unpacks. An
+        fd just handed out is the most recently used one: callers use each fd before
+        asking for a couple more, never across :attr:`cache_limit` calls."""
+        for key in list(self._cache):
+            if n <= 0:
+                return
+            if key == "":
+                continue
+            fd = self._cache.pop(key)
+            self._cached_fds.discard(fd)
+            self._names.pop(fd, None)
+            self._writable.discard(fd)
+            os.close(fd)
+            n -= 1
 
     def fd_path(self, fd: int) -> str:
         """The kernel's name of the open directory ``fd`` (``readlink`` of
