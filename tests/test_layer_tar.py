@@ -311,6 +311,27 @@ def test_bad_checksum_is_a_layer_error():
         list_layer(io.BytesIO(bytes(t)))
 
 
+def test_a_header_summed_with_signed_bytes_is_accepted(tmp_path):
+    """Old Sun and NeXT tars summed the header as signed chars (GNU tar accepts both):
+    a name with a byte >= 0x80 gives the two sums apart, and either one is valid."""
+    name = b"caf\xe9"
+    t = bytearray(tar_bytes([F("placeholder", b"data")]))
+    t[0:100] = name.ljust(100, b"\0")
+    t[148:156] = b" " * 8
+    signed = sum(b - 256 if b > 127 else b for b in t[:512])
+    unsigned = sum(t[:512])
+    assert signed != unsigned
+    for total in (signed, unsigned):
+        t[148:156] = b"%06o\0 " % total
+        (tmp_path / str(total)).mkdir()
+        (res,) = apply(tmp_path / str(total), bytes(t))
+        assert res.entries == 1
+        assert (tmp_path / str(total) / os.fsdecode(name)).read_bytes() == b"data"
+    t[148:156] = b"%06o\0 " % (unsigned + 1)
+    with pytest.raises(LayerError, match="bad checksum"):
+        list_layer(io.BytesIO(bytes(t)))
+
+
 
 def test_diff_id_is_computed_with_the_algorithm_the_config_names(tmp_path):
     """config.md rootfs.diff_ids are digests (descriptor.md): a sha512 diff ID is checked

@@ -194,7 +194,7 @@ class Root:
         if fd < 0:
             fd = self._walk(rel, create=create, mode=mode, on_create=on_create)
         if len(self._cache) > self.cache_limit:
-            self._evict(len(self._cache) - self.cache_limit)
+            self._evict(len(self._cache) - self.cache_limit * 3 // 4)  # a quarter at once: one pass over the cache
         self._cache[rel] = fd
         self._cached_fds.add(fd)
         return fd

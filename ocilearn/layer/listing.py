@@ -127,6 +127,11 @@ def _kind(m: tarfile.TarInfo, source: str) -> str:
 
 
 def _check_numbers(m: tarfile.TarInfo, source: str) -> None:
+    uid, gid, major, minor, size = m.uid, m.gid, m.devmajor, m.devminor, m.size
+    if (type(uid) is int and type(gid) is int and type(major) is int and type(minor) is int and type(size) is int
+            and 0 <= uid <= _ID_MAX and 0 <= gid <= _ID_MAX and 0 <= major <= _ID_MAX and 0 <= minor <= _ID_MAX
+            and size >= 0):
+        return  # the usual case, in one test; otherwise name what is wrong
     for what in ("uid", "gid", "devmajor", "devminor"):
         v = getattr(m, what)
         if not isinstance(v, int) or not 0 <= v <= _ID_MAX:
