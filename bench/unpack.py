@@ -103,9 +103,12 @@ def _measure(label: str, base: Path, image: Path, ref: str, rootless: bool, runs
     if rootless:
         os.chown(work, uid, gid)
     flag = ["--rootless"] if rootless else []
+    # the `ocilearn` command as the README has a learner run it: the checkout's launcher
+    # (bin/ocilearn, in .venv/bin), or `python -m ocilearn` where that user cannot run the venv
+    ocl = [str(REPO / ".venv/bin/ocilearn")] if py == str(REPO / ".venv/bin/python") else [py, "-m", "ocilearn"]
     tools = {
         "umoci": lambda b: ["umoci", "unpack", *flag, "--image", f"{image}:{ref}", str(b)],
-        "ocilearn": lambda b: [py, "-m", "ocilearn", "unpack", "-q", *flag, "--image", f"{image}:{ref}", str(b)],
+        "ocilearn": lambda b: [*ocl, "unpack", "-q", *flag, "--image", f"{image}:{ref}", str(b)],
     }
     times: dict[str, list[float]] = {t: [] for t in tools}
     rss: dict[str, int] = {t: 0 for t in tools}

@@ -2,7 +2,8 @@
 script ``ocilearn-py``), kept tiny: the runtime commands (runc's command line)
 go to :mod:`ocilearn.runtime.launch` (then :mod:`ocilearn.runtime.cli`) before click — or anything else — is imported, so
 ``ocilearn run`` starts about as fast as the bare interpreter allows. A well-formed
-``copy`` command line goes to :func:`ocilearn.distribution.cli.main`, also without click.
+``copy`` or ``unpack`` command line goes to :func:`ocilearn.distribution.cli.main` or
+:func:`ocilearn.bundle.cli.main`, also without click (:mod:`ocilearn.core.argv`).
 Everything else (image, distribution and bundle commands, ``--help``, usage errors) goes
 to the click CLI in :mod:`ocilearn.cli`.
 """
@@ -29,6 +30,12 @@ def entry() -> None:
         from .distribution.cli import main as copy_main
 
         rc = copy_main(sys.argv[1:])
+        if rc is not None:
+            sys.exit(rc)
+    if "unpack" in sys.argv[1:3]:  # umoci unpack's command line: the same
+        from .bundle.cli import main as unpack_main
+
+        rc = unpack_main(sys.argv[1:])
         if rc is not None:
             sys.exit(rc)
     from .cli import run

@@ -1,11 +1,13 @@
 """``ocilearn unpack``, ``ocilearn spec`` and ``ocilearn layer list``: umoci- and runc-like
-commands over :mod:`ocilearn.bundle.unpack`, :mod:`ocilearn.bundle.convert` and :mod:`ocilearn.layer.apply`."""
+commands over :mod:`ocilearn.bundle.unpack`, :mod:`ocilearn.bundle.convert` and :mod:`ocilearn.layer.apply`.
+``unpack``'s body is :func:`ocilearn.bundle.cli.run_unpack`, which the `ocilearn` command's
+entry (:mod:`ocilearn.entry`) also calls directly, without importing click, for a
+well-formed command line (:func:`ocilearn.bundle.cli.main`)."""
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import click
 
@@ -24,28 +26,9 @@ from ..core.errors import BundleError
 def unpack(image: str, bundle: str, rootless: bool, platform: str | None, force: bool, terminal: bool, sync: bool, quiet: bool) -> None:
     """Unpack an image into an OCI runtime bundle: BUNDLE/config.json + BUNDLE/rootfs
     (like `umoci unpack --image PATH:REF BUNDLE`)."""
-    from ..bundle.unpack import unpack as do_unpack
-    from ..distribution.cli import bars_wanted
-    from ..image.layout import check_path_argument
-    from ..layer.tar import LayerWarning
+    from ..bundle.cli import run_unpack
 
-    check_path_argument(bundle, "BUNDLE argument", BundleError)
-    check_path_argument(image, "--image")
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LayerWarning)
-        res = do_unpack(image, bundle, platform=platform, rootless=True if rootless else None, force=force,
-                        terminal=terminal, progress=bars_wanted(quiet), sync=sync)
-    if not quiet:
-        for w in caught:
-            click.echo(f"ocilearn: warning: {w.message}", err=True)
-        click.echo(
-            f"unpacked {res.manifest} ({res.platform}, {len(res.layers)} layers) into {res.bundle}"
-            + (" (rootless)" if res.rootless else "") + f" in {res.seconds:.2f} s",
-            err=True,
-        )
-        if res.skipped:
-            click.echo(f"skipped {len(res.skipped)}: " + ", ".join(f"/{p} ({why})" for p, why in res.skipped), err=True)
+    run_unpack(image, bundle, rootless=rootless, platform=platform, force=force, terminal=terminal, sync=sync, quiet=quiet)
 
 
 @click.command("spec")

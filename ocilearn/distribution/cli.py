@@ -1,14 +1,9 @@
 """``ocilearn copy SRC DST`` run without click: skopeo copy's command line (skopeo-copy(1)).
 
 The click command :func:`ocilearn.cli.copy.copy` defines the options, their help and
-their usage errors. Importing click costs ≈ 18 ms, a tenth of a whole pull from a
-loopback registry (BENCHMARKS.md, "Pull"), so the `ocilearn` command (:mod:`ocilearn.entry`)
-first hands the command line to :func:`main` here: when it is well formed — every option
-known, every value valid, two arguments — the copy runs at once, with the same
-behaviour, output and exit status as through click. Anything else (``--help``, an
-unknown option, a bad value, a missing argument, ``--explain``) makes :func:`main` return
-``None``, and the click command parses the line and prints its own message (exit 2).
-:func:`run_copy` is the command's body, shared by both ways in.
+their usage errors; a well-formed line runs here without importing click
+(:mod:`ocilearn.core.argv` says why and how). :func:`run_copy` is the command's body,
+shared by both ways in.
 """
 
 from __future__ import annotations
@@ -16,11 +11,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-# long option -> (keyword, kind). kind: "flag", "str", "bool" (true/false as a string,
-# checked by run_copy), "pos-float" (> 0), "pos-int" (>= 1), or a tuple of choices.
+from ..core.argv import bars_wanted, command_words, parse_line, run_command
+
+# long option -> (keyword, kind). kind: "flag", "str", "pos-float" (> 0), "pos-int"
+# (>= 1), or a tuple of choices (ocilearn.core.argv.parse_line)
 OPTIONS: dict[str, tuple[str, Any]] = {
-    "--src-tls-verify": ("src_tls_verify", "bool"),
-    "--dest-tls-verify": ("dest_tls_verify", "bool"),
+    "--src-tls-verify": ("src_tls_verify", "str"),  # true/false as a string, checked by run_copy
+    "--dest-tls-verify": ("dest_tls_verify", "str"),
     "--src-creds": ("src_creds", "str"),
     "--dest-creds": ("dest_creds", "str"),
     "--src-cert-dir": ("src_cert_dir", "str"),
@@ -66,90 +63,18 @@ def parse_bool(value: str) -> bool:
     raise BadBool(f"expected true or false, got {value!r}")
 
 
-def _value(kind: Any, text: str) -> Any:
-    """``text`` converted for an option of ``kind`` (as click's types convert it), or
-    ValueError."""
-    if kind == "str":
-        return text
-    if kind == "bool":
-        parse_bool(text)
-        return text
-    if kind == "pos-float":
-        v = float(text)
-        if not v > 0:
-            raise ValueError(text)
-        return v
-    if kind == "pos-int":
-        n = int(text)
-        if n < 1:
-            raise ValueError(text)
-        return n
-    if text not in kind:
-        raise ValueError(text)
-    return text
-
-
 def parse(args: list[str]) -> tuple[str, str, dict[str, Any]] | None:
-    """Parse the words after ``copy`` the way click parses them (options and arguments in
-    any order, ``--opt=value`` or ``--opt value``, short flags grouped as ``-qa``, a short
-    option's value attached as ``-j4``, ``--`` ending the options, the last of a repeated
-    option winning).
+    """Parse the words after ``copy`` as click does (:func:`ocilearn.core.argv.parse_line`).
 
     Returns:
         (SRC, DST, keyword options), or ``None`` when the line is not well formed or asks
         for help: then click must parse it.
     """
-    opts = dict(DEFAULTS)
-    pos: list[str] = []
-    i = 0
-    try:
-        while i < len(args):
-            a = args[i]
-            i += 1
-            if a == "--":
-                pos += args[i:]
-                break
-            if a.startswith("--"):
-                name, eq, attached = a.partition("=")
-                if name not in OPTIONS:
-                    return None
-                key, kind = OPTIONS[name]
-                if kind == "flag":
-                    if eq:
-                        return None
-                    opts[key] = True
-                    continue
-                if not eq:
-                    if i >= len(args):
-                        return None
-                    attached, i = args[i], i + 1
-                opts[key] = _value(kind, attached)
-            elif a.startswith("-") and len(a) > 1:
-                j = 1
-                while j < len(a):
-                    name = SHORT.get("-" + a[j])
-                    if name is None:
-                        return None
-                    key, kind = OPTIONS[name]
-                    j += 1
-                    if kind == "flag":
-                        opts[key] = True
-                        continue
-                    if j < len(a):
-                        text = a[j:]
-                    elif i < len(args):
-                        text, i = args[i], i + 1
-                    else:
-                        return None
-                    opts[key] = _value(kind, text)
-                    break
-            else:
-                pos.append(a)
-    except ValueError:
+    parsed = parse_line(args, OPTIONS, SHORT, DEFAULTS, 2, {"src_tls_verify": parse_bool, "dest_tls_verify": parse_bool})
+    if parsed is None:
         return None
-    if len(pos) != 2:
-        return None
-    return pos[0], pos[1], opts
+    (src, dst), opts = parsed
+    return src, dst, opts
 
 
 def run_copy(src: str, dst: str, *, debug: bool = False, **o: Any) -> None:
@@ -216,49 +141,18 @@ def run_copy(src: str, dst: str, *, debug: bool = False, **o: Any) -> None:
     print(str(result.digest), flush=True)
 
 
-def bars_wanted(quiet: bool) -> bool:
-    """Whether a command line shows tqdm progress bars: not with ``--quiet``, and only when
-    stderr is a terminal (isatty(3)), as skopeo draws its bars; in a pipe or a log file the
-    bars' carriage returns and escape codes would be noise, and the one-line summary
-    printed after the work says what was done."""
-    return not quiet and sys.stderr is not None and sys.stderr.isatty()
-
-
 def main(argv: list[str]) -> int | None:
     """Run ``ocilearn [--debug] copy …`` if ``argv`` (the words after the program name)
     is such a line and well formed; return its exit status (0, 1 for a failed copy, 70 for
     a bug, 130 when interrupted, as :func:`ocilearn.cli.run`). ``None``: not handled here
     (another command, a global option other than ``--debug``, or a line click must parse)."""
-    i, debug = 0, False
-    while i < len(argv) and argv[i] == "--debug":
-        i, debug = i + 1, True
-    if argv[i:i + 1] != ["copy"]:
+    line = command_words(argv, "copy")
+    parsed = parse(line[1]) if line is not None else None
+    if line is None or parsed is None:
         return None
-    parsed = parse(argv[i + 1:])
-    if parsed is None:
-        return None
+    debug = line[0]
     src, dst, opts = parsed
-    from ..core.errors import OcilearnError
-
-    try:
-        run_copy(src, dst, debug=debug, **opts)
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        print("ocilearn: aborted", file=sys.stderr, flush=True)
-        return 130
-    except (OcilearnError, OSError) as e:
-        if debug:
-            raise
-        msg = str(e).splitlines() or [type(e).__name__]
-        print(f"ocilearn: error: {' '.join(m.strip() for m in msg)}", file=sys.stderr, flush=True)
-        return 1
-    except Exception as e:  # a bug of ours: still one line, the traceback on request
-        if debug:
-            raise
-        print(f"ocilearn: internal error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
-              "(a bug: please report it; --debug shows the traceback)", file=sys.stderr, flush=True)
-        return 70  # EX_SOFTWARE
-    return 0
+    return run_command(lambda: run_copy(src, dst, debug=debug, **opts), debug)
 
 
-__all__ = ["main", "parse", "run_copy", "parse_bool", "OPTIONS", "SHORT", "DEFAULTS"]
+__all__ = ["main", "parse", "run_copy", "parse_bool", "BadBool", "OPTIONS", "SHORT", "DEFAULTS"]
