@@ -177,7 +177,11 @@ class LayerStream:
         if self._tarfile is None:
             raise RuntimeError("LayerStream.data() reads a member handed out by members()")
         fo = self._tarfile.fileobj
-        if fo.tell() != m.offset_data:  # nothing read it yet, so this never moves backwards
+        pos = fo.tell()
+        if pos != m.offset_data:
+            if pos > m.offset_data:  # the buffered reader could seek back within its buffer: never re-read
+                raise LayerError(f"{self.source}: entry {m.name!r}: its data would start at byte {m.offset_data}, "
+                                 f"before the end of its headers ({pos})")
             fo.seek(m.offset_data)
         for offset, size in _chunks(m, self.source):
             yield from _read_exactly(fo, offset, size, m, self.source)
