@@ -116,3 +116,18 @@ def test_unpack_usage_errors_and_help_are_clicks(tmp_path):
     p = oc("unpack", "--help")
     assert p.returncode == 0 and "Usage: ocilearn unpack [OPTIONS] BUNDLE" in p.stdout and "--rootless" in p.stdout
     assert not (tmp_path / "b").exists()
+
+
+def test_paths_from_the_layers_reach_the_terminal_escaped(tmp_path):
+    """A warning names a path from the layer: its control characters are written as octal
+    escapes, so a name cannot recolour a terminal or forge a log line."""
+    from ocilearn.image import build as ib
+
+    name = "evil\x1b[31m\nocilearn: forged"
+    ib.build_image(tmp_path / "img", [[ib.Entry(name, data=b"x", xattrs={"security.test": "v"})]], ref="x", cmd=["/x"])
+    p = oc("unpack", "--rootless", "--image", f"{tmp_path / 'img'}:x", str(tmp_path / "b"))
+    assert p.returncode == 0, p.stderr
+    lines = messages(p.stderr)
+    assert "\x1b" not in p.stderr and not any(x.startswith("ocilearn: forged") for x in lines)
+    assert any("/evil\\033[31m\\012ocilearn: forged: xattr 'security.test' not applied" in x for x in lines), lines
+    assert (tmp_path / "b/rootfs" / name).read_bytes() == b"x"

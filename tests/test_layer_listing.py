@@ -72,3 +72,17 @@ def test_listing_of_nan_and_1e18_mtimes_is_an_error_or_clamped():
         (e,) = list_layer(io.BytesIO(pax_member("m", b"x", {"mtime": "1e18"})))
     assert e.mtime == 9223372036.0 and "2262-04-11" in e.tar_line()
 
+
+
+@pytest.mark.parametrize("kind, pax, what", [("file", {"path": "a\0b"}, "name"), ("symlink", {"linkpath": "x\0y"}, "link target"),
+                                             ("hardlink", {"linkpath": "x\0y"}, "link target")])
+def test_a_nul_byte_in_a_pax_name_or_link_target_is_a_layer_error(tmp_path, kind, pax, what):
+    """A PAX path or linkpath record may hold a NUL byte, which no path can: a LayerError
+    naming the entry, in listings too (os.open raised ValueError before)."""
+    entry = {"file": F("n", b"x", **pax), "symlink": ("symlink", "n", "t", 0o777, 0, 0, pax),
+             "hardlink": ("hardlink", "n", "x", 0o644, 0, 0, pax)}[kind]
+    t = tar_bytes([F("x", b"x"), entry])
+    for fn in (lambda: apply(tmp_path, t), lambda: list_layer(io.BytesIO(t))):
+        with pytest.raises(LayerError, match=f"layer: entry .*: its {what} holds a NUL byte"):
+            fn()
+    assert sorted(os.listdir(tmp_path)) == ["x"]

@@ -13,7 +13,7 @@ import sys
 import warnings
 from typing import Any
 
-from ..core.argv import bars_wanted, command_words, parse_line, run_command
+from ..core.argv import bars_wanted, command_words, parse_line, run_command, terminal_safe
 
 # long option -> (keyword, kind), as ocilearn.core.argv.parse_line reads them
 OPTIONS: dict[str, tuple[str, Any]] = {
@@ -67,12 +67,13 @@ def run_unpack(image: str, bundle: str, *, rootless: bool = False, platform: str
                      terminal=terminal, progress=bars_wanted(quiet), sync=sync)
     if quiet:
         return
+    # the lines name paths from the layers: control characters are escaped (terminal_safe)
     for w in caught:
-        print(f"ocilearn: warning: {w.message}", file=sys.stderr)
-    print(f"unpacked {res.manifest} ({res.platform}, {len(res.layers)} layers) into {res.bundle}"
-          + (" (rootless)" if res.rootless else "") + f" in {res.seconds:.2f} s", file=sys.stderr)
+        print(terminal_safe(f"ocilearn: warning: {w.message}"), file=sys.stderr)
+    print(terminal_safe(f"unpacked {res.manifest} ({res.platform}, {len(res.layers)} layers) into {res.bundle}"
+                        + (" (rootless)" if res.rootless else "") + f" in {res.seconds:.2f} s"), file=sys.stderr)
     if res.skipped:
-        print(f"skipped {len(res.skipped)}: " + ", ".join(f"/{p} ({why})" for p, why in res.skipped), file=sys.stderr)
+        print(terminal_safe(f"skipped {len(res.skipped)}: " + ", ".join(f"/{p} ({why})" for p, why in res.skipped)), file=sys.stderr)
     sys.stderr.flush()
 
 

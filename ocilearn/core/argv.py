@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-__all__ = ["command_words", "parse_line", "run_command", "bars_wanted"]
+__all__ = ["command_words", "parse_line", "run_command", "bars_wanted", "terminal_safe"]
 
 
 def command_words(argv: list[str], name: str) -> tuple[bool, list[str]] | None:
@@ -159,3 +159,26 @@ def bars_wanted(quiet: bool) -> bool:
     bars' carriage returns and escape codes would be noise, and the one-line summary
     printed after the work says what was done."""
     return not quiet and sys.stderr is not None and sys.stderr.isatty()
+
+
+def terminal_safe(line: str) -> str:
+    """``line`` with each character that is not printable — C0 and C1 controls, DEL,
+    the ``surrogateescape`` stand-ins of undecodable bytes — written as an octal escape
+    (``\\033``), as GNU tar writes such bytes in names (``--quoting-style=escape``): a
+    path taken from a layer cannot move a terminal's cursor, recolour it or forge a line
+    of a log. Printable text, backslashes included, is left as it is."""
+    if line.isprintable():
+        return line
+    out = []
+    for ch in line:
+        if ch.isprintable():
+            out.append(ch)
+            continue
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:  # an undecodable byte kept by surrogateescape: that byte
+            out.append(f"\\{o - 0xDC00:03o}")
+        elif 0xD800 <= o <= 0xDFFF:  # another lone surrogate: no bytes to write
+            out.append(f"\\u{o:04x}")
+        else:  # its UTF-8 bytes
+            out.append("".join(f"\\{b:03o}" for b in ch.encode("utf-8")))
+    return "".join(out)

@@ -97,10 +97,14 @@ def list_layer(blob: BinaryIO, media_type: str | None = None, *, digest=None, si
 
 
 def entry_of(m: tarfile.TarInfo, source: str = "layer", warn: Callable[[str], None] = default_warn) -> LayerEntry:
-    """A :class:`LayerEntry` of the tar header ``m``, its numbers checked: uid/gid/device
+    """A :class:`LayerEntry` of the tar header ``m``, its names and numbers checked: a NUL
+    byte in the name or link target is a :class:`LayerError`; uid/gid/device
     numbers must fit 32 bits and sizes be ≥ 0, else :class:`LayerError`; an mtime that is
     not a finite number is an error, a finite one is clamped to ±9 223 372 035 s (what fits
     a timespec in int64 nanoseconds), with a warning."""
+    if "\0" in m.name or "\0" in m.linkname:  # a PAX path or linkpath may hold one; no path can
+        what = "name" if "\0" in m.name else "link target"
+        raise LayerError(f"{source}: entry {m.name!r}: its {what} holds a NUL byte, which no path may (path_resolution(7))")
     path = clean_path(m.name)
     kind = _kind(m, source)
     target = ""

@@ -333,12 +333,19 @@ class _BoundedTarInfo(tarfile.TarInfo):
 
     @classmethod
     def frombuf(cls, buf, encoding, errors):
-        """``tarfile.TarInfo.frombuf`` (CPython 3.11-3.13, the same steps) with the
-        checksum summed over the bytes at C speed: tarfile's ``calc_chksums`` unpacks all
-        512 bytes twice, into signed and unsigned numbers, for every header (≈ 8 % of a
-        small-file unpack's writer thread, BENCHMARKS.md "Unpack"). The signed sum (old
-        Sun and NeXT tars, GNU tar's list.c) is still accepted when the unsigned one
-        does not match."""
+        """``tarfile.TarInfo.frombuf``: see :meth:`_frombuf`."""
+        return cls._frombuf(buf, encoding, errors)
+
+    @classmethod
+    def _frombuf(cls, buf, encoding, errors, *, dircheck=True):
+        """CPython's header decoder (``TarInfo.frombuf`` in 3.11.2; ``_frombuf`` with
+        ``dircheck`` — off for the header after a GNU long name — in the releases that have
+        it, which call it directly; the same steps) with the checksum summed over the bytes
+        at C speed: tarfile's ``calc_chksums`` unpacks all 512 bytes twice, into signed and
+        unsigned numbers, for every header (≈ 8 % of a small-file unpack's writer thread,
+        BENCHMARKS.md "Unpack"). The signed sum (old Sun and NeXT tars, GNU tar's list.c)
+        is still accepted when the unsigned one does not match. A tarfile that decodes
+        headers by yet another name runs its own decoder: the same result, slower."""
         if len(buf) == 0:
             raise tarfile.EmptyHeaderError("empty header")
         if len(buf) != tarfile.BLOCKSIZE:
@@ -365,7 +372,7 @@ class _BoundedTarInfo(tarfile.TarInfo):
         obj.devmajor = nti(buf[329:337])
         obj.devminor = nti(buf[337:345])
         prefix = nts(buf[345:500], encoding, errors)
-        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
+        if dircheck and obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
             obj.type = tarfile.DIRTYPE  # old V7 tar: a directory is a regular file with a trailing slash
         if obj.type == tarfile.GNUTYPE_SPARSE:  # old GNU sparse: up to 4 (offset, size) pairs here
             pos = 386
