@@ -122,7 +122,8 @@ def _write_md(results: dict, runs: int) -> None:
         "pulls into a fresh OCI layout, alternating, in the same run, as root and as an ordinary user "
         "(`ocilearn-test` through setpriv(1), with a clean environment) (skopeo with `--preserve-digests`; ocilearn "
         "verifies every blob digest and size, writes temp + fsync + rename as always). Whole-process wall time, "
-        "bytecode compiled first. Peak RSS from `/usr/bin/time %M`. "
+        "bytecode compiled first; ocilearn is the `ocilearn` command as the README runs it, the checkout's launcher "
+        "`.venv/bin/ocilearn`. Peak RSS from `/usr/bin/time %M`. "
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} ({os.cpu_count()} CPUs), "
         f"{skv}, Python {platform.python_version()}, medians (min–max).",
         "",
@@ -152,13 +153,16 @@ def main() -> None:
     skopeo = shutil.which("skopeo")
     if not skopeo:
         raise SystemExit("skopeo is not installed (reference peer)")
-    ocilearn = [str(REPO / ".venv" / "bin" / "python"), "-m", "ocilearn"] if (REPO / ".venv").exists() else [sys.executable, "-m", "ocilearn"]
+    # the `ocilearn` command as the README runs it: the checkout's launcher (bin/ocilearn in .venv/bin)
+    venv_py = str(REPO / ".venv" / "bin" / "python")
+    py = venv_py if (REPO / ".venv").exists() else sys.executable
+    ocilearn = [str(REPO / ".venv" / "bin" / "ocilearn")] if py == venv_py else [py, "-m", "ocilearn"]
     debian = REPO / ".cache" / "images" / "debian"
     if not debian.exists():
         raise SystemExit(f"{debian} missing: run scripts/build-test-images.sh")
     # an installed package has its bytecode compiled; do the same here (a
     # PYTHONDONTWRITEBYTECODE environment would otherwise recompile on every start)
-    subprocess.run([ocilearn[0], "-m", "compileall", "-q", str(REPO / "ocilearn")], check=True, capture_output=True)
+    subprocess.run([py, "-m", "compileall", "-q", str(REPO / "ocilearn")], check=True, capture_output=True)
     base = Path(tempfile.mkdtemp(prefix="ocilearn-bench-pull-"))
     base.chmod(0o755)  # the ordinary user reaches its own directory in it
     env = {**os.environ, "OCILEARN_REGISTRY_RUNDIR": str(base / "run")}
@@ -181,7 +185,7 @@ def main() -> None:
         os.chown(as_user, uid, gid)
         user_py, user_env = user_python(uid, gid)
         modes = [("root", None, base, ocilearn, env),
-                 (f"as uid {uid}", (uid, gid), as_user, [user_py, "-m", "ocilearn"],
+                 (f"as uid {uid}", (uid, gid), as_user, ocilearn if user_py == venv_py else [user_py, "-m", "ocilearn"],
                   {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(as_user), **user_env})]
         for mode, user, out, ocl, mode_env in modes:
             for name, path, ref in images:

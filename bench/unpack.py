@@ -224,8 +224,7 @@ def main() -> None:
         "cost ≈ 150 µs instead of ≈ 30 µs — for both tools — and the debian ratio sat at ≈ 0.7× (`strace -c` of one debian unpack at 13:42: `openat` 29 µs and `mkdirat` 40 µs each with no removal in the previous 30 s, 92 µs and 118 µs right after removing one bundle; in one "
         "process, ocilearn's debian unpack took 1.6–1.9 s right after a removal, 0.7–1.1 s without one). The "
         "bundles are now kept until the last run and a `sync` (not timed) separates runs; other jobs on the "
-        "machine still remove files on the same disk, which is why debian as root moves between ≈ 0.48× and "
-        "≈ 0.58× from run to run. Creating the small files on two worker threads was tried and not kept: in "
+        "machine still remove files on the same disk, which is one reason the debian ratios move from run to run. Creating the small files on two worker threads was tried and not kept: in "
         "one process it was no faster (median 1.0 s vs 0.85 s serial) and its kernel time rose from 1.3 s to "
         "2.3 s — concurrent creations contend inside ext4, and the machine's second core is often busy. The "
         "JRE image has few, large files: there the cost is inflating (ISA-L through the `isal` package), both "
@@ -272,7 +271,8 @@ def main() -> None:
         "three-stage pipeline 0.48× (jre root); with it 18:28 0.50×, 18:41 0.54×, 18:47 0.49×, 18:52 0.52× (all "
         "debian rootless: the goal held at its limit, not reliably); 19:55, after the writer's changes above, "
         "0.46× (debian rootless, still through `python -m ocilearn`); 20:02, with the launcher and no click, 0.44× "
-        "(jre, both modes; debian root 0.39×, rootless 0.44×).",
+        "(jre, both modes; debian root 0.39×, rootless 0.44×); 20:21, after the hostile review's fixes, 0.44× (jre "
+        "root; the table above).",
         "",
         "Re-run: `.venv/bin/python -m bench unpack` (as root; `OCILEARN_BENCH_RUNS=N`, `OCILEARN_BENCH_TMPFS=1` adds a tmpfs mode, `OCILEARN_BENCH_SETTLE=S` the seconds waited before the first run, 35 by default).",
     ])
