@@ -226,8 +226,8 @@ def main() -> None:
                                           "ocilearn_s": [round(x, 3) for x in lib]}
         print(f"debian, library call transfer.copy() in a warm interpreter: median {ml:.3f} s, "
               f"ratio {ml / ms:.2f}x skopeo's process", flush=True)
-        bare = _startup(ocilearn[0], "pass", runs)
-        imports = _startup(ocilearn[0], "import " + ", ".join(COPY_PATH), runs)
+        bare = _startup(py, "pass", runs)
+        imports = _startup(py, "import " + ", ".join(COPY_PATH), runs)
         results["startup"] = {"bare_median_s": round(statistics.median(bare), 4),
                               "copy_path_median_s": round(statistics.median(imports), 4)}
         print(f"start-up: python -c pass {statistics.median(bare) * 1000:.0f} ms, + copy path imports "
