@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,18 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def pytest_report_header(config):
     shared = "present" if (SHARED / "images").is_dir() else "ABSENT (tests using it are skipped, with reasons)"
     return [f"ocilearn: ../shared = {SHARED}: {shared}", f"ocilearn: built test images in {IMAGES}"]
+
+
+def ocilearn_importtime(*args: str) -> subprocess.CompletedProcess:
+    """``python -X importtime -m ocilearn ARGS`` in a clean environment (this checkout on
+    PYTHONPATH): the command's output, with every import's time line on stderr."""
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "ocilearn", *args], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules an ``-X importtime`` run's stderr says were imported."""
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import sys
 import click
 import pytest
 from conftest import REPO, built_image
+from conftest import imported_modules as imported
+from conftest import ocilearn_importtime as oc
 
 from ocilearn.bundle import cli as fast
 from ocilearn.cli.bundle import unpack as click_unpack
@@ -66,15 +68,6 @@ def test_parse_agrees_with_click(args):
     params = dict(ctx.params)
     assert bundle == params.pop("bundle")
     assert opts == params
-
-
-def oc(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "ocilearn", *args], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
-
-
-def imported(stderr: str) -> set[str]:
-    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
 def messages(stderr: str) -> list[str]:

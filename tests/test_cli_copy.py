@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import click
 import pytest
 from conftest import REPO, built_image
+from conftest import imported_modules as imported
+from conftest import ocilearn_importtime as oc
 
 from ocilearn.cli.copy import copy as click_copy
 from ocilearn.distribution import cli as fast
@@ -88,15 +89,6 @@ def test_parse_agrees_with_click(args):
     src, dst, opts = got
     assert (src, dst) == (params.pop("src"), params.pop("dst"))
     assert opts == params
-
-
-def oc(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-X", "importtime", "-m", "ocilearn", *args], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
-
-
-def imported(stderr: str) -> set[str]:
-    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
 
 
 def test_copy_process_imports_no_click_and_no_heavy_library(tmp_path):
