@@ -47,7 +47,7 @@ def test_unpack_busybox_bundle(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]  # no temp dir left
 
 
-def test_unpack_refuses_existing_bundle_and_force_replaces(tmp_path):
+def test_unpack_refuses_existing_bundle_and_force_replaces_only_a_bundle(tmp_path):
     img = built_image("busybox")
     b = tmp_path / "b"
     b.mkdir()
@@ -56,9 +56,37 @@ def test_unpack_refuses_existing_bundle_and_force_replaces(tmp_path):
     assert (b / "mine").read_text() == "keep"
     with pytest.raises(BundleError, match="already exists"):
         unpack(f"{img}:latest", b)
+    # --force replaces a bundle, never a directory of one's own files (it deleted them before)
+    assert cli(["unpack", "-q", "--force", "--image", f"{img}:latest", str(b)]) == 1
+    with pytest.raises(BundleError, match=r"is not a bundle \(it holds 'mine'\)"):
+        unpack(f"{img}:latest", b, force=True)
+    assert sorted(os.listdir(b)) == ["mine"] and (b / "mine").read_text() == "keep"
+    (b / "mine").unlink()
+    assert cli(["unpack", "-q", "--image", f"{img}:latest", str(b)]) == 0  # an empty directory: nothing to lose
+    first = (b / "config.json").stat().st_ino
     assert cli(["unpack", "-q", "--force", "--image", f"{img}:latest", str(b)]) == 0
-    assert not (b / "mine").exists() and (b / "rootfs/bin/busybox").is_file()
+    assert (b / "config.json").stat().st_ino != first and (b / "rootfs/bin/busybox").is_file()
+    assert sorted(os.listdir(b)) == ["config.json", "ocilearn.json", "rootfs"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_force_never_replaces_the_image_a_file_or_a_symlink(tmp_path):
+    """``unpack --force --image DIR:latest DIR`` replaced the image layout being unpacked;
+    a file or a symlink at the bundle path was replaced too."""
+    img = tmp_path / "img"
+    shutil.copytree(built_image("busybox"), img)
+    before = sorted(os.listdir(img))
+    with pytest.raises(BundleError, match=r"is not a bundle \(it holds 'blobs', 'index.json', 'oci-layout'\)"):
+        unpack(f"{img}:latest", img, force=True)
+    assert sorted(os.listdir(img)) == before
+    (tmp_path / "file").write_text("data")
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "link").symlink_to("bundle")
+    for name, kind in (("file", "not a directory"), ("link", "a symlink")):
+        with pytest.raises(BundleError, match=f"already exists and is {kind}; not replaced"):
+            unpack(f"{img}:latest", tmp_path / name, force=True)
+    assert (tmp_path / "file").read_text() == "data" and os.readlink(tmp_path / "link") == "bundle"
+    assert sorted(os.listdir(tmp_path)) == ["bundle", "file", "img", "link"]
 
 
 def test_failed_unpack_leaves_no_half_bundle(tmp_path):

@@ -18,8 +18,10 @@ Guarantees
     - All or nothing: the bundle is built in a temporary directory *beside* ``BUNDLE``
       (same filesystem) and renamed into place only when complete; on any error the
       temporary directory is removed (chmod-ing restrictive directories first). An
-      existing ``BUNDLE`` is refused unless ``force=True``; then it is replaced only after
-      the new one is complete (and put back if that last rename fails). Removal is
+      existing ``BUNDLE`` is refused unless it is an empty directory, or a bundle and
+      ``force=True`` (a directory holding anything else, a file or a symlink never is);
+      it is replaced only after the new one is complete (and put back if that last
+      rename fails). Removal is
       iterative (any depth; a 1000-level tree used to overflow the stack), and an error
       while cleaning up never hides the error that caused it: it is attached as a note.
     - Killed unpacks: a process killed with SIGKILL cannot clean up, so its
@@ -192,6 +194,38 @@ def remove_stale_temps(bundle: str | os.PathLike) -> list[Path]:
     return removed
 
 
+# what a bundle holds (runtime-spec bundle.md: config.json and the root filesystem; the
+# metadata ocilearn and umoci write beside them): all that --force may replace
+_BUNDLE_NAMES = frozenset({"config.json", "rootfs", "ocilearn.json", "umoci.json"})
+
+
+def _check_replaceable(bundle: Path, force: bool) -> None:
+    """Refuse to unpack over what is at ``bundle``, unless it is nothing, an empty
+    directory (nothing to lose; umoci unpacks into one too), or — with ``force`` — a
+    bundle: a directory holding only what a bundle holds (:data:`_BUNDLE_NAMES`, umoci's
+    ``sha256_*.mtree``). A file, a symlink, or a directory of anything else (notes, an
+    image layout, the image being unpacked) is never replaced.
+
+    Raises: BundleError naming ``bundle`` and why."""
+    try:
+        st = os.lstat(bundle)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise BundleError(f"{bundle}: already exists and is {kind}; not replaced (remove it, or give another bundle path)")
+    names = os.listdir(bundle)
+    if not names:
+        return
+    if not force:
+        raise BundleError(f"{bundle}: already exists; remove it, or replace it with --force (force=True)")
+    foreign = sorted(n for n in names if n not in _BUNDLE_NAMES and not (n.startswith("sha256_") and n.endswith(".mtree")))
+    if foreign:
+        shown = ", ".join(repr(n) for n in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise BundleError(f"{bundle}: is not a bundle (it holds {shown}); --force replaces only a bundle "
+                          "(config.json, rootfs/, ocilearn.json, umoci's umoci.json and sha256_*.mtree): not replaced")
+
+
 def _contains_cwd(path: Path) -> bool:
     """True when the current directory is ``path`` or below it (symlinks resolved)."""
     try:
@@ -232,7 +266,8 @@ def unpack(
         platform: ``os/arch[/variant]`` for image indexes (default: this machine's).
         rootless: ``None`` = rootless when not root (see :func:`ocilearn.layer.apply_layer`
             and :func:`ocilearn.bundle.convert.make_rootless`).
-        force: replace an existing bundle (only once the new one is complete).
+        force: replace an existing bundle (only once the new one is complete); only a
+            directory holding nothing but a bundle's files is replaced.
         terminal: ``process.terminal`` in config.json (default false; see convert).
         progress: show a tqdm bar over the compressed bytes.
         sync: ``syncfs`` the rootfs before the final rename (default False, like umoci).
@@ -241,7 +276,8 @@ def unpack(
 
     Raises:
         BundleError: ``bundle`` is empty or only whitespace (``""`` would mean the current
-            directory; umoci refuses it too), the bundle exists (without ``force``) or its
+            directory; umoci refuses it too), something is at the bundle path (without ``force``:
+            anything but an empty directory; with it: anything but a bundle) or its
             parent is missing.
         LayoutError: ``image`` names an empty layout path.
         LayoutError/RefNotFound/PlatformNotFound, DigestMismatch, SizeMismatch,
@@ -260,8 +296,7 @@ def unpack(
         path = os.fspath(image)
     check_path_argument(path, "image layout path")
     rootless = (os.geteuid() != 0) if rootless is None else rootless
-    if os.path.lexists(bundle) and not force:
-        raise BundleError(f"{bundle}: already exists; remove it, or replace it with `ocilearn unpack --force` (force=True in Python)")
+    _check_replaceable(bundle, force)
     if not bundle.parent.is_dir():
         raise BundleError(f"{bundle}: parent directory {bundle.parent} does not exist")
 

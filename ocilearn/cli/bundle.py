@@ -19,7 +19,7 @@ from ..core.errors import BundleError
 @click.argument("bundle", type=click.Path())
 @click.option("--rootless", is_flag=True, help="Unpack without privileges (automatic when not root): no chown/mknod, user namespace config.")
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]", help="Platform to choose from an image index (default: this machine's).")
-@click.option("--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete).")
+@click.option("--force", is_flag=True, help="Replace an existing bundle (only once the new one is complete); a directory holding anything else is never replaced.")
 @click.option("--terminal", is_flag=True, help="Set process.terminal true (runc then needs a console socket to detach).")
 @click.option("--sync", is_flag=True, help="Flush the rootfs to disk (syncfs) before the bundle appears.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar (drawn only on a terminal), no warnings, no summary.")
