@@ -5,6 +5,7 @@ skopeo and umoci do; a ref name on two manifests refused by copy as by unpack.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -140,3 +141,15 @@ def test_first_colon_split_agrees_with_skopeo_and_umoci(tmp_path):
     p = oc("inspect", f"oci:{lay}:localhost/app:latest")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["Digest"] == BUSYBOX
+
+
+@pytest.mark.parametrize("text, transport", [("docker://busybox:latest", "docker"), ("docker-archive:/tmp/x.tar", "docker-archive"),
+                                             ("oci-archive:/tmp/x.tar:latest", "oci-archive")])
+def test_a_layout_path_naming_another_transport_says_copy_it_first(text, transport):
+    """unpack, inspect and graph take a layout (PATH[:REF]); `docker://busybox:latest` was
+    read as the directory 'docker' and the ref '//busybox:latest' ("invalid ref name")."""
+    with pytest.raises(LayoutError, match=f"through the {transport} transport; .*copy the image into one first, "
+                                          f"e.g. ocilearn copy {re.escape(text)} oci:DIR:latest"):
+        parse_oci_ref(text)
+    assert parse_oci_ref("oci:docker-archive:x") == ("docker-archive", "x")  # a directory of that name
+    assert parse_transport("oci:docker-archive:x").path == Path("docker-archive")

@@ -61,7 +61,7 @@ def parse_transport(text: str) -> Endpoint:
         return Endpoint("docker", reference=parse_reference(text[len("docker://"):]))
     for name in ("oci", "oci-archive"):
         if text.startswith(name + ":"):
-            path, ref = parse_oci_ref(text[len(name) + 1:], name)
+            path, ref = parse_oci_ref(text[len(name) + 1:], name, prefixed=True)
             if not path:
                 raise TransportError(f"{text!r}: {name}: needs a path ({name}:PATH[:REF])")
             return Endpoint(name, path=Path(path), ref=ref)

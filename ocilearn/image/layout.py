@@ -1276,23 +1276,34 @@ class ImageLayout:
                      f"{len(out.temps)} temp files ({out.temp_bytes} bytes)", f"umoci gc --layout {self.path}")
         return out
 
-def parse_oci_ref(text: str, transport: str = "oci") -> tuple[str, str | None]:
+# skopeo's other transport names (containers-transports(5)), as a user may give them where a
+# layout path is wanted; a directory named like one is still reached as ./docker or oci:docker
+_OTHER_TRANSPORT = re.compile(r"(docker)://|(?:(docker-archive|oci-archive|docker-daemon|containers-storage):)")
+
+
+def parse_oci_ref(text: str, transport: str = "oci", *, prefixed: bool = False) -> tuple[str, str | None]:
     """Split ``oci:PATH[:REF]`` (or ``PATH[:REF]``) at the FIRST ``:``, as skopeo's and
     umoci's ``oci:`` transports do, so that a ref name may itself hold colons
     (``localhost/app:latest``, ``sha256:…``). A path holding ``:`` cannot be named this way
     (skopeo has the same limit). ``transport`` (``oci`` or ``oci-archive``) only names the
-    transport in messages.
+    transport in messages; ``prefixed``: ``text`` followed a transport name already (what
+    comes after ``oci:`` in a copy endpoint), so it is not checked for another one.
 
     Returns ``(path, ref or None)``; the ref, when given, is checked against the ref name
     grammar of image-layout.md ("index.json", ``org.opencontainers.image.ref.name``)
     before anything is read or written.
 
     Raises:
-        LayoutError: an empty ref after the ``:`` (``oci:DIR:``).
+        LayoutError: an empty ref after the ``:`` (``oci:DIR:``), or a name of another
+            transport (``docker://…``, ``docker-archive:…``): copy it into a layout first.
         InvalidRefName: a ref outside the grammar (``tägé✓``, spaces, a leading ``-``).
     """
     if text.startswith("oci:"):
         text = text[4:]
+    elif not prefixed and (other := _OTHER_TRANSPORT.match(text)):
+        raise LayoutError(f"{text}: names an image through the {other.group(1) or other.group(2)} transport; this takes a local OCI image "
+                          f"layout (oci:PATH[:REF] or PATH[:REF]): copy the image into one first, e.g. "
+                          f"ocilearn copy {text} oci:DIR:latest")
     path, sep, ref = text.partition(":")
     if not sep:
         return text, None
