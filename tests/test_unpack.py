@@ -180,6 +180,17 @@ def test_unpack_as_unprivileged_user_without_flag_is_rootless(unpriv_user, user_
     assert cfg["process"]["user"] == {"uid": 0, "gid": 0}  # only uid 0 is mapped (the article's user edit)
 
 
+def test_an_unwritable_parent_is_named_not_a_temporary_directory(unpriv_user, user_tmp):
+    """An ordinary user unpacking into a directory it cannot write got
+    "[Errno 13] Permission denied: '…/.b.ocilearn-x1y2z3'", naming a temporary directory."""
+    parent = user_tmp / "roots"
+    parent.mkdir(mode=0o755)  # root's: the user may look, not write
+    out = _as_user_unpack(unpriv_user, f"{built_image('busybox')}:latest", parent / "b", "-q")
+    assert out.returncode == 1
+    assert out.stderr == f"ocilearn: error: {parent / 'b'}: cannot create the bundle in {parent}: Permission denied\n"
+    assert os.listdir(parent) == []
+
+
 def test_one_image_with_four_differently_labelled_layers(tmp_path):
     import zstandard
 

@@ -314,7 +314,10 @@ def unpack(
                  f"umoci unpack --image {image_ref} {bundle}" + (" --rootless" if rootless else ""))
 
     remove_stale_temps(bundle)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.ocilearn-", dir=bundle.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.name}.ocilearn-", dir=bundle.parent))
+    except OSError as e:  # not the temporary name: the directory the user can fix
+        raise BundleError(f"{bundle}: cannot create the bundle in {bundle.parent}: {e.strerror}") from None
     result = UnpackResult(bundle, resolved.digest, manifest.config.digest, ic.platform, rootless=rootless)
     bar = None
     lock = -1
