@@ -70,6 +70,27 @@ def test_unpack_refuses_existing_bundle_and_force_replaces_only_a_bundle(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
 
+def test_force_checks_the_bundle_again_before_replacing_it(tmp_path, monkeypatch):
+    """A file put into the old bundle while the new one was being built is not lost."""
+    import ocilearn.bundle.unpack as unpack_mod
+
+    img = built_image("busybox")
+    b = tmp_path / "b"
+    unpack(f"{img}:latest", b)
+    real = unpack_mod.atomic_write
+
+    def write_then_meddle(path, data, mode=0o644):
+        real(path, data, mode)
+        if path.name == "ocilearn.json":  # the new bundle's last file: the old one gets a note
+            (b / "notes.txt").write_text("mine")
+
+    monkeypatch.setattr(unpack_mod, "atomic_write", write_then_meddle)
+    with pytest.raises(BundleError, match=r"is not a bundle \(it holds 'notes.txt'\)"):
+        unpack(f"{img}:latest", b, force=True)
+    assert (b / "notes.txt").read_text() == "mine" and (b / "rootfs/bin/busybox").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["b"]
+
+
 def test_force_never_replaces_the_image_a_file_or_a_symlink(tmp_path):
     """``unpack --force --image DIR:latest DIR`` replaced the image layout being unpacked;
     a file or a symlink at the bundle path was replaced too."""

@@ -367,6 +367,7 @@ def unpack(
                 os.close(fd)
         trash = None
         if os.path.lexists(bundle):
+            _check_replaceable(bundle, force)  # again: something may have been put there meanwhile
             trash = bundle.parent / f".{bundle.name}.ocilearn-old-{os.getpid()}"
             os.rename(bundle, trash)
         try:
