@@ -42,7 +42,7 @@ def _layout_arg(path: str) -> ImageLayout:
 @click.option("--config", "show_config", is_flag=True, help="Print the image config (exact bytes with --raw).")
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]", help="Platform to choose in an image index (default: this machine's).")
 def inspect(image: str, raw: bool, show_config: bool, platform: str | None) -> None:
-    """Show an image of an OCI layout, like `skopeo inspect oci:PATH:REF`."""
+    """Show an image of a layout (like `skopeo inspect oci:PATH:REF`)."""
     layout, ref = _open(image)
     if show_config:
         resolved = layout.resolve(ref, platform)
