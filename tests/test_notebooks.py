@@ -248,7 +248,10 @@ def check_notebook(nb, path: Path, *, registry: bool = False, rootless: bool = F
     markers += exp.rootless_markers if rootless else (exp.root_markers if os.geteuid() == 0 else ())
     for m in markers:
         if not re.search(m, all_text):
-            problems.append(f"marker {m!r} not found in the outputs")
+            # what the outputs say instead: the lines holding the marker's first plain word
+            word = re.search(r"[A-Za-z][\w-]{2,}", m)
+            near = [x for x in all_text.splitlines() if word and word.group(0) in x][:12]
+            problems.append(f"marker {m!r} not found in the outputs" + "".join(f"\n      | {x[:300]}" for x in near))
     mimes = {k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})}
     if exp.svg:
         svgs = [o["data"]["image/svg+xml"] for c in nb.cells for o in c.get("outputs", []) if "image/svg+xml" in o.get("data", {})]
