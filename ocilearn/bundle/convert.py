@@ -534,7 +534,8 @@ def _convert(
         was = dict(proc["user"])
         if was.get("uid") != 0 or was.get("gid") != 0:
             proc["user"] = {"uid": 0, "gid": 0}
-            msg = (f"rootless: the image user {was} is not mapped in the user namespace (only the caller's id is, as 0); "
+            msg = (f"rootless: the image user (uid {was.get('uid')}, gid {was.get('gid')}) is not mapped in the user namespace "
+                   "(only the caller's id is, as 0); "
                    "running as uid 0 in the namespace instead (the article's second manual edit); "
                    f"dropped: uid {was.get('uid')}, gid {was.get('gid')}, additionalGids {was.get('additionalGids', [])}")
             warnings.warn(msg, stacklevel=3)
