@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.unpack import bench_user, user_python
+from bench.unpack import bench_user, clean_env, ocilearn_command, user_python
 
 REPO = Path(__file__).resolve().parents[1]
 PORT = 5009
@@ -54,9 +54,7 @@ def _run(cmd: list[str], env: dict | None = None, user: tuple[int, int] | None =
     does not include pages inherited from this Python process at fork.) With ``user``
     (uid, gid) the command runs as that user through setpriv(1), with only ``env``."""
     if user is not None:
-        cmd = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--init-groups", "--",
-               "env", "-i", *[f"{k}={v}" for k, v in (env or {}).items()], *cmd]
-        env = None
+        cmd, env = clean_env(cmd, env or {}, user), None
     t = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS_KB=%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - t
@@ -153,10 +151,8 @@ def main() -> None:
     skopeo = shutil.which("skopeo")
     if not skopeo:
         raise SystemExit("skopeo is not installed (reference peer)")
-    # the `ocilearn` command as the README runs it: the checkout's launcher (bin/ocilearn in .venv/bin)
-    venv_py = str(REPO / ".venv" / "bin" / "python")
-    py = venv_py if (REPO / ".venv").exists() else sys.executable
-    ocilearn = [str(REPO / ".venv" / "bin" / "ocilearn")] if py == venv_py else [py, "-m", "ocilearn"]
+    py = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
+    ocilearn = ocilearn_command(py)
     debian = REPO / ".cache" / "images" / "debian"
     if not debian.exists():
         raise SystemExit(f"{debian} missing: run scripts/build-test-images.sh")
@@ -185,7 +181,7 @@ def main() -> None:
         os.chown(as_user, uid, gid)
         user_py, user_env = user_python(uid, gid)
         modes = [("root", None, base, ocilearn, env),
-                 (f"as uid {uid}", (uid, gid), as_user, ocilearn if user_py == venv_py else [user_py, "-m", "ocilearn"],
+                 (f"as uid {uid}", (uid, gid), as_user, ocilearn_command(user_py),
                   {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(as_user), **user_env})]
         for mode, user, out, ocl, mode_env in modes:
             for name, path, ref in images:

@@ -73,10 +73,25 @@ def user_python(uid: int, gid: int) -> tuple[str, dict]:
     return shutil.which(minor, path="/usr/bin") or minor, {"PYTHONPATH": f"{REPO}:{REPO / '.venv/lib' / minor / 'site-packages'}"}
 
 
+def ocilearn_command(py: str) -> list[str]:
+    """The `ocilearn` command as the README has a learner run it, for the interpreter ``py``
+    (from :func:`user_python`): the checkout's launcher (bin/ocilearn, in .venv/bin) when
+    ``py`` is the checkout's venv, else ``py -m ocilearn``."""
+    return [str(REPO / ".venv/bin/ocilearn")] if py == str(REPO / ".venv/bin/python") else [py, "-m", "ocilearn"]
+
+
+def clean_env(cmd: list[str], env: dict, user: tuple[int, int] | None = None) -> list[str]:
+    """``cmd`` run with only ``env`` (env(1) -i), as ``user`` (uid, gid) through setpriv(1)
+    when given."""
+    full = ["env", "-i", *[f"{k}={v}" for k, v in env.items()], *cmd]
+    if user is not None:
+        full = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--init-groups", "--", *full]
+    return full
+
+
 def _run_as(cmd, uid, gid, env) -> tuple[int, float, int]:
-    full = ["env", "-i", f"PATH={os.environ.get('PATH', '/usr/bin:/bin')}", "HOME=/tmp", *[f"{k}={v}" for k, v in env.items()], *cmd]
-    if uid is not None:
-        full = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *full]
+    full = clean_env(cmd, {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", **env},
+                     None if uid is None else (uid, gid))
     t0 = time.perf_counter()
     p = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(REPO))
     _, status, ru = os.wait4(p.pid, 0)
@@ -103,9 +118,7 @@ def _measure(label: str, base: Path, image: Path, ref: str, rootless: bool, runs
     if rootless:
         os.chown(work, uid, gid)
     flag = ["--rootless"] if rootless else []
-    # the `ocilearn` command as the README has a learner run it: the checkout's launcher
-    # (bin/ocilearn, in .venv/bin), or `python -m ocilearn` where that user cannot run the venv
-    ocl = [str(REPO / ".venv/bin/ocilearn")] if py == str(REPO / ".venv/bin/python") else [py, "-m", "ocilearn"]
+    ocl = ocilearn_command(py)
     tools = {
         "umoci": lambda b: ["umoci", "unpack", *flag, "--image", f"{image}:{ref}", str(b)],
         "ocilearn": lambda b: [*ocl, "unpack", "-q", *flag, "--image", f"{image}:{ref}", str(b)],
