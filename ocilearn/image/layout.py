@@ -1278,7 +1278,7 @@ class ImageLayout:
 
 # skopeo's other transport names (containers-transports(5)), as a user may give them where a
 # layout path is wanted; a directory named like one is still reached as ./docker or oci:docker
-_OTHER_TRANSPORT = re.compile(r"(docker)://|(?:(docker-archive|oci-archive|docker-daemon|containers-storage):)")
+_OTHER_TRANSPORT = re.compile(r"(docker(?=://)|docker-archive|oci-archive|docker-daemon|containers-storage):")
 
 
 def parse_oci_ref(text: str, transport: str = "oci", *, prefixed: bool = False) -> tuple[str, str | None]:
@@ -1301,7 +1301,7 @@ def parse_oci_ref(text: str, transport: str = "oci", *, prefixed: bool = False) 
     if text.startswith("oci:"):
         text = text[4:]
     elif not prefixed and (other := _OTHER_TRANSPORT.match(text)):
-        raise LayoutError(f"{text}: names an image through the {other.group(1) or other.group(2)} transport; this takes a local OCI image "
+        raise LayoutError(f"{text}: names an image through the {other.group(1)} transport; this takes a local OCI image "
                           f"layout (oci:PATH[:REF] or PATH[:REF]): copy the image into one first, e.g. "
                           f"ocilearn copy {text} oci:DIR:latest")
     path, sep, ref = text.partition(":")

@@ -211,9 +211,8 @@ class _Applier:
             self._root_entry(e)
             return
         pfd, base = self.root.parent_of(e.path, create=True, mode=0o755)
-        parent = self.own.key(pfd)
-        key = f"{parent}/{base}" if parent else base
-        self.root.ensure_writable(pfd, parent)
+        key = self.own.key(pfd, base)
+        self.root.ensure_writable(pfd, self.own.key(pfd))  # both: one readlink per cached directory (Root.fd_path)
         make = {"dir": self._directory, "file": self._file, "symlink": self._symlink, "hardlink": self._hardlink,
                 "fifo": self._fifo, "char": self._device, "block": self._device}[e.type]
         if make(e, m, pfd, base, key):
