@@ -62,6 +62,28 @@ def ocilearn_importtime(*args: str) -> subprocess.CompletedProcess:
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
 
 
+def assert_option_table(click_cmd, fast, arguments: list[str]) -> None:
+    """The option table a click-free command line reads (``fast``: a module with OPTIONS,
+    SHORT, DEFAULTS; :mod:`ocilearn.core.argv`) is the click command's: the same long and
+    short options, keywords, flags, defaults (None for a required option), choices, and
+    the ``arguments`` in order."""
+    import click
+
+    options = [p for p in click_cmd.params if isinstance(p, click.Option)]
+    longs = {o: p for p in options for o in p.opts if o.startswith("--")}
+    assert set(longs) == set(fast.OPTIONS)
+    assert {o: next(x for x in p.opts if x.startswith("--")) for p in options for o in p.opts
+            if not o.startswith("--")} == fast.SHORT
+    for name, (key, kind) in fast.OPTIONS.items():
+        p = longs[name]
+        assert p.name == key, name
+        assert p.is_flag == (kind == "flag"), name
+        assert fast.DEFAULTS[key] == (False if p.is_flag else None if p.required else p.default), name
+        if isinstance(p.type, click.Choice):
+            assert tuple(p.type.choices) == kind, name
+    assert [p.name for p in click_cmd.params if isinstance(p, click.Argument)] == arguments
+
+
 def imported_modules(stderr: str) -> set[str]:
     """The modules an ``-X importtime`` run's stderr says were imported."""
     return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}

@@ -11,7 +11,7 @@ import sys
 
 import click
 import pytest
-from conftest import REPO, built_image
+from conftest import REPO, assert_option_table, built_image
 from conftest import imported_modules as imported
 from conftest import ocilearn_importtime as oc
 
@@ -20,17 +20,7 @@ from ocilearn.cli.bundle import unpack as click_unpack
 
 
 def test_the_option_table_is_the_click_commands():
-    options = [p for p in click_unpack.params if isinstance(p, click.Option)]
-    longs = {o: p for p in options for o in p.opts if o.startswith("--")}
-    assert set(longs) == set(fast.OPTIONS)
-    assert {o: next(x for x in p.opts if x.startswith("--")) for p in options for o in p.opts
-            if not o.startswith("--")} == fast.SHORT
-    for name, (key, kind) in fast.OPTIONS.items():
-        p = longs[name]
-        assert p.name == key, name
-        assert p.is_flag == (kind == "flag"), name
-        assert fast.DEFAULTS[key] == (False if p.is_flag else None if p.required else p.default), name
-    assert [p.name for p in click_unpack.params if isinstance(p, click.Argument)] == ["bundle"]
+    assert_option_table(click_unpack, fast, ["bundle"])
 
 
 LINES = [

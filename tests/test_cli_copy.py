@@ -9,7 +9,7 @@ import subprocess
 
 import click
 import pytest
-from conftest import REPO, built_image
+from conftest import REPO, assert_option_table, built_image
 from conftest import imported_modules as imported
 from conftest import ocilearn_importtime as oc
 
@@ -21,19 +21,7 @@ HEAVY = ("click", "requests", "urllib3", "graphviz", "ipywidgets", "jsonschema",
 
 
 def test_the_option_table_is_the_click_commands():
-    options = [p for p in click_copy.params if isinstance(p, click.Option)]
-    longs = {o: p for p in options for o in p.opts if o.startswith("--")}
-    assert set(longs) == set(fast.OPTIONS)
-    assert {o: next(x for x in p.opts if x.startswith("--")) for p in options for o in p.opts
-            if not o.startswith("--")} == fast.SHORT
-    for name, (key, kind) in fast.OPTIONS.items():
-        p = longs[name]
-        assert p.name == key, name
-        assert p.is_flag == (kind == "flag"), name
-        assert fast.DEFAULTS[key] == (False if p.is_flag else p.default), name
-        if isinstance(p.type, click.Choice):
-            assert tuple(p.type.choices) == kind, name
-    assert [p.name for p in click_copy.params if isinstance(p, click.Argument)] == ["src", "dst"]
+    assert_option_table(click_copy, fast, ["src", "dst"])
 
 
 LINES = [
