@@ -285,7 +285,7 @@ def main() -> None:
         "debian rootless: the goal held at its limit, not reliably); 19:55, after the writer's changes above, "
         "0.46× (debian rootless, still through `python -m ocilearn`); 20:02, with the launcher and no click, 0.44× "
         "(jre, both modes; debian root 0.39×, rootless 0.44×); 20:21, after the hostile review's fixes, 0.44× (jre "
-        "root; the table above).",
+        "root); 21:11, after a last read of the whole change, 0.43× (jre rootless; the table above).",
         "",
         "Re-run: `.venv/bin/python -m bench unpack` (as root; `OCILEARN_BENCH_RUNS=N`, `OCILEARN_BENCH_TMPFS=1` adds a tmpfs mode, `OCILEARN_BENCH_SETTLE=S` the seconds waited before the first run, 35 by default).",
     ])
