@@ -212,6 +212,19 @@ def test_an_unwritable_parent_is_named_not_a_temporary_directory(unpriv_user, us
     assert os.listdir(parent) == []
 
 
+def test_another_users_bundle_is_named_not_a_raw_errno(unpriv_user, user_tmp):
+    """A second learner following the README into the first one's bundle path got
+    "[Errno 13] Permission denied: '…/bundle'"."""
+    theirs = user_tmp / "theirs"
+    unpack(f"{built_image('busybox')}:latest", theirs, rootless=False)  # root's, mode 0700
+    for extra in ((), ("--force",)):
+        out = _as_user_unpack(unpriv_user, f"{built_image('busybox')}:latest", theirs, "-q", *extra)
+        assert out.returncode == 1
+        assert out.stderr == (f"ocilearn: error: {theirs}: already exists and this user cannot read it (another user's?); "
+                              "give another bundle path\n")
+    assert sorted(os.listdir(theirs)) == ["config.json", "ocilearn.json", "rootfs"]
+
+
 def test_one_image_with_four_differently_labelled_layers(tmp_path):
     import zstandard
 

@@ -214,7 +214,11 @@ def _check_replaceable(bundle: Path, force: bool) -> None:
     if not stat.S_ISDIR(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
         raise BundleError(f"{bundle}: already exists and is {kind}; not replaced (remove it, or give another bundle path)")
-    names = os.listdir(bundle)
+    try:
+        names = os.listdir(bundle)
+    except PermissionError:  # another user's bundle (a bundle directory is 0700)
+        raise BundleError(f"{bundle}: already exists and this user cannot read it (another user's?); "
+                          "give another bundle path") from None
     if not names:
         return
     if not force:
