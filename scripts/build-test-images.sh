@@ -112,7 +112,9 @@ fi
 # and swapped into OUT at the end (rename), so test runs reading OUT meanwhile keep working.
 REBUILD_ALL=0
 if [[ $FORCE -eq 1 || ! -f $OUT/.stamp || $(cat "$OUT/.stamp") != "$SELF" ]]; then
-  say "recipe changed (or --force): rebuilding every output"
+  if [[ $FORCE -eq 1 ]]; then say "--force: rebuilding every output"
+  elif [[ ! -f $OUT/.stamp ]]; then say "no images built yet: building every output"
+  else say "recipe changed: rebuilding every output"; fi
   REBUILD_ALL=1
 fi
 need() { [[ $REBUILD_ALL -eq 1 || ! -e $OUT/$1 ]]; }       # NAME must be (re)built
